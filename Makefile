@@ -1,0 +1,115 @@
+# kubectl-remocal: build, test and run against the local test cluster. `make help` lists targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VERSION ?= v0.0.0-$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+PKG     := github.com/remocal/kubectl-remocal
+LDFLAGS := -s -w -X $(PKG)/pkg/version.version=$(VERSION) -X $(PKG)/pkg/version.commit=$(COMMIT)
+SIDECAR_IMAGE ?= ghcr.io/remocal/remocal-sidecar:$(VERSION)
+TESTAPP_IMAGE := remocal.local/testapp:e2e
+GOARCH_HOST   := $(shell go env GOARCH)
+
+BIN     := $(CURDIR)/bin
+CLUSTER := $(BIN)/remocal-cluster
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-15s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build bin/kubectl-remocal and bin/remocal-sidecar
+	go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-remocal ./cmd/kubectl-remocal
+	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/remocal-sidecar ./cmd/remocal-sidecar
+
+.PHONY: test
+test: ## everything CI runs: unit tests, vet, then the e2e suite on the local cluster
+	$(MAKE) unit
+	$(MAKE) e2e-local
+
+.PHONY: unit
+unit: vet ## unit tests with the race detector (no cluster needed)
+	go test -race -short -count=1 ./...
+
+.PHONY: vet
+vet: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+.PHONY: lint
+lint: vet ## vet plus staticcheck
+	go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+.PHONY: e2e-local
+e2e-local: ## bring up the local cluster, run e2e, and bring it down again (also on failure)
+	@set -o pipefail; rc=0; \
+	  $(MAKE) --no-print-directory cluster-up | tee $(BIN)/.cluster-up.out || rc=$$?; \
+	  if [ $$rc -eq 0 ]; then \
+	    export $$(tail -n 1 $(BIN)/.cluster-up.out); \
+	    $(MAKE) --no-print-directory cluster-load && $(MAKE) --no-print-directory e2e || rc=$$?; \
+	  fi; \
+	  $(MAKE) --no-print-directory cluster-down || { [ $$rc -ne 0 ] || rc=1; }; \
+	  exit $$rc
+
+.PHONY: e2e
+e2e: build ## e2e tests against the cluster named by KUBECONFIG (skipped when unset)
+	PATH=$(BIN):$$PATH go test -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | grep -E --line-buffered -v '^=== (RUN|PAUSE|CONT)'; exit $${PIPESTATUS[0]}
+
+.PHONY: image
+image: ## the sidecar image: multi-arch OCI layout (bin/image/remocal-sidecar) and a host-arch tarball
+	@mkdir -p $(BIN)/image/amd64 $(BIN)/image/arm64
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/image/amd64/remocal-sidecar ./cmd/remocal-sidecar
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/image/arm64/remocal-sidecar ./cmd/remocal-sidecar
+	go run ./internal/cmd/mkimage -ref $(SIDECAR_IMAGE) -entrypoint /remocal-sidecar \
+	  -bin linux/amd64=$(BIN)/image/amd64/remocal-sidecar -bin linux/arm64=$(BIN)/image/arm64/remocal-sidecar \
+	  -oci-layout $(BIN)/image/remocal-sidecar -tarball $(BIN)/image/remocal-sidecar.tar
+
+.PHONY: testapp-image
+testapp-image: ## the e2e workload image (HTTP, TCP and UDP echo servers) as a tarball
+	@mkdir -p $(BIN)/image/testapp
+	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags '-s -w' -o $(BIN)/image/testapp/testapp ./test/apps/testapp
+	go run ./internal/cmd/mkimage -ref $(TESTAPP_IMAGE) -entrypoint /testapp \
+	  -bin linux/$(GOARCH_HOST)=$(BIN)/image/testapp/testapp -tarball $(BIN)/image/testapp.tar
+
+$(CLUSTER): FORCE
+	@go build -o $@ ./test/cluster
+
+.PHONY: FORCE
+FORCE:
+
+.PHONY: cluster-up
+cluster-up: $(CLUSTER) ## start the local test cluster (or reuse it); last line: KUBECONFIG=<path>
+	@$(CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: $(CLUSTER) ## stop the local test cluster and remove its links and mounts
+	@$(CLUSTER) down
+
+.PHONY: cluster-status
+cluster-status: $(CLUSTER) ## show the local cluster's components
+	@$(CLUSTER) status
+
+.PHONY: cluster-load
+cluster-load: $(CLUSTER) ## import the project's images into the local cluster, or TAR=path/to/image.tar
+ifdef TAR
+	@$(CLUSTER) load $(TAR)
+else
+	@$(MAKE) --no-print-directory image testapp-image
+	@$(CLUSTER) load $(BIN)/image/remocal-sidecar.tar $(BIN)/image/testapp.tar
+endif
+
+.PHONY: demo
+demo: build ## bring up the local cluster, deploy the echo app and show the plugin talking to it
+	@$(MAKE) --no-print-directory cluster-up | tee $(BIN)/.cluster-up.out
+	@$(MAKE) --no-print-directory cluster-load
+	@export $$(tail -n 1 $(BIN)/.cluster-up.out); \
+	  kubectl apply -f test/demo/echo.yaml && \
+	  kubectl -n remocal-demo rollout status deployment/echo --timeout=90s && \
+	  echo && echo '$$ kubectl remocal version' && PATH=$(BIN):$$PATH kubectl remocal version && \
+	  echo && echo '$$ kubectl -n remocal-demo get pods -o wide' && kubectl -n remocal-demo get pods -o wide && \
+	  echo && echo "The cluster stays up: export $$(tail -n 1 $(BIN)/.cluster-up.out) to use it; make cluster-down stops it."
+
+.PHONY: clean
+clean: ## remove build outputs (not the cluster: see cluster-down)
+	rm -rf $(BIN) dist

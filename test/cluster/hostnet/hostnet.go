@@ -1,0 +1,90 @@
+// Package hostnet prepares the host side of the test cluster's network: the node's own address
+// and the forwarding settings pods need. It changes only links whose names it is given, so
+// teardown removes exactly what setup made.
+package hostnet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// EnsureNodeAddress gives the host a stable, non-loopback address for the node: the kubelet, the
+// API server and cluster DNS bind to it, and `kubectl logs/exec/port-forward` need it (with only
+// loopback the API server answers "no preferred addresses found"). This kernel has no "dummy"
+// link type, so the address lives on an otherwise empty bridge.
+func EnsureNodeAddress(ctx context.Context, link string, ip net.IP) error {
+	if !LinkExists(link) {
+		if err := run(ctx, "ip", "link", "add", link, "type", "bridge"); err != nil {
+			return err
+		}
+	}
+	cidr := ip.String() + "/32"
+	out, err := output(ctx, "ip", "-o", "addr", "show", "dev", link)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, " "+cidr+" ") {
+		if err := run(ctx, "ip", "addr", "add", cidr, "dev", link); err != nil {
+			return err
+		}
+	}
+	return run(ctx, "ip", "link", "set", link, "up")
+}
+
+// DeleteLinks removes the named links; links that do not exist are skipped.
+func DeleteLinks(ctx context.Context, links ...string) error {
+	var errs []error
+	for _, l := range links {
+		if LinkExists(l) {
+			errs = append(errs, run(ctx, "ip", "link", "delete", l))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// EnableForwarding turns on what a Kubernetes node requires: IP forwarding, and bridged traffic
+// passing through iptables so that kube-proxy's Service rules also apply between two pods on the
+// same bridge (otherwise a pod's reply to another pod bypasses the Service's reverse NAT).
+func EnableForwarding() error {
+	settings := map[string]string{
+		"net/ipv4/ip_forward":                 "1",
+		"net/bridge/bridge-nf-call-iptables":  "1",
+		"net/bridge/bridge-nf-call-ip6tables": "1",
+	}
+	for key, value := range settings {
+		path := filepath.Join("/proc/sys", key)
+		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+			return fmt.Errorf("set %s=%s: %w", strings.ReplaceAll(key, "/", "."), value, err)
+		}
+	}
+	return nil
+}
+
+// LinkExists reports whether a network link of that name exists.
+func LinkExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	_, err := output(ctx, name, args...)
+	return err
+}
+
+func output(ctx context.Context, name string, args ...string) (string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/remocal/kubectl-remocal/test/cluster/daemon"
+)
+
+// Versions of what the harness builds from the Go module proxy.
+const (
+	kubernetesVersion = "v1.34.4"
+	coreDNSVersion    = "v1.12.1"
+)
+
+// layout is where the cluster lives on this machine and how it is addressed. The cluster is a
+// machine resource (ports, links, one containerd), so its state is machine-wide, never in a
+// checkout: a second clone finds and reuses the running cluster.
+type layout struct {
+	StateDir string // certificates, configs, etcd data, kubelet root, logs, PID files
+	RunDir   string // containerd's socket and runtime state (volatile)
+	CacheDir string // built binaries, keyed by version
+
+	NodeName   string
+	NodeLink   string // bridge that carries the node's address
+	PodLink    string // CNI bridge of the pods
+	NodeIP     net.IP
+	PodCIDR    string
+	PodGateway string
+	ServiceIP  net.IP // first address of the service range: the kubernetes Service
+	Services   string
+
+	EtcdPort, EtcdPeerPort int
+	APIServerPort          int
+	CoreDNSHealthPort      int
+}
+
+// newLayout returns the default layout. REMOCAL_CLUSTER_STATE and REMOCAL_CLUSTER_CACHE move the
+// state and the build cache (a cold build can be measured with an empty cache dir).
+func newLayout() layout {
+	state := envOr("REMOCAL_CLUSTER_STATE", "/var/lib/remocal/cluster")
+	cache := os.Getenv("REMOCAL_CLUSTER_CACHE")
+	if cache == "" {
+		userCache, err := os.UserCacheDir()
+		if err != nil {
+			userCache = "/var/cache"
+		}
+		cache = filepath.Join(userCache, "remocal")
+	}
+	// Every address is in 198.18.0.0/15, the range reserved for network test beds, so nothing
+	// the cluster does can reach a real network.
+	return layout{
+		StateDir:          state,
+		RunDir:            envOr("REMOCAL_CLUSTER_RUN", "/run/remocal/cluster"),
+		CacheDir:          cache,
+		NodeName:          "remocal",
+		NodeLink:          "remocal-node",
+		PodLink:           "remocal-cni",
+		NodeIP:            net.ParseIP("198.18.0.1").To4(),
+		PodCIDR:           "198.18.64.0/18",
+		PodGateway:        "198.18.64.1",
+		ServiceIP:         net.ParseIP("198.19.0.1").To4(),
+		Services:          "198.19.0.0/16",
+		EtcdPort:          32379,
+		EtcdPeerPort:      32380,
+		APIServerPort:     6443,
+		CoreDNSHealthPort: 32381,
+	}
+}
+
+func (l layout) path(elem ...string) string {
+	return filepath.Join(append([]string{l.StateDir}, elem...)...)
+}
+
+func (l layout) pkiDir() string            { return l.path("pki") }
+func (l layout) adminKubeconfig() string   { return l.path("admin.kubeconfig") }
+func (l layout) kubeletKubeconfig() string { return l.path("kubelet.kubeconfig") }
+func (l layout) kubeletRoot() string       { return l.path("kubelet") }
+func (l layout) cniConfDir() string        { return l.path("cni", "net.d") }
+func (l layout) containerdSocket() string  { return filepath.Join(l.RunDir, "containerd.sock") }
+func (l layout) containerdRoot() string    { return l.path("containerd") }
+func (l layout) containerdState() string   { return filepath.Join(l.RunDir, "containerd") }
+func (l layout) imagesDir() string         { return l.path("images") }
+func (l layout) lockFile() string          { return l.StateDir + ".lock" }
+
+func (l layout) daemons() daemon.Dirs {
+	return daemon.Dirs{PIDs: l.path("pids"), Logs: l.path("logs")}
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}

@@ -130,7 +130,7 @@ func components(l layout, c credentials, bins binaries) []component {
 				"--hostname-override", l.NodeName,
 				"--v", "1",
 			}},
-			ready:   nodeReady(l),
+			ready:   nodeReadySince(l, time.Now()),
 			timeout: 120 * time.Second,
 		},
 		{
@@ -222,7 +222,16 @@ func apiReady(l layout) func(ctx context.Context) error {
 	}
 }
 
+// nodeReady checks the node's Ready condition as the API has it.
 func nodeReady(l layout) func(ctx context.Context) error {
+	return nodeReadySince(l, time.Time{})
+}
+
+// nodeReadySince also requires a heartbeat after since: after a restart, etcd still holds the
+// previous kubelet's "Ready", which says nothing about the new one.
+func nodeReadySince(l layout, since time.Time) func(ctx context.Context) error {
+	// The API stores heartbeats with one-second precision.
+	since = since.Truncate(time.Second)
 	return func(ctx context.Context) error {
 		cs, err := clientset(l)
 		if err != nil {
@@ -234,6 +243,9 @@ func nodeReady(l layout) func(ctx context.Context) error {
 		}
 		for _, cond := range node.Status.Conditions {
 			if cond.Type == corev1.NodeReady {
+				if cond.LastHeartbeatTime.Time.Before(since) {
+					return fmt.Errorf("node %s: no heartbeat from the new kubelet yet", l.NodeName)
+				}
 				if cond.Status == corev1.ConditionTrue {
 					return nil
 				}

@@ -43,7 +43,7 @@ lint: vet ## vet plus staticcheck
 
 .PHONY: e2e-local
 e2e-local: ## bring up the local cluster, run e2e, and bring it down again (also on failure)
-	@set -o pipefail; rc=0; \
+	@mkdir -p $(BIN); set -o pipefail; rc=0; \
 	  $(MAKE) --no-print-directory cluster-up | tee $(BIN)/.cluster-up.out || rc=$$?; \
 	  if [ $$rc -eq 0 ]; then \
 	    export $$(tail -n 1 $(BIN)/.cluster-up.out); \
@@ -101,6 +101,7 @@ endif
 
 .PHONY: demo
 demo: build ## bring up the local cluster, deploy the echo app and show the plugin talking to it
+	@mkdir -p $(BIN)
 	@$(MAKE) --no-print-directory cluster-up | tee $(BIN)/.cluster-up.out
 	@$(MAKE) --no-print-directory cluster-load
 	@export $$(tail -n 1 $(BIN)/.cluster-up.out); \

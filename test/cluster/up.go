@@ -163,6 +163,10 @@ func (h *harness) teardown(ctx context.Context, deleteLinks bool) error {
 			errs = append(errs, daemon.Stop(ctx, d, name, 10*time.Second))
 			errs = append(errs, kubeProxyCleanup(ctx, l))
 			continue
+		case "kubelet":
+			errs = append(errs, daemon.Stop(ctx, d, name, 10*time.Second))
+			hostnet.RemoveKubeletIPTables(ctx)
+			continue
 		}
 		errs = append(errs, daemon.Stop(ctx, d, name, 10*time.Second))
 	}

@@ -88,3 +88,23 @@ func output(ctx context.Context, name string, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// RemoveKubeletIPTables removes the chains the kubelet creates for other components (the
+// iptables-mode hint, its canaries, and the KUBE-FIREWALL martian-packet rule, which would
+// otherwise keep filtering the host's INPUT and OUTPUT after the cluster is gone). kube-proxy's
+// own chains are removed by `kube-proxy --cleanup`. Chains that do not exist are skipped.
+func RemoveKubeletIPTables(ctx context.Context) {
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		for _, hook := range []string{"INPUT", "OUTPUT"} {
+			// A rule may have been added more than once; delete until none is left.
+			for run(ctx, tool, "-w", "-t", "filter", "-D", hook, "-j", "KUBE-FIREWALL") == nil {
+			}
+		}
+		_ = run(ctx, tool, "-w", "-t", "filter", "-F", "KUBE-FIREWALL")
+		_ = run(ctx, tool, "-w", "-t", "filter", "-X", "KUBE-FIREWALL")
+		for _, table := range []string{"mangle", "nat", "filter"} {
+			_ = run(ctx, tool, "-w", "-t", table, "-X", "KUBE-KUBELET-CANARY")
+		}
+		_ = run(ctx, tool, "-w", "-t", "mangle", "-X", "KUBE-IPTABLES-HINT")
+	}
+}

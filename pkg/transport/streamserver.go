@@ -1,0 +1,236 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+const (
+	// headerTimeout bounds how long an accepted stream may take to say which session it continues.
+	headerTimeout = 10 * time.Second
+	// serverStall frees streams whose client vanished without closing them (a laptop put to sleep
+	// leaves the kubelet's end of a port-forward open). It is long: while a QUIC connection lives,
+	// keep-alives cross every stream every few seconds; only dead streams are this quiet.
+	serverStall = 15 * time.Second
+)
+
+const errReplaced = wireError("packet stream replaced by a newer stream of the same session")
+
+// serverTiming holds the durations of a StreamPacketServer, so tests can shorten them.
+type serverTiming struct {
+	headerTimeout time.Duration
+	stall         time.Duration
+}
+
+// StreamPacketServer is the sidecar's end of the stream path: a [net.PacketConn] over the byte
+// streams accepted on a listener. Each session (one client, see [SessionID]) appears as one stable
+// peer address, whichever of its streams its packets arrive on, so a QUIC connection survives the
+// client replacing a stream that dropped. Packets to a session go out on its newest stream; packets
+// to a session that has no stream at the moment are dropped, and QUIC retransmits them.
+type StreamPacketServer struct {
+	ln     net.Listener
+	log    *slog.Logger
+	in     *inbox
+	timing serverTiming
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	mu       sync.Mutex
+	links    map[*link]struct{}  // every open stream, so Close can end them
+	sessions map[SessionID]*link // the newest stream of each session
+}
+
+var _ streamCarried = (*StreamPacketServer)(nil)
+
+// NewStreamPacketServer serves the byte streams accepted on ln until Close, which also closes ln.
+// log receives connection events; nil discards them.
+func NewStreamPacketServer(ln net.Listener, log *slog.Logger) *StreamPacketServer {
+	return newStreamPacketServer(ln, log, serverTiming{headerTimeout: headerTimeout, stall: serverStall})
+}
+
+func newStreamPacketServer(ln net.Listener, log *slog.Logger, timing serverTiming) *StreamPacketServer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	closed := make(chan struct{})
+	s := &StreamPacketServer{
+		ln:       ln,
+		log:      log,
+		in:       newInbox(closed),
+		timing:   timing,
+		closed:   closed,
+		links:    make(map[*link]struct{}),
+		sessions: make(map[SessionID]*link),
+	}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s
+}
+
+func (s *StreamPacketServer) acceptLoop() {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			if isClosed(s.closed) {
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				s.log.Warn("packet stream listener closed; accepting no new streams", "addr", s.ln.Addr())
+				return
+			}
+			// Running out of file descriptors passes; like net/http, wait and go on serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept packet stream", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-s.closed:
+				return
+			}
+			continue
+		}
+		delay = 0
+		l := newLink(conn, s.timing.stall)
+		if !s.track(l) {
+			l.close()
+			return
+		}
+		s.wg.Add(1)
+		go s.serve(l)
+	}
+}
+
+// track records l so Close can end it; it reports false once Close has begun.
+func (s *StreamPacketServer) track(l *link) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if isClosed(s.closed) {
+		return false
+	}
+	s.links[l] = struct{}{}
+	return true
+}
+
+// serve runs one stream: its header, then its frames until it ends.
+func (s *StreamPacketServer) serve(l *link) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.links, l)
+		s.mu.Unlock()
+		l.close()
+	}()
+	remote := l.conn.RemoteAddr()
+	id, err := l.readHeader(s.timing.headerTimeout)
+	if err != nil {
+		if !isClosed(s.closed) {
+			s.log.Warn("refused packet stream", "remote", remote, "err", err)
+		}
+		return
+	}
+
+	s.mu.Lock()
+	old := s.sessions[id]
+	s.sessions[id] = l
+	s.mu.Unlock()
+	if old != nil {
+		// The client dials a new stream only when it has given up on the old one.
+		old.fail(errReplaced)
+	}
+	s.log.Debug("packet stream connected", "session", id, "remote", remote, "replaces_stream", old != nil)
+
+	from := streamAddr{id: id, role: "client"}
+	err = l.readFrames(func(p []byte) bool { return s.in.put(p, from, l.done) })
+
+	s.mu.Lock()
+	if s.sessions[id] == l {
+		delete(s.sessions, id)
+	}
+	s.mu.Unlock()
+	s.log.Debug("packet stream ended", "session", id, "remote", remote, "err", err)
+}
+
+// ReadFrom returns the next packet from any session, and the session's address.
+func (s *StreamPacketServer) ReadFrom(b []byte) (int, net.Addr, error) {
+	return s.in.readFrom(b)
+}
+
+// WriteTo sends b to the session at addr on its newest stream, or drops it when the session has no
+// stream at the moment. It waits only briefly when the stream is congested (see link.send).
+func (s *StreamPacketServer) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if isClosed(s.closed) {
+		return 0, &net.OpError{Op: "write", Net: streamNetwork, Addr: addr, Err: net.ErrClosed}
+	}
+	to, ok := addr.(streamAddr)
+	if !ok || to.role != "client" {
+		return 0, &net.OpError{Op: "write", Net: streamNetwork, Addr: addr, Err: fmt.Errorf("not a session address: %T", addr)}
+	}
+	if err := checkDatagramLen(b); err != nil {
+		return 0, &net.OpError{Op: "write", Net: streamNetwork, Addr: addr, Err: err}
+	}
+	s.mu.Lock()
+	l := s.sessions[to.id]
+	s.mu.Unlock()
+	if l != nil {
+		l.send(b)
+	}
+	return len(b), nil
+}
+
+// Close stops accepting, closes the listener and every stream, and waits for them to end.
+func (s *StreamPacketServer) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		if cerr := s.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = fmt.Errorf("close packet stream listener: %w", cerr)
+		}
+		s.mu.Lock()
+		for l := range s.links {
+			l.fail(errLinkClosed)
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return err
+}
+
+// LocalAddr is the listener's address.
+func (s *StreamPacketServer) LocalAddr() net.Addr { return s.ln.Addr() }
+
+// SetDeadline sets the read deadline; see SetWriteDeadline.
+func (s *StreamPacketServer) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
+
+// SetReadDeadline makes a blocked or later ReadFrom return a timeout at t.
+func (s *StreamPacketServer) SetReadDeadline(t time.Time) error {
+	s.in.deadline.set(t)
+	return nil
+}
+
+// SetWriteDeadline does nothing: WriteTo never blocks longer than a short, fixed wait.
+func (s *StreamPacketServer) SetWriteDeadline(time.Time) error { return nil }
+
+// SetReadBuffer does nothing and succeeds. quic-go tries to enlarge the socket buffers of any
+// packet connection that has this method and, for one that has not, prints a warning through the
+// standard logger on the process's stderr; the buffering here is the stream's own.
+func (s *StreamPacketServer) SetReadBuffer(int) error { return nil }
+
+// SetWriteBuffer does nothing and succeeds; see SetReadBuffer.
+func (s *StreamPacketServer) SetWriteBuffer(int) error { return nil }
+
+func (s *StreamPacketServer) carriedInStream() {}
+
+// checkDatagramLen refuses what a frame cannot carry, as a UDP socket refuses an oversized datagram.
+func checkDatagramLen(b []byte) error {
+	if len(b) == 0 || len(b) > maxDatagramLen {
+		return fmt.Errorf("datagram of %d bytes: want 1 to %d", len(b), maxDatagramLen)
+	}
+	return nil
+}

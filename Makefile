@@ -100,16 +100,11 @@ else
 endif
 
 .PHONY: demo
-demo: build ## bring up the local cluster, deploy the echo app and show the plugin talking to it
+demo: build ## bring up the local cluster, deploy the echo app and run a local command as if in its pod
 	@mkdir -p $(BIN)
 	@$(MAKE) --no-print-directory cluster-up | tee $(BIN)/.cluster-up.out
 	@$(MAKE) --no-print-directory cluster-load
-	@export $$(tail -n 1 $(BIN)/.cluster-up.out); \
-	  kubectl apply -f test/demo/echo.yaml && \
-	  kubectl -n remocal-demo rollout status deployment/echo --timeout=90s && \
-	  echo && echo '$$ kubectl remocal version' && PATH=$(BIN):$$PATH kubectl remocal version && \
-	  echo && echo '$$ kubectl -n remocal-demo get pods -o wide' && kubectl -n remocal-demo get pods -o wide && \
-	  echo && echo "The cluster stays up: export $$(tail -n 1 $(BIN)/.cluster-up.out) to use it; make cluster-down stops it."
+	@export $$(tail -n 1 $(BIN)/.cluster-up.out); PATH=$(BIN):$$PATH bash test/demo/run.sh
 
 .PHONY: clean
 clean: ## remove build outputs (not the cluster: see cluster-down)

@@ -61,6 +61,8 @@ func NewCmdRemocal(streams genericiooptions.IOStreams) *cobra.Command {
 	klog.InitFlags(klogFlags)
 	cmd.PersistentFlags().AddGoFlag(klogFlags.Lookup("v"))
 
+	cmd.AddCommand(NewCmdExec(configFlags, streams))
+	cmd.AddCommand(NewCmdPortForward(configFlags, streams))
 	cmd.AddCommand(NewCmdVersion(configFlags, streams))
 	return cmd
 }

@@ -1,19 +1,29 @@
 // Package sidecar is the agent that the plugin adds to a target pod as an ephemeral container.
 //
-// For now it only starts, logs its identity and exits: the QUIC server, the outgoing dialer, the
-// redirect rules and the env/file readers come in later changes. No client can connect yet, so Run
-// always ends when its context is cancelled or when the TTL passes, whichever comes first.
+// It serves QUIC to exactly one client key (pinned on its command line), over UDP on the pod's
+// addresses (the direct path) and over TCP on loopback (the port-forward path, where QUIC packets
+// travel inside the byte stream). It answers the client's requests from inside the pod: the
+// target container's environment (read from /proc/PID/environ through the shared PID
+// namespace) and outgoing connections made from the pod's network namespace.
 //
-// The sidecar must stay a small static binary: it imports no k8s.io package and no cobra.
+// Ephemeral containers can never be removed or restarted, so the sidecar ends by itself after TTL
+// without a client. It must stay a small static binary: it imports no k8s.io package and no cobra.
 package sidecar
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/version"
 )
 
@@ -25,16 +35,27 @@ const DefaultTTL = 10 * time.Minute
 type Config struct {
 	// TTL is how long the sidecar runs without a client before it exits.
 	TTL time.Duration
+	// ClientPin is the fingerprint of the only client key accepted ("sha256:...").
+	ClientPin string
+	// Port is the UDP port of the direct path and the TCP port of the port-forward path.
+	Port int
+	// Direct also serves QUIC on the pod's addresses, not only on loopback.
+	Direct bool
+	// ProcRoot is where the target's processes are visible; "/proc" but for tests.
+	ProcRoot string
 }
 
 // NewConfig returns the configuration used when no flag is given.
 func NewConfig() Config {
-	return Config{TTL: DefaultTTL}
+	return Config{TTL: DefaultTTL, ProcRoot: "/proc"}
 }
 
 // AddFlags binds the configuration to the sidecar's command-line flags.
 func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TTL, "ttl", c.TTL, "exit after this long without a client")
+	fs.StringVar(&c.ClientPin, "client-pin", c.ClientPin, "fingerprint (sha256:HEX) of the only client key to accept")
+	fs.IntVar(&c.Port, "port", c.Port, "UDP (direct) and loopback TCP (port-forward) port to serve QUIC on")
+	fs.BoolVar(&c.Direct, "direct", c.Direct, "also serve QUIC over UDP on the pod's addresses")
 }
 
 // Validate reports a configuration that Run cannot honour.
@@ -42,33 +63,89 @@ func (c Config) Validate() error {
 	if c.TTL <= 0 {
 		return fmt.Errorf("--ttl must be positive, got %s", c.TTL)
 	}
+	if !strings.HasPrefix(c.ClientPin, "sha256:") {
+		return fmt.Errorf("--client-pin must be sha256:HEX, got %q", c.ClientPin)
+	}
+	if c.Port <= 0 || c.Port > 65535 {
+		return fmt.Errorf("--port must be 1-65535, got %d", c.Port)
+	}
 	return nil
 }
 
-// Run runs the sidecar until ctx is done or until TTL passes without a client. Both are normal ends
-// and return nil: the container's exit code only reports failures.
+// Run serves until ctx is done or until TTL passes without a client. Both are normal ends and
+// return nil: the container's exit code only reports failures.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	id, err := transport.NewIdentity()
+	if err != nil {
+		return err
+	}
 	v := version.Get()
+	// The first line must carry the fingerprint: the plugin reads it through the pod log API and
+	// pins it, so nobody else who can reach the port can pose as this sidecar.
 	logger.InfoContext(ctx, "sidecar started",
+		"fingerprint", id.Fingerprint(),
 		"version", v.Version,
 		"commit", v.Commit,
-		"goVersion", v.GoVersion,
-		"platform", v.Platform,
+		"port", cfg.Port,
+		"direct", cfg.Direct,
 		"ttl", cfg.TTL.String(),
 	)
 
-	ttl := time.NewTimer(cfg.TTL)
-	defer ttl.Stop()
-	select {
-	case <-ctx.Done():
-		// The cause names the signal when signal.NotifyContext ended the run.
-		logger.InfoContext(ctx, "sidecar stopping", "reason", context.Cause(ctx).Error())
-		return nil
-	case <-ttl.C:
-		logger.InfoContext(ctx, "sidecar stopping", "reason", "no client within ttl", "ttl", cfg.TTL.String())
-		return nil
+	srv := &server{cfg: cfg, log: logger, idle: newIdleTimer(cfg.TTL)}
+	tlsConf := transport.ServerTLS(id, cfg.ClientPin)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	g, ctx := errgroup.WithContext(ctx)
+
+	streamLn, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen for the port-forward path: %w", err)
 	}
+	streamPC := transport.NewStreamPacketServer(streamLn, logger)
+	defer streamPC.Close()
+	udpHost := "127.0.0.1"
+	if cfg.Direct {
+		udpHost = "" // every address of the pod's network namespace
+	}
+	udp, err := net.ListenPacket("udp", net.JoinHostPort(udpHost, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen for the direct path: %w", err)
+	}
+	defer udp.Close()
+
+	for _, pc := range []net.PacketConn{udp, streamPC} {
+		ln, err := transport.Listen(pc, tlsConf)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return srv.serve(ctx, ln) })
+		g.Go(func() error {
+			<-ctx.Done()
+			return ln.Close()
+		})
+	}
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-srv.idle.Expired():
+			logger.InfoContext(ctx, "sidecar stopping", "reason", "no client within ttl", "ttl", cfg.TTL.String())
+			cancel(errTTL)
+			return nil
+		}
+	})
+	<-ctx.Done()
+	if cause := context.Cause(ctx); !errors.Is(cause, errTTL) {
+		logger.InfoContext(ctx, "sidecar stopping", "reason", cause.Error())
+	}
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errTTL) {
+		return err
+	}
+	return nil
 }
+
+var errTTL = errors.New("no client within ttl")

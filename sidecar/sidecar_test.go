@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +23,12 @@ func TestConfigValidate(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		{name: "default", cfg: NewConfig()},
-		{name: "short ttl", cfg: Config{TTL: time.Millisecond}},
-		{name: "zero ttl", cfg: Config{}, wantErr: "--ttl must be positive, got 0s"},
-		{name: "negative ttl", cfg: Config{TTL: -time.Second}, wantErr: "--ttl must be positive, got -1s"},
+		{name: "valid", cfg: validConfig(0)},
+		{name: "short ttl", cfg: Config{TTL: time.Millisecond, ClientPin: testPin, Port: 1}},
+		{name: "zero ttl", cfg: Config{ClientPin: testPin, Port: 1}, wantErr: "--ttl must be positive, got 0s"},
+		{name: "negative ttl", cfg: Config{TTL: -time.Second, ClientPin: testPin, Port: 1}, wantErr: "--ttl must be positive, got -1s"},
+		{name: "no pin", cfg: Config{TTL: time.Second, Port: 1}, wantErr: `--client-pin must be sha256:HEX, got ""`},
+		{name: "bad port", cfg: Config{TTL: time.Second, ClientPin: testPin, Port: 70000}, wantErr: "--port must be 1-65535, got 70000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +91,9 @@ func TestRunExitsAfterTTL(t *testing.T) {
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 
 	start := time.Now()
-	if err := Run(t.Context(), Config{TTL: 50 * time.Millisecond}, logger); err != nil {
+	cfg := validConfig(freePort(t))
+	cfg.TTL = 50 * time.Millisecond
+	if err := Run(t.Context(), cfg, logger); err != nil {
 		t.Fatalf("Run() = %v, want nil", err)
 	}
 	if elapsed := time.Since(start); elapsed < 50*time.Millisecond {
@@ -98,7 +104,7 @@ func TestRunExitsAfterTTL(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("got %d log lines, want 2:\n%s", len(lines), buf.String())
 	}
-	if lines[0]["msg"] != "sidecar started" || lines[0]["version"] != version.Get().Version {
+	if lines[0]["msg"] != "sidecar started" || lines[0]["version"] != version.Get().Version || !strings.HasPrefix(lines[0]["fingerprint"].(string), "sha256:") {
 		t.Errorf("first line = %v, want the start line with version %q", lines[0], version.Get().Version)
 	}
 	if lines[1]["reason"] != "no client within ttl" {
@@ -112,7 +118,7 @@ func TestRunStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(t.Context())
 	cancel(errors.New("terminated signal received"))
 
-	if err := Run(ctx, Config{TTL: time.Hour}, logger); err != nil {
+	if err := Run(ctx, validConfig(freePort(t)), logger); err != nil {
 		t.Fatalf("Run() = %v, want nil", err)
 	}
 	lines := logLines(t, &buf)
@@ -130,4 +136,35 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Errorf("Run logged %q before rejecting its config", buf.String())
 	}
+}
+
+const testPin = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+
+func validConfig(port int) Config {
+	cfg := NewConfig()
+	cfg.ClientPin = testPin
+	cfg.Port = port
+	if port == 0 {
+		cfg.Port = 1
+	}
+	return cfg
+}
+
+// freePort finds a port free for both TCP and UDP on loopback.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
 }

@@ -1,0 +1,123 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"testing"
+	"testing/iotest"
+)
+
+// fuzzSeeds are valid frames of every type plus a few broken ones.
+func fuzzSeeds(f *testing.F) [][]byte {
+	var seeds [][]byte
+	for _, tt := range roundTrips() {
+		b, err := AppendMessage(nil, tt.msg)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(b) < 1024 { // the fuzzer mutates small inputs better
+			seeds = append(seeds, b)
+		}
+	}
+	return append(seeds,
+		nil,
+		[]byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff},
+		frame(TypeEnvReply, []byte{0x80, 0x00}),
+		frame(0, nil),
+	)
+}
+
+// FuzzParseMessage: no input panics, and whatever parses is the one encoding of its message.
+func FuzzParseMessage(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, n, err := ParseMessage(b)
+		if n < 0 || n > len(b) {
+			t.Fatalf("consumed %d of %d bytes", n, len(b))
+		}
+		if err != nil {
+			if m != nil {
+				t.Fatalf("message %#v with error %v", m, err)
+			}
+			if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrUnknownType) && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v is none of the package's errors", err)
+			}
+			return
+		}
+		enc, err := AppendMessage(nil, m)
+		if err != nil {
+			t.Fatalf("parsed %#v does not encode: %v", m, err)
+		}
+		if !bytes.Equal(enc, b[:n]) {
+			t.Fatalf("re-encoding differs:\n got %x\nwant %x", enc, b[:n])
+		}
+		again, n2, err := ParseMessage(enc)
+		if err != nil || n2 != len(enc) || !reflect.DeepEqual(again, m) {
+			t.Fatalf("re-parse = %#v, %d, %v; want %#v, %d, nil", again, n2, err, m, len(enc))
+		}
+	})
+}
+
+// FuzzReader: the Reader, fed one byte at a time, agrees with ParseMessage frame by frame and
+// never reads past the frame it returns.
+func FuzzReader(f *testing.F) {
+	seeds := fuzzSeeds(f)
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Add(bytes.Join(seeds, nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		stream := bytes.NewReader(b)
+		r := NewReader(iotest.OneByteReader(stream))
+		off := 0
+		for {
+			want, n, wantErr := ParseMessage(b[off:])
+			got, err := r.ReadMessage()
+			read := len(b) - stream.Len()
+			switch {
+			case wantErr == nil:
+				if err != nil || !reflect.DeepEqual(got, want) {
+					t.Fatalf("at %d: Reader %#v, %v; ParseMessage %#v", off, got, err, want)
+				}
+			case n > 0: // a whole frame that does not decode; both go on after it
+				if !errors.Is(err, sentinel(wantErr)) {
+					t.Fatalf("at %d: Reader %v; ParseMessage %v", off, err, wantErr)
+				}
+			case errors.Is(wantErr, ErrTooLarge): // announced by the header
+				if !errors.Is(err, ErrTooLarge) || read != off+headerLen {
+					t.Fatalf("at %d: Reader %v after reading to %d; ParseMessage %v", off, err, read, wantErr)
+				}
+				return
+			case errors.Is(wantErr, ErrTruncated):
+				if off == len(b) {
+					if err != io.EOF {
+						t.Fatalf("at the end: Reader %v, want io.EOF", err)
+					}
+				} else if !errors.Is(err, ErrTruncated) || !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("at %d of %d: Reader %v, want ErrTruncated and io.ErrUnexpectedEOF", off, len(b), err)
+				}
+				return
+			default:
+				t.Fatalf("ParseMessage returned %v", wantErr)
+			}
+			off += n
+			if read != off {
+				t.Fatalf("Reader read to %d, the frame ends at %d", read, off)
+			}
+		}
+	})
+}
+
+// sentinel is which of the package's errors err wraps.
+func sentinel(err error) error {
+	for _, s := range []error{ErrTruncated, ErrTooLarge, ErrUnknownType, ErrMalformed} {
+		if errors.Is(err, s) {
+			return s
+		}
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package wire
+
+import "strconv"
+
+// Version is the protocol version a Hello carries. It changes only for incompatible changes;
+// compatible additions are negotiated as features.
+const Version uint16 = 1
+
+// MaxFrameSize bounds a frame's payload. A frame announcing more is rejected from its header,
+// before any of its payload is read or buffered.
+const MaxFrameSize = 64 << 10
+
+// headerLen is the frame header: type and payload length.
+const headerLen = 1 + 4
+
+// Feature names a Hello may offer; Negotiate keeps those both sides know.
+const (
+	FeatureEnv     = "env"
+	FeatureDialTCP = "dial-tcp"
+	FeatureDialUDP = "dial-udp"
+)
+
+// Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low
+// enough that the worst a peer can make us hold is about one frame.
+const (
+	maxFeatures    = 64
+	maxFeatureLen  = 64
+	maxVersionLen  = 256 // plugin and sidecar version strings, only logged
+	maxReasonLen   = 4096
+	maxNetworkLen  = 16
+	maxAddressLen  = 512 // a DNS name is at most 253 bytes; brackets, zone and port fit easily
+	maxEnvEntries  = 1 << 14
+	maxEnvEntryLen = MaxFrameSize // a single entry is bounded only by the frame
+)
+
+// Type identifies a message in its frame header.
+type Type uint8
+
+// The message types. Values are on the wire: append only, never renumber.
+const (
+	TypeHello Type = 1 + iota
+	TypeHelloReply
+	TypeEnvRequest
+	TypeEnvReply
+	TypeHeartbeat
+	TypeError
+	TypeDial
+	TypeDialReply
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeHello:
+		return "hello"
+	case TypeHelloReply:
+		return "hello-reply"
+	case TypeEnvRequest:
+		return "env-request"
+	case TypeEnvReply:
+		return "env-reply"
+	case TypeHeartbeat:
+		return "heartbeat"
+	case TypeError:
+		return "error"
+	case TypeDial:
+		return "dial"
+	case TypeDialReply:
+		return "dial-reply"
+	}
+	return "type(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Message is one protocol message. Only this package defines messages, so that every message
+// has a decoder and the set of types a peer may send is closed.
+type Message interface {
+	Type() Type
+	// check reports a field beyond its bound, so that we never send what the peer must reject.
+	check() error
+	// appendPayload appends the payload encoding; check has passed.
+	appendPayload(b []byte) []byte
+}

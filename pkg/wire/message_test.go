@@ -1,0 +1,380 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// frame builds a frame by hand, so that tests can send what AppendMessage never would.
+func frame(t Type, payload []byte) []byte {
+	b := []byte{byte(t)}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	return append(b, payload...)
+}
+
+// uv is a minimal uvarint, for payloads built by hand.
+func uv(v uint64) []byte { return binary.AppendUvarint(nil, v) }
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+func repeatList(n int, s string) []string {
+	l := make([]string, n)
+	for i := range l {
+		l[i] = s
+	}
+	return l
+}
+
+// maxEnviron is an environment whose encoding is exactly MaxFrameSize: a count byte, a 3-byte
+// length and the entry.
+func maxEnviron() []string {
+	return []string{"K=" + strings.Repeat("v", MaxFrameSize-4-2)}
+}
+
+// roundTrips is every message type, empty and at its bounds. want is set where decoding
+// normalises (an empty list decodes as nil).
+func roundTrips() []struct {
+	name string
+	msg  Message
+	want Message
+} {
+	return []struct {
+		name string
+		msg  Message
+		want Message
+	}{
+		{name: "hello empty", msg: Hello{}},
+		{name: "hello empty features", msg: Hello{Features: []string{}}, want: Hello{}},
+		{name: "hello", msg: Hello{Version: Version, Features: []string{FeatureEnv, FeatureDialTCP, FeatureDialUDP}, Client: "v1.2.3"}},
+		{name: "hello max", msg: Hello{Version: 0xffff, Features: repeatList(maxFeatures, strings.Repeat("f", maxFeatureLen)), Client: strings.Repeat("c", maxVersionLen)}},
+		{name: "hello empty feature name", msg: Hello{Features: []string{""}}},
+		{name: "hello reply empty", msg: HelloReply{}},
+		{name: "hello reply", msg: HelloReply{Version: Version, Features: []string{FeatureEnv}, Sidecar: "v1.2.3", TargetPID: 4242}},
+		{name: "hello reply max", msg: HelloReply{Version: 0xffff, Features: repeatList(maxFeatures, strings.Repeat("f", maxFeatureLen)), Sidecar: strings.Repeat("s", maxVersionLen), TargetPID: 1<<31 - 1}},
+		{name: "hello reply negative pid", msg: HelloReply{TargetPID: -1}},
+		{name: "env request", msg: EnvRequest{}},
+		{name: "env reply empty", msg: EnvReply{}},
+		{name: "env reply empty list", msg: EnvReply{Environ: []string{}}, want: EnvReply{}},
+		{name: "env reply", msg: EnvReply{Environ: []string{"PATH=/usr/bin", "EMPTY=", "NOEQUALS", "BIN=\x00\xff\xfe", "PATH=/dup"}}},
+		{name: "env reply max frame", msg: EnvReply{Environ: maxEnviron()}},
+		{name: "env reply max entries", msg: EnvReply{Environ: repeatList(maxEnvEntries, "A")}},
+		{name: "heartbeat zero", msg: Heartbeat{}},
+		{name: "heartbeat max", msg: Heartbeat{Seq: 1<<64 - 1}},
+		{name: "error empty", msg: Error{}},
+		{name: "error", msg: Error{Code: ErrCodeVersion, Reason: "sidecar speaks 1, client 2"}},
+		{name: "error unknown code", msg: Error{Code: 0xffff, Reason: "from the future"}},
+		{name: "error max reason", msg: Error{Code: ErrCodeInternal, Reason: strings.Repeat("r", maxReasonLen)}},
+		{name: "dial empty", msg: Dial{}},
+		{name: "dial v4", msg: Dial{Network: "tcp", Address: "10.0.0.1:80", TimeoutMillis: 30000}},
+		{name: "dial v6", msg: Dial{Network: "udp", Address: "[fe80::1%eth0]:53", TimeoutMillis: 1}},
+		{name: "dial name", msg: Dial{Network: "tcp", Address: "kubernetes.default.svc.cluster.local:443"}},
+		{name: "dial max", msg: Dial{Network: strings.Repeat("n", maxNetworkLen), Address: strings.Repeat("a", maxAddressLen), TimeoutMillis: 1<<32 - 1}},
+		{name: "dial reply ok", msg: DialReply{}},
+		{name: "dial reply refused", msg: DialReply{Errno: linuxECONNREFUSED, Reason: "dial tcp 10.0.0.1:80: connect: connection refused"}},
+		{name: "dial reply max", msg: DialReply{Errno: 1<<32 - 1, Reason: strings.Repeat("r", maxReasonLen)}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, tt := range roundTrips() {
+		t.Run(tt.name, func(t *testing.T) {
+			want := tt.want
+			if want == nil {
+				want = tt.msg
+			}
+			prefix := []byte("prefix")
+			b, err := AppendMessage(bytes.Clone(prefix), tt.msg)
+			if err != nil {
+				t.Fatalf("AppendMessage: %v", err)
+			}
+			if !bytes.HasPrefix(b, prefix) {
+				t.Fatalf("AppendMessage clobbered the buffer it appends to")
+			}
+			enc := b[len(prefix):]
+			if got := Type(enc[0]); got != tt.msg.Type() {
+				t.Errorf("frame type = %s, want %s", got, tt.msg.Type())
+			}
+			if size := binary.BigEndian.Uint32(enc[1:]); int(size) != len(enc)-headerLen {
+				t.Errorf("frame announces %d bytes, carries %d", size, len(enc)-headerLen)
+			}
+			got, n, err := ParseMessage(append(bytes.Clone(enc), "next frame"...))
+			if err != nil {
+				t.Fatalf("ParseMessage: %v", err)
+			}
+			if n != len(enc) {
+				t.Errorf("ParseMessage consumed %d bytes, want %d", n, len(enc))
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("ParseMessage = %#v, want %#v", got, want)
+			}
+			var buf bytes.Buffer
+			if err := WriteMessage(&buf, tt.msg); err != nil {
+				t.Fatalf("WriteMessage: %v", err)
+			}
+			if !bytes.Equal(buf.Bytes(), enc) {
+				t.Errorf("WriteMessage wrote other bytes than AppendMessage")
+			}
+		})
+	}
+}
+
+func TestRoundTripDoesNotAlias(t *testing.T) {
+	b, err := AppendMessage(nil, EnvReply{Environ: []string{"A=1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := ParseMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(b)
+	if got := m.(EnvReply).Environ[0]; got != "A=1" {
+		t.Errorf("decoded message changed with the input buffer: %q", got)
+	}
+}
+
+func TestParseMessageTruncated(t *testing.T) {
+	for _, tt := range roundTrips() {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := AppendMessage(nil, tt.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range len(b) {
+				m, n, err := ParseMessage(b[:i])
+				if err != ErrTruncated || m != nil || n != 0 {
+					t.Fatalf("ParseMessage(first %d of %d bytes) = %v, %d, %v; want nil, 0, ErrTruncated", i, len(b), m, n, err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseMessageErrors(t *testing.T) {
+	hello := cat([]byte{0, 1}, uv(1), uv(3), []byte("env"), uv(2), []byte("v1"))
+	tests := []struct {
+		name  string
+		input []byte
+		want  error
+		// consumed is the frame length for errors about a whole frame, else 0.
+		consumed int
+	}{
+		{name: "announces one byte too many", input: cat([]byte{byte(TypeEnvReply)}, binary.BigEndian.AppendUint32(nil, MaxFrameSize+1)), want: ErrTooLarge},
+		{name: "announces 4 GiB", input: []byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff}, want: ErrTooLarge},
+		{name: "too large even with unknown type", input: []byte{0, 0x40, 0, 0, 0}, want: ErrTooLarge},
+		{name: "type zero", input: frame(0, nil), want: ErrUnknownType, consumed: headerLen},
+		{name: "type past the last", input: frame(TypeDialReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
+		{name: "type 255", input: frame(255, nil), want: ErrUnknownType, consumed: headerLen},
+		{name: "hello well formed", input: frame(TypeHello, hello), want: nil, consumed: headerLen + len(hello)},
+		{name: "hello trailing byte", input: frame(TypeHello, cat(hello, []byte{0})), want: ErrMalformed, consumed: headerLen + len(hello) + 1},
+		{name: "env request with payload", input: frame(TypeEnvRequest, []byte{0}), want: ErrMalformed, consumed: headerLen + 1},
+		{name: "heartbeat short", input: frame(TypeHeartbeat, make([]byte, 7)), want: ErrMalformed, consumed: headerLen + 7},
+		{name: "heartbeat long", input: frame(TypeHeartbeat, make([]byte, 9)), want: ErrMalformed, consumed: headerLen + 9},
+		{name: "empty hello", input: frame(TypeHello, nil), want: ErrMalformed, consumed: headerLen},
+		{name: "string runs past payload", input: frame(TypeDial, cat(uv(3), []byte("tc"))), want: ErrMalformed, consumed: headerLen + 3},
+		{name: "varint runs past payload", input: frame(TypeEnvReply, []byte{0x80}), want: ErrMalformed, consumed: headerLen + 1},
+		{name: "varint not minimal", input: frame(TypeEnvReply, []byte{0x80, 0x00}), want: ErrMalformed, consumed: headerLen + 2},
+		{name: "varint overflows", input: frame(TypeEnvReply, bytes.Repeat([]byte{0xff}, 11)), want: ErrMalformed, consumed: headerLen + 11},
+		{name: "list count beyond bytes left", input: frame(TypeEnvReply, cat(uv(3), uv(0), uv(0))), want: ErrMalformed, consumed: headerLen + 3},
+		{name: "dial reply without reason", input: frame(TypeDialReply, []byte{0, 0, 0, 111}), want: ErrMalformed, consumed: headerLen + 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, n, err := ParseMessage(tt.input)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("ParseMessage error = %v, want %v", err, tt.want)
+			}
+			if n != tt.consumed {
+				t.Errorf("ParseMessage consumed %d bytes, want %d", n, tt.consumed)
+			}
+			if err != nil && m != nil {
+				t.Errorf("ParseMessage returned a message with an error: %#v", m)
+			}
+		})
+	}
+}
+
+// TestDecodeBounds sends fields just past their bounds, which AppendMessage refuses to build.
+func TestDecodeBounds(t *testing.T) {
+	tests := []struct {
+		name    string
+		typ     Type
+		payload []byte
+		want    error
+	}{
+		{name: "too many features", typ: TypeHello, payload: cat([]byte{0, 1}, uv(maxFeatures+1), bytes.Repeat(uv(0), maxFeatures+1), uv(0)), want: ErrTooLarge},
+		{name: "feature count of 2^40", typ: TypeHello, payload: cat([]byte{0, 1}, uv(1<<40)), want: ErrTooLarge},
+		{name: "feature too long", typ: TypeHello, payload: cat([]byte{0, 1}, uv(1), uv(maxFeatureLen+1), bytes.Repeat([]byte("f"), maxFeatureLen+1), uv(0)), want: ErrTooLarge},
+		{name: "client version too long", typ: TypeHello, payload: cat([]byte{0, 1}, uv(0), uv(maxVersionLen+1), bytes.Repeat([]byte("v"), maxVersionLen+1)), want: ErrTooLarge},
+		{name: "sidecar version too long", typ: TypeHelloReply, payload: cat([]byte{0, 1}, uv(0), uv(maxVersionLen+1), bytes.Repeat([]byte("v"), maxVersionLen+1), make([]byte, 4)), want: ErrTooLarge},
+		{name: "string length of 2^60", typ: TypeDial, payload: cat(uv(1<<60), []byte("tcp")), want: ErrTooLarge},
+		{name: "network too long", typ: TypeDial, payload: cat(uv(maxNetworkLen+1), bytes.Repeat([]byte("n"), maxNetworkLen+1), uv(0), make([]byte, 4)), want: ErrTooLarge},
+		{name: "address too long", typ: TypeDial, payload: cat(uv(3), []byte("tcp"), uv(maxAddressLen+1), bytes.Repeat([]byte("a"), maxAddressLen+1), make([]byte, 4)), want: ErrTooLarge},
+		{name: "reason too long", typ: TypeError, payload: cat([]byte{0, 1}, uv(maxReasonLen+1), bytes.Repeat([]byte("r"), maxReasonLen+1)), want: ErrTooLarge},
+		{name: "dial reason too long", typ: TypeDialReply, payload: cat(make([]byte, 4), uv(maxReasonLen+1), bytes.Repeat([]byte("r"), maxReasonLen+1)), want: ErrTooLarge},
+		{name: "too many env entries", typ: TypeEnvReply, payload: cat(uv(maxEnvEntries+1), bytes.Repeat(uv(0), maxEnvEntries+1)), want: ErrTooLarge},
+		{name: "env entry longer than a frame", typ: TypeEnvReply, payload: cat(uv(1), uv(MaxFrameSize+1)), want: ErrTooLarge},
+		{name: "max env entries", typ: TypeEnvReply, payload: cat(uv(maxEnvEntries), bytes.Repeat(uv(0), maxEnvEntries)), want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := ParseMessage(frame(tt.typ, tt.payload))
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("ParseMessage error = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAppendMessageBounds(t *testing.T) {
+	over := func(n int) string { return strings.Repeat("x", n+1) }
+	tests := []struct {
+		name string
+		msg  Message
+		want error
+	}{
+		{name: "nil", msg: nil, want: ErrUnknownType},
+		{name: "too many features", msg: Hello{Features: repeatList(maxFeatures+1, "f")}, want: ErrTooLarge},
+		{name: "feature too long", msg: Hello{Features: []string{over(maxFeatureLen)}}, want: ErrTooLarge},
+		{name: "client too long", msg: Hello{Client: over(maxVersionLen)}, want: ErrTooLarge},
+		{name: "reply feature too long", msg: HelloReply{Features: []string{over(maxFeatureLen)}}, want: ErrTooLarge},
+		{name: "sidecar too long", msg: HelloReply{Sidecar: over(maxVersionLen)}, want: ErrTooLarge},
+		{name: "network too long", msg: Dial{Network: over(maxNetworkLen)}, want: ErrTooLarge},
+		{name: "address too long", msg: Dial{Address: over(maxAddressLen)}, want: ErrTooLarge},
+		{name: "too many env entries", msg: EnvReply{Environ: repeatList(maxEnvEntries+1, "")}, want: ErrTooLarge},
+		{name: "environ one byte over a frame", msg: EnvReply{Environ: []string{maxEnviron()[0] + "v"}}, want: ErrTooLarge},
+		{name: "environ over a frame in many entries", msg: EnvReply{Environ: repeatList(100, strings.Repeat("e", 1000))}, want: ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prefix := []byte("keep")
+			b, err := AppendMessage(prefix, tt.msg)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("AppendMessage error = %v, want %v", err, tt.want)
+			}
+			if !bytes.Equal(b, prefix) {
+				t.Errorf("AppendMessage left %q, want the buffer as it was", b)
+			}
+			var w bytes.Buffer
+			if err := WriteMessage(&w, tt.msg); !errors.Is(err, tt.want) || w.Len() != 0 {
+				t.Errorf("WriteMessage = %v and wrote %d bytes, want %v and nothing written", err, w.Len(), tt.want)
+			}
+		})
+	}
+}
+
+// TestReasonClamped: over-long reasons are cut, not refused, so that an error report is sent.
+func TestReasonClamped(t *testing.T) {
+	long := strings.Repeat("é", maxReasonLen) // two bytes a rune, so a cut can fall inside one
+	for _, msg := range []Message{Error{Code: ErrCodeInternal, Reason: long}, DialReply{Errno: 5, Reason: long}} {
+		t.Run(msg.Type().String(), func(t *testing.T) {
+			b, err := AppendMessage(nil, msg)
+			if err != nil {
+				t.Fatalf("AppendMessage: %v", err)
+			}
+			m, _, err := ParseMessage(b)
+			if err != nil {
+				t.Fatalf("ParseMessage: %v", err)
+			}
+			var reason string
+			switch m := m.(type) {
+			case Error:
+				reason = m.Reason
+			case DialReply:
+				reason = m.Reason
+			}
+			if len(reason) > maxReasonLen || !strings.HasSuffix(reason, "...") || !strings.HasPrefix(long, strings.TrimSuffix(reason, "...")) {
+				t.Errorf("reason of %d bytes, want a prefix of the original within %d bytes ending in ...", len(reason), maxReasonLen)
+			}
+			if !utf8Valid(reason) {
+				t.Errorf("reason cut inside a rune")
+			}
+		})
+	}
+}
+
+func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\ufffd") == s }
+
+func TestStrings(t *testing.T) {
+	tests := []struct {
+		got, want string
+	}{
+		{TypeHello.String(), "hello"},
+		{TypeDialReply.String(), "dial-reply"},
+		{Type(0).String(), "type(0)"},
+		{ErrCodeTooLarge.String(), "too large"},
+		{ErrorCode(99).String(), "code 99"},
+		{Error{Code: ErrCodeVersion, Reason: "speaks 2"}.Error(), "remote version error: speaks 2"},
+		{Error{Code: ErrCodeInternal}.Error(), "remote internal error"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+func TestErrorIs(t *testing.T) {
+	var err error = wrap(Error{Code: ErrCodeVersion, Reason: "speaks 2"})
+	tests := []struct {
+		name   string
+		target error
+		want   bool
+	}{
+		{name: "same code any reason", target: Error{Code: ErrCodeVersion}, want: true},
+		{name: "same code same reason", target: Error{Code: ErrCodeVersion, Reason: "speaks 2"}, want: true},
+		{name: "same code other reason", target: Error{Code: ErrCodeVersion, Reason: "other"}, want: false},
+		{name: "other code", target: Error{Code: ErrCodeProtocol}, want: false},
+		{name: "sentinel", target: ErrMalformed, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := errors.Is(err, tt.target); got != tt.want {
+				t.Errorf("errors.Is(%v, %v) = %v, want %v", err, tt.target, got, tt.want)
+			}
+		})
+	}
+	var e Error
+	if !errors.As(err, &e) || e.Code != ErrCodeVersion {
+		t.Errorf("errors.As did not find the Error in %v", err)
+	}
+}
+
+func TestErrorOf(t *testing.T) {
+	_, _, malformed := ParseMessage(frame(TypeHeartbeat, nil))
+	_, _, tooLarge := ParseMessage([]byte{1, 0xff, 0xff, 0xff, 0xff})
+	_, _, unknown := ParseMessage(frame(0, nil))
+	tests := []struct {
+		name string
+		err  error
+		want ErrorCode
+	}{
+		{name: "malformed", err: malformed, want: ErrCodeProtocol},
+		{name: "unknown type", err: unknown, want: ErrCodeProtocol},
+		{name: "truncated", err: ErrTruncated, want: ErrCodeProtocol},
+		{name: "too large", err: tooLarge, want: ErrCodeTooLarge},
+		{name: "received error passes through", err: wrap(Error{Code: ErrCodeVersion, Reason: "r"}), want: ErrCodeVersion},
+		{name: "other", err: errors.New("disk on fire"), want: ErrCodeInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ErrorOf(tt.err)
+			if got.Code != tt.want {
+				t.Errorf("ErrorOf(%v).Code = %s, want %s", tt.err, got.Code, tt.want)
+			}
+			if got.Reason == "" {
+				t.Errorf("ErrorOf(%v) has no reason", tt.err)
+			}
+			if _, err := AppendMessage(nil, got); err != nil {
+				t.Errorf("ErrorOf result does not encode: %v", err)
+			}
+		})
+	}
+}
+
+func wrap(err error) error { return fmt.Errorf("outer: %w", err) }

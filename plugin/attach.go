@@ -1,0 +1,179 @@
+package plugin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+)
+
+// addSidecar adds ec to the pod through the ephemeralcontainers subresource, as kubectl debug
+// does, and turns the API server's refusals into lines a user can act on.
+func addSidecar(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, ec corev1.EphemeralContainer) error {
+	patch, err := json.Marshal(map[string]any{
+		"spec": map[string]any{"ephemeralContainers": []corev1.EphemeralContainer{ec}},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "ephemeralcontainers")
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsNotFound(err) && strings.Contains(err.Error(), "the server could not find the requested resource"):
+		// A 404 on the subresource itself, not on the pod: as kubectl debug explains it.
+		return &userError{msg: "ephemeral containers are disabled for this cluster (the pods/ephemeralcontainers subresource does not exist); remocal needs Kubernetes 1.25 or later", cause: err}
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "violates PodSecurity"):
+		return &userError{msg: fmt.Sprintf("Pod Security admission refused the sidecar in namespace %s: %s", pod.Namespace, podSecurityReason(err)), cause: err}
+	case apierrors.IsForbidden(err):
+		return &userError{msg: fmt.Sprintf("not allowed to add an ephemeral container to pod %s: %s; ask for patch on pods/ephemeralcontainers", pod.Name, apierrors.ReasonForError(err)), cause: err}
+	default:
+		return fmt.Errorf("add sidecar to pod %s: %w", pod.Name, err)
+	}
+}
+
+func podSecurityReason(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "violates PodSecurity"); i >= 0 {
+		return msg[i:]
+	}
+	return msg
+}
+
+// fatalWaitingReasons are container states that will not resolve by waiting: fail at once with
+// the reason instead of running into the start timeout.
+var fatalWaitingReasons = map[string]bool{
+	"ErrImagePull":               true,
+	"ImagePullBackOff":           true,
+	"ErrImageNeverPull":          true,
+	"InvalidImageName":           true,
+	"CreateContainerError":       true,
+	"CreateContainerConfigError": true,
+	"RunContainerError":          true,
+}
+
+// waitSidecarRunning watches the pod until the named ephemeral container runs, and fails fast
+// with the kubelet's reason when it cannot start.
+func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string, timeout time.Duration) (*corev1.Pod, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	selector := fields.OneTermEqualSelector("metadata.name", pod.Name).String()
+	for {
+		list, err := client.CoreV1().Pods(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: selector})
+		if err != nil {
+			return nil, waitError(ctx, name, timeout, err)
+		}
+		if len(list.Items) == 0 {
+			return nil, fmt.Errorf("pod %s disappeared while its sidecar was starting", pod.Name)
+		}
+		if done, err := sidecarState(&list.Items[0], name); done || err != nil {
+			return &list.Items[0], err
+		}
+		w, err := client.CoreV1().Pods(pod.Namespace).Watch(ctx, metav1.ListOptions{FieldSelector: selector, ResourceVersion: list.ResourceVersion})
+		if err != nil {
+			return nil, waitError(ctx, name, timeout, err)
+		}
+		p, err := watchSidecar(ctx, w, name)
+		w.Stop()
+		if p != nil || err != nil {
+			return p, waitError(ctx, name, timeout, err)
+		}
+		// The watch ended (server timeout): list again and resume.
+	}
+}
+
+func watchSidecar(ctx context.Context, w watch.Interface, name string) (*corev1.Pod, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return nil, nil
+			}
+			if ev.Type == watch.Deleted {
+				return nil, fmt.Errorf("the pod was deleted while its sidecar was starting")
+			}
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			if done, err := sidecarState(p, name); done || err != nil {
+				return p, err
+			}
+		}
+	}
+}
+
+// sidecarState reports whether the sidecar runs, or why it never will.
+func sidecarState(p *corev1.Pod, name string) (bool, error) {
+	for _, s := range p.Status.EphemeralContainerStatuses {
+		if s.Name != name {
+			continue
+		}
+		switch {
+		case s.State.Running != nil:
+			return true, nil
+		case s.State.Terminated != nil:
+			t := s.State.Terminated
+			return false, &userError{msg: fmt.Sprintf("the sidecar exited at start (%s, exit code %d): %s", t.Reason, t.ExitCode, strings.TrimSpace(t.Message))}
+		case s.State.Waiting != nil && fatalWaitingReasons[s.State.Waiting.Reason]:
+			w := s.State.Waiting
+			hint := ""
+			if strings.Contains(w.Reason, "Image") {
+				hint = fmt.Sprintf("; check that %s exists and the node can pull it, or pass --sidecar-image", s.Image)
+			}
+			return false, &userError{msg: fmt.Sprintf("the sidecar cannot start: %s: %s%s", w.Reason, w.Message, hint)}
+		}
+	}
+	return false, nil
+}
+
+func waitError(ctx context.Context, name string, timeout time.Duration, err error) error {
+	if err == nil || isUserError(err) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return &userError{msg: fmt.Sprintf("the sidecar %s was not running after %s (raise --start-timeout, or check the pod's events: kubectl describe pod)", name, timeout), cause: err}
+	}
+	return fmt.Errorf("wait for sidecar %s: %w", name, err)
+}
+
+// sidecarStartLine is the sidecar's first log line: its key fingerprint, which the plugin pins.
+type sidecarStartLine struct {
+	Msg         string `json:"msg"`
+	Fingerprint string `json:"fingerprint"`
+	Version     string `json:"version"`
+}
+
+// readSidecarFingerprint reads the sidecar's first log line through the pod log API. The log is
+// the channel the cluster already authenticates: whoever may read it may use the pod anyway.
+func readSidecarFingerprint(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	limit := int64(4096)
+	stream, err := client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: name, Follow: true, LimitBytes: &limit}).Stream(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the sidecar's log: %w", err)
+	}
+	defer stream.Close()
+	line, err := bufio.NewReader(stream).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("read the sidecar's first log line: %w", err)
+	}
+	var start sidecarStartLine
+	if err := json.Unmarshal([]byte(line), &start); err != nil || !strings.HasPrefix(start.Fingerprint, "sha256:") {
+		return "", fmt.Errorf("the sidecar's first log line carries no key fingerprint: %q", strings.TrimSpace(line))
+	}
+	return start.Fingerprint, nil
+}

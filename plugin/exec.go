@@ -1,0 +1,205 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/remocal/kubectl-remocal/internal/environ"
+)
+
+const (
+	execLong = `Run a local command as if it were inside a pod's container.
+
+The command runs on this machine with the target container's environment (its
+runtime variables, including those from Secrets and ConfigMaps), while a sidecar
+added to the pod as an ephemeral container holds an authenticated link back to
+this machine. The pod is not restarted. The command's stdin, stdout, stderr,
+signals and exit code are its own.
+
+TARGET is TYPE/NAME: pod/NAME, deployment/NAME, statefulset/NAME,
+replicaset/NAME, daemonset/NAME or job/NAME (a running pod of it).`
+
+	execExample = `  # Run the tests of this repository with the environment of the web deployment's pod
+  kubectl remocal exec deployment/web -- go test ./...
+
+  # Print the environment a container of a pod sees
+  kubectl remocal exec pod/web-7d9f -c app -- env
+
+  # Write the merged environment to a file for an IDE instead of running a command
+  kubectl remocal exec deployment/web --env-file .env.remote`
+)
+
+// ExecOptions holds the flags and state of "kubectl remocal exec".
+type ExecOptions struct {
+	configFlags *genericclioptions.ConfigFlags
+	genericiooptions.IOStreams
+
+	sessionOptions
+	EnvInclude []string
+	EnvExclude []string
+	EnvSet     []string
+	EnvFile    string
+
+	// Set by Complete.
+	command  []string
+	envRules environ.Rules
+}
+
+// NewExecOptions returns the options with their defaults.
+func NewExecOptions(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *ExecOptions {
+	return &ExecOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
+}
+
+// NewCmdExec returns "kubectl remocal exec".
+func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := NewExecOptions(configFlags, streams)
+	cmd := &cobra.Command{
+		Use:                   "exec TYPE/NAME [-c CONTAINER] [flags] -- COMMAND [args...]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Run a local command as if it were inside a pod",
+		Long:                  execLong,
+		Example:               execExample,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return usageError(cmd, err)
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.AddFlags(cmd)
+	return cmd
+}
+
+// AddFlags binds the options to cmd's flags.
+func (o *ExecOptions) AddFlags(cmd *cobra.Command) {
+	o.sessionOptions.AddFlags(cmd)
+	f := cmd.Flags()
+	f.StringArrayVar(&o.EnvInclude, "env-include", nil, "take only remote variables matching this glob (repeatable)")
+	f.StringArrayVar(&o.EnvExclude, "env-exclude", nil, "leave out remote variables matching this glob (repeatable)")
+	f.StringArrayVarP(&o.EnvSet, "env", "e", nil, "set KEY=VALUE in the command's environment, over local and remote (repeatable)")
+	f.StringVar(&o.EnvFile, "env-file", "", "write the remote environment (with -e overrides) to this file as KEY=VALUE lines instead of running a command")
+}
+
+// Complete reads the command line and builds the clients.
+func (o *ExecOptions) Complete(cmd *cobra.Command, args []string) error {
+	dash := cmd.ArgsLenAtDash()
+	target := ""
+	switch {
+	case dash == -1 && len(args) > 0:
+		target, o.command = args[0], args[1:]
+	case dash > 0:
+		target, o.command = args[0], args[dash:]
+		if dash > 1 {
+			return usageError(cmd, fmt.Errorf("unexpected arguments before --: %s", strings.Join(args[1:dash], " ")))
+		}
+	}
+	o.envRules = environ.Rules{Include: o.EnvInclude, Exclude: o.EnvExclude, KeepLocal: environ.DefaultKeepLocal(), Overrides: o.EnvSet}
+	return o.sessionOptions.Complete(target)
+}
+
+// Validate checks the options without I/O.
+func (o *ExecOptions) Validate() error {
+	if err := o.sessionOptions.Validate(); err != nil {
+		return err
+	}
+	if len(o.command) == 0 && o.EnvFile == "" {
+		return errors.New("a COMMAND after -- is required (or --env-file)")
+	}
+	return o.envRules.Validate()
+}
+
+// Run attaches to the target and runs the command.
+func (o *ExecOptions) Run(ctx context.Context) error {
+	p := newProgress(o.ErrOut)
+	sess, err := o.startSession(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+
+	remoteEnv, err := sess.Environ(ctx)
+	if err != nil {
+		return err
+	}
+	if o.EnvFile != "" {
+		lines := o.envRules.Remote(remoteEnv)
+		if err := writeEnvFile(o.EnvFile, lines); err != nil {
+			return err
+		}
+		p.step("wrote %d variables to %s", len(lines), o.EnvFile)
+		if len(o.command) == 0 {
+			return nil
+		}
+	}
+	p.done()
+	return runLocal(o.IOStreams, o.command, o.envRules.Merge(os.Environ(), remoteEnv))
+}
+
+// runLocal runs command with env, passing on the signals the plugin receives, and returns the
+// command's exit status as an ExitError (0 as nil).
+func runLocal(streams genericiooptions.IOStreams, command, env []string) error {
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = streams.In, streams.Out, streams.ErrOut
+	// Signals are passed on explicitly below rather than through CommandContext's kill: Ctrl-C
+	// must reach the program as SIGINT, the way it would without remocal, so it can shut down
+	// cleanly.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return &userError{msg: fmt.Sprintf("run %s: %v", command[0], err), cause: err}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			_ = cmd.Process.Signal(s)
+		case err := <-done:
+			return exitStatus(err)
+		}
+	}
+}
+
+// exitStatus maps how the command ended to the plugin's exit status, as a shell would: its exit
+// code, or 128+N when signal N killed it.
+func exitStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ExitError{Code: 128 + int(ws.Signal())}
+	}
+	return ExitError{Code: ee.ExitCode()}
+}
+
+func writeEnvFile(path string, lines []string) error {
+	var b strings.Builder
+	for _, l := range lines {
+		k, v, _ := strings.Cut(l, "=")
+		if strings.ContainsAny(v, "\n\"\\$` ") {
+			v = fmt.Sprintf("%q", v)
+		}
+		fmt.Fprintf(&b, "%s=%s\n", k, v)
+	}
+	// 0600: the remote environment usually holds secrets.
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}

@@ -1,0 +1,191 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
+)
+
+const (
+	forwardLong = `Forward local ports to any address the pod can reach, through the sidecar.
+
+Unlike kubectl port-forward, the destination need not be the pod itself: HOST may
+be a cluster DNS name (resolved inside the pod), a Service or pod IP, or anything
+the pod can reach. TCP only for now.`
+
+	forwardExample = `  # Reach the orders Service on local port 8080, through the web deployment's pod
+  kubectl remocal port-forward deployment/web -L 8080:orders.shop.svc.cluster.local:80
+
+  # Reach a port of the pod's own loopback
+  kubectl remocal port-forward pod/web-7d9f -L 127.0.0.1:9000:127.0.0.1:9000`
+)
+
+// forward is one -L rule.
+type forward struct {
+	listen string // local host:port
+	remote string // host:port as the pod dials it
+}
+
+// parseForward reads [LOCALHOST:]LOCALPORT:HOST:PORT. HOST may be an IPv6 literal in brackets.
+func parseForward(s string) (forward, error) {
+	bad := fmt.Errorf("-L %q is not [LOCALHOST:]LOCALPORT:HOST:PORT", s)
+	i := strings.LastIndex(s, ":")
+	if i < 0 {
+		return forward{}, bad
+	}
+	rest, remotePort := s[:i], s[i+1:]
+	j := strings.LastIndex(rest, ":")
+	if strings.HasSuffix(rest, "]") {
+		j = strings.LastIndex(rest, ":[")
+	}
+	if j < 0 {
+		return forward{}, bad
+	}
+	local, remoteHost := rest[:j], strings.Trim(rest[j+1:], "[]")
+	localHost, localPort := "127.0.0.1", local
+	if k := strings.LastIndex(local, ":"); k >= 0 {
+		localHost, localPort = strings.Trim(local[:k], "[]"), local[k+1:]
+	}
+	for _, p := range []string{localPort, remotePort} {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+			return forward{}, bad
+		}
+	}
+	if remoteHost == "" {
+		return forward{}, bad
+	}
+	return forward{listen: net.JoinHostPort(localHost, localPort), remote: net.JoinHostPort(remoteHost, remotePort)}, nil
+}
+
+// PortForwardOptions holds the flags and state of "kubectl remocal port-forward".
+type PortForwardOptions struct {
+	sessionOptions
+	genericiooptions.IOStreams
+
+	Local    []string
+	forwards []forward
+}
+
+// NewCmdPortForward returns "kubectl remocal port-forward".
+func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &PortForwardOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:                   "port-forward TYPE/NAME -L [LOCALHOST:]LOCALPORT:HOST:PORT...",
+		DisableFlagsInUseLine: true,
+		Short:                 "Forward local ports to addresses the pod can reach",
+		Long:                  forwardLong,
+		Example:               forwardExample,
+		Args:                  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args[0]); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return usageError(cmd, err)
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.sessionOptions.AddFlags(cmd)
+	cmd.Flags().StringArrayVarP(&o.Local, "local", "L", nil, "forward [LOCALHOST:]LOCALPORT to HOST:PORT as seen from the pod (repeatable)")
+	return cmd
+}
+
+// Validate checks the flags without I/O.
+func (o *PortForwardOptions) Validate() error {
+	if err := o.sessionOptions.Validate(); err != nil {
+		return err
+	}
+	if len(o.Local) == 0 {
+		return errors.New("at least one -L is required")
+	}
+	o.forwards = o.forwards[:0]
+	for _, l := range o.Local {
+		f, err := parseForward(l)
+		if err != nil {
+			return err
+		}
+		o.forwards = append(o.forwards, f)
+	}
+	return nil
+}
+
+// Run forwards until ctx is done (Ctrl-C) or the link fails.
+func (o *PortForwardOptions) Run(ctx context.Context) error {
+	p := newProgress(o.ErrOut)
+	sess, err := o.startSession(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var listeners []net.Listener
+	for _, f := range o.forwards {
+		ln, err := net.Listen("tcp", f.listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", f.listen, err)
+		}
+		listeners = append(listeners, ln)
+		fmt.Fprintf(o.Out, "Forwarding from %s -> %s\n", ln.Addr(), f.remote)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serveForward(ctx, sess, ln, f.remote)
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case <-sess.conn.Context().Done():
+		err = fmt.Errorf("the link to the sidecar ended: %w", context.Cause(sess.conn.Context()))
+	}
+	for _, ln := range listeners {
+		ln.Close()
+	}
+	return err
+}
+
+func serveForward(ctx context.Context, sess *session, ln net.Listener, remote string) {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		local, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer local.Close()
+			stream, err := sess.Dial(ctx, remote, 10*time.Second)
+			if err != nil {
+				klog.Errorf("forward %s: %v", remote, err)
+				return
+			}
+			done := make(chan struct{})
+			go func() {
+				_, _ = io.Copy(stream, local)
+				_ = stream.Close()
+				close(done)
+			}()
+			_, _ = io.Copy(local, stream)
+			if tcp, ok := local.(*net.TCPConn); ok {
+				_ = tcp.CloseWrite()
+			}
+			<-done
+		}()
+	}
+}

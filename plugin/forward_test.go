@@ -1,0 +1,32 @@
+package plugin
+
+import "testing"
+
+func TestParseForward(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    forward
+		wantErr bool
+	}{
+		{in: "8080:orders.shop.svc.cluster.local:80", want: forward{listen: "127.0.0.1:8080", remote: "orders.shop.svc.cluster.local:80"}},
+		{in: "0.0.0.0:9000:127.0.0.1:9000", want: forward{listen: "0.0.0.0:9000", remote: "127.0.0.1:9000"}},
+		{in: "0:[fd00::1]:53", want: forward{listen: "127.0.0.1:0", remote: "[fd00::1]:53"}},
+		{in: "[::1]:8080:svc:80", want: forward{listen: "[::1]:8080", remote: "svc:80"}},
+		{in: "8080", wantErr: true},
+		{in: "8080:svc", wantErr: true},
+		{in: "x:svc:80", wantErr: true},
+		{in: "8080:svc:99999", wantErr: true},
+		{in: "8080::80", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseForward(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,239 @@
+package plugin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/quic-go/quic-go"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/pkg/version"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// directProbeTimeout bounds the attempt to reach the sidecar on the pod IP: from a laptop outside
+// the cluster network it never answers, and the port-forward path must not wait long for that.
+const directProbeTimeout = 1500 * time.Millisecond
+
+// clientFeatures are what this plugin can use.
+func clientFeatures() []string { return []string{"env", "dial-tcp"} }
+
+type linkParams struct {
+	restConfig *rest.Config
+	pod        *corev1.Pod
+	port       int
+	mode       string // auto, direct, port-forward
+	tls        *tls.Config
+	// breakEvery, when set, breaks the port-forward connection at that period: a test of the
+	// link's recovery through the real binary.
+	breakEvery time.Duration
+}
+
+// session is an authenticated QUIC connection to a sidecar with its control stream open.
+type session struct {
+	conn     *quic.Conn
+	control  *quic.Stream
+	reader   *wire.Reader
+	hello    wire.HelloReply
+	closers  []io.Closer
+	stopping context.CancelFunc
+}
+
+// dialSession connects to the sidecar, directly over UDP when the pod IP answers, else through a
+// port-forward, and says hello. It reports which path it took.
+func dialSession(ctx context.Context, p linkParams) (*session, string, error) {
+	var errs []error
+	if p.mode != "port-forward" && p.pod.Status.PodIP != "" {
+		s, err := dialDirect(ctx, p)
+		if err == nil {
+			return s, "direct UDP to " + p.pod.Status.PodIP, nil
+		}
+		if p.mode == "direct" {
+			return nil, "", &userError{msg: fmt.Sprintf("cannot reach the sidecar at %s over UDP: %v (try --transport port-forward)", p.pod.Status.PodIP, err), cause: err}
+		}
+		if errors.Is(err, transport.ErrPinMismatch) {
+			return nil, "", err
+		}
+		klog.V(1).Infof("direct path unavailable, using port-forward: %v", err)
+		errs = append(errs, err)
+	}
+	s, err := dialPortForward(ctx, p)
+	if err != nil {
+		errs = append(errs, err)
+		return nil, "", fmt.Errorf("connect to the sidecar: %w", errors.Join(errs...))
+	}
+	return s, "port-forward", nil
+}
+
+func dialDirect(ctx context.Context, p linkParams) (*session, error) {
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(p.pod.Status.PodIP, strconv.Itoa(p.port)))
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	probeCtx, cancel := context.WithTimeout(ctx, directProbeTimeout)
+	defer cancel()
+	conn, err := transport.Dial(probeCtx, udp, addr, p.tls)
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	return newSession(ctx, conn, udp)
+}
+
+func dialPortForward(ctx context.Context, p linkParams) (*session, error) {
+	fw := newPortForwarder(p.restConfig, p.pod, p.port)
+	// The transport logs through klog, so -v controls it like everything else.
+	logger := slog.New(logr.ToSlogHandler(klog.Background()))
+	ctx, cancel := context.WithCancel(ctx)
+	pc, err := transport.NewStreamPacketClient(ctx, fw.Dial, logger)
+	if err != nil {
+		cancel()
+		fw.Close()
+		return nil, err
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer dcancel()
+	conn, err := transport.Dial(dctx, pc, pc.Addr(), p.tls)
+	if err != nil {
+		cancel()
+		pc.Close()
+		fw.Close()
+		return nil, err
+	}
+	if p.breakEvery > 0 {
+		go breakPeriodically(ctx, fw, p.breakEvery)
+	}
+	s, err := newSession(ctx, conn, pc, fw)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.stopping = cancel
+	return s, nil
+}
+
+func breakPeriodically(ctx context.Context, fw *portForwarder, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			klog.V(1).Info("breaking the port-forward connection (--debug-break-link-every)")
+			fw.Break()
+		}
+	}
+}
+
+// newSession opens the control stream and exchanges hellos.
+func newSession(ctx context.Context, conn *quic.Conn, closers ...io.Closer) (*session, error) {
+	s := &session{conn: conn, closers: closers}
+	stream, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open control stream: %w", err)
+	}
+	s.control, s.reader = stream, wire.NewReader(stream)
+	if err := wire.WriteMessage(stream, wire.Hello{Version: wire.Version, Features: clientFeatures(), Client: version.Get().Version}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("send hello: %w", err)
+	}
+	msg, err := s.reader.ReadMessage()
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("read hello reply: %w", err)
+	}
+	switch m := msg.(type) {
+	case wire.HelloReply:
+		s.hello = m
+		return s, nil
+	case wire.Error:
+		s.Close()
+		return nil, &userError{msg: "the sidecar refused the session: " + m.Reason + " (a sidecar of another remocal version; pass --sidecar-image matching this plugin)", cause: m}
+	default:
+		s.Close()
+		return nil, fmt.Errorf("unexpected hello reply %T", msg)
+	}
+}
+
+// Environ asks the sidecar for the target container's environment.
+func (s *session) Environ(ctx context.Context) ([]string, error) {
+	if err := wire.WriteMessage(s.control, wire.EnvRequest{}); err != nil {
+		return nil, fmt.Errorf("request environment: %w", err)
+	}
+	msg, err := s.reader.ReadMessage()
+	if err != nil {
+		return nil, fmt.Errorf("read environment: %w", err)
+	}
+	switch m := msg.(type) {
+	case wire.EnvReply:
+		return m.Environ, nil
+	case wire.Error:
+		return nil, &userError{msg: "the sidecar could not read the target's environment: " + m.Reason, cause: m}
+	default:
+		return nil, fmt.Errorf("unexpected environment reply %T", msg)
+	}
+}
+
+// Dial connects to address from inside the pod and returns the stream carrying the connection.
+// A refused or unreachable destination returns the pod-side errno (errors.Is with syscall.Errno).
+func (s *session) Dial(ctx context.Context, address string, timeout time.Duration) (*quic.Stream, error) {
+	stream, err := s.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req := wire.Dial{Network: "tcp", Address: address, TimeoutMillis: uint32(timeout.Milliseconds())}
+	if err := wire.WriteMessage(stream, req); err != nil {
+		stream.CancelRead(0)
+		return nil, err
+	}
+	// The reply is read byte by byte from the stream through a Reader sized to the frame, so no
+	// relayed bytes that follow it are consumed.
+	msg, err := wire.NewReader(stream).ReadMessage()
+	if err != nil {
+		stream.CancelRead(0)
+		return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
+	}
+	reply, ok := msg.(wire.DialReply)
+	if !ok {
+		stream.CancelRead(0)
+		return nil, fmt.Errorf("dial %s from the pod: unexpected reply %T", address, msg)
+	}
+	if err := reply.Err(); err != nil {
+		stream.CancelRead(0)
+		return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
+	}
+	return stream, nil
+}
+
+// Close ends the session; the sidecar keeps running for the next one until its TTL.
+func (s *session) Close() error {
+	if s.control != nil {
+		_ = s.control.Close()
+	}
+	err := s.conn.CloseWithError(0, "session ended")
+	if s.stopping != nil {
+		s.stopping()
+	}
+	for _, c := range s.closers {
+		_ = c.Close()
+	}
+	return err
+}

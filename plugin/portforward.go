@@ -1,0 +1,184 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
+)
+
+// portForwarder opens byte streams to one port of a pod through the API server's portforward
+// subresource: one long-lived upgraded connection, one pair of streams (data and error) per
+// Dial. It re-dials the connection itself when it has dropped, which is what lets the QUIC link
+// above survive API server restarts and idle timeouts.
+type portForwarder struct {
+	restConfig *rest.Config
+	namespace  string
+	pod        string
+	port       int
+
+	mu        sync.Mutex
+	conn      httpstream.Connection
+	requestID int
+}
+
+func newPortForwarder(restConfig *rest.Config, pod *corev1.Pod, port int) *portForwarder {
+	return &portForwarder{restConfig: restConfig, namespace: pod.Namespace, pod: pod.Name, port: port}
+}
+
+// Dial opens a new stream to the pod's port.
+func (f *portForwarder) Dial(ctx context.Context) (net.Conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil {
+		select {
+		case <-f.conn.CloseChan():
+			f.conn = nil
+		default:
+		}
+	}
+	if f.conn == nil {
+		conn, err := f.connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		f.conn = conn
+	}
+	f.requestID++
+	headers := http.Header{}
+	headers.Set(corev1.PortHeader, strconv.Itoa(f.port))
+	headers.Set(corev1.PortForwardRequestIDHeader, strconv.Itoa(f.requestID))
+	headers.Set(corev1.StreamType, corev1.StreamTypeError)
+	errStream, err := f.conn.CreateStream(headers)
+	if err != nil {
+		f.conn.Close()
+		f.conn = nil
+		return nil, fmt.Errorf("open port-forward error stream: %w", err)
+	}
+	// Only the kubelet writes on the error stream.
+	errStream.Close()
+	headers.Set(corev1.StreamType, corev1.StreamTypeData)
+	data, err := f.conn.CreateStream(headers)
+	if err != nil {
+		f.conn.Close()
+		f.conn = nil
+		return nil, fmt.Errorf("open port-forward data stream: %w", err)
+	}
+	sc := &streamConn{data: data, errStream: errStream, conn: f.conn}
+	go sc.watchErrors()
+	return sc, nil
+}
+
+// Break closes the current connection, as an API server restart would. Tests and the
+// --debug-break-link-every flag use it to prove the link survives.
+func (f *portForwarder) Break() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil {
+		f.conn.Close()
+		f.conn = nil
+	}
+}
+
+// Close closes the connection for good.
+func (f *portForwarder) Close() error {
+	f.Break()
+	return nil
+}
+
+// connect upgrades a connection to the pod's portforward subresource, over WebSocket where the
+// API server supports it and SPDY otherwise, as kubectl port-forward does.
+func (f *portForwarder) connect(ctx context.Context) (httpstream.Connection, error) {
+	client, err := kubernetes.NewForConfig(f.restConfig)
+	if err != nil {
+		return nil, err
+	}
+	url := client.CoreV1().RESTClient().Post().Resource("pods").Namespace(f.namespace).Name(f.pod).SubResource("portforward").URL()
+	rt, upgrader, err := spdy.RoundTripperFor(f.restConfig)
+	if err != nil {
+		return nil, err
+	}
+	spdyDialer := spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, url)
+	wsDialer, err := portforward.NewSPDYOverWebsocketDialer(url, f.restConfig)
+	if err != nil {
+		return nil, err
+	}
+	dialer := portforward.NewFallbackDialer(wsDialer, spdyDialer, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	type result struct {
+		conn httpstream.Connection
+		err  error
+	}
+	// The dialer takes no context; bound it here so a hung API server cannot hang the session.
+	done := make(chan result, 1)
+	go func() {
+		conn, _, err := dialer.Dial(portforward.PortForwardProtocolV1Name)
+		done <- result{conn, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("port-forward to pod %s: %w", f.pod, r.err)
+		}
+		return r.conn, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// streamConn is a port-forward data stream as a net.Conn. Deadlines are not supported by the
+// streams; the QUIC layer above keeps its own timers.
+type streamConn struct {
+	data      httpstream.Stream
+	errStream httpstream.Stream
+	conn      httpstream.Connection
+	closeOnce sync.Once
+}
+
+func (c *streamConn) Read(b []byte) (int, error)  { return c.data.Read(b) }
+func (c *streamConn) Write(b []byte) (int, error) { return c.data.Write(b) }
+
+func (c *streamConn) Close() error {
+	c.closeOnce.Do(func() {
+		_ = c.data.Reset()
+		c.conn.RemoveStreams(c.data, c.errStream)
+	})
+	return nil
+}
+
+// watchErrors resets the data stream when the kubelet reports an error (e.g. nothing listens on
+// the port), so a reader sees the failure instead of waiting forever.
+func (c *streamConn) watchErrors() {
+	msg, _ := io.ReadAll(io.LimitReader(c.errStream, 4096))
+	if len(msg) > 0 {
+		_ = c.data.Reset()
+	}
+}
+
+func (c *streamConn) LocalAddr() net.Addr              { return pfAddr{} }
+func (c *streamConn) RemoteAddr() net.Addr             { return pfAddr{} }
+func (c *streamConn) SetDeadline(time.Time) error      { return nil }
+func (c *streamConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
+
+type pfAddr struct{}
+
+func (pfAddr) Network() string { return "portforward" }
+func (pfAddr) String() string  { return "portforward" }

@@ -1,0 +1,193 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/pkg/version"
+)
+
+// sessionOptions are the flags and clients of every command that attaches to a pod through a
+// sidecar (exec, port-forward).
+type sessionOptions struct {
+	configFlags *genericclioptions.ConfigFlags
+
+	Container    string
+	SidecarImage string
+	StartTimeout time.Duration
+	TTL          time.Duration
+	Transport    string
+	// BreakLinkEvery is a hidden test flag: break the port-forward connection at this period.
+	BreakLinkEvery time.Duration
+
+	// Set by Complete.
+	namespace  string
+	targetRef  string
+	restConfig *rest.Config
+	client     kubernetes.Interface
+	keyPath    string
+}
+
+func newSessionOptions(configFlags *genericclioptions.ConfigFlags) sessionOptions {
+	return sessionOptions{
+		configFlags:  configFlags,
+		SidecarImage: version.DefaultSidecarImage(),
+		StartTimeout: 60 * time.Second,
+		TTL:          10 * time.Minute,
+		Transport:    "auto",
+	}
+}
+
+// AddFlags binds the session flags.
+func (o *sessionOptions) AddFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVarP(&o.Container, "container", "c", o.Container, "container of the pod to act as (default: the kubectl.kubernetes.io/default-container annotation, else the first)")
+	f.StringVar(&o.SidecarImage, "sidecar-image", o.SidecarImage, "image of the sidecar added to the pod")
+	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the sidecar to run")
+	f.DurationVar(&o.TTL, "ttl", o.TTL, "a new sidecar exits after this long without a client")
+	f.StringVar(&o.Transport, "transport", o.Transport, "how to reach the sidecar: auto (direct when the pod IP is reachable, else port-forward), direct, port-forward")
+	f.DurationVar(&o.BreakLinkEvery, "debug-break-link-every", 0, "break the port-forward connection at this period (tests the link's recovery)")
+	_ = f.MarkHidden("debug-break-link-every")
+}
+
+// Complete builds the clients for target (TYPE/NAME).
+func (o *sessionOptions) Complete(target string) error {
+	o.targetRef = target
+	var err error
+	if o.namespace, _, err = o.configFlags.ToRawKubeConfigLoader().Namespace(); err != nil {
+		return err
+	}
+	if o.restConfig, err = o.configFlags.ToRESTConfig(); err != nil {
+		return err
+	}
+	if o.client, err = kubernetes.NewForConfig(o.restConfig); err != nil {
+		return err
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return fmt.Errorf("find a directory for the client key: %w", err)
+	}
+	o.keyPath = filepath.Join(dir, "remocal", "client-key.pem")
+	return nil
+}
+
+// Validate checks the session flags without I/O.
+func (o *sessionOptions) Validate() error {
+	if o.targetRef == "" {
+		return errors.New("a TARGET (TYPE/NAME) is required")
+	}
+	switch o.Transport {
+	case "auto", "direct", "port-forward":
+	default:
+		return fmt.Errorf("--transport must be auto, direct or port-forward, not %q", o.Transport)
+	}
+	if o.StartTimeout <= 0 || o.TTL <= 0 {
+		return errors.New("--start-timeout and --ttl must be positive")
+	}
+	if o.SidecarImage == "" {
+		return errors.New("--sidecar-image must not be empty")
+	}
+	return nil
+}
+
+// startSession resolves the target, checks what the user may do, finds or adds the sidecar, and
+// connects to it.
+func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*session, error) {
+	t, err := resolveTarget(ctx, o.configFlags, o.namespace, o.targetRef, o.Container, o.StartTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if t.via != "" {
+		p.step("target %s: pod %s, container %s", t.via, t.pod.Name, t.container)
+	} else {
+		p.step("target pod %s, container %s", t.pod.Name, t.container)
+	}
+	id, err := transport.LoadOrCreateIdentity(o.keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("client key %s: %w", o.keyPath, err)
+	}
+	pin := id.Fingerprint()
+
+	pod := t.pod
+	ec, reused := reusableSidecar(pod, o.SidecarImage, t.container, pin)
+	if reused {
+		p.step("reusing sidecar %s", ec.Name)
+	} else {
+		if err := checkPermissions(ctx, o.client, pod.Namespace); err != nil {
+			return nil, err
+		}
+		level, err := namespaceSecurityLevel(ctx, o.client, pod.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		var lost []string
+		ec, lost = sidecarContainer(sidecarParams{
+			Image:     o.SidecarImage,
+			Target:    t.container,
+			ClientPin: pin,
+			Port:      40000 + rand.IntN(20000),
+			TTL:       o.TTL,
+			Direct:    o.Transport != "port-forward",
+			Level:     level,
+			RunAsUser: targetUser(pod, t.container),
+		})
+		if len(lost) > 0 {
+			p.warn("namespace %s enforces Pod Security %q: no %s; the environment, outgoing traffic and files still work", pod.Namespace, level, strings.Join(lost, ", no "))
+		}
+		if err := addSidecar(ctx, o.client, pod, ec); err != nil {
+			return nil, err
+		}
+		p.step("added sidecar %s (%s), waiting for it to run", ec.Name, o.SidecarImage)
+		if pod, err = waitSidecarRunning(ctx, o.client, pod, ec.Name, o.StartTimeout); err != nil {
+			return nil, err
+		}
+		p.step("sidecar running")
+	}
+	serverPin, err := readSidecarFingerprint(ctx, o.client, pod, ec.Name)
+	if err != nil {
+		return nil, err
+	}
+	port, err := sidecarPort(ec)
+	if err != nil {
+		return nil, err
+	}
+	sess, how, err := dialSession(ctx, linkParams{
+		restConfig: o.restConfig,
+		pod:        pod,
+		port:       port,
+		mode:       o.Transport,
+		tls:        transport.ClientTLS(id, serverPin),
+		breakEvery: o.BreakLinkEvery,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.step("connected (%s)", how)
+	return sess, nil
+}
+
+// targetUser is the user the target container runs as, when the pod spec says.
+func targetUser(pod *corev1.Pod, container string) *int64 {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == container && c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+			return c.SecurityContext.RunAsUser
+		}
+	}
+	if pod.Spec.SecurityContext != nil {
+		return pod.Spec.SecurityContext.RunAsUser
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package plugin
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+)
+
+// sidecarNamePrefix marks remocal's ephemeral containers; the rest of the name is random because
+// ephemeral containers can never be removed and names cannot be reused.
+const sidecarNamePrefix = "remocal-"
+
+// sidecarParams is what a new sidecar is started with. Everything the plugin needs to find and
+// reuse it later is in its command line, which the pod spec keeps.
+type sidecarParams struct {
+	Image     string
+	Target    string // targetContainerName: shares that container's PID namespace
+	ClientPin string // fingerprint of the only client key the sidecar accepts
+	Port      int    // QUIC over UDP (direct) and stream-carried QUIC over TCP (port-forward)
+	TTL       time.Duration
+	Direct    bool // also listen for QUIC on the pod's addresses, not only on loopback
+	Level     podSecurityLevel
+	RunAsUser *int64 // the target's user, needed under the restricted level
+}
+
+// sidecarContainer builds the ephemeral container for p, with the least privilege the namespace's
+// Pod Security level allows:
+//   - privileged: NET_ADMIN (to redirect the pod's ports for steal and mirror) and SYS_PTRACE (to
+//     read /proc/PID/environ and /proc/PID/root of a target that runs as another user);
+//   - baseline: no added capability (both are forbidden); root can still read a root target;
+//   - restricted: non-root as the target's user, no capability, RuntimeDefault seccomp.
+//
+// It also returns what the level takes away, for one line of warning.
+func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
+	name := sidecarNamePrefix + rand.String(5)
+	args := []string{
+		"--client-pin=" + p.ClientPin,
+		"--port=" + strconv.Itoa(p.Port),
+		"--ttl=" + p.TTL.String(),
+		"--direct=" + strconv.FormatBool(p.Direct),
+	}
+	no, yes := false, true
+	root := int64(0)
+	sc := &corev1.SecurityContext{
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		AllowPrivilegeEscalation: &no,
+	}
+	var lost []string
+	switch p.Level {
+	case psaRestricted:
+		sc.RunAsNonRoot = &yes
+		sc.RunAsUser = p.RunAsUser
+		sc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+		lost = append(lost, "steal and mirror (NET_ADMIN is forbidden)")
+		if p.RunAsUser == nil {
+			lost = append(lost, "the environment and files of the target (its user is not set in the pod spec)")
+		}
+	case psaBaseline:
+		// runAsUser 0 and runAsNonRoot false explicitly: a pod-level non-root default would
+		// otherwise reject the sidecar or run it as a user that cannot read the target's /proc.
+		sc.RunAsUser, sc.RunAsNonRoot = &root, &no
+		lost = append(lost, "steal and mirror (NET_ADMIN is forbidden)")
+	default:
+		sc.RunAsUser, sc.RunAsNonRoot = &root, &no
+		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN", "SYS_PTRACE"}
+	}
+	return corev1.EphemeralContainer{
+		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+			Name:                     name,
+			Image:                    p.Image,
+			ImagePullPolicy:          corev1.PullIfNotPresent,
+			Args:                     args,
+			SecurityContext:          sc,
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		},
+		TargetContainerName: p.Target,
+	}, lost
+}
+
+// sidecarArg returns the value of --name=VALUE in an existing sidecar's args.
+func sidecarArg(args []string, name string) (string, bool) {
+	prefix := "--" + name + "="
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, prefix); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// reusableSidecar finds a running sidecar in pod that serves the same client key, targets the same
+// container and runs the same image: reusing it skips the image pull and container start (warm
+// start). Ephemeral containers cannot be changed, so anything else means a new one.
+func reusableSidecar(pod *corev1.Pod, image, container, pin string) (corev1.EphemeralContainer, bool) {
+	running := map[string]bool{}
+	for _, s := range pod.Status.EphemeralContainerStatuses {
+		running[s.Name] = s.State.Running != nil
+	}
+	for i := len(pod.Spec.EphemeralContainers) - 1; i >= 0; i-- { // newest first
+		ec := pod.Spec.EphemeralContainers[i]
+		if !strings.HasPrefix(ec.Name, sidecarNamePrefix) || !running[ec.Name] {
+			continue
+		}
+		if ec.Image != image || ec.TargetContainerName != container {
+			continue
+		}
+		if got, _ := sidecarArg(ec.Args, "client-pin"); got == pin {
+			return ec, true
+		}
+	}
+	return corev1.EphemeralContainer{}, false
+}
+
+// sidecarPort reads the port an existing sidecar listens on.
+func sidecarPort(ec corev1.EphemeralContainer) (int, error) {
+	v, ok := sidecarArg(ec.Args, "port")
+	if !ok {
+		return 0, fmt.Errorf("sidecar %s has no --port argument", ec.Name)
+	}
+	return strconv.Atoi(v)
+}

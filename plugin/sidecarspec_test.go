@@ -1,0 +1,98 @@
+package plugin
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestSidecarContainerBySecurityLevel(t *testing.T) {
+	uid := int64(1000)
+	tests := []struct {
+		level       podSecurityLevel
+		user        *int64
+		wantCaps    []corev1.Capability
+		wantUser    *int64
+		wantNonRoot bool
+		wantLost    int
+	}{
+		{level: psaPrivileged, wantCaps: []corev1.Capability{"NET_ADMIN", "SYS_PTRACE"}, wantUser: new(int64)},
+		{level: psaBaseline, wantCaps: nil, wantUser: new(int64), wantLost: 1},
+		{level: psaRestricted, user: &uid, wantCaps: nil, wantUser: &uid, wantNonRoot: true, wantLost: 1},
+		{level: psaRestricted, wantCaps: nil, wantNonRoot: true, wantLost: 2},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.level), func(t *testing.T) {
+			ec, lost := sidecarContainer(sidecarParams{
+				Image: "img", Target: "app", ClientPin: "sha256:ab", Port: 45000, TTL: time.Minute,
+				Level: tt.level, RunAsUser: tt.user,
+			})
+			sc := ec.SecurityContext
+			if !slices.Equal(sc.Capabilities.Add, tt.wantCaps) {
+				t.Errorf("caps = %v, want %v", sc.Capabilities.Add, tt.wantCaps)
+			}
+			if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+				t.Errorf("drop = %v, want ALL", sc.Capabilities.Drop)
+			}
+			if (sc.RunAsUser == nil) != (tt.wantUser == nil) || (sc.RunAsUser != nil && *sc.RunAsUser != *tt.wantUser) {
+				t.Errorf("runAsUser = %v, want %v", sc.RunAsUser, tt.wantUser)
+			}
+			if got := sc.RunAsNonRoot != nil && *sc.RunAsNonRoot; got != tt.wantNonRoot {
+				t.Errorf("runAsNonRoot = %v, want %v", got, tt.wantNonRoot)
+			}
+			if len(lost) != tt.wantLost {
+				t.Errorf("lost = %v, want %d items", lost, tt.wantLost)
+			}
+			if !strings.HasPrefix(ec.Name, sidecarNamePrefix) || ec.TargetContainerName != "app" {
+				t.Errorf("name %q target %q", ec.Name, ec.TargetContainerName)
+			}
+			if pin, _ := sidecarArg(ec.Args, "client-pin"); pin != "sha256:ab" {
+				t.Errorf("client-pin arg = %q", pin)
+			}
+		})
+	}
+}
+
+func TestReusableSidecar(t *testing.T) {
+	mk := func(name, image, target, pin string, running bool) (corev1.EphemeralContainer, corev1.ContainerStatus) {
+		ec := corev1.EphemeralContainer{
+			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: name, Image: image, Args: []string{"--client-pin=" + pin, "--port=45000"}},
+			TargetContainerName:      target,
+		}
+		st := corev1.ContainerStatus{Name: name}
+		if running {
+			st.State.Running = &corev1.ContainerStateRunning{}
+		} else {
+			st.State.Terminated = &corev1.ContainerStateTerminated{}
+		}
+		return ec, st
+	}
+	pod := &corev1.Pod{}
+	for _, c := range []struct {
+		name, image, target, pin string
+		running                  bool
+	}{
+		{"remocal-dead1", "img:1", "app", "sha256:me", false},
+		{"remocal-other", "img:1", "app", "sha256:someone-else", true},
+		{"remocal-oldimg", "img:0", "app", "sha256:me", true},
+		{"remocal-good1", "img:1", "app", "sha256:me", true},
+		{"debugger", "img:1", "app", "sha256:me", true},
+	} {
+		ec, st := mk(c.name, c.image, c.target, c.pin, c.running)
+		pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, ec)
+		pod.Status.EphemeralContainerStatuses = append(pod.Status.EphemeralContainerStatuses, st)
+	}
+	ec, ok := reusableSidecar(pod, "img:1", "app", "sha256:me")
+	if !ok || ec.Name != "remocal-good1" {
+		t.Fatalf("reusableSidecar = %q, %v; want remocal-good1", ec.Name, ok)
+	}
+	if port, err := sidecarPort(ec); err != nil || port != 45000 {
+		t.Fatalf("sidecarPort = %d, %v", port, err)
+	}
+	if _, ok := reusableSidecar(pod, "img:1", "other-container", "sha256:me"); ok {
+		t.Fatal("reused a sidecar that targets another container")
+	}
+}

@@ -1,0 +1,100 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/resource"
+	"k8s.io/kubectl/pkg/polymorphichelpers"
+	"k8s.io/kubectl/pkg/scheme"
+)
+
+// target is the pod and container a session attaches to.
+type target struct {
+	pod       *corev1.Pod
+	container string
+	// via names the object the user gave when it was not the pod itself, e.g. "deployment/echo".
+	via string
+}
+
+// supportedKinds are the TYPE values of TYPE/NAME, as kubectl spells them.
+var supportedKinds = []string{"pod", "deployment", "statefulset", "replicaset", "daemonset", "job"}
+
+// resolveTarget turns TYPE/NAME into a running pod, the way kubectl exec does (for a workload it
+// picks one running pod of it), and chooses the container: -c, else the
+// kubectl.kubernetes.io/default-container annotation, else the first container.
+func resolveTarget(ctx context.Context, flags *genericclioptions.ConfigFlags, namespace, ref, container string, timeout time.Duration) (*target, error) {
+	kind, _, ok := strings.Cut(ref, "/")
+	if !ok {
+		return nil, fmt.Errorf("target %q is not TYPE/NAME; use one of %s, e.g. pod/web-7d9f or deployment/web", ref, strings.Join(supportedKinds, ", "))
+	}
+	if !isSupportedKind(kind) {
+		return nil, fmt.Errorf("target kind %q is not supported; use one of %s", kind, strings.Join(supportedKinds, ", "))
+	}
+	obj, err := resource.NewBuilder(flags).
+		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
+		NamespaceParam(namespace).DefaultNamespace().
+		ResourceNames("pods", ref).
+		Do().Object()
+	if err != nil {
+		return nil, fmt.Errorf("find %s in namespace %s: %w", ref, namespace, err)
+	}
+	// kubectl's own choice of "the" pod of a workload: running ones first, then the most
+	// recently started.
+	pod, err := polymorphichelpers.AttachablePodForObjectFn(flags, obj, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("find a running pod of %s: %w", ref, err)
+	}
+	if pod.Status.Phase != corev1.PodRunning {
+		return nil, fmt.Errorf("pod %s is %s, not Running; remocal attaches to running pods only", pod.Name, pod.Status.Phase)
+	}
+	name, err := chooseContainer(pod, container)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{pod: pod, container: name}
+	if kind != "pod" && kind != "pods" && kind != "po" {
+		t.via = ref
+	}
+	return t, ctx.Err()
+}
+
+func chooseContainer(pod *corev1.Pod, requested string) (string, error) {
+	names := make([]string, 0, len(pod.Spec.Containers))
+	for _, c := range pod.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	if requested == "" {
+		if def := pod.Annotations["kubectl.kubernetes.io/default-container"]; def != "" {
+			requested = def
+		} else {
+			return names[0], nil
+		}
+	}
+	for _, n := range names {
+		if n == requested {
+			return n, nil
+		}
+	}
+	sort.Strings(names)
+	return "", fmt.Errorf("container %q not found in pod %s; its containers are: %s", requested, pod.Name, strings.Join(names, ", "))
+}
+
+func isSupportedKind(kind string) bool {
+	kind = strings.ToLower(kind)
+	for _, k := range supportedKinds {
+		if kind == k || kind == k+"s" {
+			return true
+		}
+	}
+	switch kind {
+	case "po", "deploy", "sts", "rs", "ds":
+		return true
+	}
+	return false
+}

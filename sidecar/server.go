@@ -1,0 +1,207 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/remocal/kubectl-remocal/pkg/version"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// features are what this sidecar offers; the hello negotiates the intersection with the client's.
+var features = []string{"env", "dial-tcp"}
+
+// Application error codes on QUIC connections and streams.
+const (
+	codeOK             quic.ApplicationErrorCode = 0
+	streamCodeProtocol quic.StreamErrorCode      = 1
+)
+
+// server handles the client's connections.
+type server struct {
+	cfg  Config
+	log  *slog.Logger
+	idle *idleTimer
+}
+
+// serve accepts connections until the listener closes.
+func (s *server) serve(ctx context.Context, ln *quic.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, quic.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("accept quic connection: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.handleConn(ctx, conn)
+		}()
+	}
+}
+
+// handleConn serves one client connection: one control stream and any number of data streams,
+// each told apart by its first message.
+func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
+	disconnected := s.idle.Connected()
+	defer disconnected()
+	log := s.log.With("client", conn.RemoteAddr().String())
+	log.InfoContext(ctx, "client connected")
+	defer func() {
+		reason := "sidecar stopping"
+		if cause := context.Cause(conn.Context()); cause != nil {
+			reason = cause.Error()
+		}
+		log.InfoContext(ctx, "client disconnected", "reason", reason)
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		_ = conn.CloseWithError(codeOK, "sidecar stopping")
+	}()
+	for {
+		stream, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		go s.handleStream(ctx, log, stream)
+	}
+}
+
+func (s *server) handleStream(ctx context.Context, log *slog.Logger, stream *quic.Stream) {
+	r := wire.NewReader(stream)
+	first, err := r.ReadMessage()
+	if err != nil {
+		rejectStream(stream, fmt.Errorf("read first message: %w", err))
+		return
+	}
+	switch m := first.(type) {
+	case wire.Hello:
+		s.control(ctx, log, stream, r, m)
+	case wire.Dial:
+		s.dial(ctx, log, stream, m)
+	default:
+		rejectStream(stream, fmt.Errorf("unexpected first message %T", first))
+	}
+}
+
+// control answers the hello, then requests in order until the stream ends.
+func (s *server) control(ctx context.Context, log *slog.Logger, stream *quic.Stream, r *wire.Reader, hello wire.Hello) {
+	defer stream.Close()
+	if hello.Version != wire.Version {
+		_ = wire.WriteMessage(stream, wire.Error{Code: wire.ErrCodeVersion, Reason: fmt.Sprintf("sidecar speaks protocol %d, client %d", wire.Version, hello.Version)})
+		return
+	}
+	reply := wire.HelloReply{Version: wire.Version, Features: wire.Negotiate(hello.Features, features), Sidecar: version.Get().Version}
+	if pid, err := targetPID(s.cfg.ProcRoot); err == nil {
+		reply.TargetPID = int32(pid)
+	}
+	log.InfoContext(ctx, "hello", "clientVersion", hello.Client, "features", reply.Features)
+	if err := wire.WriteMessage(stream, reply); err != nil {
+		return
+	}
+	for {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				rejectStream(stream, err)
+			}
+			return
+		}
+		var answer wire.Message
+		switch m := msg.(type) {
+		case wire.EnvRequest:
+			answer = s.environ()
+		case wire.Heartbeat:
+			answer = m
+		default:
+			rejectStream(stream, fmt.Errorf("unexpected message %T on the control stream", msg))
+			return
+		}
+		if err := wire.WriteMessage(stream, answer); err != nil {
+			return
+		}
+	}
+}
+
+func (s *server) environ() wire.Message {
+	pid, err := targetPID(s.cfg.ProcRoot)
+	if err != nil {
+		return wire.Error{Code: wire.ErrCodeInternal, Reason: err.Error()}
+	}
+	env, err := readEnviron(s.cfg.ProcRoot, pid)
+	if err != nil {
+		return wire.Error{Code: wire.ErrCodeInternal, Reason: err.Error() + " (a target running as another user needs the SYS_PTRACE capability, which the namespace's Pod Security level may forbid)"}
+	}
+	return wire.EnvReply{Environ: env}
+}
+
+// dial connects from the pod's network namespace and then relays bytes both ways. The reply
+// carries the connect's errno, so the client can return the same result the app would get
+// inside the pod (refused stays refused, unreachable stays unreachable).
+func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream, req wire.Dial) {
+	if req.Network != "tcp" {
+		_ = wire.WriteMessage(stream, wire.DialReply{Errno: wire.ErrnoOf(errUnsupportedNetwork), Reason: "only tcp is supported on a stream"})
+		_ = stream.Close()
+		return
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 || timeout > time.Minute {
+		timeout = 30 * time.Second
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	target, err := (&net.Dialer{}).DialContext(dctx, "tcp", req.Address)
+	cancel()
+	if err != nil {
+		log.DebugContext(ctx, "dial failed", "address", req.Address, "err", err)
+		_ = wire.WriteMessage(stream, wire.DialReply{Errno: wire.ErrnoOf(err), Reason: err.Error()})
+		_ = stream.Close()
+		return
+	}
+	defer target.Close()
+	if err := wire.WriteMessage(stream, wire.DialReply{}); err != nil {
+		return
+	}
+	relay(stream, target.(*net.TCPConn))
+}
+
+var errUnsupportedNetwork = errors.New("unsupported network")
+
+// relay copies both ways, passing each side's end of stream on as a half-close, and returns when
+// both directions are done.
+func relay(stream *quic.Stream, conn *net.TCPConn) {
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(conn, stream)
+		_ = conn.CloseWrite()
+		close(done)
+	}()
+	_, err := io.Copy(stream, conn)
+	if err != nil {
+		stream.CancelWrite(streamCodeProtocol)
+	} else {
+		_ = stream.Close()
+	}
+	<-done
+}
+
+// rejectStream ends a stream whose peer broke the protocol, with the reason, without touching
+// the rest of the connection.
+func rejectStream(stream *quic.Stream, err error) {
+	_ = wire.WriteMessage(stream, wire.Error{Code: wire.ErrCodeProtocol, Reason: err.Error()})
+	stream.CancelRead(streamCodeProtocol)
+	_ = stream.Close()
+}

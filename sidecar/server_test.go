@@ -1,0 +1,241 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// startSidecar runs Run on loopback for a client identity and returns the port and the
+// sidecar's pin, read from its first log line as the plugin does.
+func startSidecar(t *testing.T, client transport.Identity, procRoot string) (port int, pin string) {
+	t.Helper()
+	r, w := io.Pipe()
+	logger := slog.New(slog.NewJSONHandler(w, nil))
+	cfg := validConfig(freePort(t))
+	cfg.ClientPin = client.Fingerprint()
+	cfg.ProcRoot = procRoot
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, logger); w.Close() }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	buf := make([]byte, 4096)
+	n, err := r.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, r) //nolint:errcheck // drains the rest of the log
+	lines := logLines(t, bytes.NewBuffer(buf[:n]))
+	return cfg.Port, lines[0]["fingerprint"].(string)
+}
+
+func dialSidecar(t *testing.T, id transport.Identity, port int, pin string) *quic.Conn {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { udp.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	conn, err := transport.Dial(ctx, udp, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, transport.ClientTLS(id, pin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseWithError(0, "") })
+	return conn
+}
+
+// fakeProc is a /proc with one target process (PID 1) and its environment.
+func fakeProc(t *testing.T, environ string) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "environ"), []byte(environ), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "comm"), []byte("app\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestServerHelloEnvAndDial(t *testing.T) {
+	client, err := transport.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, pin := startSidecar(t, client, fakeProc(t, "A=1\x00SECRET=s3cret\x00"))
+	conn := dialSidecar(t, client, port, pin)
+	ctx := t.Context()
+
+	control, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wire.NewReader(control)
+	if err := wire.WriteMessage(control, wire.Hello{Version: wire.Version, Features: []string{"env", "dial-tcp", "future"}}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := r.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello, ok := msg.(wire.HelloReply)
+	if !ok || !slices.Equal(hello.Features, []string{"env", "dial-tcp"}) || hello.TargetPID != 1 {
+		t.Fatalf("hello reply = %#v", msg)
+	}
+	if err := wire.WriteMessage(control, wire.EnvRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err = r.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env, ok := msg.(wire.EnvReply); !ok || !slices.Equal(env.Environ, []string{"A=1", "SECRET=s3cret"}) {
+		t.Fatalf("env reply = %#v", msg)
+	}
+
+	t.Run("dial relays bytes", func(t *testing.T) {
+		echo := tcpEcho(t)
+		stream := dial(t, conn, echo)
+		if _, err := stream.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(stream, buf); err != nil || string(buf) != "ping" {
+			t.Fatalf("echo = %q, %v", buf, err)
+		}
+		stream.Close()
+	})
+	t.Run("refused stays refused", func(t *testing.T) {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := ln.Addr().String()
+		ln.Close()
+		stream, err := conn.OpenStreamSync(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wire.WriteMessage(stream, wire.Dial{Network: "tcp", Address: addr, TimeoutMillis: 2000}); err != nil {
+			t.Fatal(err)
+		}
+		msg, err := wire.NewReader(stream).ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply := msg.(wire.DialReply)
+		if !errors.Is(reply.Err(), syscall.ECONNREFUSED) {
+			t.Fatalf("dial of a closed port: %v, want ECONNREFUSED", reply.Err())
+		}
+	})
+	t.Run("a malformed first message closes only that stream", func(t *testing.T) {
+		stream, err := conn.OpenStreamSync(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Write([]byte{0xff, 0, 0, 0, 1, 0}); err != nil {
+			t.Fatal(err)
+		}
+		if msg, err := wire.NewReader(stream).ReadMessage(); err == nil {
+			if _, ok := msg.(wire.Error); !ok {
+				t.Fatalf("reply to garbage = %#v, want an Error", msg)
+			}
+		}
+		// The connection still serves.
+		stream = dial(t, conn, tcpEcho(t))
+		stream.Close()
+	})
+}
+
+func TestServerRefusesOtherClientKey(t *testing.T) {
+	pinned, _ := transport.NewIdentity()
+	intruder, _ := transport.NewIdentity()
+	port, pin := startSidecar(t, pinned, fakeProc(t, "A=1\x00"))
+
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	conn, err := transport.Dial(ctx, udp, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, transport.ClientTLS(intruder, pin))
+	if err != nil {
+		return // refused during the handshake
+	}
+	defer conn.CloseWithError(0, "")
+	// In TLS 1.3 the server checks the client's certificate after the client's handshake ends:
+	// the refusal shows on first use.
+	stream, err := conn.OpenStreamSync(ctx)
+	if err == nil {
+		_ = wire.WriteMessage(stream, wire.Hello{Version: wire.Version})
+		_, err = wire.NewReader(stream).ReadMessage()
+	}
+	if err == nil {
+		t.Fatal("a client with another key was served")
+	}
+}
+
+func dial(t *testing.T, conn *quic.Conn, addr string) *quic.Stream {
+	t.Helper()
+	stream, err := conn.OpenStreamSync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wire.WriteMessage(stream, wire.Dial{Network: "tcp", Address: addr, TimeoutMillis: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := wire.NewReader(stream).ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := msg.(wire.DialReply).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return stream
+}
+
+func tcpEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -62,57 +62,39 @@ var fatalWaitingReasons = map[string]bool{
 	"RunContainerError":          true,
 }
 
-// waitSidecarRunning watches the pod until the named ephemeral container runs, and fails fast
-// with the kubelet's reason when it cannot start.
+// waitSidecarRunning polls until the named ephemeral container runs, and fails fast with the
+// kubelet's reason when it cannot start. Besides the pod status it reads the pod's events: the
+// kubelet reports a failed image pull as an event at once, while the container status catches up
+// only at its next status sync, ten seconds or more later.
 func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string, timeout time.Duration) (*corev1.Pod, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	selector := fields.OneTermEqualSelector("metadata.name", pod.Name).String()
-	for {
-		list, err := client.CoreV1().Pods(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: selector})
+	var running *corev1.Pod
+	fieldPath := fmt.Sprintf("spec.ephemeralContainers{%s}", name)
+	events := fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		p, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("pod %s was deleted while its sidecar was starting", pod.Name)
+		}
 		if err != nil {
-			return nil, waitError(ctx, name, timeout, err)
+			return false, nil // a passing API error: try again until the timeout
 		}
-		if len(list.Items) == 0 {
-			return nil, fmt.Errorf("pod %s disappeared while its sidecar was starting", pod.Name)
+		if done, err := sidecarState(p, name); done || err != nil {
+			running = p
+			return done, err
 		}
-		if done, err := sidecarState(&list.Items[0], name); done || err != nil {
-			return &list.Items[0], err
-		}
-		w, err := client.CoreV1().Pods(pod.Namespace).Watch(ctx, metav1.ListOptions{FieldSelector: selector, ResourceVersion: list.ResourceVersion})
+		// Events are best effort: a user who may not list them still gets the status path.
+		list, err := client.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: events})
 		if err != nil {
-			return nil, waitError(ctx, name, timeout, err)
+			return false, nil
 		}
-		p, err := watchSidecar(ctx, w, name)
-		w.Stop()
-		if p != nil || err != nil {
-			return p, waitError(ctx, name, timeout, err)
-		}
-		// The watch ended (server timeout): list again and resume.
-	}
-}
-
-func watchSidecar(ctx context.Context, w watch.Interface, name string) (*corev1.Pod, error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return nil, nil
-			}
-			if ev.Type == watch.Deleted {
-				return nil, fmt.Errorf("the pod was deleted while its sidecar was starting")
-			}
-			p, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			if done, err := sidecarState(p, name); done || err != nil {
-				return p, err
+		for _, ev := range list.Items {
+			if ev.InvolvedObject.FieldPath == fieldPath && ev.Type == corev1.EventTypeWarning && ev.Reason == "Failed" {
+				return false, &userError{msg: fmt.Sprintf("the sidecar cannot start: %s; check that the image exists and the node can pull it, or pass --sidecar-image", ev.Message)}
 			}
 		}
-	}
+		return false, nil
+	})
+	return running, waitError(ctx, name, timeout, err)
 }
 
 // sidecarState reports whether the sidecar runs, or why it never will.
@@ -143,7 +125,7 @@ func waitError(ctx context.Context, name string, timeout time.Duration, err erro
 	if err == nil || isUserError(err) {
 		return err
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() == nil && wait.Interrupted(err) {
 		return &userError{msg: fmt.Sprintf("the sidecar %s was not running after %s (raise --start-timeout, or check the pod's events: kubectl describe pod)", name, timeout), cause: err}
 	}
 	return fmt.Errorf("wait for sidecar %s: %w", name, err)

@@ -31,7 +31,8 @@ type sidecarParams struct {
 // Pod Security level allows:
 //   - privileged: NET_ADMIN (to redirect the pod's ports for steal and mirror) and SYS_PTRACE (to
 //     read /proc/PID/environ and /proc/PID/root of a target that runs as another user);
-//   - baseline: no added capability (both are forbidden); root can still read a root target;
+//   - baseline: the runtime's default capabilities, nothing added (both are forbidden); root
+//     can still read a root target that has no more capabilities than those defaults;
 //   - restricted: non-root as the target's user, no capability, RuntimeDefault seccomp.
 //
 // It also returns what the level takes away, for one line of warning.
@@ -63,6 +64,10 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		// runAsUser 0 and runAsNonRoot false explicitly: a pod-level non-root default would
 		// otherwise reject the sidecar or run it as a user that cannot read the target's /proc.
 		sc.RunAsUser, sc.RunAsNonRoot = &root, &no
+		// Keep the runtime's default capabilities: without SYS_PTRACE, the kernel lets us read
+		// the target's /proc/PID/environ only if our capabilities are a superset of the
+		// target's, and a target usually runs with exactly those defaults.
+		sc.Capabilities = nil
 		lost = append(lost, "steal and mirror (NET_ADMIN is forbidden)")
 	default:
 		sc.RunAsUser, sc.RunAsNonRoot = &root, &no

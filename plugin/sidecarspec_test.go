@@ -31,11 +31,17 @@ func TestSidecarContainerBySecurityLevel(t *testing.T) {
 				Level: tt.level, RunAsUser: tt.user,
 			})
 			sc := ec.SecurityContext
-			if !slices.Equal(sc.Capabilities.Add, tt.wantCaps) {
-				t.Errorf("caps = %v, want %v", sc.Capabilities.Add, tt.wantCaps)
-			}
-			if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
-				t.Errorf("drop = %v, want ALL", sc.Capabilities.Drop)
+			if tt.level == psaBaseline {
+				if sc.Capabilities != nil {
+					t.Errorf("baseline capabilities = %v, want the runtime's defaults", sc.Capabilities)
+				}
+			} else {
+				if !slices.Equal(sc.Capabilities.Add, tt.wantCaps) {
+					t.Errorf("caps = %v, want %v", sc.Capabilities.Add, tt.wantCaps)
+				}
+				if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+					t.Errorf("drop = %v, want ALL", sc.Capabilities.Drop)
+				}
 			}
 			if (sc.RunAsUser == nil) != (tt.wantUser == nil) || (sc.RunAsUser != nil && *sc.RunAsUser != *tt.wantUser) {
 				t.Errorf("runAsUser = %v, want %v", sc.RunAsUser, tt.wantUser)

@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// TestPortForwardLinkSurvivesBreaks pushes bytes through the pod's TCP echo server over the
+// port-forward path while the plugin breaks its port-forward connection every second: the
+// transfer must complete with identical bytes.
+func TestPortForwardLinkSurvivesBreaks(t *testing.T) {
+	env := newEnv(t)
+	env.deployEcho(t)
+	p := env.plugin(t)
+
+	const size = 64 << 20
+	local, stderr := p.forward(t, "deployment/echo", "127.0.0.1:9000", "--transport", "port-forward", "--debug-break-link-every", "1s", "-v=1")
+	sent, got, took := echoTransfer(t, local, size)
+	if sent != got {
+		t.Fatalf("sha256 of bytes sent %x, received %x", sent, got)
+	}
+	if breaks := strings.Count(stderr.String(), "breaking the port-forward connection"); breaks < 2 {
+		t.Fatalf("the link was broken %d times during the transfer, want at least 2", breaks)
+	}
+	t.Logf("%d MiB echoed through the port-forward path with breaks in %s", size>>20, took.Round(time.Millisecond))
+}
+
+// TestPortForwardReachesServiceByName checks the pod-side dial resolves cluster DNS names.
+func TestPortForwardReachesServiceByName(t *testing.T) {
+	env := newEnv(t)
+	env.deployEcho(t)
+	p := env.plugin(t)
+
+	local, _ := p.forward(t, "deployment/echo", fmt.Sprintf("echo.%s.svc.cluster.local:9000", env.namespace))
+	sent, got, _ := echoTransfer(t, local, 1<<20)
+	if sent != got {
+		t.Fatal("bytes differ through the Service")
+	}
+}
+
+// TestSidecarRefusesAnotherKey dials a running sidecar directly with a key it was not started
+// for: it must not serve it.
+func TestSidecarRefusesAnotherKey(t *testing.T) {
+	env := newEnv(t)
+	echo := env.deployEcho(t)
+	p := env.plugin(t)
+	if r := p.run(t, "exec", "pod/"+echo.pod, "--", "true"); r.code != 0 {
+		t.Fatalf("exec: exit %d", r.code)
+	}
+	ctx := env.ctx(t)
+	pod, err := env.client.CoreV1().Pods(env.namespace).Get(ctx, echo.pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := pod.Spec.EphemeralContainers[len(pod.Spec.EphemeralContainers)-1]
+	var port int
+	for _, a := range ec.Args {
+		if v, ok := strings.CutPrefix(a, "--port="); ok {
+			port, _ = strconv.Atoi(v)
+		}
+	}
+	logs, err := env.client.CoreV1().Pods(env.namespace).GetLogs(echo.pod, &corev1.PodLogOptions{Container: ec.Name}).DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct{ Fingerprint string }
+	line, _ := bufio.NewReader(strings.NewReader(string(logs))).ReadString('\n')
+	if err := json.Unmarshal([]byte(line), &first); err != nil || first.Fingerprint == "" {
+		t.Fatalf("no fingerprint in the sidecar's first log line %q", line)
+	}
+
+	intruder, err := transport.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := transport.Dial(dctx, udp, &net.UDPAddr{IP: net.ParseIP(echo.podIP), Port: port}, transport.ClientTLS(intruder, first.Fingerprint))
+	if err == nil {
+		defer conn.CloseWithError(0, "")
+		var stream io.ReadWriteCloser
+		if stream, err = conn.OpenStreamSync(dctx); err == nil {
+			_ = wire.WriteMessage(stream, wire.Hello{Version: wire.Version})
+			_, err = wire.NewReader(stream).ReadMessage()
+		}
+	}
+	if err == nil {
+		t.Fatal("the sidecar served a client whose key it was not started for")
+	}
+	t.Logf("refused as expected: %v", err)
+}
+
+// forward starts `kubectl remocal port-forward` to remote and returns the local address.
+func (p *plugin) forward(t *testing.T, target, remote string, extra ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	args := append([]string{"port-forward", target, "-L", "0:" + remote}, extra...)
+	cmd := p.command(ctx, args...)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		t.Logf("port-forward stderr:\n%s", stderr.String())
+	})
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		lines <- line
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case line := <-lines:
+		// "Forwarding from 127.0.0.1:PORT -> REMOTE"
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			t.Fatalf("unexpected port-forward output %q; stderr:\n%s", line, stderr.String())
+		}
+		return f[2], stderr
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("port-forward did not start; stderr:\n%s", stderr.String())
+		return "", nil
+	}
+}
+
+// echoTransfer writes size random bytes to an echo server at addr and reads them back, hashing
+// both directions.
+func echoTransfer(t *testing.T, addr string, size int64) (sent, got [32]byte, took time.Duration) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Minute))
+	begin := time.Now()
+	sendHash, recvHash := sha256.New(), sha256.New()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.MultiWriter(conn, sendHash), io.LimitReader(rand.Reader, size))
+		errc <- err
+	}()
+	n, err := io.CopyN(recvHash, conn, size)
+	if err != nil {
+		t.Fatalf("received %d of %d bytes: %v", n, size, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	copy(sent[:], sendHash.Sum(nil))
+	copy(got[:], recvHash.Sum(nil))
+	return sent, got, time.Since(begin)
+}
+

@@ -56,6 +56,14 @@ e2e-local: ## bring up the local cluster, run e2e, and bring it down again (also
 e2e: build ## e2e tests against the cluster named by KUBECONFIG (skipped when unset)
 	PATH=$(BIN):$$PATH go test -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | grep -E --line-buffered -v '^=== (RUN|PAUSE|CONT)'; exit $${PIPESTATUS[0]}
 
+.PHONY: bench
+bench: build ## benchmarks, each figure beside its baseline from the same run (local cluster stays up)
+	@mkdir -p $(BIN)
+	go test -run '^$$' -bench . -benchtime 3x ./pkg/transport
+	@$(MAKE) --no-print-directory cluster-up | tee $(BIN)/.cluster-up.out
+	@$(MAKE) --no-print-directory cluster-load
+	@export $$(tail -n 1 $(BIN)/.cluster-up.out); go run ./test/bench -plugin $(BIN)/kubectl-remocal
+
 .PHONY: image
 image: ## the sidecar image: multi-arch OCI layout (bin/image/remocal-sidecar) and a host-arch tarball
 	@mkdir -p $(BIN)/image/amd64 $(BIN)/image/arm64

@@ -122,7 +122,7 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 	pin := id.Fingerprint()
 
 	pod := t.pod
-	ec, reused := reusableSidecar(pod, o.SidecarImage, t.container, pin)
+	ec, reused := reusableSidecar(pod, o.SidecarImage, t.container, pin, o.Transport == "direct")
 	if reused {
 		p.step("reusing sidecar %s", ec.Name)
 	} else {

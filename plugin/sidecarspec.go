@@ -98,9 +98,10 @@ func sidecarArg(args []string, name string) (string, bool) {
 }
 
 // reusableSidecar finds a running sidecar in pod that serves the same client key, targets the same
-// container and runs the same image: reusing it skips the image pull and container start (warm
-// start). Ephemeral containers cannot be changed, so anything else means a new one.
-func reusableSidecar(pod *corev1.Pod, image, container, pin string) (corev1.EphemeralContainer, bool) {
+// container and runs the same image (and serves the direct path when needDirect): reusing it skips
+// the image pull and container start (warm start). Ephemeral containers cannot be changed, so
+// anything else means a new one.
+func reusableSidecar(pod *corev1.Pod, image, container, pin string, needDirect bool) (corev1.EphemeralContainer, bool) {
 	running := map[string]bool{}
 	for _, s := range pod.Status.EphemeralContainerStatuses {
 		running[s.Name] = s.State.Running != nil
@@ -111,6 +112,9 @@ func reusableSidecar(pod *corev1.Pod, image, container, pin string) (corev1.Ephe
 			continue
 		}
 		if ec.Image != image || ec.TargetContainerName != container {
+			continue
+		}
+		if direct, _ := sidecarArg(ec.Args, "direct"); needDirect && direct != "true" {
 			continue
 		}
 		if got, _ := sidecarArg(ec.Args, "client-pin"); got == pin {

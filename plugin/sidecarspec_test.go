@@ -91,14 +91,17 @@ func TestReusableSidecar(t *testing.T) {
 		pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, ec)
 		pod.Status.EphemeralContainerStatuses = append(pod.Status.EphemeralContainerStatuses, st)
 	}
-	ec, ok := reusableSidecar(pod, "img:1", "app", "sha256:me")
+	ec, ok := reusableSidecar(pod, "img:1", "app", "sha256:me", false)
 	if !ok || ec.Name != "remocal-good1" {
 		t.Fatalf("reusableSidecar = %q, %v; want remocal-good1", ec.Name, ok)
 	}
 	if port, err := sidecarPort(ec); err != nil || port != 45000 {
 		t.Fatalf("sidecarPort = %d, %v", port, err)
 	}
-	if _, ok := reusableSidecar(pod, "img:1", "other-container", "sha256:me"); ok {
+	if _, ok := reusableSidecar(pod, "img:1", "other-container", "sha256:me", false); ok {
 		t.Fatal("reused a sidecar that targets another container")
+	}
+	if _, ok := reusableSidecar(pod, "img:1", "app", "sha256:me", true); ok {
+		t.Fatal("reused a loopback-only sidecar for --transport direct")
 	}
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
-var features = []string{"env", "dial-tcp"}
+func features() []string { return []string{wire.FeatureEnv, wire.FeatureDialTCP} }
 
 // Application error codes on QUIC connections and streams.
 const (
@@ -105,7 +105,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, stream *quic.Str
 		_ = wire.WriteMessage(stream, wire.Error{Code: wire.ErrCodeVersion, Reason: fmt.Sprintf("sidecar speaks protocol %d, client %d", wire.Version, hello.Version)})
 		return
 	}
-	reply := wire.HelloReply{Version: wire.Version, Features: wire.Negotiate(hello.Features, features), Sidecar: version.Get().Version}
+	reply := wire.HelloReply{Version: wire.Version, Features: wire.Negotiate(hello.Features, features()), Sidecar: version.Get().Version}
 	if pid, err := targetPID(s.cfg.ProcRoot); err == nil {
 		reply.TargetPID = int32(pid)
 	}
@@ -146,7 +146,13 @@ func (s *server) environ() wire.Message {
 	if err != nil {
 		return wire.Error{Code: wire.ErrCodeInternal, Reason: err.Error() + " (a target running as another user needs the SYS_PTRACE capability, which the namespace's Pod Security level may forbid)"}
 	}
-	return wire.EnvReply{Environ: env}
+	reply := wire.EnvReply{Environ: env}
+	if _, err := wire.AppendMessage(nil, reply); err != nil {
+		// An environment over the frame bound (many Services' link variables) gets a clear
+		// refusal rather than a stream that just ends.
+		return wire.ErrorOf(fmt.Errorf("the target's environment (%d variables) does not fit one reply: %w", len(env), err))
+	}
+	return reply
 }
 
 // dial connects from the pod's network namespace and then relays bytes both ways. The reply

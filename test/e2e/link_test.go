@@ -179,4 +179,3 @@ func echoTransfer(t *testing.T, addr string, size int64) (sent, got [32]byte, to
 	copy(got[:], recvHash.Sum(nil))
 	return sent, got, time.Since(begin)
 }
-

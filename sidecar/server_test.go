@@ -135,18 +135,7 @@ func TestServerHelloEnvAndDial(t *testing.T) {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		addr := ln.Addr().String()
 		ln.Close()
-		stream, err := conn.OpenStreamSync(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := wire.WriteMessage(stream, wire.Dial{Network: "tcp", Address: addr, TimeoutMillis: 2000}); err != nil {
-			t.Fatal(err)
-		}
-		msg, err := wire.NewReader(stream).ReadMessage()
-		if err != nil {
-			t.Fatal(err)
-		}
-		reply := msg.(wire.DialReply)
+		_, reply := dialReply(t, conn, addr)
 		if !errors.Is(reply.Err(), syscall.ECONNREFUSED) {
 			t.Fatalf("dial of a closed port: %v, want ECONNREFUSED", reply.Err())
 		}
@@ -199,7 +188,18 @@ func TestServerRefusesOtherClientKey(t *testing.T) {
 	}
 }
 
+// dial opens a data stream to addr and fails the test unless the pod-side connect succeeded.
 func dial(t *testing.T, conn *quic.Conn, addr string) *quic.Stream {
+	t.Helper()
+	stream, reply := dialReply(t, conn, addr)
+	if err := reply.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return stream
+}
+
+// dialReply opens a data stream to addr and returns the sidecar's reply.
+func dialReply(t *testing.T, conn *quic.Conn, addr string) (*quic.Stream, wire.DialReply) {
 	t.Helper()
 	stream, err := conn.OpenStreamSync(t.Context())
 	if err != nil {
@@ -212,10 +212,11 @@ func dial(t *testing.T, conn *quic.Conn, addr string) *quic.Stream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := msg.(wire.DialReply).Err(); err != nil {
-		t.Fatal(err)
+	reply, ok := msg.(wire.DialReply)
+	if !ok {
+		t.Fatalf("reply to Dial = %#v", msg)
 	}
-	return stream
+	return stream, reply
 }
 
 func tcpEcho(t *testing.T) string {

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/klog/v2"
 )
 
 const (
@@ -144,7 +143,7 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serveForward(ctx, sess, ln, f.remote)
+			serveForward(ctx, sess, ln, f.remote, o.ErrOut)
 		}()
 	}
 	select {
@@ -158,7 +157,7 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 	return err
 }
 
-func serveForward(ctx context.Context, sess *session, ln net.Listener, remote string) {
+func serveForward(ctx context.Context, sess *session, ln net.Listener, remote string, errOut io.Writer) {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -172,7 +171,7 @@ func serveForward(ctx context.Context, sess *session, ln net.Listener, remote st
 			defer local.Close()
 			stream, err := sess.Dial(ctx, remote, 10*time.Second)
 			if err != nil {
-				klog.Errorf("forward %s: %v", remote, err)
+				fmt.Fprintf(errOut, "remocal: forward to %s: %v\n", remote, err)
 				return
 			}
 			done := make(chan struct{})

@@ -8,6 +8,7 @@ package plugin
 import (
 	"flag"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -60,6 +61,9 @@ func NewCmdRemocal(streams genericiooptions.IOStreams) *cobra.Command {
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
 	cmd.PersistentFlags().AddGoFlag(klogFlags.Lookup("v"))
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		return quietLibraries(klogFlags, streams.ErrOut)
+	}
 
 	cmd.AddCommand(NewCmdExec(configFlags, streams))
 	cmd.AddCommand(NewCmdPortForward(configFlags, streams))
@@ -70,4 +74,21 @@ func NewCmdRemocal(streams genericiooptions.IOStreams) *cobra.Command {
 // usageError points a mistyped command line at its help, in one line.
 func usageError(cmd *cobra.Command, err error) error {
 	return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
+}
+
+// quietLibraries keeps client-go's own klog lines (discovery retries, "Unhandled Error") off
+// stderr at the default verbosity: the plugin reports each failure once, in one line. With -v=1
+// or more, klog writes everything as usual.
+func quietLibraries(klogFlags *flag.FlagSet, stderr io.Writer) error {
+	if v := klogFlags.Lookup("v"); v != nil && v.Value.String() != "0" {
+		klog.SetOutput(stderr)
+		return nil
+	}
+	for name, value := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+		if err := klogFlags.Set(name, value); err != nil {
+			return err
+		}
+	}
+	klog.SetOutput(io.Discard)
+	return nil
 }

@@ -106,7 +106,8 @@ func (o *sessionOptions) Validate() error {
 // startSession resolves the target, checks what the user may do, finds or adds the sidecar, and
 // connects to it.
 func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*session, error) {
-	t, err := resolveTarget(ctx, o.configFlags, o.namespace, o.targetRef, o.Container, o.StartTimeout)
+	// A workload with no pod at all is an error within seconds, not after the start timeout.
+	t, err := resolveTarget(ctx, o.configFlags, o.namespace, o.targetRef, o.Container, min(o.StartTimeout, 5*time.Second))
 	if err != nil {
 		return nil, err
 	}

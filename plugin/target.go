@@ -8,6 +8,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
@@ -26,8 +28,8 @@ type target struct {
 var supportedKinds = []string{"pod", "deployment", "statefulset", "replicaset", "daemonset", "job"}
 
 // resolveTarget turns TYPE/NAME into a running pod, the way kubectl exec does (for a workload it
-// picks one running pod of it), and chooses the container: -c, else the
-// kubectl.kubernetes.io/default-container annotation, else the first container.
+// picks one running pod of it, waiting up to timeout for one to exist), and chooses the
+// container: -c, else the kubectl.kubernetes.io/default-container annotation, else the first.
 func resolveTarget(ctx context.Context, flags *genericclioptions.ConfigFlags, namespace, ref, container string, timeout time.Duration) (*target, error) {
 	kind, _, ok := strings.Cut(ref, "/")
 	if !ok {
@@ -41,12 +43,18 @@ func resolveTarget(ctx context.Context, flags *genericclioptions.ConfigFlags, na
 		NamespaceParam(namespace).DefaultNamespace().
 		ResourceNames("pods", ref).
 		Do().Object()
+	if apierrors.IsNotFound(err) {
+		return nil, &userError{msg: fmt.Sprintf("%s not found in namespace %s%s", ref, namespace, existing(ctx, flags, namespace, kind)), cause: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("find %s in namespace %s: %w", ref, namespace, err)
 	}
 	// kubectl's own choice of "the" pod of a workload: running ones first, then the most
 	// recently started.
 	pod, err := polymorphichelpers.AttachablePodForObjectFn(flags, obj, timeout)
+	if wait.Interrupted(err) {
+		return nil, &userError{msg: fmt.Sprintf("%s has no pod in namespace %s (waited %s); check it with kubectl get %s -n %s", ref, namespace, timeout, ref, namespace), cause: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("find a running pod of %s: %w", ref, err)
 	}
@@ -97,4 +105,29 @@ func isSupportedKind(kind string) bool {
 		return true
 	}
 	return false
+}
+
+// existing names up to ten objects of kind in namespace, for a "not found" message; empty when
+// they cannot be listed.
+func existing(ctx context.Context, flags *genericclioptions.ConfigFlags, namespace, kind string) string {
+	list, err := resource.NewBuilder(flags).
+		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
+		NamespaceParam(namespace).DefaultNamespace().
+		ResourceTypes(kind).SelectAllParam(true).
+		Flatten().Do().Infos()
+	if err != nil || ctx.Err() != nil {
+		return ""
+	}
+	if len(list) == 0 {
+		return fmt.Sprintf("; there is no %s in it", kind)
+	}
+	var names []string
+	for i, info := range list {
+		if i == 10 {
+			names = append(names, "...")
+			break
+		}
+		names = append(names, info.Name)
+	}
+	return fmt.Sprintf("; it has: %s", strings.Join(names, ", "))
 }

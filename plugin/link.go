@@ -228,6 +228,9 @@ func (s *session) Close() error {
 	if s.control != nil {
 		_ = s.control.Close()
 	}
+	st := s.conn.ConnectionStats()
+	klog.V(1).InfoS("link statistics", "smoothedRTT", st.SmoothedRTT, "minRTT", st.MinRTT, "congestionWindow", st.CongestionWindow,
+		"bytesSent", st.BytesSent, "bytesReceived", st.BytesReceived, "packetsLost", st.PacketsLost)
 	err := s.conn.CloseWithError(0, "session ended")
 	if s.stopping != nil {
 		s.stopping()

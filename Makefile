@@ -29,7 +29,7 @@ test: ## everything CI runs: unit tests, vet, then the e2e suite on the local cl
 	$(MAKE) e2e-local
 
 .PHONY: unit
-unit: vet ## unit tests with the race detector (no cluster needed)
+unit: lint ## lint, then unit tests with the race detector (no cluster needed)
 	go test -race -short -count=1 ./...
 
 .PHONY: vet
@@ -39,7 +39,7 @@ vet: ## gofmt check and go vet
 
 .PHONY: lint
 lint: vet ## vet plus staticcheck
-	go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 .PHONY: e2e-local
 e2e-local: ## bring up the local cluster, run e2e, and bring it down again (also on failure)

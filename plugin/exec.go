@@ -41,7 +41,6 @@ replicaset/NAME, daemonset/NAME or job/NAME (a running pod of it).`
 
 // ExecOptions holds the flags and state of "kubectl remocal exec".
 type ExecOptions struct {
-	configFlags *genericclioptions.ConfigFlags
 	genericiooptions.IOStreams
 
 	sessionOptions

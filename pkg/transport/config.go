@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
 )
 
 const (
@@ -35,6 +36,9 @@ func QUICConfig() *quic.Config {
 		MaxIncomingStreams:         maxIncomingStreams,
 		MaxStreamReceiveWindow:     maxStreamReceiveWindow,
 		MaxConnectionReceiveWindow: maxConnectionReceiveWindow,
+		// A qlog trace of each connection is written when QLOGDIR is set: the standard way to
+		// see what QUIC's loss recovery and congestion control did.
+		Tracer: qlog.DefaultConnectionTracer,
 	}
 }
 

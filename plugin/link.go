@@ -27,7 +27,7 @@ import (
 const directProbeTimeout = 1500 * time.Millisecond
 
 // clientFeatures are what this plugin can use.
-func clientFeatures() []string { return []string{"env", "dial-tcp"} }
+func clientFeatures() []string { return []string{wire.FeatureEnv, wire.FeatureDialTCP} }
 
 type linkParams struct {
 	restConfig *rest.Config

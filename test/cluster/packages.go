@@ -10,27 +10,29 @@ import (
 )
 
 // requiredFiles maps what the cluster runs to the Debian package that provides it.
-var requiredFiles = map[string]string{
-	"/usr/bin/containerd":              "containerd",
-	"/usr/bin/ctr":                     "containerd",
-	"/usr/bin/containerd-shim-runc-v2": "containerd",
-	"/usr/sbin/runc":                   "runc",
-	"/usr/lib/cni/bridge":              "containernetworking-plugins",
-	"/usr/lib/cni/host-local":          "containernetworking-plugins",
-	"/usr/lib/cni/loopback":            "containernetworking-plugins",
-	"/usr/bin/etcd":                    "etcd-server",
-	"/usr/sbin/iptables":               "iptables",
-	"/usr/sbin/conntrack":              "conntrack",
-	"/usr/bin/socat":                   "socat",
-	"/usr/sbin/ip":                     "iproute2",
-	"/usr/bin/ss":                      "iproute2",
+func requiredFiles() map[string]string {
+	return map[string]string{
+		"/usr/bin/containerd":              "containerd",
+		"/usr/bin/ctr":                     "containerd",
+		"/usr/bin/containerd-shim-runc-v2": "containerd",
+		"/usr/sbin/runc":                   "runc",
+		"/usr/lib/cni/bridge":              "containernetworking-plugins",
+		"/usr/lib/cni/host-local":          "containernetworking-plugins",
+		"/usr/lib/cni/loopback":            "containernetworking-plugins",
+		"/usr/bin/etcd":                    "etcd-server",
+		"/usr/sbin/iptables":               "iptables",
+		"/usr/sbin/conntrack":              "conntrack",
+		"/usr/bin/socat":                   "socat",
+		"/usr/sbin/ip":                     "iproute2",
+		"/usr/bin/ss":                      "iproute2",
+	}
 }
 
 // ensurePackages installs the Debian packages whose files are missing. Nothing is installed when
 // everything is present, so the common (warm) path costs a few stat calls.
 func ensurePackages(ctx context.Context, progress io.Writer) error {
 	missing := map[string]bool{}
-	for file, pkg := range requiredFiles {
+	for file, pkg := range requiredFiles() {
 		if _, err := os.Stat(file); err != nil {
 			missing[pkg] = true
 		}

@@ -137,6 +137,16 @@ func (h *harness) healthy(ctx context.Context) error {
 	return nodeReady(l)(ctx)
 }
 
+// componentNamed returns the component called name, for what needs no credentials or binaries.
+func componentNamed(l layout, name string) component {
+	for _, c := range components(l, credentials{}, binaries{}) {
+		if c.name == name {
+			return c
+		}
+	}
+	panic("no component " + name) // a name from this file: a programming error
+}
+
 // componentNames lists the component names in start order, without needing credentials.
 func componentNames() []string {
 	var names []string
@@ -192,7 +202,8 @@ func (h *harness) removePods(ctx context.Context) error {
 		if _, err := os.Stat(l.containerdRoot()); err != nil {
 			return nil
 		}
-		comp := components(l, credentials{}, binaries{})[0]
+		// containerd's spec needs no credentials or built binaries.
+		comp := componentNamed(l, "containerd")
 		spec := comp.spec
 		spec.Name = comp.name
 		proc, err := daemon.Start(d, spec)
@@ -213,7 +224,7 @@ func (h *harness) removePods(ctx context.Context) error {
 // kubeProxyCleanup removes the Service rules kube-proxy wrote into iptables, so that no
 // redirection of the test ranges outlives the cluster.
 func kubeProxyCleanup(ctx context.Context, l layout) error {
-	bin := filepath.Join(l.CacheDir, "kubernetes", kubernetesVersion, "bin", "kube-proxy")
+	bin := filepath.Join(kubebuild.Builder{CacheDir: l.CacheDir}.KubernetesBinDir(kubernetesVersion), "kube-proxy")
 	for _, need := range []string{bin, l.path("kube-proxy.yaml")} {
 		if _, err := os.Stat(need); err != nil {
 			return nil // never ran here: no rules to remove

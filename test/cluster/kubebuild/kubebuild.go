@@ -35,12 +35,11 @@ type Builder struct {
 // Kubernetes returns the directory holding KubeCommands of version (e.g. "v1.34.4"), building
 // them first when the cache does not have them. cached says whether it did.
 func (b Builder) Kubernetes(ctx context.Context, version string) (binDir string, cached bool, err error) {
-	root := filepath.Join(b.CacheDir, "kubernetes", version)
-	binDir = filepath.Join(root, "bin")
+	binDir = b.KubernetesBinDir(version)
 	if isComplete(binDir, KubeCommands) {
 		return binDir, true, nil
 	}
-	src := filepath.Join(root, "src")
+	src := filepath.Join(filepath.Dir(binDir), "src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return "", false, err
 	}
@@ -81,6 +80,11 @@ func (b Builder) Kubernetes(ctx context.Context, version string) (binDir string,
 		return "", false, fmt.Errorf("build kubernetes %s: %w", version, err)
 	}
 	return binDir, false, markComplete(binDir)
+}
+
+// KubernetesBinDir is where the KubeCommands of version are (or will be) cached.
+func (b Builder) KubernetesBinDir(version string) string {
+	return filepath.Join(b.CacheDir, "kubernetes", version, "bin")
 }
 
 // CoreDNS returns the path of the coredns binary of version, building it first when needed.

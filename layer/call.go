@@ -1,0 +1,67 @@
+//go:build linux
+
+package layer
+
+import (
+	"errors"
+	"log/slog"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/kubectl-remocal/layer/internal/seccomp"
+)
+
+// call is one trapped syscall waiting for its answer. Exactly one of the answer methods must be
+// called for it.
+type call struct {
+	l   *seccomp.Listener
+	n   seccomp.Notif
+	log *slog.Logger
+}
+
+func (c *call) tid() int           { return int(c.n.Pid) }
+func (c *call) arg(i int) uint64   { return c.n.Data.Args[i] }
+func (c *call) argFD(i int) int    { return int(int32(c.n.Data.Args[i])) }
+func (c *call) stillWaiting() bool { return c.l.Valid(c.n.ID) }
+
+// dup takes a duplicate of the caller's descriptor argument i; the caller closes it.
+func (c *call) dup(i int) (int, error) { return takeFD(c.tid(), c.argFD(i)) }
+
+// pass lets the kernel run the syscall as made.
+func (c *call) pass() { c.report(c.l.Continue(c.n.ID)) }
+
+// ret makes the syscall return v.
+func (c *call) ret(v int64) { c.report(c.l.Return(c.n.ID, v)) }
+
+// fail makes the syscall fail with errno.
+func (c *call) fail(errno unix.Errno) { c.report(c.l.Fail(c.n.ID, errno)) }
+
+func (c *call) report(err error) {
+	if err != nil && !errors.Is(err, seccomp.ErrNotifGone) {
+		c.log.Error("answer trapped syscall", "nr", c.n.Data.Nr, "err", err)
+	}
+}
+
+// readSockaddr reads the sockaddr at argument i with length argument j.
+func (c *call) readSockaddr(i, j int) ([]byte, error) {
+	size := c.arg(j)
+	if size > maxSockaddr {
+		size = maxSockaddr
+	}
+	b := make([]byte, size)
+	return b, seccomp.ReadMem(c.tid(), c.arg(i), b)
+}
+
+// writeSockaddr writes sa to the buffer at argument i whose length is at the pointer argument
+// j, truncating as the kernel does, and stores the full length there.
+func (c *call) writeSockaddr(i, j int, sa []byte) error {
+	capacity, err := seccomp.ReadUint32(c.tid(), c.arg(j))
+	if err != nil {
+		return err
+	}
+	n := min(int(capacity), len(sa))
+	if err := seccomp.WriteMem(c.tid(), c.arg(i), sa[:n]); err != nil {
+		return err
+	}
+	return seccomp.WriteUint32(c.tid(), c.arg(j), uint32(len(sa)))
+}

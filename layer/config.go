@@ -1,0 +1,44 @@
+//go:build linux
+
+package layer
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+)
+
+// Conn is one connection carried from the pod. For "udp" it keeps datagram boundaries like a
+// connected UDP socket: each Write sends one datagram, each Read returns one.
+type Conn interface {
+	io.ReadWriteCloser
+	// CloseWrite ends our direction; reads go on until the pod side ends.
+	CloseWrite() error
+}
+
+// DialFunc connects to address ("host:port") from the pod over network "tcp" or "udp". A
+// failure that the pod's kernel reported wraps its syscall.Errno, so that the local program
+// gets the same error.
+type DialFunc func(ctx context.Context, network, address string) (Conn, error)
+
+// ListenEvent tells that the program listens on a TCP port.
+type ListenEvent struct {
+	PID  int
+	Addr netip.AddrPort
+}
+
+// Config is what a Supervisor serves.
+type Config struct {
+	// Dial carries connections to the pod. Nil keeps all outgoing traffic local.
+	Dial DialFunc
+	// Outgoing chooses which destinations go through the pod.
+	Outgoing Outgoing
+	// Files maps absolute paths to the content an open for reading returns instead of the local
+	// file: the pod's resolv.conf and hosts.
+	Files map[string][]byte
+	// OnListen, if set, is called (from a supervisor goroutine) after each successful listen.
+	OnListen func(ListenEvent)
+	// Log gets the supervisor's debug and error records; nil discards them.
+	Log *slog.Logger
+}

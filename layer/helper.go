@@ -1,0 +1,98 @@
+//go:build linux
+
+package layer
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/kubectl-remocal/layer/internal/seccomp"
+)
+
+// HelperArg is the first argument with which the plugin's executable runs as the helper; the
+// plugin's main hands over to HelperMain when it sees it, before anything else.
+const HelperArg = "__remocal-layer"
+
+// socketEnv names the supervisor's unix socket for the helper. It is passed in the environment
+// so that it reaches a helper started by `go run -exec`, and removed before the user's command.
+const socketEnv = "REMOCAL_LAYER_SOCKET"
+
+// Exit codes of the helper when it cannot run the command, as a shell's.
+const (
+	exitCannotRun = 126
+	exitNotFound  = 127
+)
+
+// HelperMain runs the command args under the filter and never returns on success (it execs).
+// It returns the exit code to leave with otherwise, having said why on stderr.
+func HelperMain(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "remocal layer helper: no command")
+		return exitCannotRun
+	}
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "remocal: %v\n", err)
+		return exitNotFound
+	}
+	sockPath := os.Getenv(socketEnv)
+	if sockPath == "" {
+		fmt.Fprintln(os.Stderr, "remocal layer helper: run by kubectl remocal exec only")
+		return exitCannotRun
+	}
+	if err := os.Unsetenv(socketEnv); err != nil {
+		fmt.Fprintf(os.Stderr, "remocal: %v\n", err)
+		return exitCannotRun
+	}
+	if err := superviseAndExec(sockPath, path, args); err != nil {
+		fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: %v\n", args[0], err)
+		return exitCannotRun
+	}
+	panic("unreachable: exec returned without error")
+}
+
+// superviseAndExec installs the filter on this thread, has the supervisor take its listener,
+// and execs path on the same thread so that the program inherits the filter.
+func superviseAndExec(sockPath, path string, argv []string) error {
+	// Connect before the filter is installed: connect is trapped, and nobody would answer yet.
+	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("supervisor socket: %w", err)
+	}
+	if err := unix.Connect(sock, &unix.SockaddrUnix{Name: sockPath}); err != nil {
+		return fmt.Errorf("reach the supervisor: %w", err)
+	}
+	filter, err := seccomp.Filter(traps)
+	if err != nil {
+		return err
+	}
+	// The filter goes on this thread only; the goroutine must not move until the exec.
+	runtime.LockOSThread()
+	listener, err := seccomp.Install(filter)
+	if err != nil {
+		return fmt.Errorf("%w (a container's default seccomp profile forbids this: run remocal outside it or allow seccomp)", err)
+	}
+	// From here only untrapped syscalls: write, read, close, execve.
+	if _, err := unix.Write(sock, []byte(strconv.Itoa(listener)+"\n")); err != nil {
+		return fmt.Errorf("hand over the seccomp listener: %w", err)
+	}
+	reply := make([]byte, 512)
+	n, err := unix.Read(sock, reply)
+	if err != nil || n == 0 {
+		return fmt.Errorf("the supervisor did not take the seccomp listener (%v)", err)
+	}
+	if answer := strings.TrimSpace(string(reply[:n])); answer != "ok" {
+		return fmt.Errorf("%s", answer)
+	}
+	// The program must not hold the listener: if the supervisor dies, the kernel has to see
+	// no listener left so that trapped syscalls fail instead of waiting.
+	_ = unix.Close(listener)
+	_ = unix.Close(sock)
+	return unix.Exec(path, argv, os.Environ())
+}

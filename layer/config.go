@@ -1,5 +1,3 @@
-//go:build linux
-
 package layer
 
 import (
@@ -8,6 +6,10 @@ import (
 	"log/slog"
 	"net/netip"
 )
+
+// HelperArg is the first argument with which the plugin's executable runs as the helper; the
+// plugin's main hands over to HelperMain when it sees it, before anything else.
+const HelperArg = "__remocal-layer"
 
 // Conn is one connection carried from the pod. For "udp" it keeps datagram boundaries like a
 // connected UDP socket: each Write sends one datagram, each Read returns one.

@@ -15,10 +15,6 @@ import (
 	"github.com/remocal/kubectl-remocal/layer/internal/seccomp"
 )
 
-// HelperArg is the first argument with which the plugin's executable runs as the helper; the
-// plugin's main hands over to HelperMain when it sees it, before anything else.
-const HelperArg = "__remocal-layer"
-
 // socketEnv names the supervisor's unix socket for the helper. It is passed in the environment
 // so that it reaches a helper started by `go run -exec`, and removed before the user's command.
 const socketEnv = "REMOCAL_LAYER_SOCKET"

@@ -30,8 +30,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// childScenarios are further child programs, registered by other test files.
+var childScenarios = map[string]func(args []string) int{}
+
 // runChild is what the program under the layer does; it prints results on stdout.
 func runChild(scenario string, args []string) int {
+	if f, ok := childScenarios[scenario]; ok {
+		return f(args)
+	}
 	switch scenario {
 	case "tcp":
 		conn, err := net.DialTimeout("tcp", args[0], 5*time.Second)

@@ -26,10 +26,10 @@ const maxDatagram = 65507
 // udpFlow carries one program socket's datagrams to one destination in the pod: the program's
 // socket talks to a loopback socket of ours (relay), which talks to the pod (pod).
 type udpFlow struct {
-	relay  *net.UDPConn
-	pod    Conn
-	app    netip.AddrPort // the program socket's address, as the relay reaches it
-	done   chan struct{} // closed by close
+	relay *net.UDPConn
+	pod   Conn
+	app   netip.AddrPort // the program socket's address, as the relay reaches it
+	done  chan struct{}  // closed by close
 
 	mu     sync.Mutex
 	last   time.Time

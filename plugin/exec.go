@@ -44,6 +44,7 @@ type ExecOptions struct {
 	genericiooptions.IOStreams
 
 	sessionOptions
+	layerOptions
 	EnvInclude []string
 	EnvExclude []string
 	EnvSet     []string
@@ -85,6 +86,7 @@ func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericioopt
 // AddFlags binds the options to cmd's flags.
 func (o *ExecOptions) AddFlags(cmd *cobra.Command) {
 	o.sessionOptions.AddFlags(cmd)
+	o.layerOptions.AddFlags(cmd)
 	f := cmd.Flags()
 	f.StringArrayVar(&o.EnvInclude, "env-include", nil, "take only remote variables matching this glob (repeatable)")
 	f.StringArrayVar(&o.EnvExclude, "env-exclude", nil, "leave out remote variables matching this glob (repeatable)")
@@ -143,15 +145,22 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+	sup, err := o.startLayer(ctx, sess, p)
+	if err != nil {
+		return err
+	}
+	defer sup.Close()
+	cmd, err := sup.Command(o.command, o.envRules.Merge(os.Environ(), remoteEnv))
+	if err != nil {
+		return err
+	}
 	p.done()
-	return runLocal(o.IOStreams, o.command, o.envRules.Merge(os.Environ(), remoteEnv))
+	return runLocal(o.IOStreams, cmd)
 }
 
-// runLocal runs command with env, passing on the signals the plugin receives, and returns the
-// command's exit status as an ExitError (0 as nil).
-func runLocal(streams genericiooptions.IOStreams, command, env []string) error {
-	cmd := exec.Command(command[0], command[1:]...)
-	cmd.Env = env
+// runLocal runs cmd, passing on the signals the plugin receives, and returns the command's exit
+// status as an ExitError (0 as nil).
+func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = streams.In, streams.Out, streams.ErrOut
 	// Signals are passed on explicitly below rather than through CommandContext's kill: Ctrl-C
 	// must reach the program as SIGINT, the way it would without remocal, so it can shut down
@@ -160,7 +169,7 @@ func runLocal(streams genericiooptions.IOStreams, command, env []string) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
-		return &userError{msg: fmt.Sprintf("run %s: %v", command[0], err), cause: err}
+		return &userError{msg: fmt.Sprintf("run %s: %v", cmd.Args[0], err), cause: err}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -169,7 +169,7 @@ func serveForward(ctx context.Context, sess *session, ln net.Listener, remote st
 		}
 		go func() {
 			defer local.Close()
-			stream, err := sess.Dial(ctx, remote, 10*time.Second)
+			stream, err := sess.Dial(ctx, "tcp", remote, 10*time.Second)
 			if err != nil {
 				fmt.Fprintf(errOut, "remocal: forward to %s: %v\n", remote, err)
 				return

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -27,7 +29,9 @@ import (
 const directProbeTimeout = 1500 * time.Millisecond
 
 // clientFeatures are what this plugin can use.
-func clientFeatures() []string { return []string{wire.FeatureEnv, wire.FeatureDialTCP} }
+func clientFeatures() []string {
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile}
+}
 
 type linkParams struct {
 	restConfig *rest.Config
@@ -42,8 +46,11 @@ type linkParams struct {
 
 // session is an authenticated QUIC connection to a sidecar with its control stream open.
 type session struct {
-	conn     *quic.Conn
-	control  *quic.Stream
+	conn *quic.Conn
+	// controlMu keeps each request and its replies together on the control stream, which the
+	// layer's goroutines share.
+	controlMu sync.Mutex
+	control   *quic.Stream
 	reader   *wire.Reader
 	hello    wire.HelloReply
 	closers  []io.Closer
@@ -175,6 +182,8 @@ func newSession(ctx context.Context, conn *quic.Conn, closers ...io.Closer) (*se
 
 // Environ asks the sidecar for the target container's environment.
 func (s *session) Environ(ctx context.Context) ([]string, error) {
+	s.controlMu.Lock()
+	defer s.controlMu.Unlock()
 	if err := wire.WriteMessage(s.control, wire.EnvRequest{}); err != nil {
 		return nil, fmt.Errorf("request environment: %w", err)
 	}
@@ -192,14 +201,46 @@ func (s *session) Environ(ctx context.Context) ([]string, error) {
 	}
 }
 
-// Dial connects to address from inside the pod and returns the stream carrying the connection.
-// A refused or unreachable destination returns the pod-side errno (errors.Is with syscall.Errno).
-func (s *session) Dial(ctx context.Context, address string, timeout time.Duration) (*quic.Stream, error) {
+// ReadFile reads a file of the target container. A failure the sidecar's read got keeps its
+// errno (errors.Is with syscall.ENOENT).
+func (s *session) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	if !slices.Contains(s.hello.Features, wire.FeatureReadFile) {
+		return nil, &userError{msg: "the sidecar cannot read files: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)"}
+	}
+	s.controlMu.Lock()
+	defer s.controlMu.Unlock()
+	if err := wire.WriteMessage(s.control, wire.FileRequest{Path: path}); err != nil {
+		return nil, fmt.Errorf("request %s: %w", path, err)
+	}
+	var data []byte
+	for {
+		msg, err := s.reader.ReadMessage()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		reply, ok := msg.(wire.FileReply)
+		if !ok {
+			return nil, fmt.Errorf("read %s: unexpected reply %T", path, msg)
+		}
+		if err := reply.Err(); err != nil {
+			return nil, fmt.Errorf("read %s in the pod: %w", path, err)
+		}
+		data = append(data, reply.Data...)
+		if !reply.More {
+			return data, nil
+		}
+	}
+}
+
+// Dial connects to address from inside the pod over network ("tcp", or "udp" whose datagrams
+// the stream carries framed) and returns the stream carrying the connection. A refused or
+// unreachable destination returns the pod-side errno (errors.Is with syscall.Errno).
+func (s *session) Dial(ctx context.Context, network, address string, timeout time.Duration) (*quic.Stream, error) {
 	stream, err := s.conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, err
 	}
-	req := wire.Dial{Network: "tcp", Address: address, TimeoutMillis: uint32(timeout.Milliseconds())}
+	req := wire.Dial{Network: network, Address: address, TimeoutMillis: uint32(timeout.Milliseconds())}
 	if err := wire.WriteMessage(stream, req); err != nil {
 		stream.CancelRead(0)
 		return nil, err

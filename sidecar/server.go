@@ -17,7 +17,9 @@ import (
 )
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
-func features() []string { return []string{wire.FeatureEnv, wire.FeatureDialTCP} }
+func features() []string {
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile}
+}
 
 // Application error codes on QUIC connections and streams.
 const (
@@ -123,6 +125,11 @@ func (s *server) control(ctx context.Context, log *slog.Logger, stream *quic.Str
 		}
 		var answer wire.Message
 		switch m := msg.(type) {
+		case wire.FileRequest:
+			if err := s.sendFile(stream, m.Path); err != nil {
+				return
+			}
+			continue
 		case wire.EnvRequest:
 			answer = s.environ()
 		case wire.Heartbeat:
@@ -159,8 +166,8 @@ func (s *server) environ() wire.Message {
 // carries the connect's errno, so the client can return the same result the app would get
 // inside the pod (refused stays refused, unreachable stays unreachable).
 func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream, req wire.Dial) {
-	if req.Network != "tcp" {
-		_ = wire.WriteMessage(stream, wire.DialReply{Errno: wire.ErrnoOf(errUnsupportedNetwork), Reason: "only tcp is supported on a stream"})
+	if req.Network != "tcp" && req.Network != "udp" {
+		_ = wire.WriteMessage(stream, wire.DialReply{Errno: wire.ErrnoOf(errUnsupportedNetwork), Reason: "networks are tcp and udp"})
 		_ = stream.Close()
 		return
 	}
@@ -169,7 +176,7 @@ func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream
 		timeout = 30 * time.Second
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
-	target, err := (&net.Dialer{}).DialContext(dctx, "tcp", req.Address)
+	target, err := (&net.Dialer{}).DialContext(dctx, req.Network, req.Address)
 	cancel()
 	if err != nil {
 		log.DebugContext(ctx, "dial failed", "address", req.Address, "err", err)
@@ -179,6 +186,10 @@ func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream
 	}
 	defer target.Close()
 	if err := wire.WriteMessage(stream, wire.DialReply{}); err != nil {
+		return
+	}
+	if udp, ok := target.(*net.UDPConn); ok {
+		relayDatagrams(stream, udp, s.udpIdle())
 		return
 	}
 	relay(stream, target.(*net.TCPConn))

@@ -80,6 +80,13 @@ func fakeProc(t *testing.T, environ string) string {
 	if err := os.WriteFile(filepath.Join(dir, "comm"), []byte("app\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	etc := filepath.Join(dir, "root", "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 198.19.0.10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return root
 }
 
@@ -130,6 +137,41 @@ func TestServerHelloEnvAndDial(t *testing.T) {
 			t.Fatalf("echo = %q, %v", buf, err)
 		}
 		stream.Close()
+	})
+	t.Run("udp datagrams keep their boundaries", func(t *testing.T) {
+		stream, reply := dialNet(t, conn, "udp", udpEcho(t))
+		if err := reply.Err(); err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range []string{"one", "", "three"} {
+			if err := wire.WriteDatagram(stream, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 100)
+			n, err := wire.ReadDatagram(stream, buf)
+			if err != nil || string(buf[:n]) != msg {
+				t.Fatalf("echo of %q = %q, %v", msg, buf[:n], err)
+			}
+		}
+		stream.Close()
+	})
+	t.Run("files of the target's root", func(t *testing.T) {
+		if err := wire.WriteMessage(control, wire.FileRequest{Path: "/etc/resolv.conf"}); err != nil {
+			t.Fatal(err)
+		}
+		msg, err := r.ReadMessage()
+		if reply, ok := msg.(wire.FileReply); err != nil || !ok || string(reply.Data) != "nameserver 198.19.0.10\n" || reply.More {
+			t.Fatalf("file reply = %#v, %v", msg, err)
+		}
+		for path, want := range map[string]error{"/etc/missing": syscall.ENOENT, "/etc": syscall.EISDIR, "etc/x": syscall.EINVAL, "/etc/../x": syscall.EINVAL} {
+			if err := wire.WriteMessage(control, wire.FileRequest{Path: path}); err != nil {
+				t.Fatal(err)
+			}
+			msg, err := r.ReadMessage()
+			if reply, ok := msg.(wire.FileReply); err != nil || !ok || !errors.Is(reply.Err(), want) {
+				t.Fatalf("%s: reply = %#v, %v; want %v", path, msg, err, want)
+			}
+		}
 	})
 	t.Run("refused stays refused", func(t *testing.T) {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -201,11 +243,16 @@ func dial(t *testing.T, conn *quic.Conn, addr string) *quic.Stream {
 // dialReply opens a data stream to addr and returns the sidecar's reply.
 func dialReply(t *testing.T, conn *quic.Conn, addr string) (*quic.Stream, wire.DialReply) {
 	t.Helper()
+	return dialNet(t, conn, "tcp", addr)
+}
+
+func dialNet(t *testing.T, conn *quic.Conn, network, addr string) (*quic.Stream, wire.DialReply) {
+	t.Helper()
 	stream, err := conn.OpenStreamSync(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := wire.WriteMessage(stream, wire.Dial{Network: "tcp", Address: addr, TimeoutMillis: 2000}); err != nil {
+	if err := wire.WriteMessage(stream, wire.Dial{Network: network, Address: addr, TimeoutMillis: 2000}); err != nil {
 		t.Fatal(err)
 	}
 	msg, err := wire.NewReader(stream).ReadMessage()
@@ -239,4 +286,24 @@ func tcpEcho(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+func udpEcho(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(buf[:n], from)
+		}
+	}()
+	return pc.LocalAddr().String()
 }

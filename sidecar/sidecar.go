@@ -43,6 +43,10 @@ type Config struct {
 	Direct bool
 	// ProcRoot is where the target's processes are visible; "/proc" but for tests.
 	ProcRoot string
+	// UDPIdle ends a UDP relay without datagrams for this long; zero is two minutes.
+	UDPIdle time.Duration
+	// MaxFile bounds a file read for the client; zero is 16 MiB.
+	MaxFile int64
 }
 
 // NewConfig returns the configuration used when no flag is given.

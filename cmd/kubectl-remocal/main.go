@@ -14,10 +14,16 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2"
 
+	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/plugin"
 )
 
 func main() {
+	// The plugin's executable is also the layer's helper, which must run before anything else
+	// (no flags, no clients) and then becomes the user's program.
+	if len(os.Args) > 1 && os.Args[1] == layer.HelperArg {
+		os.Exit(layer.HelperMain(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 

@@ -76,6 +76,10 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseDial)
 	case TypeDialReply:
 		return exact(t, p, parseDialReply)
+	case TypeFileRequest:
+		return exact(t, p, parseFileRequest)
+	case TypeFileReply:
+		return exact(t, p, parseFileReply)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

@@ -18,6 +18,8 @@ const (
 	FeatureEnv     = "env"
 	FeatureDialTCP = "dial-tcp"
 	FeatureDialUDP = "dial-udp"
+	// FeatureReadFile: FileRequest on the control stream.
+	FeatureReadFile = "read-file"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low
@@ -28,7 +30,8 @@ const (
 	maxVersionLen  = 256 // plugin and sidecar version strings, only logged
 	maxReasonLen   = 4096
 	maxNetworkLen  = 16
-	maxAddressLen  = 512 // a DNS name is at most 253 bytes; brackets, zone and port fit easily
+	maxAddressLen  = 512  // a DNS name is at most 253 bytes; brackets, zone and port fit easily
+	maxPathLen     = 4096 // PATH_MAX
 	maxEnvEntries  = 1 << 14
 	maxEnvEntryLen = MaxFrameSize // a single entry is bounded only by the frame
 )
@@ -46,6 +49,8 @@ const (
 	TypeError
 	TypeDial
 	TypeDialReply
+	TypeFileRequest
+	TypeFileReply
 )
 
 func (t Type) String() string {
@@ -66,6 +71,10 @@ func (t Type) String() string {
 		return "dial"
 	case TypeDialReply:
 		return "dial-reply"
+	case TypeFileRequest:
+		return "file-request"
+	case TypeFileReply:
+		return "file-reply"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

@@ -77,6 +77,12 @@ func roundTrips() []struct {
 		{name: "dial reply ok", msg: DialReply{}},
 		{name: "dial reply refused", msg: DialReply{Errno: linuxECONNREFUSED, Reason: "dial tcp 10.0.0.1:80: connect: connection refused"}},
 		{name: "dial reply max", msg: DialReply{Errno: 1<<32 - 1, Reason: strings.Repeat("r", maxReasonLen)}},
+		{name: "file request", msg: FileRequest{Path: "/etc/resolv.conf"}},
+		{name: "file request max", msg: FileRequest{Path: strings.Repeat("p", maxPathLen)}},
+		{name: "file reply empty", msg: FileReply{}},
+		{name: "file reply chunk", msg: FileReply{Data: []byte("nameserver 10.96.0.10\n"), More: true}},
+		{name: "file reply max chunk", msg: FileReply{Data: bytes.Repeat([]byte{0xff}, MaxFileChunk), Reason: strings.Repeat("r", maxReasonLen)}},
+		{name: "file reply enoent", msg: FileReply{Errno: 2, Reason: "open /etc/x: no such file or directory"}},
 	}
 }
 
@@ -168,7 +174,7 @@ func TestParseMessageErrors(t *testing.T) {
 		{name: "announces 4 GiB", input: []byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff}, want: ErrTooLarge},
 		{name: "too large even with unknown type", input: []byte{0, 0x40, 0, 0, 0}, want: ErrTooLarge},
 		{name: "type zero", input: frame(0, nil), want: ErrUnknownType, consumed: headerLen},
-		{name: "type past the last", input: frame(TypeDialReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
+		{name: "type past the last", input: frame(TypeFileReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
 		{name: "type 255", input: frame(255, nil), want: ErrUnknownType, consumed: headerLen},
 		{name: "hello well formed", input: frame(TypeHello, hello), want: nil, consumed: headerLen + len(hello)},
 		{name: "hello trailing byte", input: frame(TypeHello, cat(hello, []byte{0})), want: ErrMalformed, consumed: headerLen + len(hello) + 1},

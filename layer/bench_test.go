@@ -1,0 +1,154 @@
+//go:build linux
+
+package layer
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The benchmarks run a child program with and without the layer and report what the child
+// timed itself (ns per operation), so that process start-up is not in the figure. Compare the
+// two lines of one run: this is a shared machine.
+
+func init() {
+	childScenarios["openstat"] = childOpenStat
+	childScenarios["loopconnect"] = childLoopConnect
+}
+
+// childOpenStat opens, stats and closes each file of a directory args[1] times over.
+func childOpenStat(args []string) int {
+	rounds, _ := strconv.Atoi(args[1])
+	entries, err := os.ReadDir(args[0])
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	start := time.Now()
+	ops := 0
+	for range rounds {
+		for _, e := range entries {
+			p := filepath.Join(args[0], e.Name())
+			f, err := os.Open(p)
+			if err != nil {
+				fmt.Println("error:", err)
+				return 1
+			}
+			if _, err := f.Stat(); err != nil {
+				return 1
+			}
+			f.Close()
+			if _, err := os.Stat(p); err != nil {
+				return 1
+			}
+			ops++
+		}
+	}
+	fmt.Println(time.Since(start).Nanoseconds() / int64(ops))
+	return 0
+}
+
+// childLoopConnect connects to args[0] on loopback args[1] times.
+func childLoopConnect(args []string) int {
+	n, _ := strconv.Atoi(args[1])
+	start := time.Now()
+	for range n {
+		c, err := net.Dial("tcp", args[0])
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		c.Close()
+	}
+	fmt.Println(time.Since(start).Nanoseconds() / int64(n))
+	return 0
+}
+
+func reportChild(b *testing.B, out string, metric string) {
+	ns, err := strconv.ParseFloat(strings.TrimSpace(out), 64)
+	if err != nil {
+		b.Fatalf("child said %q", out)
+	}
+	b.ReportMetric(ns, metric)
+}
+
+func benchBoth(b *testing.B, s *Supervisor, scenario string, args []string, metric string) {
+	self, _ := os.Executable()
+	b.Run("direct", func(b *testing.B) {
+		for range b.N {
+			cmd := exec.Command(self, args...)
+			cmd.Env = append(os.Environ(), "LAYER_TEST_CHILD="+scenario)
+			out, err := cmd.Output()
+			if err != nil {
+				b.Fatal(err)
+			}
+			reportChild(b, string(out), metric)
+		}
+	})
+	b.Run("layer", func(b *testing.B) {
+		for range b.N {
+			reportChild(b, runUnderB(b, s, scenario, args...), metric)
+		}
+	})
+}
+
+func runUnderB(b *testing.B, s *Supervisor, scenario string, args ...string) string {
+	self, _ := os.Executable()
+	cmd, err := s.Command(append([]string{self}, args...), append(os.Environ(), "LAYER_TEST_CHILD="+scenario))
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("%v: %s", err, out)
+	}
+	return string(out)
+}
+
+// BenchmarkOpenStat: a syscall-heavy program (open, fstat, close, stat of 1,000 files) with and
+// without the layer; target at most 1.10x.
+func BenchmarkOpenStat(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 1000 {
+		if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), []byte("x"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := New(Config{Files: map[string][]byte{"/etc/resolv.conf": []byte("nameserver 198.19.0.10\n")}})
+	if err != nil {
+		b.Skip(err)
+	}
+	defer s.Close()
+	benchBoth(b, s, "openstat", []string{dir, "20"}, "ns/file")
+}
+
+// BenchmarkLoopbackConnect: connect to a loopback server, which the layer keeps local.
+func BenchmarkLoopbackConnect(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	s, err := New(Config{Dial: (&fakePod{}).dial})
+	if err != nil {
+		b.Skip(err)
+	}
+	defer s.Close()
+	benchBoth(b, s, "loopconnect", []string{ln.Addr().String(), "2000"}, "ns/connect")
+}

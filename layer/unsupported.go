@@ -1,0 +1,32 @@
+//go:build !linux
+
+package layer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+)
+
+// ErrUnsupported: seccomp user notification exists only on Linux.
+var ErrUnsupported = errors.New("running a program under the layer needs Linux (seccomp user notification); on " + runtime.GOOS + " use --env-file or port-forward")
+
+// Supervisor is unavailable off Linux.
+type Supervisor struct{}
+
+// New fails off Linux.
+func New(Config) (*Supervisor, error) { return nil, ErrUnsupported }
+
+// Command fails off Linux.
+func (*Supervisor) Command(argv, env []string) (*exec.Cmd, error) { return nil, ErrUnsupported }
+
+// Close does nothing.
+func (*Supervisor) Close() error { return nil }
+
+// HelperMain fails off Linux.
+func HelperMain([]string) int {
+	fmt.Fprintln(os.Stderr, ErrUnsupported)
+	return 126
+}

@@ -1,0 +1,97 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// MaxFileChunk bounds a FileReply's data so that the reply with its other fields fits a frame.
+const MaxFileChunk = MaxFrameSize - maxReasonLen - 64
+
+// FileRequest asks the sidecar for a file of the target container, by absolute path in the
+// container's filesystem.
+type FileRequest struct {
+	Path string
+}
+
+// Type implements Message.
+func (FileRequest) Type() Type { return TypeFileRequest }
+
+func (r FileRequest) check() error { return checkString(r.Path, maxPathLen, "file path") }
+
+func (r FileRequest) appendPayload(b []byte) []byte { return appendString(b, r.Path) }
+
+func parseFileRequest(b []byte) (FileRequest, int, error) {
+	path, n, err := parseString(b, maxPathLen, "file path")
+	if err != nil {
+		return FileRequest{}, 0, err
+	}
+	return FileRequest{Path: path}, n, nil
+}
+
+// FileReply answers a FileRequest with the file's content in one or more replies: every one
+// but the last has More set. A failure is one reply with the Linux errno of the failed read
+// (ENOENT, EACCES, EISDIR, ...), so the local program can get the error the pod would.
+type FileReply struct {
+	Errno  uint32
+	Reason string
+	Data   []byte
+	More   bool
+}
+
+// Type implements Message.
+func (FileReply) Type() Type { return TypeFileReply }
+
+func (r FileReply) check() error {
+	if len(r.Data) > MaxFileChunk {
+		return fmt.Errorf("%w: file data: %d bytes, max %d", ErrTooLarge, len(r.Data), MaxFileChunk)
+	}
+	return nil
+}
+
+func (r FileReply) appendPayload(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, r.Errno)
+	b = appendString(b, clampReason(r.Reason))
+	b = appendString(b, string(r.Data))
+	if r.More {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func parseFileReply(b []byte) (FileReply, int, error) {
+	errno, n, err := parseUint32(b, "file reply errno")
+	if err != nil {
+		return FileReply{}, 0, err
+	}
+	reason, m, err := parseString(b[n:], maxReasonLen, "file reply reason")
+	if err != nil {
+		return FileReply{}, 0, err
+	}
+	n += m
+	data, m, err := parseString(b[n:], MaxFileChunk, "file data")
+	if err != nil {
+		return FileReply{}, 0, err
+	}
+	n += m
+	if len(b) <= n {
+		return FileReply{}, 0, fmt.Errorf("%w: file reply: missing more flag", ErrMalformed)
+	}
+	if b[n] > 1 {
+		return FileReply{}, 0, fmt.Errorf("%w: file reply: more flag %d", ErrMalformed, b[n])
+	}
+	r := FileReply{Errno: errno, Reason: reason, More: b[n] == 1}
+	if data != "" {
+		r.Data = []byte(data)
+	}
+	return r, n + 1, nil
+}
+
+// Err returns the failure the reply reports as a syscall error (errors.Is with
+// syscall.ENOENT works), or nil.
+func (r FileReply) Err() error {
+	if r.Errno == 0 {
+		return nil
+	}
+	return DialReply{Errno: r.Errno, Reason: r.Reason}.Err()
+}

@@ -1,0 +1,157 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/quic-go/quic-go"
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/remocal/kubectl-remocal/layer"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// layerOptions choose what the layer sends through the pod.
+type layerOptions struct {
+	Local      []string
+	NoOutgoing bool
+}
+
+func (o *layerOptions) AddFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringArrayVar(&o.Local, "local", nil, "keep connections to this CIDR, IP or HOST:PORT on this machine instead of making them from the pod (repeatable)")
+	f.BoolVar(&o.NoOutgoing, "no-outgoing", false, "make every outgoing connection and DNS lookup from this machine, not from the pod")
+}
+
+// outgoing turns the flags into the layer's filter.
+func (o *layerOptions) outgoing(ctx context.Context) (layer.Outgoing, error) {
+	out := layer.Outgoing{Off: o.NoOutgoing}
+	for _, spec := range o.Local {
+		if err := out.AddLocal(ctx, spec); err != nil {
+			return layer.Outgoing{}, err
+		}
+	}
+	return out, nil
+}
+
+// startLayer prepares the supervisor that runs the command with the pod's network and DNS.
+func (o *ExecOptions) startLayer(ctx context.Context, sess *session, p *progress) (*layer.Supervisor, error) {
+	outgoing, err := o.layerOptions.outgoing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg := layer.Config{
+		Outgoing: outgoing,
+		Log:      slog.New(logr.ToSlogHandler(klog.Background().WithName("layer"))),
+		OnListen: func(ev layer.ListenEvent) {
+			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
+		},
+	}
+	if !outgoing.Off {
+		cfg.Dial = sess.dialForLayer
+		if cfg.Files, err = podDNSFiles(ctx, sess); err != nil {
+			return nil, err
+		}
+	}
+	sup, err := layer.New(cfg)
+	if err != nil {
+		return nil, &userError{msg: "cannot run the command under the layer: " + err.Error(), cause: err}
+	}
+	if !outgoing.Off {
+		p.step("outgoing connections and DNS go through the pod")
+	}
+	return sup, nil
+}
+
+// podDNSFiles are the files that make the program resolve names as the pod does: its
+// resolv.conf, told to ask over TCP (which the layer carries to the cluster DNS; UDP to the
+// nameserver would work too, but TCP needs no datagram path), its hosts, and an nsswitch.conf
+// that asks files then DNS, whatever this machine's says (systemd-resolved or mDNS would
+// answer locally).
+func podDNSFiles(ctx context.Context, sess *session) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	resolv, err := sess.ReadFile(ctx, "/etc/resolv.conf")
+	if err != nil {
+		return nil, fmt.Errorf("read the pod's /etc/resolv.conf: %w", err)
+	}
+	files["/etc/resolv.conf"] = append(bytes.TrimRight(resolv, "\n"), []byte("\noptions use-vc\n")...)
+	hosts, err := sess.ReadFile(ctx, "/etc/hosts")
+	switch {
+	case err == nil:
+		files["/etc/hosts"] = hosts
+	case errors.Is(err, syscall.ENOENT):
+	default:
+		return nil, fmt.Errorf("read the pod's /etc/hosts: %w", err)
+	}
+	files["/etc/nsswitch.conf"] = nsswitchFilesDNS(readOptional("/etc/nsswitch.conf"))
+	return files, nil
+}
+
+// nsswitchFilesDNS returns conf with its hosts line replaced by "hosts: files dns".
+func nsswitchFilesDNS(conf []byte) []byte {
+	var out []string
+	for _, line := range strings.Split(strings.TrimRight(string(conf), "\n"), "\n") {
+		if fields := strings.Fields(line); len(fields) > 0 && fields[0] == "hosts:" {
+			continue
+		}
+		if line != "" {
+			out = append(out, line)
+		}
+	}
+	out = append(out, "hosts: files dns")
+	return []byte(strings.Join(out, "\n") + "\n")
+}
+
+func readOptional(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
+}
+
+// dialForLayer carries one of the program's connections through the sidecar.
+func (s *session) dialForLayer(ctx context.Context, network, address string) (layer.Conn, error) {
+	deadline, ok := ctx.Deadline()
+	timeout := 30 * time.Second
+	if ok {
+		timeout = time.Until(deadline)
+	}
+	stream, err := s.Dial(ctx, network, address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if network == "udp" {
+		return &datagramStream{layerConn{stream}}, nil
+	}
+	return layerConn{stream}, nil
+}
+
+// layerConn is a QUIC stream as a TCP-like connection.
+type layerConn struct{ *quic.Stream }
+
+// CloseWrite ends our direction: a QUIC stream's Close is a half-close.
+func (c layerConn) CloseWrite() error { return c.Stream.Close() }
+
+// Close ends both directions.
+func (c layerConn) Close() error {
+	c.Stream.CancelRead(0)
+	return c.Stream.Close()
+}
+
+// datagramStream carries datagrams on a stream, one frame each (wire.WriteDatagram).
+type datagramStream struct{ layerConn }
+
+func (d *datagramStream) Read(p []byte) (int, error)  { return wire.ReadDatagram(d.Stream, p) }
+func (d *datagramStream) Write(p []byte) (int, error) {
+	if err := wire.WriteDatagram(d.Stream, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,3 @@
+module layerclient
+
+go 1.26

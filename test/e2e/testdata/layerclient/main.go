@@ -1,0 +1,153 @@
+// Command layerclient is run by the e2e tests under `kubectl remocal exec`: each mode exercises
+// one thing the layer must carry through the pod, and prints what it saw on stdout.
+//
+//	layerclient get URL             GET, print the body
+//	layerclient udp HOST:PORT MSG   one datagram over a connected UDP socket, print the echo
+//	layerclient connect HOST:PORT   print "connected" or the errno's name
+//	layerclient many HOST:PORT N    N concurrent TCP echo round trips, print "all ok"
+//	layerclient fds HOST:PORT N     N sequential connections; print the parent's open
+//	                                descriptors before and after, for a leak check
+//	layerclient loop HOST:PORT      print the pid, then connect every 200 ms until killed
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) < 2 {
+		return errors.New("usage: layerclient MODE ARGS")
+	}
+	switch args[0] {
+	case "get":
+		client := &http.Client{Timeout: 10 * time.Second}
+		resp, err := client.Get(args[1])
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(os.Stdout, resp.Body)
+		return err
+	case "udp":
+		conn, err := net.Dial("udp", args[1])
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte(args[2])); err != nil {
+			return err
+		}
+		buf := make([]byte, 1500)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("udp reply: %s\n", buf[:n])
+	case "connect":
+		conn, err := net.DialTimeout("tcp", args[1], 10*time.Second)
+		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				fmt.Println("ECONNREFUSED")
+				return nil
+			}
+			return err
+		}
+		defer conn.Close()
+		fmt.Println("connected", conn.RemoteAddr())
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		fmt.Print(line)
+	case "many":
+		n, _ := strconv.Atoi(args[2])
+		return many(args[1], n)
+	case "fds":
+		n, _ := strconv.Atoi(args[2])
+		before := parentFDs()
+		for i := range n {
+			if err := echoOnce(args[1], fmt.Sprintf("fd%d\n", i)); err != nil {
+				return err
+			}
+		}
+		time.Sleep(2 * time.Second)
+		fmt.Printf("fds before %d after %d\n", before, parentFDs())
+	case "loop":
+		fmt.Println("pid", os.Getpid())
+		for {
+			if conn, err := net.DialTimeout("tcp", args[1], time.Second); err == nil {
+				conn.Close()
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	default:
+		return fmt.Errorf("unknown mode %q", args[0])
+	}
+	return nil
+}
+
+func many(addr string, n int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := echoOnce(addr, fmt.Sprintf("conn %d\n", i)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	fmt.Println("all ok")
+	return nil
+}
+
+func echoOnce(addr, msg string) error {
+	conn, err := net.DialTimeout("tcp", addr, 20*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, msg); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != msg {
+		return fmt.Errorf("echo %q, want %q", line, msg)
+	}
+	return nil
+}
+
+// parentFDs counts the open descriptors of the parent: the plugin, whose supervisor must not
+// keep any per connection.
+func parentFDs() int {
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", os.Getppid()))
+	if err != nil {
+		return -1
+	}
+	return len(entries)
+}

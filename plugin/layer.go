@@ -148,7 +148,7 @@ func (c layerConn) Close() error {
 // datagramStream carries datagrams on a stream, one frame each (wire.WriteDatagram).
 type datagramStream struct{ layerConn }
 
-func (d *datagramStream) Read(p []byte) (int, error)  { return wire.ReadDatagram(d.Stream, p) }
+func (d *datagramStream) Read(p []byte) (int, error) { return wire.ReadDatagram(d.Stream, p) }
 func (d *datagramStream) Write(p []byte) (int, error) {
 	if err := wire.WriteDatagram(d.Stream, p); err != nil {
 		return 0, err

@@ -51,10 +51,10 @@ type session struct {
 	// layer's goroutines share.
 	controlMu sync.Mutex
 	control   *quic.Stream
-	reader   *wire.Reader
-	hello    wire.HelloReply
-	closers  []io.Closer
-	stopping context.CancelFunc
+	reader    *wire.Reader
+	hello     wire.HelloReply
+	closers   []io.Closer
+	stopping  context.CancelFunc
 }
 
 // dialSession connects to the sidecar, directly over UDP when the pod IP answers, else through a

@@ -212,9 +212,10 @@ func (e *env) exec(t *testing.T, pod, container string, command ...string) strin
 
 // echoReply is what the test app's HTTP echo answers.
 type echoReply struct {
-	Path     string            `json:"path"`
-	Hostname string            `json:"hostname"`
-	Env      map[string]string `json:"env"`
+	Path       string            `json:"path"`
+	Hostname   string            `json:"hostname"`
+	RemoteAddr string            `json:"remoteAddr"`
+	Env        map[string]string `json:"env"`
 }
 
 func httpEcho(t *testing.T, rawURL string) echoReply {

@@ -29,6 +29,7 @@ type plugin struct {
 	kubeconfig string
 	configHome string // XDG_CONFIG_HOME: where the client key lives
 	namespace  string
+	dir        string // working directory of the plugin and so of the program; "" is the test's
 }
 
 func (e *env) plugin(t *testing.T) *plugin {
@@ -49,6 +50,7 @@ type result struct {
 func (p *plugin) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, p.path, append([]string{"--kubeconfig", p.kubeconfig, "-n", p.namespace}, args...)...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+p.configHome)
+	cmd.Dir = p.dir
 	return cmd
 }
 

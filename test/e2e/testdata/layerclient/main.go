@@ -8,6 +8,7 @@
 //	layerclient fds HOST:PORT N     N sequential connections; print the parent's open
 //	                                descriptors before and after, for a leak check
 //	layerclient loop HOST:PORT      print the pid, then connect every 200 ms until killed
+//	layerclient seccomp -           print the seccomp mode of this process and of its parent
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -95,6 +97,8 @@ func run(args []string) error {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	case "seccomp":
+		fmt.Printf("self %s parent %s\n", seccompMode("self"), seccompMode(strconv.Itoa(os.Getppid())))
 	default:
 		return fmt.Errorf("unknown mode %q", args[0])
 	}
@@ -150,4 +154,18 @@ func parentFDs() int {
 		return -1
 	}
 	return len(entries)
+}
+
+// seccompMode reads the Seccomp line of /proc/PID/status: 0 none, 2 filter.
+func seccompMode(pid string) string {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Seccomp:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The benchmarks run a child program with and without the layer and report what the child
@@ -21,6 +23,25 @@ import (
 func init() {
 	childScenarios["openstat"] = childOpenStat
 	childScenarios["loopconnect"] = childLoopConnect
+	childScenarios["trapped"] = childTrapped
+}
+
+// childTrapped makes args[0] connects of a unix socket to a path that does not exist: trapped,
+// and passed back to the kernel at once, so the difference with and without the layer is the
+// notification round trip.
+func childTrapped(args []string) int {
+	n, _ := strconv.Atoi(args[0])
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return 1
+	}
+	addr := &unix.SockaddrUnix{Name: "/nonexistent/remocal-bench"}
+	start := time.Now()
+	for range n {
+		_ = unix.Connect(fd, addr)
+	}
+	fmt.Println(time.Since(start).Nanoseconds() / int64(n))
+	return 0
 }
 
 // childOpenStat opens, stats and closes each file of a directory args[1] times over.
@@ -127,6 +148,17 @@ func BenchmarkOpenStat(b *testing.B) {
 	}
 	defer s.Close()
 	benchBoth(b, s, "openstat", []string{dir, "20"}, "ns/file")
+}
+
+// BenchmarkNotification: the cost of one trapped syscall that the supervisor passes back to
+// the kernel (layer minus direct is the round trip).
+func BenchmarkNotification(b *testing.B) {
+	s, err := New(Config{Dial: (&fakePod{}).dial})
+	if err != nil {
+		b.Skip(err)
+	}
+	defer s.Close()
+	benchBoth(b, s, "trapped", []string{"20000"}, "ns/call")
 }
 
 // BenchmarkLoopbackConnect: connect to a loopback server, which the layer keeps local.

@@ -16,8 +16,9 @@ import (
 // (shorter: a program that set its own timeout cannot interrupt a trapped connect).
 const dialTimeout = 30 * time.Second
 
-// connect(fd, addr, addrlen): a destination kept local runs in the kernel; any other is dialed
-// from the pod and the program's socket is connected to a relay carrying it.
+// connect(fd, addr, addrlen): a destination kept local runs in the kernel, decided in the
+// receive loop; any other is dialed from the pod, in a goroutine of its own, and the program's
+// socket is connected to a relay carrying it.
 func (s *Supervisor) connect(c *call) {
 	raw, err := c.readSockaddr(1, 2)
 	if err != nil {
@@ -29,6 +30,10 @@ func (s *Supervisor) connect(c *call) {
 		c.pass()
 		return
 	}
+	go s.connectRemote(c, dst)
+}
+
+func (s *Supervisor) connectRemote(c *call, dst netip.AddrPort) {
 	fd, err := c.dup(0)
 	if err != nil {
 		s.log.Error("take the socket of a connect", "err", err)

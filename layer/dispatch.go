@@ -7,14 +7,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dispatch answers one notification. Calls that may wait on the pod (connect, sendto,
+// dispatch answers one notification. Calls that may wait on the pod (a remote connect, sendto,
 // recvfrom) get their own goroutine, so that a slow dial never stalls another thread's
 // syscalls; the rest are answered in the receive loop, which is cheaper than a goroutine.
 func (s *Supervisor) dispatch(l *seccomp.Listener, n seccomp.Notif) {
 	c := &call{l: l, n: n, log: s.log}
 	switch n.Data.Nr {
 	case unix.SYS_CONNECT:
-		go s.connect(c)
+		s.connect(c)
 	case unix.SYS_SENDTO:
 		go s.sendto(c)
 	case unix.SYS_RECVFROM:

@@ -28,6 +28,9 @@ const (
 // HelperMain runs the command args under the filter and never returns on success (it execs).
 // It returns the exit code to leave with otherwise, having said why on stderr.
 func HelperMain(args []string) int {
+	if len(args) == 1 && args[0] == "--probe" {
+		return 0 // userNamespacesWork's child: being started was the test
+	}
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "remocal layer helper: no command")
 		return exitCannotRun
@@ -42,11 +45,25 @@ func HelperMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "remocal layer helper: run by kubectl remocal exec only")
 		return exitCannotRun
 	}
-	if err := os.Unsetenv(socketEnv); err != nil {
-		fmt.Fprintf(os.Stderr, "remocal: %v\n", err)
-		return exitCannotRun
+	trapOpens := false
+	if mounts := os.Getenv(mountsEnv); mounts != "" {
+		switch os.Getenv(nsEnv) {
+		case "want":
+			code, err := reexecInNamespaces(args)
+			if err == nil {
+				return code
+			}
+			trapOpens = true
+		case "in":
+			trapOpens = bindMounts(mounts) != nil
+		default:
+			trapOpens = true
+		}
 	}
-	if err := superviseAndExec(sockPath, path, args); err != nil {
+	for _, name := range []string{socketEnv, mountsEnv, nsEnv} {
+		_ = os.Unsetenv(name)
+	}
+	if err := superviseAndExec(sockPath, path, args, trapOpens); err != nil {
 		fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: %v\n", args[0], err)
 		return exitCannotRun
 	}
@@ -55,7 +72,7 @@ func HelperMain(args []string) int {
 
 // superviseAndExec installs the filter on this thread, has the supervisor take its listener,
 // and execs path on the same thread so that the program inherits the filter.
-func superviseAndExec(sockPath, path string, argv []string) error {
+func superviseAndExec(sockPath, path string, argv []string, trapOpens bool) error {
 	// Connect before the filter is installed: connect is trapped, and nobody would answer yet.
 	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -64,7 +81,7 @@ func superviseAndExec(sockPath, path string, argv []string) error {
 	if err := unix.Connect(sock, &unix.SockaddrUnix{Name: sockPath}); err != nil {
 		return fmt.Errorf("reach the supervisor: %w", err)
 	}
-	filter, err := seccomp.Filter(traps)
+	filter, err := seccomp.Filter(traps(trapOpens))
 	if err != nil {
 		return err
 	}

@@ -329,6 +329,15 @@ func TestServedFiles(t *testing.T) {
 	}
 }
 
+// Without user namespaces the helper traps opens and the supervisor serves the same files.
+func TestServedFilesWithoutUserNamespaces(t *testing.T) {
+	s := newTestSupervisor(t, Config{Files: map[string][]byte{"/etc/resolv.conf": []byte("nameserver 198.19.0.11\n")}})
+	s.userns = false
+	if out := runUnder(t, s, "cat", "/etc/resolv.conf"); out != "nameserver 198.19.0.11\n" {
+		t.Fatalf("got %q", out)
+	}
+}
+
 func TestListenIsAnnounced(t *testing.T) {
 	events := make(chan ListenEvent, 1)
 	s := newTestSupervisor(t, Config{OnListen: func(ev ListenEvent) { events <- ev }})

@@ -38,6 +38,13 @@ func (t *socketTable) peer(ino uint64) (netip.AddrPort, bool) {
 	return p, ok
 }
 
+// empty reports whether no socket is redirected.
+func (t *socketTable) empty() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.peers) == 0
+}
+
 func (t *socketTable) forget(ino uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -30,6 +30,11 @@ type Supervisor struct {
 	relay   *tcpRelay
 	sockets *socketTable
 
+	// mounts is the served files' mount list for the helper; userns tells whether the helper
+	// can have the namespaces to mount them in.
+	mounts string
+	userns bool
+
 	udpMu    sync.Mutex
 	udpFlows map[flowKey]*udpFlow
 
@@ -64,6 +69,18 @@ func New(cfg Config) (*Supervisor, error) {
 		s.Close()
 		return nil, err
 	}
+	if len(cfg.Files) > 0 {
+		if s.mounts, err = writeMounts(filepath.Join(dir, "files"), cfg.Files); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("layer files: %w", err)
+		}
+		if self, err := os.Executable(); err == nil {
+			s.userns = userNamespacesWork(self)
+		}
+		if !s.userns {
+			s.log.Info("user namespaces are unavailable: served files cost a trap on every open")
+		}
+	}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.acceptHelpers() }()
 	go func() { defer s.wg.Done(); s.relay.serve(ctx) }()
@@ -97,8 +114,19 @@ func (s *Supervisor) Command(argv, env []string) (*exec.Cmd, error) {
 		cmd = exec.Command(self, append([]string{HelperArg}, argv...)...)
 	}
 	cmd.Env = append(append([]string(nil), env...), socketEnv+"="+s.control.Addr().String())
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	if s.mounts != "" {
+		cmd.Env = append(cmd.Env, mountsEnv+"="+s.mounts)
+		switch {
+		case s.userns && cmd.Args[1] == HelperArg:
+			cmd.SysProcAttr = namespaceAttr()
+			cmd.Env = append(cmd.Env, nsEnv+"=in")
+		case s.userns:
+			cmd.Env = append(cmd.Env, nsEnv+"=want") // go run: the -exec helper gets in
+		}
+	}
 	// The program goes with the plugin: without the supervisor its trapped syscalls fail.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	return cmd, nil
 }
 

@@ -8,12 +8,6 @@ import (
 	"github.com/remocal/kubectl-remocal/layer/internal/seccomp"
 )
 
-// traps are the syscalls the supervisor answers.
-var traps = []seccomp.Trap{
-	{Nr: unix.SYS_CONNECT, NonZeroArg: -1},
-	{Nr: unix.SYS_GETPEERNAME, NonZeroArg: -1},
-	{Nr: unix.SYS_LISTEN, NonZeroArg: -1},
-	{Nr: unix.SYS_SENDTO, NonZeroArg: 4},
-	{Nr: unix.SYS_RECVFROM, NonZeroArg: 4},
+var openTraps = []seccomp.Trap{
 	{Nr: unix.SYS_OPENAT, NonZeroArg: -1},
 }

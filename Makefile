@@ -59,7 +59,7 @@ e2e: build ## e2e tests against the cluster named by KUBECONFIG (skipped when un
 .PHONY: bench
 bench: build ## benchmarks, each figure beside its baseline from the same run (local cluster stays up)
 	@mkdir -p $(BIN)
-	go test -run '^$$' -bench . -benchtime 3x ./pkg/transport
+	go test -run '^$$' -bench . -benchtime 3x ./pkg/transport ./layer
 	@$(MAKE) --no-print-directory cluster-up | tee $(BIN)/.cluster-up.out
 	@$(MAKE) --no-print-directory cluster-load
 	@export $$(tail -n 1 $(BIN)/.cluster-up.out); go run ./test/bench -plugin $(BIN)/kubectl-remocal

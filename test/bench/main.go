@@ -35,6 +35,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -54,6 +55,13 @@ type bench struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == loadgenArg {
+		if err := loadgen(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	b := &bench{}
 	flag.StringVar(&b.plugin, "plugin", "bin/kubectl-remocal", "path of the plugin binary")
 	flag.StringVar(&b.image, "sidecar-image", "", "sidecar image (default: the plugin's default)")
@@ -111,6 +119,9 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 	if err := b.throughput(ctx, pod); err != nil {
+		return err
+	}
+	if err := b.layerHTTP(ctx, pod); err != nil {
 		return err
 	}
 	return b.memory(ctx, pod)
@@ -433,6 +444,13 @@ func (b *bench) deployEcho(ctx context.Context) (*corev1.Pod, error) {
 		},
 	}
 	if _, err := b.client.AppsV1().Deployments(namespace).Create(ctx, deploy, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo"},
+		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	if _, err := b.client.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
 	var ready *corev1.Pod

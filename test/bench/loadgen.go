@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// loadgenArg makes this binary the HTTP load generator, run both under the layer and directly.
+const loadgenArg = "loadgen"
+
+// loadgen sends GETs to a URL from concurrent keep-alive clients for a while and prints
+// "requests/s p50-ms p99-ms".
+func loadgen(args []string) error {
+	fs := flag.NewFlagSet(loadgenArg, flag.ContinueOnError)
+	conc := fs.Int("c", 16, "concurrent clients")
+	dur := fs.Duration("d", 5*time.Second, "duration")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	url := fs.Arg(0)
+	transport := &http.Transport{MaxIdleConnsPerHost: *conc}
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	// One request first, so that DNS and connection set-up are outside the measurement.
+	if err := get(client, url); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, *conc)
+	begin := time.Now()
+	for range *conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				t := time.Now()
+				if err := get(client, url); err != nil {
+					errs <- err
+					return
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	took := time.Since(begin)
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	fmt.Printf("%.1f %.3f %.3f\n", float64(len(lat))/took.Seconds(), pct(0.50), pct(0.99))
+	return nil
+}
+
+func get(client *http.Client, url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+// layerHTTP measures an HTTP load from this machine to the echo Service through the layer
+// against the same load sent from the node straight to the pod IP (no layer, no link).
+func (b *bench) layerHTTP(ctx context.Context, pod *corev1.Pod) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	direct, err := runLoad(exec.CommandContext(ctx, self, loadgenArg, "http://"+pod.Status.PodIP+":8080/"))
+	if err != nil {
+		return fmt.Errorf("direct load: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, b.plugin, "-n", namespace, "exec", "pod/"+pod.Name, "--sidecar-image", b.image, "--",
+		self, loadgenArg, "http://echo."+namespace+".svc.cluster.local/")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(b.work, "cold-0"))
+	layered, err := runLoad(cmd)
+	if err != nil {
+		return fmt.Errorf("load through the layer: %w", err)
+	}
+	what := "node to pod IP, no layer"
+	row("HTTP through the layer, 16 clients (req/s)", layered[0], direct[0], "req/s", what)
+	row("HTTP through the layer, p50 (ms)", layered[1], direct[1], "ms", what)
+	row("HTTP through the layer, p99 (ms)", layered[2], direct[2], "ms", what)
+	return nil
+}
+
+func runLoad(cmd *exec.Cmd) ([3]float64, error) {
+	var out [3]float64
+	b, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%w: %s", err, b)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	fields := strings.Fields(lines[len(lines)-1])
+	if len(fields) != 3 {
+		return out, fmt.Errorf("load generator said %q", b)
+	}
+	for i, f := range fields {
+		if out[i], err = strconv.ParseFloat(f, 64); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}

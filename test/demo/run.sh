@@ -15,6 +15,10 @@ show kubectl remocal version
 show kubectl remocal -n remocal-demo exec deployment/echo -- \
   sh -c 'echo "I run on $(hostname), with the pod'"'"'s GREETING=$GREETING and DATABASE_PASSWORD=$DATABASE_PASSWORD"'
 echo
+echo "# The local program reaches cluster Services by their short names, through the pod:"
+show kubectl remocal -n remocal-demo exec deployment/echo -- getent hosts echo
+show kubectl remocal -n remocal-demo exec deployment/echo -- curl -sS -m 10 http://echo/healthz
+echo
 echo "# A second session reuses the sidecar (warm start):"
 show kubectl remocal -n remocal-demo exec deployment/echo -- sh -c 'exit 7' || echo "exit code: $?"
 show kubectl -n remocal-demo get pod -l app=echo -o jsonpath='{range .items[*].spec.ephemeralContainers[*]}{.name}{"\n"}{end}'

@@ -180,6 +180,10 @@ func newSession(ctx context.Context, conn *quic.Conn, closers ...io.Closer) (*se
 	}
 }
 
+// maxEnviron bounds the environment a sidecar may send, far above real ones (a namespace with
+// a thousand Services has about 7,000 service-link variables).
+const maxEnviron = 1 << 16
+
 // Environ asks the sidecar for the target container's environment.
 func (s *session) Environ(ctx context.Context) ([]string, error) {
 	s.controlMu.Lock()
@@ -187,17 +191,26 @@ func (s *session) Environ(ctx context.Context) ([]string, error) {
 	if err := wire.WriteMessage(s.control, wire.EnvRequest{}); err != nil {
 		return nil, fmt.Errorf("request environment: %w", err)
 	}
-	msg, err := s.reader.ReadMessage()
-	if err != nil {
-		return nil, fmt.Errorf("read environment: %w", err)
-	}
-	switch m := msg.(type) {
-	case wire.EnvReply:
-		return m.Environ, nil
-	case wire.Error:
-		return nil, &userError{msg: "the sidecar could not read the target's environment: " + m.Reason, cause: m}
-	default:
-		return nil, fmt.Errorf("unexpected environment reply %T", msg)
+	var env []string
+	for {
+		msg, err := s.reader.ReadMessage()
+		if err != nil {
+			return nil, fmt.Errorf("read environment: %w", err)
+		}
+		switch m := msg.(type) {
+		case wire.EnvReply:
+			env = append(env, m.Environ...)
+			if len(env) > maxEnviron {
+				return nil, fmt.Errorf("the target's environment has over %d variables", maxEnviron)
+			}
+			if !m.More {
+				return env, nil
+			}
+		case wire.Error:
+			return nil, &userError{msg: "the sidecar could not read the target's environment: " + m.Reason, cause: m}
+		default:
+			return nil, fmt.Errorf("unexpected environment reply %T", msg)
+		}
 	}
 }
 

@@ -131,7 +131,10 @@ func (s *server) control(ctx context.Context, log *slog.Logger, stream *quic.Str
 			}
 			continue
 		case wire.EnvRequest:
-			answer = s.environ()
+			if err := s.sendEnviron(stream); err != nil {
+				return
+			}
+			continue
 		case wire.Heartbeat:
 			answer = m
 		default:
@@ -144,22 +147,30 @@ func (s *server) control(ctx context.Context, log *slog.Logger, stream *quic.Str
 	}
 }
 
-func (s *server) environ() wire.Message {
+// sendEnviron answers an EnvRequest: the target's environment in as many replies as it takes.
+func (s *server) sendEnviron(stream *quic.Stream) error {
+	replies, err := s.environ()
+	if err != nil {
+		return wire.WriteMessage(stream, wire.ErrorOf(err))
+	}
+	for _, r := range replies {
+		if err := wire.WriteMessage(stream, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *server) environ() ([]wire.EnvReply, error) {
 	pid, err := targetPID(s.cfg.ProcRoot)
 	if err != nil {
-		return wire.Error{Code: wire.ErrCodeInternal, Reason: err.Error()}
+		return nil, err
 	}
 	env, err := readEnviron(s.cfg.ProcRoot, pid)
 	if err != nil {
-		return wire.Error{Code: wire.ErrCodeInternal, Reason: err.Error() + " (a target running as another user needs the SYS_PTRACE capability, which the namespace's Pod Security level may forbid)"}
+		return nil, fmt.Errorf("%w (a target running as another user needs the SYS_PTRACE capability, which the namespace's Pod Security level may forbid)", err)
 	}
-	reply := wire.EnvReply{Environ: env}
-	if _, err := wire.AppendMessage(nil, reply); err != nil {
-		// An environment over the frame bound (many Services' link variables) gets a clear
-		// refusal rather than a stream that just ends.
-		return wire.ErrorOf(fmt.Errorf("the target's environment (%d variables) does not fit one reply: %w", len(env), err))
-	}
-	return reply
+	return wire.SplitEnviron(env)
 }
 
 // dial connects from the pod's network namespace and then relays bytes both ways. The reply

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"syscall"
 	"testing"
@@ -306,4 +308,54 @@ func udpEcho(t *testing.T) string {
 		}
 	}()
 	return pc.LocalAddr().String()
+}
+
+func TestServerSendsALargeEnvironmentInChunks(t *testing.T) {
+	client, err := transport.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var environ strings.Builder
+	var want []string
+	for i := range 3000 {
+		kv := fmt.Sprintf("SVC_%d_PORT=tcp://198.19.%d.%d:%s", i, i/256, i%256, strings.Repeat("9", 80))
+		want = append(want, kv)
+		environ.WriteString(kv + "\x00")
+	}
+	port, pin := startSidecar(t, client, fakeProc(t, environ.String()))
+	conn := dialSidecar(t, client, port, pin)
+	control, err := conn.OpenStreamSync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wire.NewReader(control)
+	if err := wire.WriteMessage(control, wire.Hello{Version: wire.Version, Features: []string{wire.FeatureEnv}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	if err := wire.WriteMessage(control, wire.EnvRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	replies := 0
+	for {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, ok := msg.(wire.EnvReply)
+		if !ok {
+			t.Fatalf("reply %#v", msg)
+		}
+		replies++
+		got = append(got, reply.Environ...)
+		if !reply.More {
+			break
+		}
+	}
+	if !slices.Equal(got, want) || replies < 4 {
+		t.Fatalf("%d variables in %d replies, want the %d sent", len(got), replies, len(want))
+	}
 }

@@ -30,6 +30,24 @@ func parseUint64(b []byte, field string) (uint64, int, error) {
 	return binary.BigEndian.Uint64(b), 8, nil
 }
 
+// parseBool accepts only 0 and 1, so that each message has one encoding.
+func parseBool(b []byte, field string) (bool, int, error) {
+	if len(b) < 1 {
+		return false, 0, fmt.Errorf("%w: %s: need 1 byte, have 0", ErrMalformed, field)
+	}
+	if b[0] > 1 {
+		return false, 0, fmt.Errorf("%w: %s: %d is not 0 or 1", ErrMalformed, field, b[0])
+	}
+	return b[0] == 1, 1, nil
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
 // parseUvarint accepts only the minimal encoding, so that each message has one encoding.
 func parseUvarint(b []byte, field string) (uint64, int, error) {
 	v, n := binary.Uvarint(b)

@@ -53,10 +53,7 @@ func (r FileReply) appendPayload(b []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, r.Errno)
 	b = appendString(b, clampReason(r.Reason))
 	b = appendString(b, string(r.Data))
-	if r.More {
-		return append(b, 1)
-	}
-	return append(b, 0)
+	return appendBool(b, r.More)
 }
 
 func parseFileReply(b []byte) (FileReply, int, error) {
@@ -74,17 +71,15 @@ func parseFileReply(b []byte) (FileReply, int, error) {
 		return FileReply{}, 0, err
 	}
 	n += m
-	if len(b) <= n {
-		return FileReply{}, 0, fmt.Errorf("%w: file reply: missing more flag", ErrMalformed)
+	more, m, err := parseBool(b[n:], "file reply more")
+	if err != nil {
+		return FileReply{}, 0, err
 	}
-	if b[n] > 1 {
-		return FileReply{}, 0, fmt.Errorf("%w: file reply: more flag %d", ErrMalformed, b[n])
-	}
-	r := FileReply{Errno: errno, Reason: reason, More: b[n] == 1}
+	r := FileReply{Errno: errno, Reason: reason, More: more}
 	if data != "" {
 		r.Data = []byte(data)
 	}
-	return r, n + 1, nil
+	return r, n + m, nil
 }
 
 // Err returns the failure the reply reports as a syscall error (errors.Is with

@@ -33,7 +33,7 @@ func repeatList(n int, s string) []string {
 // maxEnviron is an environment whose encoding is exactly MaxFrameSize: a count byte, a 3-byte
 // length and the entry.
 func maxEnviron() []string {
-	return []string{"K=" + strings.Repeat("v", MaxFrameSize-4-2)}
+	return []string{"K=" + strings.Repeat("v", MaxFrameSize-4-2-1)}
 }
 
 // roundTrips is every message type, empty and at its bounds. want is set where decoding
@@ -63,6 +63,7 @@ func roundTrips() []struct {
 		{name: "env reply", msg: EnvReply{Environ: []string{"PATH=/usr/bin", "EMPTY=", "NOEQUALS", "BIN=\x00\xff\xfe", "PATH=/dup"}}},
 		{name: "env reply max frame", msg: EnvReply{Environ: maxEnviron()}},
 		{name: "env reply max entries", msg: EnvReply{Environ: repeatList(maxEnvEntries, "A")}},
+		{name: "env reply more", msg: EnvReply{Environ: []string{"A=1"}, More: true}},
 		{name: "heartbeat zero", msg: Heartbeat{}},
 		{name: "heartbeat max", msg: Heartbeat{Seq: 1<<64 - 1}},
 		{name: "error empty", msg: Error{}},
@@ -225,7 +226,8 @@ func TestDecodeBounds(t *testing.T) {
 		{name: "dial reason too long", typ: TypeDialReply, payload: cat(make([]byte, 4), uv(maxReasonLen+1), bytes.Repeat([]byte("r"), maxReasonLen+1)), want: ErrTooLarge},
 		{name: "too many env entries", typ: TypeEnvReply, payload: cat(uv(maxEnvEntries+1), bytes.Repeat(uv(0), maxEnvEntries+1)), want: ErrTooLarge},
 		{name: "env entry longer than a frame", typ: TypeEnvReply, payload: cat(uv(1), uv(MaxFrameSize+1)), want: ErrTooLarge},
-		{name: "max env entries", typ: TypeEnvReply, payload: cat(uv(maxEnvEntries), bytes.Repeat(uv(0), maxEnvEntries)), want: nil},
+		{name: "max env entries", typ: TypeEnvReply, payload: cat(uv(maxEnvEntries), bytes.Repeat(uv(0), maxEnvEntries), []byte{0}), want: nil},
+		{name: "env more flag of 2", typ: TypeEnvReply, payload: cat(uv(0), []byte{2}), want: ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,3 +386,36 @@ func TestErrorOf(t *testing.T) {
 }
 
 func wrap(err error) error { return fmt.Errorf("outer: %w", err) }
+
+func TestSplitEnviron(t *testing.T) {
+	var env []string
+	for i := range 3000 {
+		env = append(env, fmt.Sprintf("SVC_%d_SERVICE_HOST=%s", i, strings.Repeat("x", 90)))
+	}
+	replies, err := SplitEnviron(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(replies) < 5 {
+		t.Fatalf("%d replies for ~300 KiB", len(replies))
+	}
+	var joined []string
+	for i, r := range replies {
+		if _, err := AppendMessage(nil, r); err != nil {
+			t.Fatalf("reply %d does not fit a frame: %v", i, err)
+		}
+		if r.More != (i < len(replies)-1) {
+			t.Fatalf("reply %d of %d has More=%v", i, len(replies), r.More)
+		}
+		joined = append(joined, r.Environ...)
+	}
+	if !reflect.DeepEqual(joined, env) {
+		t.Fatal("the replies do not add up to the environment, in order")
+	}
+	if _, err := SplitEnviron([]string{"HUGE=" + strings.Repeat("v", MaxFrameSize)}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "HUGE") {
+		t.Fatalf("an entry over a frame: %v", err)
+	}
+	if replies, err := SplitEnviron(nil); err != nil || len(replies) != 1 || replies[0].More {
+		t.Fatalf("empty environment: %v, %v", replies, err)
+	}
+}

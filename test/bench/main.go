@@ -373,16 +373,13 @@ func sidecarPID(ctx context.Context, client kubernetes.Interface, pod *corev1.Po
 	if err != nil {
 		return 0, err
 	}
-	newest := ""
-	for _, ec := range p.Spec.EphemeralContainers {
-		if strings.HasPrefix(ec.Name, "remocal-") {
-			newest = ec.Name
-		}
-	}
+	// The newest running sidecar by start time: the spec's list order is not creation order
+	// after strategic merge patches.
 	id := ""
+	var newest time.Time
 	for _, s := range p.Status.EphemeralContainerStatuses {
-		if s.Name == newest && s.State.Running != nil {
-			id = s.ContainerID
+		if strings.HasPrefix(s.Name, "remocal-") && s.State.Running != nil && !s.State.Running.StartedAt.Time.Before(newest) {
+			id, newest = s.ContainerID, s.State.Running.StartedAt.Time
 		}
 	}
 	_, id, _ = strings.Cut(id, "://")

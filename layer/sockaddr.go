@@ -41,14 +41,6 @@ func parseInet(b []byte) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
-// family reads the address family of a sockaddr.
-func family(b []byte) uint16 {
-	if len(b) < 2 {
-		return unix.AF_UNSPEC
-	}
-	return binary.NativeEndian.Uint16(b)
-}
-
 // encodeInet encodes ap as a sockaddr of the given family (an IPv4 address in an AF_INET6
 // socket's address is v4-mapped, as the kernel reports it).
 func encodeInet(fam uint16, ap netip.AddrPort) []byte {

@@ -166,7 +166,7 @@ func TestLayerUDPAndErrors(t *testing.T) {
 			t.Fatalf("exit %d, %q", r.code, r.stdout)
 		}
 	})
-	t.Run("a --local destination is reached locally", func(t *testing.T) {
+	t.Run("--local and --no-outgoing destinations are reached locally", func(t *testing.T) {
 		// The node's address is on this machine and reachable from the pod too: the source
 		// address the listener sees says which way the connection went.
 		node := strings.TrimPrefix(strings.Split(strings.TrimPrefix(s.env.config.Host, "https://"), ":")[0], "http://")
@@ -188,6 +188,10 @@ func TestLayerUDPAndErrors(t *testing.T) {
 		r := s.plugin.run(t, "exec", "deployment/client", "--local", node+"/32", "--", s.layerclient, "connect", ln.Addr().String())
 		if !strings.Contains(r.stdout, "seen from "+node+":") {
 			t.Fatalf("with --local: %q", r.stdout)
+		}
+		r = s.plugin.run(t, "exec", "deployment/client", "--no-outgoing", "--", s.layerclient, "connect", ln.Addr().String())
+		if !strings.Contains(r.stdout, "seen from "+node+":") {
+			t.Fatalf("with --no-outgoing: %q", r.stdout)
 		}
 		r = s.exec(t, s.layerclient, "connect", ln.Addr().String())
 		if !strings.Contains(r.stdout, "seen from "+s.client.Status.PodIP+":") {

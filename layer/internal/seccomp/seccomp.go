@@ -83,6 +83,13 @@ func Install(filter []unix.SockFilter) (int, error) {
 // Supported reports whether the kernel offers user notifications (Linux 5.0) with the ADDFD
 // and CONTINUE answers the supervisor relies on (5.9 and 5.14 for ADDFD's SEND flag).
 func Supported() error {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err == nil {
+		release := unix.ByteSliceToString(u.Release[:])
+		if !atLeast(release, 5, 9) {
+			return fmt.Errorf("the kernel is Linux %s; the layer needs 5.9 or newer (seccomp user notification with pidfd_getfd and ADDFD)", release)
+		}
+	}
 	action := uint32(unix.SECCOMP_RET_USER_NOTIF)
 	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0, uintptr(unsafe.Pointer(&action)))
 	if errno != 0 {
@@ -174,4 +181,14 @@ func ioctl(fd int, req uint, arg uintptr) error {
 			return errno
 		}
 	}
+}
+
+// atLeast reports whether a kernel release ("6.1.0-18-amd64") is at least major.minor. A release
+// it cannot read passes: the syscalls themselves will then say.
+func atLeast(release string, major, minor int) bool {
+	var maj, mnr int
+	if _, err := fmt.Sscanf(release, "%d.%d", &maj, &mnr); err != nil {
+		return true
+	}
+	return maj > major || (maj == major && mnr >= minor)
 }

@@ -27,6 +27,23 @@ func (c *call) stillWaiting() bool { return c.l.Valid(c.n.ID) }
 // dup takes a duplicate of the caller's descriptor argument i; the caller closes it.
 func (c *call) dup(i int) (int, error) { return takeFD(c.tid(), c.argFD(i)) }
 
+// socket takes a duplicate of the caller's socket argument 0 and describes it. It reports
+// false, having passed the call back to the kernel, when that is not a socket we can look at;
+// otherwise the caller closes fd.
+func (c *call) socket() (fd int, info socketInfo, ok bool) {
+	fd, err := c.dup(0)
+	if err != nil {
+		c.pass()
+		return -1, socketInfo{}, false
+	}
+	if info, err = inspectSocket(fd); err != nil {
+		unix.Close(fd)
+		c.pass()
+		return -1, socketInfo{}, false
+	}
+	return fd, info, true
+}
+
 // pass lets the kernel run the syscall as made.
 func (c *call) pass() { c.report(c.l.Continue(c.n.ID)) }
 

@@ -34,18 +34,11 @@ func (s *Supervisor) connect(c *call) {
 }
 
 func (s *Supervisor) connectRemote(c *call, dst netip.AddrPort) {
-	fd, err := c.dup(0)
-	if err != nil {
-		s.log.Error("take the socket of a connect", "err", err)
-		c.pass()
+	fd, info, ok := c.socket()
+	if !ok {
 		return
 	}
 	defer unix.Close(fd)
-	info, err := inspectSocket(fd)
-	if err != nil {
-		c.pass()
-		return
-	}
 	if _, redirected := s.sockets.peer(info.ino); redirected {
 		// A second connect on a redirected socket: the kernel answers EISCONN or EALREADY
 		// from the socket's real state.

@@ -11,17 +11,11 @@ func (s *Supervisor) getpeername(c *call) {
 		c.pass() // nothing redirected: no need to look at the socket
 		return
 	}
-	fd, err := c.dup(0)
-	if err != nil {
-		c.pass()
+	fd, info, ok := c.socket()
+	if !ok {
 		return
 	}
 	defer unix.Close(fd)
-	info, err := inspectSocket(fd)
-	if err != nil {
-		c.pass()
-		return
-	}
 	peer, ok := s.sockets.peer(info.ino)
 	if !ok {
 		c.pass()
@@ -37,14 +31,12 @@ func (s *Supervisor) getpeername(c *call) {
 // listen(fd, backlog) is made here on the program's socket, so that a successful listen can be
 // announced with its address.
 func (s *Supervisor) listen(c *call) {
-	fd, err := c.dup(0)
-	if err != nil {
-		c.pass()
+	fd, info, ok := c.socket()
+	if !ok {
 		return
 	}
 	defer unix.Close(fd)
-	info, err := inspectSocket(fd)
-	if err != nil || info.typ != unix.SOCK_STREAM || (info.family != unix.AF_INET && info.family != unix.AF_INET6) {
+	if info.typ != unix.SOCK_STREAM || (info.family != unix.AF_INET && info.family != unix.AF_INET6) {
 		c.pass()
 		return
 	}

@@ -76,14 +76,12 @@ func (s *Supervisor) sendto(c *call) {
 		c.pass()
 		return
 	}
-	fd, err := c.dup(0)
-	if err != nil {
-		c.pass()
+	fd, info, ok := c.socket()
+	if !ok {
 		return
 	}
 	defer unix.Close(fd)
-	info, err := inspectSocket(fd)
-	if err != nil || info.typ != unix.SOCK_DGRAM {
+	if info.typ != unix.SOCK_DGRAM {
 		c.pass()
 		return
 	}
@@ -159,14 +157,12 @@ type flowKey struct {
 // through the pod: received here so that the source of a reply reads as the destination the
 // program sent to, not our relay. Other sockets run in the kernel.
 func (s *Supervisor) recvfrom(c *call) {
-	fd, err := c.dup(0)
-	if err != nil {
-		c.pass()
+	fd, info, ok := c.socket()
+	if !ok {
 		return
 	}
 	defer unix.Close(fd)
-	info, err := inspectSocket(fd)
-	if err != nil || !s.sockets.hasSources(info.ino) {
+	if !s.sockets.hasSources(info.ino) {
 		c.pass()
 		return
 	}

@@ -112,28 +112,9 @@ func (e *env) deployEcho(t *testing.T) echoApp {
 		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
 		PeriodSeconds: 1,
 	}
-	one := int32(1)
-	deploy := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "echo"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &one,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: new(int64),
-					Containers: []corev1.Container{
-						http,
-						container("tcp", 9000, corev1.ProtocolTCP, "tcp", "-addr", ":9000"),
-						container("udp", 9001, corev1.ProtocolUDP, "udp", "-addr", ":9001"),
-					},
-				},
-			},
-		},
-	}
-	if _, err := e.client.AppsV1().Deployments(e.namespace).Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.createDeployment(t, "echo", http,
+		container("tcp", 9000, corev1.ProtocolTCP, "tcp", "-addr", ":9000"),
+		container("udp", 9001, corev1.ProtocolUDP, "udp", "-addr", ":9001"))
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "echo"},
 		Spec: corev1.ServiceSpec{
@@ -154,6 +135,27 @@ func (e *env) deployEcho(t *testing.T) echoApp {
 		t.Fatalf("echo Deployment: %v", err)
 	}
 	return echoApp{pod: pod.Name, podIP: pod.Status.PodIP, clusterIP: created.Spec.ClusterIP}
+}
+
+// createDeployment creates a one-replica Deployment of containers, labelled app=name.
+func (e *env) createDeployment(t *testing.T, name string, containers ...corev1.Container) {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	one := int32(1)
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{TerminationGracePeriodSeconds: new(int64), Containers: containers},
+			},
+		},
+	}
+	if _, err := e.client.AppsV1().Deployments(e.namespace).Create(e.ctx(t), deploy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitReadyPod waits for a Ready pod matching selector, failing fast with the reason when a

@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // layerSetup is an echo Service and a client pod, the target of `exec`, in one namespace:
@@ -42,30 +40,11 @@ func newLayerSetup(t *testing.T) *layerSetup {
 // deployClient runs an idle pod to act as (labelled app=client).
 func (e *env) deployClient(t *testing.T) *corev1.Pod {
 	t.Helper()
-	ctx := e.ctx(t)
-	labels := map[string]string{"app": "client"}
-	one := int32(1)
-	deploy := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "client"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &one,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: new(int64),
-					Containers: []corev1.Container{{
-						Name: "app", Image: testApp(), ImagePullPolicy: corev1.PullIfNotPresent,
-						Command: []string{"/testapp", "sleep"},
-					}},
-				},
-			},
-		},
-	}
-	if _, err := e.client.AppsV1().Deployments(e.namespace).Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pod, err := e.waitReadyPod(ctx, "app=client")
+	e.createDeployment(t, "client", corev1.Container{
+		Name: "app", Image: testApp(), ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"/testapp", "sleep"},
+	})
+	pod, err := e.waitReadyPod(e.ctx(t), "app=client")
 	if err != nil {
 		t.Fatalf("client Deployment: %v", err)
 	}

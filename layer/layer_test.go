@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The test binary is also the helper and the program run under the layer: TestMain hands over
@@ -54,6 +56,29 @@ func runChild(scenario string, args []string) int {
 		}
 		fmt.Printf("reply: %s", line)
 		fmt.Printf("peer: %s\n", conn.RemoteAddr())
+	case "tcp6":
+		// An AF_INET6 socket connecting to a v4-mapped address, with raw syscalls, as
+		// dual-stack programs (Java, Node) do: the relay must take the IPv6 path.
+		ap := netip.MustParseAddrPort(args[0])
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM, 0)
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		if err := unix.Connect(fd, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		peer, err := unix.Getpeername(fd)
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		p := peer.(*unix.SockaddrInet6)
+		f := os.NewFile(uintptr(fd), "tcp6")
+		fmt.Fprintf(f, "hello\n")
+		line, _ := bufio.NewReader(f).ReadString('\n')
+		fmt.Printf("reply: %speer: %s\n", line, netip.AddrPortFrom(netip.AddrFrom16(p.Addr), uint16(p.Port)))
 	case "udp":
 		conn, err := net.Dial("udp", args[0])
 		if err != nil {
@@ -269,6 +294,15 @@ func TestConnectGoesThroughThePod(t *testing.T) {
 	s := newTestSupervisor(t, Config{Dial: pod.dial})
 	out := runUnder(t, s, "tcp", "198.18.7.1:80")
 	if !strings.Contains(out, "reply: hello") || !strings.Contains(out, "peer: 198.18.7.1:80") {
+		t.Fatalf("got %q", out)
+	}
+}
+
+func TestConnectOfAnIPv6Socket(t *testing.T) {
+	pod := &fakePod{t: t, routes: map[string]string{"tcp 198.18.7.5:80": echoTCP(t)}}
+	s := newTestSupervisor(t, Config{Dial: pod.dial})
+	out := runUnder(t, s, "tcp6", "[::ffff:198.18.7.5]:80")
+	if !strings.Contains(out, "reply: hello") || !strings.Contains(out, "peer: [::ffff:198.18.7.5]:80") {
 		t.Fatalf("got %q", out)
 	}
 }

@@ -174,17 +174,7 @@ func serveForward(ctx context.Context, sess *session, ln net.Listener, remote st
 				fmt.Fprintf(errOut, "remocal: forward to %s: %v\n", remote, err)
 				return
 			}
-			done := make(chan struct{})
-			go func() {
-				_, _ = io.Copy(stream, local)
-				_ = stream.Close()
-				close(done)
-			}()
-			_, _ = io.Copy(local, stream)
-			if tcp, ok := local.(*net.TCPConn); ok {
-				_ = tcp.CloseWrite()
-			}
-			<-done
+			relayStream(stream, local.(*net.TCPConn))
 		}()
 	}
 }

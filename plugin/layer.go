@@ -24,12 +24,14 @@ import (
 type layerOptions struct {
 	Local      []string
 	NoOutgoing bool
+	Steal      bool
 }
 
 func (o *layerOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringArrayVar(&o.Local, "local", nil, "keep connections to this CIDR, IP or HOST:PORT on this machine instead of making them from the pod (repeatable)")
 	f.BoolVar(&o.NoOutgoing, "no-outgoing", false, "make every outgoing connection and DNS lookup from this machine, not from the pod")
+	f.BoolVar(&o.Steal, "steal", false, "when the command listens on a TCP port, new connections to the same port of the pod come to it instead of the pod's app")
 }
 
 // outgoing turns the flags into the layer's filter.
@@ -55,6 +57,14 @@ func (o *ExecOptions) startLayer(ctx context.Context, sess *session, p *progress
 		OnListen: func(ev layer.ListenEvent) {
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
 		},
+	}
+	if o.Steal {
+		router := newIncomingRouter()
+		go router.serve(ctx, sess)
+		cfg.OnListen = func(ev layer.ListenEvent) {
+			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
+			router.steal(ctx, sess, p, ev)
+		}
 	}
 	if !outgoing.Off {
 		cfg.Dial = sess.dialForLayer

@@ -18,7 +18,7 @@ import (
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
 func features() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile}
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal}
 }
 
 // Application error codes on QUIC connections and streams.
@@ -32,6 +32,7 @@ type server struct {
 	cfg  Config
 	log  *slog.Logger
 	idle *idleTimer
+	in   *incoming
 }
 
 // serve accepts connections until the listener closes.
@@ -59,6 +60,9 @@ func (s *server) serve(ctx context.Context, ln *quic.Listener) error {
 func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
 	disconnected := s.idle.Connected()
 	defer disconnected()
+	// Whatever ends the connection (closed, or silent for the QUIC idle timeout) ends its
+	// subscriptions: the pod's traffic never stays redirected to a client that is gone.
+	defer s.in.dropClient(conn)
 	log := s.log.With("client", conn.RemoteAddr().String())
 	log.InfoContext(ctx, "client connected")
 	defer func() {
@@ -79,11 +83,11 @@ func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
 		if err != nil {
 			return
 		}
-		go s.handleStream(ctx, log, stream)
+		go s.handleStream(ctx, log, conn, stream)
 	}
 }
 
-func (s *server) handleStream(ctx context.Context, log *slog.Logger, stream *quic.Stream) {
+func (s *server) handleStream(ctx context.Context, log *slog.Logger, conn *quic.Conn, stream *quic.Stream) {
 	r := wire.NewReader(stream)
 	first, err := r.ReadMessage()
 	if err != nil {
@@ -92,7 +96,7 @@ func (s *server) handleStream(ctx context.Context, log *slog.Logger, stream *qui
 	}
 	switch m := first.(type) {
 	case wire.Hello:
-		s.control(ctx, log, stream, r, m)
+		s.control(ctx, log, conn, stream, r, m)
 	case wire.Dial:
 		s.dial(ctx, log, stream, m)
 	default:
@@ -101,7 +105,7 @@ func (s *server) handleStream(ctx context.Context, log *slog.Logger, stream *qui
 }
 
 // control answers the hello, then requests in order until the stream ends.
-func (s *server) control(ctx context.Context, log *slog.Logger, stream *quic.Stream, r *wire.Reader, hello wire.Hello) {
+func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn, stream *quic.Stream, r *wire.Reader, hello wire.Hello) {
 	defer stream.Close()
 	if hello.Version != wire.Version {
 		_ = wire.WriteMessage(stream, wire.Error{Code: wire.ErrCodeVersion, Reason: fmt.Sprintf("sidecar speaks protocol %d, client %d", wire.Version, hello.Version)})
@@ -137,6 +141,10 @@ func (s *server) control(ctx context.Context, log *slog.Logger, stream *quic.Str
 			continue
 		case wire.Heartbeat:
 			answer = m
+		case wire.Subscribe:
+			answer = subscribeReply(s.in.subscribe(ctx, conn, m.Port, m.Mode))
+		case wire.Unsubscribe:
+			answer = subscribeReply(s.in.unsubscribe(conn, m.Port))
 		default:
 			rejectStream(stream, fmt.Errorf("unexpected message %T on the control stream", msg))
 			return
@@ -232,4 +240,11 @@ func rejectStream(stream *quic.Stream, err error) {
 	_ = wire.WriteMessage(stream, wire.Error{Code: wire.ErrCodeProtocol, Reason: err.Error()})
 	stream.CancelRead(streamCodeProtocol)
 	_ = stream.Close()
+}
+
+func subscribeReply(err error) wire.SubscribeReply {
+	if err == nil {
+		return wire.SubscribeReply{}
+	}
+	return wire.SubscribeReply{Errno: wire.ErrnoOf(err), Reason: err.Error()}
 }

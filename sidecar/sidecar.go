@@ -98,7 +98,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		"ttl", cfg.TTL.String(),
 	)
 
-	srv := &server{cfg: cfg, log: logger, idle: newIdleTimer(cfg.TTL)}
+	srv := &server{cfg: cfg, log: logger, idle: newIdleTimer(cfg.TTL), in: newIncoming(logger)}
+	defer srv.in.close()
 	tlsConf := transport.ServerTLS(id, cfg.ClientPin)
 
 	ctx, cancel := context.WithCancelCause(ctx)

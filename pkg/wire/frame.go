@@ -80,6 +80,14 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseFileRequest)
 	case TypeFileReply:
 		return exact(t, p, parseFileReply)
+	case TypeSubscribe:
+		return exact(t, p, parseSubscribe)
+	case TypeUnsubscribe:
+		return exact(t, p, parseUnsubscribe)
+	case TypeSubscribeReply:
+		return exact(t, p, parseSubscribeReply)
+	case TypeIncoming:
+		return exact(t, p, parseIncoming)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

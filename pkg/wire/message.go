@@ -20,6 +20,8 @@ const (
 	FeatureDialUDP = "dial-udp"
 	// FeatureReadFile: FileRequest on the control stream.
 	FeatureReadFile = "read-file"
+	// FeatureSteal: Subscribe with ModeSteal, and Incoming streams from the sidecar.
+	FeatureSteal = "steal"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low
@@ -51,6 +53,10 @@ const (
 	TypeDialReply
 	TypeFileRequest
 	TypeFileReply
+	TypeSubscribe
+	TypeUnsubscribe
+	TypeSubscribeReply
+	TypeIncoming
 )
 
 func (t Type) String() string {
@@ -75,6 +81,14 @@ func (t Type) String() string {
 		return "file-request"
 	case TypeFileReply:
 		return "file-reply"
+	case TypeSubscribe:
+		return "subscribe"
+	case TypeUnsubscribe:
+		return "unsubscribe"
+	case TypeSubscribeReply:
+		return "subscribe-reply"
+	case TypeIncoming:
+		return "incoming"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

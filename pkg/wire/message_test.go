@@ -83,6 +83,13 @@ func roundTrips() []struct {
 		{name: "file reply empty", msg: FileReply{}},
 		{name: "file reply chunk", msg: FileReply{Data: []byte("nameserver 10.96.0.10\n"), More: true}},
 		{name: "file reply max chunk", msg: FileReply{Data: bytes.Repeat([]byte{0xff}, MaxFileChunk), Reason: strings.Repeat("r", maxReasonLen)}},
+		{name: "subscribe", msg: Subscribe{Port: 8080, Mode: ModeSteal}},
+		{name: "subscribe max", msg: Subscribe{Port: 65535, Mode: strings.Repeat("m", maxModeLen)}},
+		{name: "unsubscribe", msg: Unsubscribe{Port: 8080}},
+		{name: "subscribe reply ok", msg: SubscribeReply{}},
+		{name: "subscribe reply refused", msg: SubscribeReply{Errno: 1, Reason: "operation not permitted"}},
+		{name: "incoming", msg: Incoming{Port: 80, Remote: "198.18.64.7:41234"}},
+		{name: "incoming v6", msg: Incoming{Port: 443, Remote: "[fd00::7]:41234"}},
 		{name: "file reply enoent", msg: FileReply{Errno: 2, Reason: "open /etc/x: no such file or directory"}},
 	}
 }
@@ -175,7 +182,7 @@ func TestParseMessageErrors(t *testing.T) {
 		{name: "announces 4 GiB", input: []byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff}, want: ErrTooLarge},
 		{name: "too large even with unknown type", input: []byte{0, 0x40, 0, 0, 0}, want: ErrTooLarge},
 		{name: "type zero", input: frame(0, nil), want: ErrUnknownType, consumed: headerLen},
-		{name: "type past the last", input: frame(TypeFileReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
+		{name: "type past the last", input: frame(TypeIncoming+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
 		{name: "type 255", input: frame(255, nil), want: ErrUnknownType, consumed: headerLen},
 		{name: "hello well formed", input: frame(TypeHello, hello), want: nil, consumed: headerLen + len(hello)},
 		{name: "hello trailing byte", input: frame(TypeHello, cat(hello, []byte{0})), want: ErrMalformed, consumed: headerLen + len(hello) + 1},

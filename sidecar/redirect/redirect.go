@@ -1,5 +1,3 @@
-//go:build linux
-
 // Package redirect owns a sidecar's nftables table in the pod's network namespace. The table
 // redirects new TCP connections for subscribed ports to the sidecar's listener (steal and
 // mirror); the sidecar's own connections to the app never pass the prerouting hook, so they are

@@ -9,6 +9,7 @@
 //	                                descriptors before and after, for a leak check
 //	layerclient loop HOST:PORT      print the pid, then connect every 200 ms until killed
 //	layerclient seccomp -           print the seccomp mode of this process and of its parent
+//	layerclient serve ADDR          serve HTTP on ADDR, answering "local <path> from <client>"
 package main
 
 import (
@@ -97,6 +98,15 @@ func run(args []string) error {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	case "serve":
+		ln, err := net.Listen("tcp", args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Println("listening on", ln.Addr())
+		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "local %s from %s\n", r.URL.Path, r.RemoteAddr)
+		}))
 	case "seccomp":
 		fmt.Printf("self %s parent %s\n", seccompMode("self"), seccompMode(strconv.Itoa(os.Getppid())))
 	default:

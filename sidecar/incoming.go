@@ -1,0 +1,231 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/sidecar/redirect"
+)
+
+// incoming holds the pod's ports that clients subscribed: the nftables table that redirects
+// them, the listener where redirected connections arrive, and the client of each port. The
+// table exists only while some port is subscribed, so a sidecar at rest leaves the pod's
+// network as it found it.
+type incoming struct {
+	log *slog.Logger
+
+	mu    sync.Mutex
+	table *redirect.Table
+	ln    *net.TCPListener
+	subs  map[uint16]*quic.Conn
+	wg    sync.WaitGroup
+}
+
+func newIncoming(log *slog.Logger) *incoming {
+	return &incoming{log: log, subs: map[uint16]*quic.Conn{}}
+}
+
+// subscribe sends the pod's new connections on port to client.
+func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, port uint16, mode string) error {
+	if mode != wire.ModeSteal {
+		return fmt.Errorf("subscription mode %q: %w", mode, syscall.EOPNOTSUPP)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if owner, ok := in.subs[port]; ok {
+		if owner == client {
+			return nil
+		}
+		return fmt.Errorf("port %d is already stolen by another session: %w", port, syscall.EADDRINUSE)
+	}
+	if in.table == nil {
+		if err := in.start(ctx); err != nil {
+			return err
+		}
+	}
+	to := uint16(in.ln.Addr().(*net.TCPAddr).Port)
+	if err := in.table.Redirect(port, to); err != nil {
+		return err
+	}
+	in.subs[port] = client
+	in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode)
+	return nil
+}
+
+// start opens the listener and the table, after removing the tables of dead sidecars. Called
+// with mu held.
+func (in *incoming) start(ctx context.Context) error {
+	removeDeadTables(ctx, in.log)
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{})
+	if err != nil {
+		return fmt.Errorf("listen for redirected connections: %w", err)
+	}
+	// The table is named after the listener's port: a table whose port nobody listens on
+	// belongs to a dead sidecar (removeDeadTables).
+	table, err := redirect.Open(strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	in.ln, in.table = ln, table
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		in.accept(ln)
+	}()
+	return nil
+}
+
+// unsubscribe ends client's subscription of port; the last one removes the table.
+func (in *incoming) unsubscribe(client *quic.Conn, port uint16) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.subs[port] != client {
+		return nil
+	}
+	delete(in.subs, port)
+	if err := in.table.Remove(port); err != nil {
+		return err
+	}
+	in.stopIfIdle()
+	return nil
+}
+
+// dropClient ends every subscription of a client that went away (closed, or silent for the QUIC
+// idle timeout).
+func (in *incoming) dropClient(client *quic.Conn) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for port, c := range in.subs {
+		if c == client {
+			delete(in.subs, port)
+			if in.table != nil {
+				if err := in.table.Remove(port); err != nil {
+					in.log.Error("remove redirect", "port", port, "err", err)
+				}
+			}
+		}
+	}
+	in.stopIfIdle()
+}
+
+// stopIfIdle deletes the table and the listener when nothing is subscribed. Called with mu held.
+func (in *incoming) stopIfIdle() {
+	if len(in.subs) > 0 || in.table == nil {
+		return
+	}
+	if err := in.table.Close(); err != nil {
+		in.log.Error("delete redirect table", "err", err)
+	}
+	in.ln.Close()
+	in.table, in.ln = nil, nil
+}
+
+// close removes everything, when the sidecar stops.
+func (in *incoming) close() {
+	in.mu.Lock()
+	clear(in.subs)
+	in.stopIfIdle()
+	in.mu.Unlock()
+	in.wg.Wait()
+}
+
+func (in *incoming) accept(ln *net.TCPListener) {
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			return
+		}
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			in.handle(c)
+		}()
+	}
+}
+
+// handle carries one redirected connection to its port's client, or to the app when the port
+// is no longer subscribed (the connection raced an unsubscribe).
+func (in *incoming) handle(c *net.TCPConn) {
+	defer c.Close()
+	dst, err := redirect.OriginalDst(c)
+	if err != nil {
+		in.log.Error("redirected connection without its destination", "err", err)
+		return
+	}
+	in.mu.Lock()
+	client := in.subs[dst.Port()]
+	in.mu.Unlock()
+	if client == nil {
+		// Our own connection to the app does not pass the prerouting hook: no loop.
+		app, err := net.DialTimeout("tcp", dst.String(), 5*time.Second)
+		if err != nil {
+			return
+		}
+		defer app.Close()
+		pipe(c, app.(*net.TCPConn))
+		return
+	}
+	ctx, cancel := context.WithTimeout(client.Context(), 10*time.Second)
+	stream, err := client.OpenStreamSync(ctx)
+	cancel()
+	if err != nil {
+		in.log.Warn("open a stream for an incoming connection", "port", dst.Port(), "err", err)
+		return
+	}
+	if err := wire.WriteMessage(stream, wire.Incoming{Port: dst.Port(), Remote: c.RemoteAddr().String()}); err != nil {
+		stream.CancelRead(0)
+		return
+	}
+	relay(stream, c)
+}
+
+// pipe copies both ways between two TCP connections with half-closes.
+func pipe(a, b *net.TCPConn) {
+	done := make(chan struct{})
+	go func() {
+		_, _ = b.ReadFrom(a)
+		_ = b.CloseWrite()
+		close(done)
+	}()
+	_, _ = a.ReadFrom(b)
+	_ = a.CloseWrite()
+	<-done
+}
+
+// removeDeadTables deletes the tables of sidecars that no longer run: a table's name carries
+// the port its sidecar listens on, and a port nobody listens on is a dead sidecar's.
+func removeDeadTables(ctx context.Context, log *slog.Logger) {
+	names, err := redirect.Tables()
+	if err != nil {
+		log.WarnContext(ctx, "list redirect tables", "err", err)
+		return
+	}
+	for _, name := range names {
+		port := strings.TrimPrefix(name, redirect.TablePrefix)
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 500*time.Millisecond)
+		if err == nil {
+			c.Close()
+			continue
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			continue // not sure: leave it
+		}
+		if err := redirect.DeleteTable(name); err != nil {
+			log.WarnContext(ctx, "remove a dead sidecar's redirect table", "table", name, "err", err)
+			continue
+		}
+		log.InfoContext(ctx, "removed a dead sidecar's redirect table", "table", name)
+	}
+}

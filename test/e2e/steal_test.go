@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startSteal runs `exec --steal` of a local HTTP server on the echo pod's port 8080 and waits
+// until the pod's port answers locally.
+func startSteal(t *testing.T, s *layerSetup) (stop func(sig syscall.Signal)) {
+	t.Helper()
+	cmd := s.plugin.command(t.Context(), "exec", "deployment/echo", "--steal", "--", s.layerclient, "serve", ":8080")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func(sig syscall.Signal) {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(sig)
+		_ = cmd.Wait()
+		t.Logf("plugin stderr:\n%s", stderr.String())
+	}
+	t.Cleanup(func() { stop(syscall.SIGKILL) })
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatalf("the local server did not start: %v\n%s", err, stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	url := "http://" + s.echo.podIP + ":8080/ready"
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.HasPrefix(get(url), "local ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pod's port never came to the local server\n%s", stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return stop
+}
+
+// get returns the body of a GET, or the error's text.
+func get(url string) string {
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitApp waits until the pod's own app answers on its port again and says how long it took.
+func waitApp(t *testing.T, s *layerSetup, within time.Duration) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	for {
+		if body := get("http://" + s.echo.podIP + ":8080/back"); strings.Contains(body, `"hostname": "`+s.echo.pod+`"`) {
+			return time.Since(begin)
+		}
+		if time.Since(begin) > within {
+			t.Fatalf("the pod's app does not answer %s after the session", within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestStealHTTP(t *testing.T) {
+	s := newLayerSetup(t)
+	stop := startSteal(t, s)
+	for name, url := range map[string]string{
+		"pod IP":    "http://" + s.echo.podIP + ":8080/pod-ip",
+		"ClusterIP": "http://" + s.echo.clusterIP + "/cluster-ip",
+	} {
+		if body := get(url); !strings.HasPrefix(body, "local /") {
+			t.Errorf("%s: answered %q, want the local server", name, body)
+		}
+	}
+	stop(syscall.SIGINT)
+	t.Logf("the app answered again %s after the session ended", waitApp(t, s, 5*time.Second))
+
+	t.Run("SIGKILL of the plugin", func(t *testing.T) {
+		stop := startSteal(t, s)
+		stop(syscall.SIGKILL)
+		// The sidecar ends the subscription when QUIC's idle timeout (10 s) says the client is gone.
+		t.Logf("the app answered again %s after SIGKILL of the plugin", waitApp(t, s, 15*time.Second))
+	})
+}

@@ -20,10 +20,11 @@ import (
 )
 
 // testNet is two network namespaces, a "pod" and a "client", joined by a veth pair on the test
-// network 198.18.250.0/30.
+// network 198.18.250.0/30. The namespaces are held by descriptors only: nothing is mounted (ip
+// netns add would turn the machine's /run/netns into a bind mount), and closing the descriptors
+// at the end of the test removes them, with the veth pair.
 type testNet struct {
-	pod, client string
-	podFD       int
+	podFD, clientFD int
 }
 
 const podAddr = "198.18.250.1"
@@ -33,53 +34,74 @@ func newTestNet(t *testing.T) *testNet {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
-	suffix := strconv.Itoa(os.Getpid())
-	n := &testNet{pod: "remocal-rt-pod-" + suffix, client: "remocal-rt-cli-" + suffix}
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	for _, tool := range []string{"ip", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s", tool)
 		}
 	}
-	t.Cleanup(func() {
-		_ = exec.Command("ip", "netns", "del", n.pod).Run()
-		_ = exec.Command("ip", "netns", "del", n.client).Run()
-	})
-	run("netns", "add", n.pod)
-	run("netns", "add", n.client)
-	run("link", "add", "rmcrt"+suffix, "netns", n.pod, "type", "veth", "peer", "name", "rmcrtc"+suffix, "netns", n.client)
-	run("-n", n.pod, "addr", "add", podAddr+"/30", "dev", "rmcrt"+suffix)
-	run("-n", n.client, "addr", "add", "198.18.250.2/30", "dev", "rmcrtc"+suffix)
-	for _, ns := range []string{n.pod, n.client} {
-		run("-n", ns, "link", "set", "lo", "up")
+	n := &testNet{podFD: newNetns(t), clientFD: newNetns(t)}
+	suffix := strconv.Itoa(os.Getpid() % 100000)
+	podIf, clientIf := "rmcrt"+suffix, "rmcrtc"+suffix
+	run(t, "ip", "link", "add", podIf, "type", "veth", "peer", "name", clientIf)
+	run(t, "ip", "link", "set", podIf, "netns", fdPath(n.podFD))
+	run(t, "ip", "link", "set", clientIf, "netns", fdPath(n.clientFD))
+	inNS := func(fd int, args ...string) {
+		run(t, append([]string{"nsenter", "--net=" + fdPath(fd), "ip"}, args...)...)
 	}
-	run("-n", n.pod, "link", "set", "rmcrt"+suffix, "up")
-	run("-n", n.client, "link", "set", "rmcrtc"+suffix, "up")
-	fd, err := unix.Open("/run/netns/"+n.pod, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
+	inNS(n.podFD, "addr", "add", podAddr+"/30", "dev", podIf)
+	inNS(n.clientFD, "addr", "add", "198.18.250.2/30", "dev", clientIf)
+	for fd, link := range map[int]string{n.podFD: podIf, n.clientFD: clientIf} {
+		inNS(fd, "link", "set", "lo", "up")
+		inNS(fd, "link", "set", link, "up")
 	}
-	t.Cleanup(func() { unix.Close(fd) })
-	n.podFD = fd
 	return n
 }
 
-// in runs f on a thread in namespace ns. Sockets made there stay in it.
-func in(t *testing.T, ns string, f func()) {
+func run(t *testing.T, argv ...string) {
 	t.Helper()
-	done := make(chan error)
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+	}
+}
+
+// fdPath names a descriptor of this process for other programs.
+func fdPath(fd int) string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd) }
+
+// newNetns makes a network namespace and returns a descriptor that keeps it alive until the
+// test ends.
+func newNetns(t *testing.T) int {
+	t.Helper()
+	type result struct {
+		fd  int
+		err error
+	}
+	done := make(chan result)
 	go func() {
 		// The thread is never unlocked: it ends with this goroutine rather than go back to the
 		// runtime in another namespace.
 		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err == nil {
-			err = unix.Setns(fd, unix.CLONE_NEWNET)
-			unix.Close(fd)
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			done <- result{-1, err}
+			return
 		}
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		done <- result{fd, err}
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("new network namespace: %v", r.err)
+	}
+	t.Cleanup(func() { unix.Close(r.fd) })
+	return r.fd
+}
+
+// in runs f on a thread in the namespace of fd. Sockets made there stay in it.
+func in(t *testing.T, fd int, f func()) {
+	t.Helper()
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked, as in newNetns
+		err := unix.Setns(fd, unix.CLONE_NEWNET)
 		if err == nil {
 			f()
 		}
@@ -108,7 +130,7 @@ func serve(t *testing.T, ln net.Listener, answer func(*net.TCPConn) string) {
 func (n *testNet) ask(t *testing.T, addr string) string {
 	t.Helper()
 	var line string
-	in(t, n.client, func() {
+	in(t, n.clientFD, func() {
 		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 		if err != nil {
 			line = "dial: " + err.Error()
@@ -122,7 +144,7 @@ func (n *testNet) ask(t *testing.T, addr string) string {
 
 func TestRedirectToTheSidecarAndBack(t *testing.T) {
 	n := newTestNet(t)
-	in(t, n.pod, func() {
+	in(t, n.podFD, func() {
 		app, err := net.Listen("tcp", ":8000")
 		if err != nil {
 			t.Error(err)

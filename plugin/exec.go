@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -168,11 +169,24 @@ func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd) error {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	started := make(chan error, 1)
+	done := make(chan error, 1)
+	go func() {
+		// The program's parent-death signal (the layer sets SIGKILL) fires when the thread that
+		// started it ends, not the process (go.dev/issue/27505): hold that thread until the
+		// program has ended, so the signal means what it says.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		return &userError{msg: fmt.Sprintf("run %s: %v", cmd.Args[0], err), cause: err}
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	for {
 		select {
 		case s := <-sigs:

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/remocal/kubectl-remocal/pkg/version"
@@ -29,6 +30,7 @@ func run() int {
 	cfg := sidecar.NewConfig()
 	fs := flag.NewFlagSet("remocal-sidecar", flag.ContinueOnError)
 	printVersion := fs.Bool("version", false, "print the version as JSON and exit")
+	worker := fs.Bool(strings.TrimPrefix(sidecar.WorkerFlag, "--"), false, "do the work (set by the guard process for its child)")
 	cfg.AddFlags(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -49,6 +51,13 @@ func run() int {
 
 	// JSON on stderr: the plugin reads the sidecar's log through the pod log API.
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if !*worker {
+		if err := cfg.Validate(); err != nil {
+			logger.Error("sidecar failed", "err", err.Error())
+			return 1
+		}
+		return sidecar.Guard(ctx, os.Args[1:], logger)
+	}
 	if err := sidecar.Run(ctx, cfg, logger); err != nil {
 		logger.Error("sidecar failed", "err", err.Error())
 		return 1

@@ -51,6 +51,8 @@ func (p *plugin) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, p.path, append([]string{"--kubeconfig", p.kubeconfig, "-n", p.namespace}, args...)...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+p.configHome)
 	cmd.Dir = p.dir
+	// A program that outlived the plugin would hold its output pipes open: never wait forever.
+	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
 

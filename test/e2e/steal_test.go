@@ -2,12 +2,17 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // startSteal runs `exec --steal` of a local HTTP server on the echo pod's port 8080 and waits
@@ -43,16 +48,18 @@ func startSteal(t *testing.T, s *layerSetup) (stop func(sig syscall.Signal)) {
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.HasPrefix(get(url), "local ") {
 		if time.Now().After(deadline) {
-			t.Fatalf("the pod's port never came to the local server\n%s", stderr.String())
+			t.Fatalf("the pod's port never came to the local server (last answer %q)\n%s", get(url), stderr.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	return stop
 }
 
-// get returns the body of a GET, or the error's text.
+// get returns the body of a GET on a new connection, or the error's text. A kept-alive
+// connection would stay with whoever answered it first: connections made before a redirect keep
+// going to the app.
 func get(url string) string {
-	client := &http.Client{Timeout: 3 * time.Second}
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Get(url)
 	if err != nil {
 		return err.Error()
@@ -97,4 +104,45 @@ func TestStealHTTP(t *testing.T) {
 		// The sidecar ends the subscription when QUIC's idle timeout (10 s) says the client is gone.
 		t.Logf("the app answered again %s after SIGKILL of the plugin", waitApp(t, s, 15*time.Second))
 	})
+	t.Run("SIGKILL of the sidecar's worker", func(t *testing.T) {
+		startSteal(t, s)
+		worker := s.env.sidecarWorker(t, s.echo.pod)
+		if err := syscall.Kill(worker, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		// The guard process deletes the worker's redirect table as soon as the worker is gone.
+		t.Logf("the app answered again %s after SIGKILL of the sidecar's worker", waitApp(t, s, 2*time.Second))
+	})
+}
+
+// sidecarWorker finds, on this machine, the worker process of the pod's newest sidecar: the
+// local cluster runs containers as host processes.
+func (e *env) sidecarWorker(t *testing.T, pod string) int {
+	t.Helper()
+	p, err := e.client.CoreV1().Pods(e.namespace).Get(e.ctx(t), pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ""
+	var newest time.Time
+	for _, s := range p.Status.EphemeralContainerStatuses {
+		if strings.HasPrefix(s.Name, "remocal-") && s.State.Running != nil && !s.State.Running.StartedAt.Time.Before(newest) {
+			id, newest = s.ContainerID, s.State.Running.StartedAt.Time
+		}
+	}
+	_, id, _ = strings.Cut(id, "://")
+	entries, _ := os.ReadDir("/proc")
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil {
+			continue
+		}
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if id != "" && strings.Contains(string(cg), id) && strings.Contains(string(cmdline), "--worker") {
+			return pid
+		}
+	}
+	t.Skip("the sidecar's worker is not a process on this machine (not the local cluster)")
+	return 0
 }

@@ -233,10 +233,18 @@ func httpEcho(t *testing.T, rawURL string) echoReply {
 			time.Sleep(500 * time.Millisecond)
 			continue
 		}
-		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
 		var r echoReply
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			t.Fatalf("decode echo reply: %v", err)
+		if err == nil {
+			err = json.Unmarshal(body, &r)
+		}
+		if resp.StatusCode != http.StatusOK || err != nil {
+			// Seen once right after the Service was created: an empty answer. Retry it like a
+			// refused connection, and say what came if it never settles.
+			lastErr = fmt.Errorf("status %s, body %q: %v", resp.Status, body, err)
+			time.Sleep(500 * time.Millisecond)
+			continue
 		}
 		return r
 	}

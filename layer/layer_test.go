@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/remocal/kubectl-remocal/internal/testnet"
 )
 
 // The test binary is also the helper and the program run under the layer: TestMain hands over
@@ -211,43 +212,6 @@ type udpConn struct{ net.Conn }
 
 func (udpConn) CloseWrite() error { return nil }
 
-func echoTCP(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-func echoUDP(t *testing.T) string {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(append([]byte("echo "), buf[:n]...), from)
-		}
-	}()
-	return pc.LocalAddr().String()
-}
-
 func newTestSupervisor(t *testing.T, cfg Config) *Supervisor {
 	t.Helper()
 	s, err := New(cfg)
@@ -290,7 +254,7 @@ func runUnder(t *testing.T, s *Supervisor, scenario string, args ...string) stri
 }
 
 func TestConnectGoesThroughThePod(t *testing.T) {
-	pod := &fakePod{t: t, routes: map[string]string{"tcp 198.18.7.1:80": echoTCP(t)}}
+	pod := &fakePod{t: t, routes: map[string]string{"tcp 198.18.7.1:80": testnet.TCPEcho(t)}}
 	s := newTestSupervisor(t, Config{Dial: pod.dial})
 	out := runUnder(t, s, "tcp", "198.18.7.1:80")
 	if !strings.Contains(out, "reply: hello") || !strings.Contains(out, "peer: 198.18.7.1:80") {
@@ -299,7 +263,7 @@ func TestConnectGoesThroughThePod(t *testing.T) {
 }
 
 func TestConnectOfAnIPv6Socket(t *testing.T) {
-	pod := &fakePod{t: t, routes: map[string]string{"tcp 198.18.7.5:80": echoTCP(t)}}
+	pod := &fakePod{t: t, routes: map[string]string{"tcp 198.18.7.5:80": testnet.TCPEcho(t)}}
 	s := newTestSupervisor(t, Config{Dial: pod.dial})
 	out := runUnder(t, s, "tcp6", "[::ffff:198.18.7.5]:80")
 	if !strings.Contains(out, "reply: hello") || !strings.Contains(out, "peer: [::ffff:198.18.7.5]:80") {
@@ -322,7 +286,7 @@ func TestLoopbackAndLocalDestinationsStayLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newTestSupervisor(t, Config{Dial: pod.dial, Outgoing: out})
-	if got := runUnder(t, s, "tcp", echoTCP(t)); !strings.Contains(got, "reply: hello") {
+	if got := runUnder(t, s, "tcp", testnet.TCPEcho(t)); !strings.Contains(got, "reply: hello") {
 		t.Fatalf("loopback: got %q", got)
 	}
 	// Nothing listens on 198.18.9.9 locally (no route): the local kernel answers, not the pod.
@@ -333,7 +297,7 @@ func TestLoopbackAndLocalDestinationsStayLocal(t *testing.T) {
 }
 
 func TestManyConcurrentConnections(t *testing.T) {
-	pod := &fakePod{t: t, routes: map[string]string{"tcp 198.18.7.3:80": echoTCP(t)}}
+	pod := &fakePod{t: t, routes: map[string]string{"tcp 198.18.7.3:80": testnet.TCPEcho(t)}}
 	s := newTestSupervisor(t, Config{Dial: pod.dial})
 	if out := runUnder(t, s, "many", "198.18.7.3:80"); !strings.Contains(out, "all ok") {
 		t.Fatalf("got %q", out)
@@ -341,7 +305,7 @@ func TestManyConcurrentConnections(t *testing.T) {
 }
 
 func TestUDP(t *testing.T) {
-	echo := echoUDP(t)
+	echo := testnet.UDPEcho(t, "echo ")
 	pod := &fakePod{t: t, routes: map[string]string{"udp 198.18.7.4:53": echo}}
 	s := newTestSupervisor(t, Config{Dial: pod.dial})
 	if out := runUnder(t, s, "udp", "198.18.7.4:53"); !strings.Contains(out, "reply: echo ping") {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/remocal/kubectl-remocal/internal/testnet"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
@@ -129,7 +130,7 @@ func TestServerHelloEnvAndDial(t *testing.T) {
 	}
 
 	t.Run("dial relays bytes", func(t *testing.T) {
-		echo := tcpEcho(t)
+		echo := testnet.TCPEcho(t)
 		stream := dial(t, conn, echo)
 		if _, err := stream.Write([]byte("ping")); err != nil {
 			t.Fatal(err)
@@ -141,7 +142,7 @@ func TestServerHelloEnvAndDial(t *testing.T) {
 		stream.Close()
 	})
 	t.Run("udp datagrams keep their boundaries", func(t *testing.T) {
-		stream, reply := dialNet(t, conn, "udp", udpEcho(t))
+		stream, reply := dialNet(t, conn, "udp", testnet.UDPEcho(t, ""))
 		if err := reply.Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +199,7 @@ func TestServerHelloEnvAndDial(t *testing.T) {
 			}
 		}
 		// The connection still serves.
-		stream = dial(t, conn, tcpEcho(t))
+		stream = dial(t, conn, testnet.TCPEcho(t))
 		stream.Close()
 	})
 }
@@ -266,48 +267,6 @@ func dialNet(t *testing.T, conn *quic.Conn, network, addr string) (*quic.Stream,
 		t.Fatalf("reply to Dial = %#v", msg)
 	}
 	return stream, reply
-}
-
-func tcpEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-func udpEcho(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
-	return pc.LocalAddr().String()
 }
 
 func TestServerSendsALargeEnvironmentInChunks(t *testing.T) {

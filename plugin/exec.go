@@ -120,6 +120,9 @@ func (o *ExecOptions) Validate() error {
 	if len(o.command) == 0 && o.EnvFile == "" {
 		return errors.New("a COMMAND after -- is required (or --env-file)")
 	}
+	if _, err := newPortChoice(o.PortMap, o.Ports, o.IgnorePorts); err != nil {
+		return err
+	}
 	return o.envRules.Validate()
 }
 

@@ -42,22 +42,26 @@ func (s *session) Subscribe(ctx context.Context, port uint16, mode string) error
 // incomingRouter sends the connections the sidecar carries from the pod to the local program's
 // listener on the same port.
 type incomingRouter struct {
-	mu    sync.Mutex
-	ports map[uint16]netip.AddrPort // pod port -> local address
+	choice portChoice
+	mu     sync.Mutex
+	ports  map[uint16]netip.AddrPort // pod port -> local address
 }
 
-func newIncomingRouter() *incomingRouter {
-	return &incomingRouter{ports: map[uint16]netip.AddrPort{}}
+func newIncomingRouter(choice portChoice) *incomingRouter {
+	return &incomingRouter{choice: choice, ports: map[uint16]netip.AddrPort{}}
 }
 
 // steal subscribes the pod's port of a local listener and routes its connections there.
 func (r *incomingRouter) steal(ctx context.Context, sess *session, p *progress, ev layer.ListenEvent) {
-	port := ev.Addr.Port()
+	port, ok := r.choice.remote(ev.Addr.Port())
+	if !ok {
+		return
+	}
 	local := ev.Addr
 	if local.Addr().IsUnspecified() {
-		local = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port)
+		local = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ev.Addr.Port())
 		if ev.Addr.Addr().Is6() && !ev.Addr.Addr().Is4In6() {
-			local = netip.AddrPortFrom(netip.IPv6Loopback(), port)
+			local = netip.AddrPortFrom(netip.IPv6Loopback(), ev.Addr.Port())
 		}
 	}
 	r.mu.Lock()

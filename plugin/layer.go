@@ -22,9 +22,12 @@ import (
 
 // layerOptions choose what the layer sends through the pod.
 type layerOptions struct {
-	Local      []string
-	NoOutgoing bool
-	Steal      bool
+	Local       []string
+	NoOutgoing  bool
+	Steal       bool
+	PortMap     []string
+	Ports       []string
+	IgnorePorts []string
 }
 
 func (o *layerOptions) AddFlags(cmd *cobra.Command) {
@@ -32,6 +35,9 @@ func (o *layerOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Local, "local", nil, "keep connections to this CIDR, IP or HOST:PORT on this machine instead of making them from the pod (repeatable)")
 	f.BoolVar(&o.NoOutgoing, "no-outgoing", false, "make every outgoing connection and DNS lookup from this machine, not from the pod")
 	f.BoolVar(&o.Steal, "steal", false, "when the command listens on a TCP port, new connections to the same port of the pod come to it instead of the pod's app")
+	f.StringArrayVarP(&o.PortMap, "port-map", "p", nil, "LOCAL:REMOTE: the command's listening port LOCAL takes the pod's port REMOTE (repeatable)")
+	f.StringArrayVar(&o.Ports, "ports", nil, "take only these of the command's listening ports (comma-separated, repeatable)")
+	f.StringArrayVar(&o.IgnorePorts, "ignore-ports", nil, "never take these of the command's listening ports (comma-separated, repeatable)")
 }
 
 // outgoing turns the flags into the layer's filter.
@@ -59,7 +65,11 @@ func (o *ExecOptions) startLayer(ctx context.Context, sess *session, p *progress
 		},
 	}
 	if o.Steal {
-		router := newIncomingRouter()
+		choice, err := newPortChoice(o.PortMap, o.Ports, o.IgnorePorts)
+		if err != nil {
+			return nil, err
+		}
+		router := newIncomingRouter(choice)
 		go router.serve(ctx, sess)
 		cfg.OnListen = func(ev layer.ListenEvent) {
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)

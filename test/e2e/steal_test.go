@@ -17,9 +17,14 @@ import (
 
 // startSteal runs `exec --steal` of a local HTTP server on the echo pod's port 8080 and waits
 // until the pod's port answers locally.
-func startSteal(t *testing.T, s *layerSetup) (stop func(sig syscall.Signal)) {
+func startSteal(t *testing.T, s *layerSetup, flags ...string) (stop func(sig syscall.Signal)) {
 	t.Helper()
-	cmd := s.plugin.command(t.Context(), "exec", "deployment/echo", "--steal", "--", s.layerclient, "serve", ":8080")
+	listen := ":8080"
+	if len(flags) > 0 {
+		listen = ":9090" // with -p 9090:8080
+	}
+	args := append(append([]string{"exec", "deployment/echo", "--steal"}, flags...), "--", s.layerclient, "serve", listen)
+	cmd := s.plugin.command(t.Context(), args...)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -98,6 +103,11 @@ func TestStealHTTP(t *testing.T) {
 	stop(syscall.SIGINT)
 	t.Logf("the app answered again %s after the session ended", waitApp(t, s, 5*time.Second))
 
+	t.Run("a local port mapped to the pod's", func(t *testing.T) {
+		stop := startSteal(t, s, "-p", "9090:8080")
+		stop(syscall.SIGINT)
+		waitApp(t, s, 5*time.Second)
+	})
 	t.Run("SIGKILL of the plugin", func(t *testing.T) {
 		stop := startSteal(t, s)
 		stop(syscall.SIGKILL)

@@ -3,6 +3,7 @@
 package layer
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -87,6 +88,17 @@ func superviseAndExec(sockPath, path string, argv []string, trapOpens bool) erro
 	}
 	// The filter goes on this thread only; the goroutine must not move until the exec.
 	runtime.LockOSThread()
+	// A parent-death signal belongs to a thread, and exec keeps only the exec'ing thread's:
+	// the one the starter set is on the thread that was forked, which need not be this one
+	// (the Go runtime moves goroutines between threads). Set it here too, so the program dies
+	// with its parent whatever thread we run on.
+	parent := os.Getppid()
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("set the parent-death signal: %w", err)
+	}
+	if os.Getppid() != parent {
+		return errors.New("the supervisor is gone")
+	}
 	listener, err := seccomp.Install(filter)
 	if err != nil {
 		return fmt.Errorf("%w (a container's default seccomp profile forbids this: run remocal outside it or allow seccomp)", err)

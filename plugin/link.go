@@ -180,11 +180,15 @@ func newSession(ctx context.Context, conn *quic.Conn, closers ...io.Closer) (*se
 	}
 }
 
-// maxEnviron bounds the environment a sidecar may send, far above real ones (a namespace with
-// a thousand Services has about 7,000 service-link variables).
-const maxEnviron = 1 << 16
+// The bounds of the environment a sidecar may send, far above real ones (a namespace with a
+// thousand Services has about 7,000 service-link variables, about 500 KiB).
+const (
+	maxEnviron      = 1 << 16
+	maxEnvironBytes = 8 << 20
+)
 
-// Environ asks the sidecar for the target container's environment.
+// Environ asks the sidecar for the target container's environment, which comes in as many
+// replies as it takes.
 func (s *session) Environ(ctx context.Context) ([]string, error) {
 	s.controlMu.Lock()
 	defer s.controlMu.Unlock()
@@ -192,6 +196,7 @@ func (s *session) Environ(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("request environment: %w", err)
 	}
 	var env []string
+	size := 0
 	for {
 		msg, err := s.reader.ReadMessage()
 		if err != nil {
@@ -200,8 +205,12 @@ func (s *session) Environ(ctx context.Context) ([]string, error) {
 		switch m := msg.(type) {
 		case wire.EnvReply:
 			env = append(env, m.Environ...)
-			if len(env) > maxEnviron {
-				return nil, fmt.Errorf("the target's environment has over %d variables", maxEnviron)
+			for _, kv := range m.Environ {
+				size += len(kv)
+			}
+			if len(env) > maxEnviron || size > maxEnvironBytes {
+				s.outOfStep()
+				return nil, fmt.Errorf("the target's environment is over the limit of %d variables or %d MiB", maxEnviron, maxEnvironBytes>>20)
 			}
 			if !m.More {
 				return env, nil
@@ -209,13 +218,22 @@ func (s *session) Environ(ctx context.Context) ([]string, error) {
 		case wire.Error:
 			return nil, &userError{msg: "the sidecar could not read the target's environment: " + m.Reason, cause: m}
 		default:
+			s.outOfStep()
 			return nil, fmt.Errorf("unexpected environment reply %T", msg)
 		}
 	}
 }
 
-// ReadFile reads a file of the target container. A failure the sidecar's read got keeps its
-// errno (errors.Is with syscall.ENOENT).
+// outOfStep gives up the control stream after leaving an answer unread: what follows on it
+// would be the rest of that answer, not the next one, so every later request must fail (and
+// does, on the cancelled stream) rather than take those replies for its own. controlMu is held.
+func (s *session) outOfStep() {
+	s.control.CancelRead(0)
+}
+
+// ReadFile reads a file of the target container, which comes in as many replies as it takes. A
+// failure the sidecar's read got keeps its errno (errors.Is with syscall.ENOENT). Safe for
+// concurrent use, like every request on the control stream.
 func (s *session) ReadFile(ctx context.Context, path string) ([]byte, error) {
 	if !slices.Contains(s.hello.Features, wire.FeatureReadFile) {
 		return nil, &userError{msg: "the sidecar cannot read files: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)"}
@@ -233,10 +251,18 @@ func (s *session) ReadFile(ctx context.Context, path string) ([]byte, error) {
 		}
 		reply, ok := msg.(wire.FileReply)
 		if !ok {
+			s.outOfStep()
 			return nil, fmt.Errorf("read %s: unexpected reply %T", path, msg)
 		}
 		if err := reply.Err(); err != nil {
+			if reply.More { // a failure is the whole answer; a sidecar that says otherwise is lost
+				s.outOfStep()
+			}
 			return nil, fmt.Errorf("read %s in the pod: %w", path, err)
+		}
+		if len(data)+len(reply.Data) > wire.MaxFileSize {
+			s.outOfStep()
+			return nil, fmt.Errorf("read %s: the sidecar sent over %d bytes, the most a file may have", path, wire.MaxFileSize)
 		}
 		data = append(data, reply.Data...)
 		if !reply.More {
@@ -255,26 +281,34 @@ func (s *session) Dial(ctx context.Context, network, address string, timeout tim
 	}
 	req := wire.Dial{Network: network, Address: address, TimeoutMillis: uint32(timeout.Milliseconds())}
 	if err := wire.WriteMessage(stream, req); err != nil {
-		stream.CancelRead(0)
+		abandon(stream)
 		return nil, err
 	}
 	// The reply is read byte by byte from the stream through a Reader sized to the frame, so no
 	// relayed bytes that follow it are consumed.
 	msg, err := wire.NewReader(stream).ReadMessage()
 	if err != nil {
-		stream.CancelRead(0)
+		abandon(stream)
 		return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
 	}
 	reply, ok := msg.(wire.DialReply)
 	if !ok {
-		stream.CancelRead(0)
+		abandon(stream)
 		return nil, fmt.Errorf("dial %s from the pod: unexpected reply %T", address, msg)
 	}
 	if err := reply.Err(); err != nil {
-		stream.CancelRead(0)
+		abandon(stream)
 		return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
 	}
 	return stream, nil
+}
+
+// abandon ends both directions of a data stream that will carry nothing. Stopping only our read
+// would leave our send side open: the sidecar's end of the stream, and its place in the
+// connection's stream limit, would then stay taken until the connection ends.
+func abandon(stream *quic.Stream) {
+	stream.CancelRead(0)
+	stream.CancelWrite(0)
 }
 
 // Close ends the session; the sidecar keeps running for the next one until its TTL.

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -8,14 +9,18 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/quic-go/quic-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
-// defaultMaxFile bounds a file sent whole on the control stream.
-const defaultMaxFile = 16 << 20
+// fileReadTimeout bounds the wait for data from a file that can block: a FIFO or a terminal
+// would hold the control stream, and every request queued behind it, for as long as it stays
+// silent. Regular files never block and take no deadline.
+const fileReadTimeout = 5 * time.Second
 
 // sendFile answers a FileRequest: the file of the target container at path, read through the
 // target process's root, in chunks. Failures are one reply with the errno the read got.
@@ -36,6 +41,14 @@ func (s *server) sendFile(stream *quic.Stream, path string) error {
 	}
 }
 
+// maxFile is the largest file sent: Config.MaxFile, never more than a client accepts.
+func (s *server) maxFile() int64 {
+	if s.cfg.MaxFile > 0 && s.cfg.MaxFile < wire.MaxFileSize {
+		return s.cfg.MaxFile
+	}
+	return wire.MaxFileSize
+}
+
 func (s *server) readTargetFile(path string) ([]byte, error) {
 	if !filepath.IsAbs(path) || strings.Contains("/"+path+"/", "/../") {
 		return nil, fmt.Errorf("path %q: %w", path, syscall.EINVAL)
@@ -45,15 +58,13 @@ func (s *server) readTargetFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	// The target's root as the kernel shows it: its mount namespace, whatever our own is.
-	f, err := os.Open(filepath.Join(s.cfg.ProcRoot, strconv.Itoa(pid), "root", path))
+	f, err := openInRoot(filepath.Join(s.cfg.ProcRoot, strconv.Itoa(pid), "root"), path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	limit := s.cfg.MaxFile
-	if limit <= 0 {
-		limit = defaultMaxFile
-	}
+	_ = f.SetReadDeadline(time.Now().Add(fileReadTimeout)) // os.ErrNoDeadline for a regular file
+	limit := s.maxFile()
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
@@ -62,4 +73,46 @@ func (s *server) readTargetFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes: %w", path, limit, syscall.EFBIG)
 	}
 	return data, nil
+}
+
+// openInRoot opens path (absolute) for reading as a process whose root is root would: symlinks
+// resolve inside root (openat2's RESOLVE_IN_ROOT), where a plain open through /proc/PID/root
+// would follow an absolute one (/etc/localtime -> /usr/share/zoneinfo/...) into the sidecar's
+// own filesystem. O_NONBLOCK keeps the open of a FIFO from waiting for a writer; reads then wait
+// in the poller, where a deadline applies. The file is named by path, so errors name the file
+// the client asked for, not our view of it.
+func openInRoot(root, path string) (*os.File, error) {
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	dir, err := retryOpen(func() (int, error) { return unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(dir)
+	fd, err := retryOpen(func() (int, error) {
+		return unix.Openat2(dir, path, &unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT})
+	})
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		// Linux before 5.6, or a seccomp profile older than openat2: the plain open, faithful
+		// but for absolute symlinks.
+		fd, err = retryOpen(func() (int, error) { return unix.Openat(dir, "."+path, flags, 0) })
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// retryOpen retries an open interrupted by a signal, and a few times one that openat2 refused
+// because a rename raced with resolving a ".." (in a symlink's target) inside the root.
+func retryOpen(open func() (int, error)) (int, error) {
+	for races := 0; ; {
+		fd, err := open()
+		switch {
+		case errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EAGAIN) && races < 3:
+			races++
+		default:
+			return fd, err
+		}
+	}
 }

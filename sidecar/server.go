@@ -186,8 +186,7 @@ func (s *server) environ() ([]wire.EnvReply, error) {
 // inside the pod (refused stays refused, unreachable stays unreachable).
 func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream, req wire.Dial) {
 	if req.Network != "tcp" && req.Network != "udp" {
-		_ = wire.WriteMessage(stream, wire.DialReply{Errno: wire.ErrnoOf(errUnsupportedNetwork), Reason: "networks are tcp and udp"})
-		_ = stream.Close()
+		refuseDial(stream, wire.DialReply{Errno: wire.ErrnoOf(errUnsupportedNetwork), Reason: "networks are tcp and udp"})
 		return
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
@@ -199,8 +198,7 @@ func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream
 	cancel()
 	if err != nil {
 		log.DebugContext(ctx, "dial failed", "address", req.Address, "err", err)
-		_ = wire.WriteMessage(stream, wire.DialReply{Errno: wire.ErrnoOf(err), Reason: err.Error()})
-		_ = stream.Close()
+		refuseDial(stream, wire.DialReply{Errno: wire.ErrnoOf(err), Reason: err.Error()})
 		return
 	}
 	defer target.Close()
@@ -215,6 +213,15 @@ func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream
 }
 
 var errUnsupportedNetwork = errors.New("unsupported network")
+
+// refuseDial answers a Dial that failed and ends the stream both ways. Stopping our read makes
+// the client reset its side, so the stream is done, and its place in the connection's stream
+// limit free again, even when the client never closes it.
+func refuseDial(stream *quic.Stream, reply wire.DialReply) {
+	_ = wire.WriteMessage(stream, reply)
+	stream.CancelRead(0)
+	_ = stream.Close()
+}
 
 // relay copies both ways, passing each side's end of stream on as a half-close, and returns when
 // both directions are done.

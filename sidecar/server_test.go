@@ -25,14 +25,18 @@ import (
 )
 
 // startSidecar runs Run on loopback for a client identity and returns the port and the
-// sidecar's pin, read from its first log line as the plugin does.
-func startSidecar(t *testing.T, client transport.Identity, procRoot string) (port int, pin string) {
+// sidecar's pin, read from its first log line as the plugin does. configure, if any, adjusts
+// the configuration first.
+func startSidecar(t *testing.T, client transport.Identity, procRoot string, configure ...func(*Config)) (port int, pin string) {
 	t.Helper()
 	r, w := io.Pipe()
 	logger := slog.New(slog.NewJSONHandler(w, nil))
 	cfg := validConfig(freePort(t))
 	cfg.ClientPin = client.Fingerprint()
 	cfg.ProcRoot = procRoot
+	for _, c := range configure {
+		c(&cfg)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, logger); w.Close() }()
@@ -316,5 +320,114 @@ func TestServerSendsALargeEnvironmentInChunks(t *testing.T) {
 	}
 	if !slices.Equal(got, want) || replies < 4 {
 		t.Fatalf("%d variables in %d replies, want the %d sent", len(got), replies, len(want))
+	}
+}
+
+// openControl opens the control stream and says hello with features.
+func openControl(t *testing.T, conn *quic.Conn, features ...string) (*quic.Stream, *wire.Reader) {
+	t.Helper()
+	control, err := conn.OpenStreamSync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wire.NewReader(control)
+	if err := wire.WriteMessage(control, wire.Hello{Version: wire.Version, Features: features}); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := r.ReadMessage(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := msg.(wire.HelloReply); !ok {
+		t.Fatalf("hello reply = %#v", msg)
+	}
+	return control, r
+}
+
+// TestServerRefusesAVariableOverAFrame: one variable that no frame can carry is refused by
+// name, not cut and not sent in part.
+func TestServerRefusesAVariableOverAFrame(t *testing.T) {
+	client, err := transport.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	environ := "A=1\x00HUGE_CERT=" + strings.Repeat("c", 70<<10) + "\x00B=2\x00"
+	port, pin := startSidecar(t, client, fakeProc(t, environ))
+	control, r := openControl(t, dialSidecar(t, client, port, pin), wire.FeatureEnv)
+	if err := wire.WriteMessage(control, wire.EnvRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := r.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusal, ok := msg.(wire.Error)
+	if !ok || refusal.Code != wire.ErrCodeTooLarge || !strings.Contains(refusal.Reason, "HUGE_CERT") {
+		t.Fatalf("reply = %#v, want a too-large Error naming HUGE_CERT", msg)
+	}
+	// The control stream goes on.
+	if err := wire.WriteMessage(control, wire.Heartbeat{Seq: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := r.ReadMessage(); err != nil || msg != (wire.Heartbeat{Seq: 3}) {
+		t.Fatalf("heartbeat after the refusal: %#v, %v", msg, err)
+	}
+}
+
+// TestServerEndsRefusedDialStreams: a refused Dial's stream ends even when the client never
+// closes its side, so refused dials cannot use up the connection's stream limit.
+func TestServerEndsRefusedDialStreams(t *testing.T) {
+	const limit = 4
+	client, err := transport.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverID, err := transport.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	ln, err := quic.Listen(pc, transport.ServerTLS(serverID, client.Fingerprint()), &quic.Config{MaxIncomingStreams: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	logger := slog.New(slog.DiscardHandler)
+	srv := &server{log: logger, idle: newIdleTimer(time.Hour), in: newIncoming(logger)}
+	defer srv.in.close()
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- srv.serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	conn := dialSidecar(t, client, pc.LocalAddr().(*net.UDPAddr).Port, serverID.Fingerprint())
+
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	closed.Close()
+	for i := range 3 * limit {
+		octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
+		stream, err := conn.OpenStreamSync(octx)
+		ocancel()
+		if err != nil {
+			t.Fatalf("dial %d with a limit of %d streams: %v", i, limit, err)
+		}
+		// As a careless client would: read the refusal, leave the stream as it is.
+		if err := wire.WriteMessage(stream, wire.Dial{Network: "tcp", Address: addr, TimeoutMillis: 2000}); err != nil {
+			t.Fatal(err)
+		}
+		msg, err := wire.NewReader(stream).ReadMessage()
+		if reply, ok := msg.(wire.DialReply); err != nil || !ok || !errors.Is(reply.Err(), syscall.ECONNREFUSED) {
+			t.Fatalf("dial %d: %#v, %v; want ECONNREFUSED", i, msg, err)
+		}
 	}
 }

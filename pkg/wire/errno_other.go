@@ -10,7 +10,7 @@ type errnoPair struct {
 	local syscall.Errno
 }
 
-// errnoPairs lists the errnos a connect can plausibly return. It is a function, not a table
+// errnoPairs lists the errnos a connect or a file read can plausibly return. It is a function, not a table
 // variable, to keep the package free of mutable globals; it is small and off the hot path.
 func errnoPairs() []errnoPair {
 	return []errnoPair{
@@ -21,10 +21,15 @@ func errnoPairs() []errnoPair {
 		{linuxEAGAIN, syscall.EAGAIN},
 		{linuxENOMEM, syscall.ENOMEM},
 		{linuxEACCES, syscall.EACCES},
+		{linuxENOTDIR, syscall.ENOTDIR},
+		{linuxEISDIR, syscall.EISDIR},
 		{linuxEINVAL, syscall.EINVAL},
 		{linuxENFILE, syscall.ENFILE},
 		{linuxEMFILE, syscall.EMFILE},
+		{linuxEFBIG, syscall.EFBIG},
 		{linuxEPIPE, syscall.EPIPE},
+		{linuxENAMETOOLONG, syscall.ENAMETOOLONG},
+		{linuxELOOP, syscall.ELOOP},
 		{linuxENOTSOCK, syscall.ENOTSOCK},
 		{linuxEDESTADDRREQ, syscall.EDESTADDRREQ},
 		{linuxEMSGSIZE, syscall.EMSGSIZE},

@@ -8,6 +8,11 @@ import (
 // MaxFileChunk bounds a FileReply's data so that the reply with its other fields fits a frame.
 const MaxFileChunk = MaxFrameSize - maxReasonLen - 64
 
+// MaxFileSize bounds the data of all the replies to one FileRequest together: a sidecar refuses
+// a larger file with EFBIG, and a client stops reading a sidecar that sends more. Files worth
+// reading this way are configuration, far smaller; the bound is what each side may hold.
+const MaxFileSize = 16 << 20
+
 // FileRequest asks the sidecar for a file of the target container, by absolute path in the
 // container's filesystem.
 type FileRequest struct {
@@ -30,8 +35,9 @@ func parseFileRequest(b []byte) (FileRequest, int, error) {
 }
 
 // FileReply answers a FileRequest with the file's content in one or more replies: every one
-// but the last has More set. A failure is one reply with the Linux errno of the failed read
-// (ENOENT, EACCES, EISDIR, ...), so the local program can get the error the pod would.
+// but the last has More set. A failure is one reply with the Linux errno of the failed open or
+// read (ENOENT, EACCES, EISDIR, ENOTDIR, ELOOP; EINVAL for a path that is not absolute or has a
+// ".." element; EFBIG past MaxFileSize), so the local program can get the error the pod would.
 type FileReply struct {
 	Errno  uint32
 	Reason string
@@ -88,5 +94,10 @@ func (r FileReply) Err() error {
 	if r.Errno == 0 {
 		return nil
 	}
-	return DialReply{Errno: r.Errno, Reason: r.Reason}.Err()
+	errno := errnoFromWire(r.Errno)
+	reason := r.Reason
+	if reason == "" {
+		reason = "read in the pod: " + errno.Error() // not DialError's default, which says connect
+	}
+	return &DialError{Errno: errno, Reason: reason}
 }

@@ -1,7 +1,7 @@
 package wire
 
-// Linux errno numbers, which DialReply carries whatever the platform at either end: the pod is
-// Linux, and its numbers are what the local connect must reproduce. On Linux they equal the
+// Linux errno numbers, which DialReply and FileReply carry whatever the platform at either end:
+// the pod is Linux, and its numbers are what the local connect or open must reproduce. On Linux they equal the
 // syscall package's values (a test checks); elsewhere they are translated.
 const (
 	linuxEPERM           = 1
@@ -11,10 +11,15 @@ const (
 	linuxEAGAIN          = 11
 	linuxENOMEM          = 12
 	linuxEACCES          = 13
+	linuxENOTDIR         = 20
+	linuxEISDIR          = 21
 	linuxEINVAL          = 22
 	linuxENFILE          = 23
 	linuxEMFILE          = 24
+	linuxEFBIG           = 27
 	linuxEPIPE           = 32
+	linuxENAMETOOLONG    = 36
+	linuxELOOP           = 40
 	linuxENOTSOCK        = 88
 	linuxEDESTADDRREQ    = 89
 	linuxEMSGSIZE        = 90

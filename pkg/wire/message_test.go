@@ -235,6 +235,11 @@ func TestDecodeBounds(t *testing.T) {
 		{name: "env entry longer than a frame", typ: TypeEnvReply, payload: cat(uv(1), uv(MaxFrameSize+1)), want: ErrTooLarge},
 		{name: "max env entries", typ: TypeEnvReply, payload: cat(uv(maxEnvEntries), bytes.Repeat(uv(0), maxEnvEntries), []byte{0}), want: nil},
 		{name: "env more flag of 2", typ: TypeEnvReply, payload: cat(uv(0), []byte{2}), want: ErrMalformed},
+		{name: "file path too long", typ: TypeFileRequest, payload: cat(uv(maxPathLen+1), bytes.Repeat([]byte("p"), maxPathLen+1)), want: ErrTooLarge},
+		{name: "file reason too long", typ: TypeFileReply, payload: cat(make([]byte, 4), uv(maxReasonLen+1), bytes.Repeat([]byte("r"), maxReasonLen+1), uv(0), []byte{0}), want: ErrTooLarge},
+		{name: "file chunk too long", typ: TypeFileReply, payload: cat(make([]byte, 4), uv(0), uv(MaxFileChunk+1), make([]byte, MaxFileChunk+1), []byte{0}), want: ErrTooLarge},
+		{name: "file more flag of 2", typ: TypeFileReply, payload: cat(make([]byte, 4), uv(0), uv(0), []byte{2}), want: ErrMalformed},
+		{name: "file reply without more", typ: TypeFileReply, payload: cat(make([]byte, 4), uv(0), uv(0)), want: ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,6 +269,8 @@ func TestAppendMessageBounds(t *testing.T) {
 		{name: "too many env entries", msg: EnvReply{Environ: repeatList(maxEnvEntries+1, "")}, want: ErrTooLarge},
 		{name: "environ one byte over a frame", msg: EnvReply{Environ: []string{maxEnviron()[0] + "v"}}, want: ErrTooLarge},
 		{name: "environ over a frame in many entries", msg: EnvReply{Environ: repeatList(100, strings.Repeat("e", 1000))}, want: ErrTooLarge},
+		{name: "file path too long", msg: FileRequest{Path: over(maxPathLen)}, want: ErrTooLarge},
+		{name: "file chunk too long", msg: FileReply{Data: make([]byte, MaxFileChunk+1)}, want: ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -286,7 +293,7 @@ func TestAppendMessageBounds(t *testing.T) {
 // TestReasonClamped: over-long reasons are cut, not refused, so that an error report is sent.
 func TestReasonClamped(t *testing.T) {
 	long := strings.Repeat("é", maxReasonLen) // two bytes a rune, so a cut can fall inside one
-	for _, msg := range []Message{Error{Code: ErrCodeInternal, Reason: long}, DialReply{Errno: 5, Reason: long}} {
+	for _, msg := range []Message{Error{Code: ErrCodeInternal, Reason: long}, DialReply{Errno: 5, Reason: long}, FileReply{Errno: 2, Reason: long}} {
 		t.Run(msg.Type().String(), func(t *testing.T) {
 			b, err := AppendMessage(nil, msg)
 			if err != nil {
@@ -301,6 +308,8 @@ func TestReasonClamped(t *testing.T) {
 			case Error:
 				reason = m.Reason
 			case DialReply:
+				reason = m.Reason
+			case FileReply:
 				reason = m.Reason
 			}
 			if len(reason) > maxReasonLen || !strings.HasSuffix(reason, "...") || !strings.HasPrefix(long, strings.TrimSuffix(reason, "...")) {

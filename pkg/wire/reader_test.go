@@ -22,6 +22,9 @@ func TestReaderPipe(t *testing.T) {
 		Error{Code: ErrCodeInternal, Reason: "no"},
 		Dial{Network: "tcp", Address: "[::1]:80", TimeoutMillis: 100},
 		DialReply{Errno: linuxECONNREFUSED, Reason: "refused"},
+		FileRequest{Path: "/etc/hosts"},
+		FileReply{Data: []byte("127.0.0.1 localhost\n"), More: true},
+		FileReply{Errno: linuxEISDIR, Reason: "read /etc: is a directory"},
 	}
 	pr, pw := io.Pipe()
 	written := make(chan error, 1)

@@ -30,3 +30,6 @@ func HelperMain([]string) int {
 	fmt.Fprintln(os.Stderr, ErrUnsupported)
 	return 126
 }
+
+// Listening fails off Linux.
+func Listening(uint16) (bool, error) { return false, ErrUnsupported }

@@ -123,6 +123,9 @@ func (o *ExecOptions) Validate() error {
 	if _, err := newPortChoice(o.PortMap, o.Ports, o.IgnorePorts); err != nil {
 		return err
 	}
+	if err := o.layerOptions.validateIncoming(); err != nil {
+		return err
+	}
 	return o.envRules.Validate()
 }
 

@@ -18,41 +18,88 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
-// Subscribe asks the sidecar to send the pod's new connections on port to this session.
-func (s *session) Subscribe(ctx context.Context, port uint16, mode string) error {
-	if !slices.Contains(s.hello.Features, wire.FeatureSteal) {
-		return &userError{msg: "the sidecar cannot redirect incoming traffic: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)"}
+// subscription is what the plugin asks of a pod port: the mode and, for a steal, the HTTP
+// filter.
+type subscription struct {
+	Mode   string
+	Header string // "Name: regex", or empty
+	Path   string // a regex, or empty
+}
+
+// feature is the sidecar feature the subscription needs.
+func (s subscription) feature() string {
+	switch {
+	case s.Header != "" || s.Path != "":
+		return wire.FeatureHTTPFilter
+	case s.Mode == wire.ModeMirror:
+		return wire.FeatureMirror
+	default:
+		return wire.FeatureSteal
 	}
+}
+
+// Subscribe asks the sidecar to send the pod's new connections on port to this session.
+func (s *session) Subscribe(ctx context.Context, port uint16, sub subscription) error {
+	if !slices.Contains(s.hello.Features, sub.feature()) {
+		return &userError{msg: "the sidecar cannot " + sub.feature() + ": a sidecar of an older remocal version (pass --sidecar-image matching this plugin)"}
+	}
+	return s.request(ctx, fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path})
+}
+
+// Unsubscribe gives the pod's port back to its app.
+func (s *session) Unsubscribe(ctx context.Context, port uint16) error {
+	return s.request(ctx, fmt.Sprintf("unsubscribe port %d", port), wire.Unsubscribe{Port: port})
+}
+
+// request sends a Subscribe or an Unsubscribe and reads the sidecar's answer.
+func (s *session) request(_ context.Context, what string, msg wire.Message) error {
 	s.controlMu.Lock()
 	defer s.controlMu.Unlock()
-	if err := wire.WriteMessage(s.control, wire.Subscribe{Port: port, Mode: mode}); err != nil {
-		return fmt.Errorf("subscribe port %d: %w", port, err)
+	if err := wire.WriteMessage(s.control, msg); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	msg, err := s.reader.ReadMessage()
+	answer, err := s.reader.ReadMessage()
 	if err != nil {
-		return fmt.Errorf("subscribe port %d: %w", port, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	reply, ok := msg.(wire.SubscribeReply)
+	reply, ok := answer.(wire.SubscribeReply)
 	if !ok {
-		return fmt.Errorf("subscribe port %d: unexpected reply %T", port, msg)
+		s.outOfStep()
+		return fmt.Errorf("%s: unexpected reply %T", what, answer)
 	}
 	return reply.Err()
 }
 
-// incomingRouter sends the connections the sidecar carries from the pod to the local program's
-// listener on the same port.
+// listenerCheckPeriod is how often the router looks for listeners the program closed: a closed
+// listener gives its pod port back to the pod's app within about this long.
+const listenerCheckPeriod = time.Second
+
+// incomingRouter subscribes the pod ports of the program's listeners and connects the streams
+// the sidecar opens for them, one per connection that reached the pod, to those listeners.
 type incomingRouter struct {
+	sess   *session
+	p      *progress
 	choice portChoice
+	sub    subscription
+
 	mu     sync.Mutex
-	ports  map[uint16]netip.AddrPort // pod port -> local address
+	routes map[uint16]netip.AddrPort // pod port -> the program's listener
 }
 
-func newIncomingRouter(choice portChoice) *incomingRouter {
-	return &incomingRouter{choice: choice, ports: map[uint16]netip.AddrPort{}}
+func newIncomingRouter(sess *session, p *progress, choice portChoice, sub subscription) *incomingRouter {
+	return &incomingRouter{sess: sess, p: p, choice: choice, sub: sub, routes: map[uint16]netip.AddrPort{}}
 }
 
-// steal subscribes the pod's port of a local listener and routes its connections there.
-func (r *incomingRouter) steal(ctx context.Context, sess *session, p *progress, ev layer.ListenEvent) {
+// verb says what the subscription does, for the user.
+func (r *incomingRouter) verb() string {
+	if r.sub.Mode == wire.ModeMirror {
+		return "mirror"
+	}
+	return "steal"
+}
+
+// listen subscribes the pod's port of a new listener of the program.
+func (r *incomingRouter) listen(ctx context.Context, ev layer.ListenEvent) {
 	port, ok := r.choice.remote(ev.Addr.Port())
 	if !ok {
 		return
@@ -65,42 +112,92 @@ func (r *incomingRouter) steal(ctx context.Context, sess *session, p *progress, 
 		}
 	}
 	r.mu.Lock()
-	r.ports[port] = local
+	r.routes[port] = local
 	r.mu.Unlock()
-	if err := sess.Subscribe(ctx, port, wire.ModeSteal); err != nil {
-		p.warn("cannot steal the pod's port %d: %v", port, err)
+	if err := r.sess.Subscribe(ctx, port, r.sub); err != nil {
+		r.mu.Lock()
+		delete(r.routes, port)
+		r.mu.Unlock()
+		r.p.warn("cannot %s the pod's port %d: %v", r.verb(), port, err)
 		return
 	}
-	p.step("stealing the pod's port %d: new connections come to %s", port, local)
+	switch r.sub.Mode {
+	case wire.ModeMirror:
+		r.p.step("mirroring the pod's port %d to %s: the pod's app still answers", port, local)
+	default:
+		r.p.step("stealing the pod's port %d: new connections come to %s", port, local)
+	}
+}
+
+// watch gives back the pod ports of listeners the program closed, until ctx ends.
+func (r *incomingRouter) watch(ctx context.Context) {
+	tick := time.NewTicker(listenerCheckPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		routes := make(map[uint16]netip.AddrPort, len(r.routes))
+		for port, local := range r.routes {
+			routes[port] = local
+		}
+		r.mu.Unlock()
+		for port, local := range routes {
+			r.giveBackIfClosed(ctx, port, local)
+		}
+	}
+}
+
+// giveBackIfClosed unsubscribes port when nothing listens on local any more.
+func (r *incomingRouter) giveBackIfClosed(ctx context.Context, port uint16, local netip.AddrPort) {
+	open, err := layer.Listening(local.Port())
+	if err != nil || open {
+		return
+	}
+	r.mu.Lock()
+	if r.routes[port] != local {
+		r.mu.Unlock()
+		return // listened again meanwhile
+	}
+	delete(r.routes, port)
+	r.mu.Unlock()
+	if err := r.sess.Unsubscribe(ctx, port); err != nil {
+		if ctx.Err() == nil {
+			r.p.warn("cannot give the pod's port %d back to its app: %v", port, err)
+		}
+		return
+	}
+	r.p.step("the program closed %s: the pod's port %d is its app's again", local, port)
 }
 
 // serve accepts the streams the sidecar opens, one per incoming connection, until the session
 // ends.
-func (r *incomingRouter) serve(ctx context.Context, sess *session) {
+func (r *incomingRouter) serve(ctx context.Context) {
 	for {
-		stream, err := sess.conn.AcceptStream(ctx)
+		stream, err := r.sess.conn.AcceptStream(ctx)
 		if err != nil {
 			return
 		}
-		go r.handle(stream)
+		go r.handle(ctx, stream)
 	}
 }
 
-func (r *incomingRouter) handle(stream *quic.Stream) {
+func (r *incomingRouter) handle(ctx context.Context, stream *quic.Stream) {
 	msg, err := wire.NewReader(stream).ReadMessage()
 	if err != nil {
-		stream.CancelRead(0)
-		stream.CancelWrite(0)
+		abandon(stream)
 		return
 	}
 	in, ok := msg.(wire.Incoming)
 	if !ok {
-		stream.CancelRead(0)
-		stream.CancelWrite(0)
+		abandon(stream)
 		return
 	}
 	r.mu.Lock()
-	local, ok := r.ports[in.Port]
+	local, ok := r.routes[in.Port]
 	r.mu.Unlock()
 	var conn net.Conn
 	if ok {
@@ -110,13 +207,42 @@ func (r *incomingRouter) handle(stream *quic.Stream) {
 	}
 	if err != nil {
 		klog.V(1).InfoS("incoming connection refused locally", "port", in.Port, "from", in.Remote, "err", err)
-		stream.CancelRead(0)
-		stream.CancelWrite(0)
+		abandon(stream)
+		if ok {
+			r.giveBackIfClosed(ctx, in.Port, local)
+		}
 		return
 	}
-	klog.V(2).InfoS("incoming connection", "port", in.Port, "from", in.Remote, "to", local)
+	klog.V(2).InfoS("incoming connection", "port", in.Port, "from", in.Remote, "to", local, "mode", r.sub.Mode)
+	if r.sub.Mode == wire.ModeMirror {
+		mirrorStream(stream, conn.(*net.TCPConn))
+		return
+	}
 	relayStream(stream, conn.(*net.TCPConn))
 }
+
+// mirrorStream feeds the program the copy of a connection that the pod's app answers; the
+// program's answers go nowhere.
+func mirrorStream(stream *quic.Stream, conn *net.TCPConn) {
+	defer conn.Close()
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, conn)
+		close(done)
+	}()
+	_, _ = io.Copy(conn, stream)
+	_ = conn.CloseWrite()
+	stream.CancelWrite(0)
+	// Let the program finish its answer, which a close now could cut short, but not wait for
+	// one that never closes its side.
+	select {
+	case <-done:
+	case <-time.After(mirrorDrain):
+	}
+}
+
+// mirrorDrain bounds the wait for the program to end a mirrored connection after its client did.
+const mirrorDrain = 10 * time.Second
 
 // relayStream copies both ways between a QUIC stream and a TCP connection, passing each end of
 // stream on as a half-close.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -24,7 +25,10 @@ import (
 type layerOptions struct {
 	Local       []string
 	NoOutgoing  bool
+	NoIncoming  bool
 	Steal       bool
+	HTTPHeader  string
+	HTTPPath    string
 	PortMap     []string
 	Ports       []string
 	IgnorePorts []string
@@ -34,10 +38,53 @@ func (o *layerOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringArrayVar(&o.Local, "local", nil, "keep connections to this CIDR, IP or HOST:PORT on this machine instead of making them from the pod (repeatable)")
 	f.BoolVar(&o.NoOutgoing, "no-outgoing", false, "make every outgoing connection and DNS lookup from this machine, not from the pod")
-	f.BoolVar(&o.Steal, "steal", false, "when the command listens on a TCP port, new connections to the same port of the pod come to it instead of the pod's app")
+	f.BoolVar(&o.NoIncoming, "no-incoming", false, "leave the pod's incoming traffic alone: neither mirror nor steal the ports the command listens on")
+	f.BoolVar(&o.Steal, "steal", false, "when the command listens on a TCP port, new connections to the same port of the pod come to it instead of the pod's app (default: it gets a copy of them, the mirror, while the pod's app answers)")
+	f.StringVar(&o.HTTPHeader, "http-header", "", "with --steal, take only the HTTP requests with this header, 'Name: regex'; the others go to the pod's app on the same connection")
+	f.StringVar(&o.HTTPPath, "http-path", "", "with --steal, take only the HTTP requests whose path matches this regex; the others go to the pod's app")
 	f.StringArrayVarP(&o.PortMap, "port-map", "p", nil, "LOCAL:REMOTE: the command's listening port LOCAL takes the pod's port REMOTE (repeatable)")
 	f.StringArrayVar(&o.Ports, "ports", nil, "take only these of the command's listening ports (comma-separated, repeatable)")
 	f.StringArrayVar(&o.IgnorePorts, "ignore-ports", nil, "never take these of the command's listening ports (comma-separated, repeatable)")
+}
+
+// subscription is what the flags ask of the pod ports the program listens on.
+func (o *layerOptions) subscription() subscription {
+	if !o.Steal {
+		return subscription{Mode: wire.ModeMirror}
+	}
+	return subscription{Mode: wire.ModeSteal, Header: o.HTTPHeader, Path: o.HTTPPath}
+}
+
+// validateIncoming checks that the incoming-traffic flags agree and that the filters parse.
+func (o *layerOptions) validateIncoming() error {
+	filtered := o.HTTPHeader != "" || o.HTTPPath != ""
+	switch {
+	case o.Steal && o.NoIncoming:
+		return errors.New("--steal and --no-incoming contradict each other: pick one")
+	case filtered && !o.Steal:
+		return errors.New("--http-header and --http-path choose which requests to steal: add --steal")
+	}
+	if o.HTTPHeader != "" {
+		if err := checkHeaderFilter(o.HTTPHeader); err != nil {
+			return fmt.Errorf("--http-header %q: %w", o.HTTPHeader, err)
+		}
+	}
+	if o.HTTPPath != "" {
+		if _, err := regexp.Compile(o.HTTPPath); err != nil {
+			return fmt.Errorf("--http-path %q: %w", o.HTTPPath, err)
+		}
+	}
+	return nil
+}
+
+// checkHeaderFilter checks the form "Name: regex".
+func checkHeaderFilter(s string) error {
+	name, re, ok := strings.Cut(s, ":")
+	if !ok || strings.TrimSpace(name) == "" {
+		return errors.New("want 'Name: regex'")
+	}
+	_, err := regexp.Compile(strings.TrimSpace(re))
+	return err
 }
 
 // outgoing turns the flags into the layer's filter.
@@ -64,16 +111,17 @@ func (o *ExecOptions) startLayer(ctx context.Context, sess *session, p *progress
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
 		},
 	}
-	if o.Steal {
+	if !o.NoIncoming {
 		choice, err := newPortChoice(o.PortMap, o.Ports, o.IgnorePorts)
 		if err != nil {
 			return nil, err
 		}
-		router := newIncomingRouter(choice)
-		go router.serve(ctx, sess)
+		router := newIncomingRouter(sess, p, choice, o.subscription())
+		go router.serve(ctx)
+		go router.watch(ctx)
 		cfg.OnListen = func(ev layer.ListenEvent) {
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
-			router.steal(ctx, sess, p, ev)
+			router.listen(ctx, ev)
 		}
 	}
 	if !outgoing.Off {

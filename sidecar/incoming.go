@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,26 +30,40 @@ type incoming struct {
 	mu    sync.Mutex
 	table *redirect.Table
 	ln    *net.TCPListener
-	subs  map[uint16]*quic.Conn
+	subs  map[uint16]subscription
 	wg    sync.WaitGroup
 }
 
-func newIncoming(log *slog.Logger) *incoming {
-	return &incoming{log: log, subs: map[uint16]*quic.Conn{}}
+// subscription is one client's hold on a pod port.
+type subscription struct {
+	client *quic.Conn
+	mode   string // wire.ModeSteal or wire.ModeMirror
 }
 
-// subscribe sends the pod's new connections on port to client.
-func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, port uint16, mode string) error {
-	if mode != wire.ModeSteal {
+func newIncoming(log *slog.Logger) *incoming {
+	return &incoming{log: log, subs: map[uint16]subscription{}}
+}
+
+// subscribe sends the pod's new connections on port to client: all of them (steal), or a copy
+// of each (mirror).
+func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.Subscribe) error {
+	port, mode := req.Port, req.Mode
+	if mode != wire.ModeSteal && mode != wire.ModeMirror {
 		return fmt.Errorf("subscription mode %q: %w", mode, syscall.EOPNOTSUPP)
+	}
+	if req.Header != "" || req.Path != "" {
+		return fmt.Errorf("HTTP filters: %w", syscall.EOPNOTSUPP)
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if owner, ok := in.subs[port]; ok {
-		if owner == client {
+	if sub, ok := in.subs[port]; ok {
+		if sub.client == client && sub.mode == mode {
 			return nil
 		}
-		return fmt.Errorf("port %d is already stolen by another session: %w", port, syscall.EADDRINUSE)
+		if sub.client == client {
+			return fmt.Errorf("port %d is already subscribed by this session to %s: %w", port, sub.mode, syscall.EADDRINUSE)
+		}
+		return fmt.Errorf("port %d is already subscribed by another session (%s): %w", port, sub.mode, syscall.EADDRINUSE)
 	}
 	if in.table == nil {
 		if err := in.start(ctx); err != nil {
@@ -58,7 +74,7 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, port uint1
 	if err := in.table.Redirect(port, to); err != nil {
 		return err
 	}
-	in.subs[port] = client
+	in.subs[port] = subscription{client: client, mode: mode}
 	in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode)
 	return nil
 }
@@ -91,7 +107,7 @@ func (in *incoming) start(ctx context.Context) error {
 func (in *incoming) unsubscribe(client *quic.Conn, port uint16) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.subs[port] != client {
+	if in.subs[port].client != client {
 		return nil
 	}
 	delete(in.subs, port)
@@ -107,8 +123,8 @@ func (in *incoming) unsubscribe(client *quic.Conn, port uint16) error {
 func (in *incoming) dropClient(client *quic.Conn) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for port, c := range in.subs {
-		if c == client {
+	for port, sub := range in.subs {
+		if sub.client == client {
 			delete(in.subs, port)
 			if in.table != nil {
 				if err := in.table.Remove(port); err != nil {
@@ -165,30 +181,68 @@ func (in *incoming) handle(c *net.TCPConn) {
 		return
 	}
 	in.mu.Lock()
-	client := in.subs[dst.Port()]
+	sub := in.subs[dst.Port()]
 	in.mu.Unlock()
-	if client == nil {
-		// Our own connection to the app does not pass the prerouting hook: no loop.
-		app, err := net.DialTimeout("tcp", dst.String(), 5*time.Second)
+	arrival := wire.Incoming{Port: dst.Port(), Remote: c.RemoteAddr().String()}
+	switch {
+	case sub.client == nil:
+		passThrough(c, dst, nil)
+	case sub.mode == wire.ModeMirror:
+		copies := newMirrorCopy(in.log, sub.client, arrival)
+		passThrough(c, dst, copies)
+		copies.finish()
+	default:
+		stream, err := openIncoming(sub.client, arrival)
 		if err != nil {
+			in.log.Warn("carry an incoming connection to the client", "port", dst.Port(), "err", err)
 			return
 		}
-		defer app.Close()
-		pipe(c, app.(*net.TCPConn))
-		return
+		relay(stream, c)
 	}
+}
+
+// openIncoming opens the stream that carries a connection that arrived to client, and
+// announces it.
+func openIncoming(client *quic.Conn, arrival wire.Incoming) (*quic.Stream, error) {
 	ctx, cancel := context.WithTimeout(client.Context(), 10*time.Second)
+	defer cancel()
 	stream, err := client.OpenStreamSync(ctx)
-	cancel()
 	if err != nil {
-		in.log.Warn("open a stream for an incoming connection", "port", dst.Port(), "err", err)
-		return
+		return nil, fmt.Errorf("open a stream: %w", err)
 	}
-	if err := wire.WriteMessage(stream, wire.Incoming{Port: dst.Port(), Remote: c.RemoteAddr().String()}); err != nil {
+	if err := wire.WriteMessage(stream, arrival); err != nil {
 		stream.CancelRead(0)
+		stream.CancelWrite(0)
+		return nil, err
+	}
+	return stream, nil
+}
+
+// passThrough connects c to the app it was going to, at dst, and copies both ways; what c
+// sends also goes to copies when there are any. Our own connection to the app is locally
+// generated, so it never passes the prerouting hook that redirected c: no loop. When the app
+// refuses, c is reset, as the app's port would have reset it.
+func passThrough(c *net.TCPConn, dst netip.AddrPort, copies *mirrorCopy) {
+	conn, err := net.DialTimeout("tcp", dst.String(), 5*time.Second)
+	if err != nil {
+		_ = c.SetLinger(0)
 		return
 	}
-	relay(stream, c)
+	app := conn.(*net.TCPConn)
+	defer app.Close()
+	if copies == nil {
+		pipe(c, app)
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_, _ = c.ReadFrom(app)
+		_ = c.CloseWrite()
+		close(done)
+	}()
+	_, _ = io.Copy(io.MultiWriter(app, copies), c) // the app first: the copy never delays it
+	_ = app.CloseWrite()
+	<-done
 }
 
 // pipe copies both ways between two TCP connections with half-closes.

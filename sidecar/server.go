@@ -18,7 +18,7 @@ import (
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
 func features() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal}
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror}
 }
 
 // Application error codes on QUIC connections and streams.
@@ -142,7 +142,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 		case wire.Heartbeat:
 			answer = m
 		case wire.Subscribe:
-			answer = subscribeReply(s.in.subscribe(ctx, conn, m.Port, m.Mode))
+			answer = subscribeReply(s.in.subscribe(ctx, conn, m))
 		case wire.Unsubscribe:
 			answer = subscribeReply(s.in.unsubscribe(conn, m.Port))
 		default:

@@ -11,10 +11,11 @@ import (
 const (
 	// keepAlivePeriod keeps NAT and port-forward idle timers from expiring and lets each side see
 	// traffic from the other at least this often, which the stream path's stall detection relies on.
-	keepAlivePeriod = 2 * time.Second
+	keepAlivePeriod = 1 * time.Second
 	// maxIdleTimeout bounds how long the sidecar holds resources (redirect rules, dialed connections)
-	// for a plugin that died without closing.
-	maxIdleTimeout = 10 * time.Second
+	// for a plugin that died without closing: a stolen port must answer again within 10 s of the
+	// plugin's SIGKILL, and removing the rule takes a few hundred milliseconds after this.
+	maxIdleTimeout = 7 * time.Second
 	// maxIncomingStreams is high because every proxied TCP connection is a stream; a busy local app
 	// (a connection pool, a browser) opens hundreds at once.
 	maxIncomingStreams = 4096

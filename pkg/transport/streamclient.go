@@ -18,7 +18,7 @@ const (
 	// connection lives, keep-alives (every keepAlivePeriod) arrive well within it; a stream silent
 	// for 1-2 stall periods is dead even if it never said so. The sum of 2 stall periods and a
 	// re-dial must stay under maxIdleTimeout, or the QUIC connection dies before its new stream is up.
-	clientStall = 3 * time.Second
+	clientStall = 2 * time.Second
 	// minBackoff and maxBackoff space the re-dial attempts after the first.
 	minBackoff = 50 * time.Millisecond
 	maxBackoff = 2 * time.Second

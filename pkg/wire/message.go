@@ -22,6 +22,10 @@ const (
 	FeatureReadFile = "read-file"
 	// FeatureSteal: Subscribe with ModeSteal, and Incoming streams from the sidecar.
 	FeatureSteal = "steal"
+	// FeatureMirror: Subscribe with ModeMirror; its Incoming streams carry a copy one way.
+	FeatureMirror = "mirror"
+	// FeatureHTTPFilter: Subscribe with Header or Path; only the matching requests come.
+	FeatureHTTPFilter = "http-filter"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low

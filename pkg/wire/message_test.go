@@ -84,7 +84,8 @@ func roundTrips() []struct {
 		{name: "file reply chunk", msg: FileReply{Data: []byte("nameserver 10.96.0.10\n"), More: true}},
 		{name: "file reply max chunk", msg: FileReply{Data: bytes.Repeat([]byte{0xff}, MaxFileChunk), Reason: strings.Repeat("r", maxReasonLen)}},
 		{name: "subscribe", msg: Subscribe{Port: 8080, Mode: ModeSteal}},
-		{name: "subscribe max", msg: Subscribe{Port: 65535, Mode: strings.Repeat("m", maxModeLen)}},
+		{name: "subscribe max", msg: Subscribe{Port: 65535, Mode: strings.Repeat("m", maxModeLen), Header: strings.Repeat("h", maxFilterLen), Path: strings.Repeat("p", maxFilterLen)}},
+		{name: "subscribe filtered", msg: Subscribe{Port: 80, Mode: ModeSteal, Header: "X-Dev: alice", Path: "^/api/"}},
 		{name: "unsubscribe", msg: Unsubscribe{Port: 8080}},
 		{name: "subscribe reply ok", msg: SubscribeReply{}},
 		{name: "subscribe reply refused", msg: SubscribeReply{Errno: 1, Reason: "operation not permitted"}},
@@ -240,6 +241,8 @@ func TestDecodeBounds(t *testing.T) {
 		{name: "file chunk too long", typ: TypeFileReply, payload: cat(make([]byte, 4), uv(0), uv(MaxFileChunk+1), make([]byte, MaxFileChunk+1), []byte{0}), want: ErrTooLarge},
 		{name: "file more flag of 2", typ: TypeFileReply, payload: cat(make([]byte, 4), uv(0), uv(0), []byte{2}), want: ErrMalformed},
 		{name: "file reply without more", typ: TypeFileReply, payload: cat(make([]byte, 4), uv(0), uv(0)), want: ErrMalformed},
+		{name: "subscribe without filters", typ: TypeSubscribe, payload: cat([]byte{0, 80}, uv(5), []byte("steal")), want: ErrMalformed},
+		{name: "subscribe header too long", typ: TypeSubscribe, payload: cat([]byte{0, 80}, uv(5), []byte("steal"), uv(maxFilterLen+1), bytes.Repeat([]byte("h"), maxFilterLen+1), uv(0)), want: ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

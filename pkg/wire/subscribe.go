@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 )
 
@@ -9,38 +10,67 @@ import (
 const (
 	// ModeSteal: new connections to the port go to the client instead of the pod's app.
 	ModeSteal = "steal"
+	// ModeMirror: new connections to the port still go to the pod's app, and the client gets a
+	// copy of what each connection's client sends.
+	ModeMirror = "mirror"
 )
 
-// maxModeLen bounds a subscription mode's name.
-const maxModeLen = 16
+// Bounds of a subscription's strings.
+const (
+	maxModeLen   = 16
+	maxFilterLen = 1024
+)
 
 // Subscribe asks the sidecar to send the pod's new connections on Port to this client (control
-// stream). The answer is a SubscribeReply.
+// stream). The answer is a SubscribeReply. A steal with a filter takes only the HTTP requests
+// that match it: Header ("Name: regex") and Path (a regex), each when not empty.
 type Subscribe struct {
-	Port uint16
-	Mode string
+	Port   uint16
+	Mode   string
+	Header string
+	Path   string
 }
 
 // Type implements Message.
 func (Subscribe) Type() Type { return TypeSubscribe }
 
-func (s Subscribe) check() error { return checkString(s.Mode, maxModeLen, "subscribe mode") }
+func (s Subscribe) check() error {
+	return errors.Join(
+		checkString(s.Mode, maxModeLen, "subscribe mode"),
+		checkString(s.Header, maxFilterLen, "subscribe header filter"),
+		checkString(s.Path, maxFilterLen, "subscribe path filter"))
+}
 
 func (s Subscribe) appendPayload(b []byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, s.Port)
-	return appendString(b, s.Mode)
+	b = appendString(b, s.Mode)
+	b = appendString(b, s.Header)
+	return appendString(b, s.Path)
 }
 
 func parseSubscribe(b []byte) (Subscribe, int, error) {
+	var s Subscribe
 	port, n, err := parseUint16(b, "subscribe port")
 	if err != nil {
 		return Subscribe{}, 0, err
 	}
-	mode, m, err := parseString(b[n:], maxModeLen, "subscribe mode")
-	if err != nil {
-		return Subscribe{}, 0, err
+	s.Port = port
+	for _, field := range []struct {
+		to   *string
+		max  int
+		what string
+	}{
+		{&s.Mode, maxModeLen, "subscribe mode"},
+		{&s.Header, maxFilterLen, "subscribe header filter"},
+		{&s.Path, maxFilterLen, "subscribe path filter"},
+	} {
+		v, m, err := parseString(b[n:], field.max, field.what)
+		if err != nil {
+			return Subscribe{}, 0, err
+		}
+		*field.to, n = v, n+m
 	}
-	return Subscribe{Port: port, Mode: mode}, n + m, nil
+	return s, n, nil
 }
 
 // Unsubscribe ends this client's subscription of Port (control stream); the answer is a

@@ -2,12 +2,18 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -15,18 +21,23 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// startSteal runs `exec --steal` of a local HTTP server on the echo pod's port 8080 and waits
-// until the pod's port answers locally.
-func startSteal(t *testing.T, s *layerSetup, flags ...string) (stop func(sig syscall.Signal)) {
+// incomingSession is `exec deployment/echo` of a local HTTP server (layerclient serve) that
+// takes or mirrors the echo pod's port 8080.
+type incomingSession struct {
+	stderr   *syncBuffer
+	requests chan string // "METHOD PATH" of each request the local server got
+	closed   chan struct{}
+	stop     func(sig syscall.Signal)
+}
+
+// startIncoming starts the session with flags and the local server on listen, and waits until
+// ready says the pod's port is subscribed.
+func startIncoming(t *testing.T, s *layerSetup, listen string, ready func(*incomingSession) bool, flags ...string) *incomingSession {
 	t.Helper()
-	listen := ":8080"
-	if len(flags) > 0 {
-		listen = ":9090" // with -p 9090:8080
-	}
-	args := append(append([]string{"exec", "deployment/echo", "--steal"}, flags...), "--", s.layerclient, "serve", listen)
+	args := append(append([]string{"exec", "deployment/echo"}, flags...), "--", s.layerclient, "serve", listen)
 	cmd := s.plugin.command(t.Context(), args...)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
+	sess := &incomingSession{stderr: &syncBuffer{}, requests: make(chan string, 100), closed: make(chan struct{})}
+	cmd.Stderr = sess.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -35,29 +46,53 @@ func startSteal(t *testing.T, s *layerSetup, flags ...string) (stop func(sig sys
 		t.Fatal(err)
 	}
 	stopped := false
-	stop = func(sig syscall.Signal) {
+	sess.stop = func(sig syscall.Signal) {
 		if stopped {
 			return
 		}
 		stopped = true
 		_ = cmd.Process.Signal(sig)
 		_ = cmd.Wait()
-		t.Logf("plugin stderr:\n%s", stderr.String())
+		t.Logf("plugin stderr:\n%s", sess.stderr.String())
 	}
-	t.Cleanup(func() { stop(syscall.SIGKILL) })
-	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
-		t.Fatalf("the local server did not start: %v\n%s", err, stderr.String())
+	t.Cleanup(func() { sess.stop(syscall.SIGKILL) })
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() {
+		t.Fatalf("the local server did not start: %v\n%s", lines.Err(), sess.stderr.String())
 	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	url := "http://" + s.echo.podIP + ":8080/ready"
+	go func() {
+		for lines.Scan() {
+			switch line := lines.Text(); {
+			case line == "closed":
+				close(sess.closed)
+			case strings.HasPrefix(line, "request "):
+				select {
+				case sess.requests <- strings.TrimPrefix(line, "request "):
+				default: // a test that does not look at requests
+				}
+			}
+		}
+	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.HasPrefix(get(url), "local ") {
+	for !ready(sess) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the pod's port never came to the local server (last answer %q)\n%s", get(url), stderr.String())
+			t.Fatalf("the pod's port was never subscribed\n%s", sess.stderr.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return stop
+	return sess
+}
+
+// startSteal steals the echo pod's port 8080 for a local server and waits until the pod's port
+// answers locally.
+func startSteal(t *testing.T, s *layerSetup, flags ...string) *incomingSession {
+	t.Helper()
+	listen := ":8080"
+	if len(flags) > 0 {
+		listen = ":9090" // with -p 9090:8080
+	}
+	url := "http://" + s.echo.podIP + ":8080/ready"
+	return startIncoming(t, s, listen, func(*incomingSession) bool { return strings.HasPrefix(get(url), "local ") }, append([]string{"--steal"}, flags...)...)
 }
 
 // get returns the body of a GET on a new connection, or the error's text. A kept-alive
@@ -91,7 +126,7 @@ func waitApp(t *testing.T, s *layerSetup, within time.Duration) time.Duration {
 
 func TestStealHTTP(t *testing.T) {
 	s := newLayerSetup(t)
-	stop := startSteal(t, s)
+	sess := startSteal(t, s)
 	for name, url := range map[string]string{
 		"pod IP":    "http://" + s.echo.podIP + ":8080/pod-ip",
 		"ClusterIP": "http://" + s.echo.clusterIP + "/cluster-ip",
@@ -100,19 +135,54 @@ func TestStealHTTP(t *testing.T) {
 			t.Errorf("%s: answered %q, want the local server", name, body)
 		}
 	}
-	stop(syscall.SIGINT)
+	t.Run("the Service's name from another pod", func(t *testing.T) {
+		// The request leaves from the client pod: remocal's outgoing path makes it there.
+		r := s.exec(t, s.layerclient, "get", "http://echo/by-name")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "local /by-name from ") {
+			t.Fatalf("exit %d, answered %q, want the local server", r.code, r.stdout)
+		}
+	})
+	t.Run("10,000 requests with checksummed bodies", func(t *testing.T) {
+		sent, failures := checksummedPosts(t, "http://"+s.echo.podIP+":8080/post", 10_000, 16)
+		t.Logf("%d requests, %d lost or corrupted", sent, len(failures))
+		if len(failures) > 0 {
+			t.Fatalf("%d of %d requests lost or corrupted, the first: %v", len(failures), sent, failures[0])
+		}
+	})
+	sess.stop(syscall.SIGINT)
 	t.Logf("the app answered again %s after the session ended", waitApp(t, s, 5*time.Second))
 
 	t.Run("a local port mapped to the pod's", func(t *testing.T) {
-		stop := startSteal(t, s, "-p", "9090:8080")
-		stop(syscall.SIGINT)
+		sess := startSteal(t, s, "-p", "9090:8080")
+		sess.stop(syscall.SIGINT)
 		waitApp(t, s, 5*time.Second)
 	})
+	t.Run("the program closes its listener", func(t *testing.T) {
+		sess := startSteal(t, s)
+		if body := get("http://" + s.echo.podIP + ":8080/close-listener"); !strings.HasPrefix(body, "closing") {
+			t.Fatalf("answered %q, want the local server closing", body)
+		}
+		<-sess.closed
+		// The plugin looks for closed listeners every second; the session goes on.
+		t.Logf("the app answered again %s after the program closed its listener", waitApp(t, s, 3*time.Second))
+		if !strings.Contains(sess.stderr.String(), "the program closed") {
+			t.Errorf("the plugin did not say the port went back to the app:\n%s", sess.stderr.String())
+		}
+		sess.stop(syscall.SIGINT)
+	})
+	t.Run("a second session stealing the same port", func(t *testing.T) {
+		first := startSteal(t, s)
+		defer first.stop(syscall.SIGINT)
+		second := s.plugin.run(t, "exec", "deployment/echo", "--steal", "--", "sh", "-c", s.layerclient+" serve :8080 & sleep 3; kill $!")
+		if !strings.Contains(second.stderr, "cannot steal the pod's port 8080") || !strings.Contains(second.stderr, "another session") {
+			t.Errorf("the second session was not refused clearly:\n%s", second.stderr)
+		}
+	})
 	t.Run("SIGKILL of the plugin", func(t *testing.T) {
-		stop := startSteal(t, s)
-		stop(syscall.SIGKILL)
-		// The sidecar ends the subscription when QUIC's idle timeout (10 s) says the client is gone.
-		t.Logf("the app answered again %s after SIGKILL of the plugin", waitApp(t, s, 15*time.Second))
+		sess := startSteal(t, s)
+		sess.stop(syscall.SIGKILL)
+		// The sidecar ends the subscription when QUIC's idle timeout (7 s) says the client is gone.
+		t.Logf("the app answered again %s after SIGKILL of the plugin", waitApp(t, s, 10*time.Second))
 	})
 	t.Run("SIGKILL of the sidecar's worker", func(t *testing.T) {
 		startSteal(t, s)
@@ -123,6 +193,100 @@ func TestStealHTTP(t *testing.T) {
 		// The guard process deletes the worker's redirect table as soon as the worker is gone.
 		t.Logf("the app answered again %s after SIGKILL of the sidecar's worker", waitApp(t, s, 2*time.Second))
 	})
+}
+
+// checksummedPosts sends n POSTs of random bodies over conns kept-alive connections and
+// returns what failed: a lost request, or an answer that is not the body it sent.
+func checksummedPosts(t *testing.T, url string, n, conns int) (int, []error) {
+	t.Helper()
+	transport := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: transport}
+	var next atomic.Int64
+	var mu sync.Mutex
+	var failures []error
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			body := make([]byte, 8<<10)
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				size := 1 + int(i*7919)%len(body)
+				rand.Read(body[:size])
+				if err := postAndCompare(client, url, body[:size]); err != nil {
+					mu.Lock()
+					failures = append(failures, fmt.Errorf("request %d: %w", i, err))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return n, failures
+}
+
+func postAndCompare(client *http.Client, url string, body []byte) error {
+	resp, err := client.Post(url, "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if sha256.Sum256(got) != sha256.Sum256(body) {
+		return fmt.Errorf("answer of %d bytes is not the %d bytes sent", len(got), len(body))
+	}
+	return nil
+}
+
+func TestMirrorHTTP(t *testing.T) {
+	s := newLayerSetup(t)
+	mirroring := func(sess *incomingSession) bool {
+		return strings.Contains(sess.stderr.String(), "mirroring the pod's port 8080")
+	}
+	sess := startIncoming(t, s, ":8080", mirroring)
+	for i := range 10 {
+		path := fmt.Sprintf("/mirror-%d", i)
+		body := get("http://" + s.echo.clusterIP + path)
+		var reply echoReply
+		if err := json.Unmarshal([]byte(body), &reply); err != nil || reply.Hostname != s.echo.pod || reply.Path != path {
+			t.Fatalf("%s: answered %q, want the pod's app", path, body)
+		}
+		select {
+		case got := <-sess.requests:
+			if got != "GET "+path {
+				t.Errorf("the local server got %q, want GET %s", got, path)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the local server never got a copy of %s", path)
+		}
+	}
+	t.Run("the pod's answers are the app's, byte for byte", func(t *testing.T) {
+		// The app's answer is a function of the request; POSTs to the echo app answer with the
+		// same JSON whatever the session, but for the client address it saw (the sidecar's,
+		// the pod's own IP, under mirror: see docs/architecture.md).
+		url := "http://" + s.echo.clusterIP + "/same"
+		with := get(url)
+		sess.stop(syscall.SIGINT)
+		waitApp(t, s, 5*time.Second)
+		without := get(url)
+		if normalizeRemote(with) != normalizeRemote(without) {
+			t.Errorf("answer under mirror:\n%s\nwithout the session:\n%s", with, without)
+		}
+	})
+}
+
+// normalizeRemote blanks the echo answer's client address, which differs between any two
+// connections by its port.
+func normalizeRemote(body string) string {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		return body
+	}
+	m["remoteAddr"] = ""
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // sidecarWorker finds, on this machine, the worker process of the pod's newest sidecar: the

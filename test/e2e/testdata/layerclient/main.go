@@ -9,7 +9,10 @@
 //	                                descriptors before and after, for a leak check
 //	layerclient loop HOST:PORT      print the pid, then connect every 200 ms until killed
 //	layerclient seccomp -           print the seccomp mode of this process and of its parent
-//	layerclient serve ADDR          serve HTTP on ADDR, answering "local <path> from <client>"
+//	layerclient serve ADDR          serve HTTP on ADDR: print "request METHOD PATH" for each
+//	                                request, answer a POST with its body and others with
+//	                                "local <path> from <client>"; GET /close-listener closes
+//	                                the listener, prints "closed" and waits to be killed
 package main
 
 import (
@@ -99,20 +102,46 @@ func run(args []string) error {
 			time.Sleep(200 * time.Millisecond)
 		}
 	case "serve":
-		ln, err := net.Listen("tcp", args[1])
-		if err != nil {
-			return err
-		}
-		fmt.Println("listening on", ln.Addr())
-		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "local %s from %s\n", r.URL.Path, r.RemoteAddr)
-		}))
+		return serve(args[1])
 	case "seccomp":
 		fmt.Printf("self %s parent %s\n", seccompMode("self"), seccompMode(strconv.Itoa(os.Getppid())))
 	default:
 		return fmt.Errorf("unknown mode %q", args[0])
 	}
 	return nil
+}
+
+func serve(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("listening on", ln.Addr())
+	var printMu sync.Mutex
+	closing := make(chan struct{})
+	var closeOnce sync.Once
+	err = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		printMu.Lock()
+		fmt.Printf("request %s %s\n", r.Method, r.URL.Path)
+		printMu.Unlock()
+		switch {
+		case r.Method == http.MethodPost:
+			_, _ = io.Copy(w, r.Body)
+		case r.URL.Path == "/close-listener":
+			fmt.Fprintln(w, "closing")
+			closeOnce.Do(func() { close(closing); ln.Close() })
+		default:
+			fmt.Fprintf(w, "local %s from %s\n", r.URL.Path, r.RemoteAddr)
+		}
+	}))
+	select {
+	case <-closing:
+		fmt.Println("closed")
+		time.Sleep(time.Hour) // the process lives on without its listener
+		return nil
+	default:
+		return err
+	}
 }
 
 func many(addr string, n int) error {

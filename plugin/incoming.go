@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +26,18 @@ type subscription struct {
 	Mode   string
 	Header string // "Name: regex", or empty
 	Path   string // a regex, or empty
+}
+
+// describeFilter says which requests the filter takes.
+func (s subscription) describeFilter() string {
+	var parts []string
+	if s.Header != "" {
+		parts = append(parts, "header "+strconv.Quote(s.Header))
+	}
+	if s.Path != "" {
+		parts = append(parts, "path "+strconv.Quote(s.Path))
+	}
+	return strings.Join(parts, " and ")
 }
 
 // feature is the sidecar feature the subscription needs.
@@ -121,9 +135,11 @@ func (r *incomingRouter) listen(ctx context.Context, ev layer.ListenEvent) {
 		r.p.warn("cannot %s the pod's port %d: %v", r.verb(), port, err)
 		return
 	}
-	switch r.sub.Mode {
-	case wire.ModeMirror:
+	switch {
+	case r.sub.Mode == wire.ModeMirror:
 		r.p.step("mirroring the pod's port %d to %s: the pod's app still answers", port, local)
+	case r.sub.Header != "" || r.sub.Path != "":
+		r.p.step("stealing the pod's HTTP requests on port %d that match %s: they come to %s, the others go to the pod's app", port, r.sub.describeFilter(), local)
 	default:
 		r.p.step("stealing the pod's port %d: new connections come to %s", port, local)
 	}

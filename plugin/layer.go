@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/remocal/kubectl-remocal/layer"
+	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -65,8 +66,8 @@ func (o *layerOptions) validateIncoming() error {
 		return errors.New("--http-header and --http-path choose which requests to steal: add --steal")
 	}
 	if o.HTTPHeader != "" {
-		if err := checkHeaderFilter(o.HTTPHeader); err != nil {
-			return fmt.Errorf("--http-header %q: %w", o.HTTPHeader, err)
+		if _, _, err := httpfilter.ParseHeader(o.HTTPHeader); err != nil {
+			return fmt.Errorf("--http-header: %w", err)
 		}
 	}
 	if o.HTTPPath != "" {
@@ -75,16 +76,6 @@ func (o *layerOptions) validateIncoming() error {
 		}
 	}
 	return nil
-}
-
-// checkHeaderFilter checks the form "Name: regex".
-func checkHeaderFilter(s string) error {
-	name, re, ok := strings.Cut(s, ":")
-	if !ok || strings.TrimSpace(name) == "" {
-		return errors.New("want 'Name: regex'")
-	}
-	_, err := regexp.Compile(strings.TrimSpace(re))
-	return err
 }
 
 // outgoing turns the flags into the layer's filter.

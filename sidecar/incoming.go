@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/sidecar/redirect"
 )
@@ -37,7 +39,8 @@ type incoming struct {
 // subscription is one client's hold on a pod port.
 type subscription struct {
 	client *quic.Conn
-	mode   string // wire.ModeSteal or wire.ModeMirror
+	mode   string             // wire.ModeSteal or wire.ModeMirror
+	filter *httpfilter.Filter // for a steal of only some HTTP requests, or nil
 }
 
 func newIncoming(log *slog.Logger) *incoming {
@@ -51,8 +54,9 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 	if mode != wire.ModeSteal && mode != wire.ModeMirror {
 		return fmt.Errorf("subscription mode %q: %w", mode, syscall.EOPNOTSUPP)
 	}
-	if req.Header != "" || req.Path != "" {
-		return fmt.Errorf("HTTP filters: %w", syscall.EOPNOTSUPP)
+	filter, err := requestFilter(req)
+	if err != nil {
+		return err
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -74,9 +78,32 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 	if err := in.table.Redirect(port, to); err != nil {
 		return err
 	}
-	in.subs[port] = subscription{client: client, mode: mode}
+	in.subs[port] = subscription{client: client, mode: mode, filter: filter}
 	in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode)
 	return nil
+}
+
+// requestFilter is the HTTP filter a subscription asks for, or nil for a whole port.
+func requestFilter(req wire.Subscribe) (*httpfilter.Filter, error) {
+	if req.Header == "" && req.Path == "" {
+		return nil, nil
+	}
+	if req.Mode != wire.ModeSteal {
+		return nil, fmt.Errorf("HTTP filters choose what to steal, not what to %s: %w", req.Mode, syscall.EINVAL)
+	}
+	var f httpfilter.Filter
+	var err error
+	if req.Header != "" {
+		if f.Header, f.HeaderValue, err = httpfilter.ParseHeader(req.Header); err != nil {
+			return nil, fmt.Errorf("%w: %w", err, syscall.EINVAL)
+		}
+	}
+	if req.Path != "" {
+		if f.Path, err = regexp.Compile(req.Path); err != nil {
+			return nil, fmt.Errorf("path filter %q: %w: %w", req.Path, err, syscall.EINVAL)
+		}
+	}
+	return &f, nil
 }
 
 // start opens the listener and the table, after removing the tables of dead sidecars. Called
@@ -191,6 +218,8 @@ func (in *incoming) handle(c *net.TCPConn) {
 		copies := newMirrorCopy(in.log, sub.client, arrival)
 		passThrough(c, dst, copies)
 		copies.finish()
+	case sub.filter != nil:
+		in.routeRequests(c, dst, sub, arrival)
 	default:
 		stream, err := openIncoming(sub.client, arrival)
 		if err != nil {
@@ -199,6 +228,44 @@ func (in *incoming) handle(c *net.TCPConn) {
 		}
 		relay(stream, c)
 	}
+}
+
+// routeRequests sends the requests of c that the subscription's filter matches to its client,
+// each connection to the client on a stream of its own, and the others to the app at dst.
+func (in *incoming) routeRequests(c *net.TCPConn, dst netip.AddrPort, sub subscription, arrival wire.Incoming) {
+	dialLocal := func(context.Context) (net.Conn, error) {
+		stream, err := openIncoming(sub.client, arrival)
+		if err != nil {
+			return nil, err
+		}
+		return streamConn{stream, sub.client}, nil
+	}
+	dialApp := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", dst.String())
+	}
+	// The client's context: requests in flight end with the session that filters them.
+	if err := httpfilter.Serve(sub.client.Context(), c, *sub.filter, dialLocal, dialApp); err != nil {
+		in.log.Debug("filtered connection ended", "port", dst.Port(), "from", arrival.Remote, "err", err)
+	}
+}
+
+// streamConn is a stream to a client as the net.Conn that httpfilter dials.
+type streamConn struct {
+	*quic.Stream
+	conn *quic.Conn
+}
+
+func (s streamConn) LocalAddr() net.Addr  { return s.conn.LocalAddr() }
+func (s streamConn) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// CloseWrite ends our direction: a QUIC stream's Close is a half-close.
+func (s streamConn) CloseWrite() error { return s.Stream.Close() }
+
+// Close ends both directions.
+func (s streamConn) Close() error {
+	s.Stream.CancelRead(0)
+	return s.Stream.Close()
 }
 
 // openIncoming opens the stream that carries a connection that arrived to client, and

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
 	"strings"
@@ -173,7 +174,8 @@ func TestStealHTTP(t *testing.T) {
 	t.Run("a second session stealing the same port", func(t *testing.T) {
 		first := startSteal(t, s)
 		defer first.stop(syscall.SIGINT)
-		second := s.plugin.run(t, "exec", "deployment/echo", "--steal", "--", "sh", "-c", s.layerclient+" serve :8080 & sleep 3; kill $!")
+		// Its own local server listens on another port of this machine, mapped to the same pod port.
+		second := s.plugin.run(t, "exec", "deployment/echo", "--steal", "-p", "9091:8080", "--", "sh", "-c", s.layerclient+" serve :9091 & sleep 3; kill $!")
 		if !strings.Contains(second.stderr, "cannot steal the pod's port 8080") || !strings.Contains(second.stderr, "another session") {
 			t.Errorf("the second session was not refused clearly:\n%s", second.stderr)
 		}
@@ -319,4 +321,81 @@ func (e *env) sidecarWorker(t *testing.T, pod string) int {
 	}
 	t.Skip("the sidecar's worker is not a process on this machine (not the local cluster)")
 	return 0
+}
+
+func TestStealHTTPFilter(t *testing.T) {
+	s := newLayerSetup(t)
+	url := "http://" + s.echo.podIP + ":8080/"
+	sess := startIncoming(t, s, ":8080", func(*incomingSession) bool {
+		return strings.Contains(get(url), `"hostname": "`+s.echo.pod+`"`) && strings.Contains(getWithHeader(url, "X-Dev", "alice"), "local /")
+	}, "--steal", "--http-header", "X-Dev: ^alice$")
+	defer sess.stop(syscall.SIGINT)
+
+	for name, protocols := range map[string]func(*http.Protocols){
+		"HTTP/1.1 keep-alive": func(p *http.Protocols) { p.SetHTTP1(true) },
+		"h2c":                 func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			// One connection for every request: MaxConnsPerHost 1, and each request after the
+			// first must say it reused it.
+			transport := &http.Transport{MaxConnsPerHost: 1, Protocols: new(http.Protocols)}
+			protocols(transport.Protocols)
+			defer transport.CloseIdleConnections()
+			client := &http.Client{Timeout: 10 * time.Second, Transport: transport}
+			for i := range 6 {
+				path := fmt.Sprintf("/filtered-%d", i)
+				req, err := http.NewRequest(http.MethodGet, url[:len(url)-1]+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				alice := i%2 == 0
+				if alice {
+					req.Header.Set("X-Dev", "alice")
+				} else if i == 3 {
+					req.Header.Set("X-Dev", "bob") // a header that does not match
+				}
+				reused := false
+				req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+					GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+				}))
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				if i > 0 && !reused {
+					t.Errorf("%s went on a new connection", path)
+				}
+				switch {
+				case alice && !strings.HasPrefix(string(body), "local "+path):
+					t.Errorf("%s with X-Dev: alice answered %q, want the local server", path, body)
+				case !alice && !strings.Contains(string(body), `"hostname": "`+s.echo.pod+`"`):
+					t.Errorf("%s without X-Dev: alice answered %q, want the pod's app", path, body)
+				case resp.ProtoMajor == 2 && !alice && !strings.Contains(string(body), `"proto": "HTTP/2.0"`):
+					t.Errorf("%s reached the app as %q, want HTTP/2", path, body)
+				}
+			}
+		})
+	}
+}
+
+// getWithHeader is get with one request header.
+func getWithHeader(url, name, value string) string {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err.Error()
+	}
+	req.Header.Set(name, value)
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -80,7 +80,12 @@ func serveHTTP(ctx context.Context, ln net.Listener, log *slog.Logger) error {
 		Handler:           newEchoHandler(hostname, os.Environ(), log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Protocols:         new(http.Protocols),
 	}
+	// HTTP/2 without TLS too (prior knowledge, as gRPC clients speak it), for the tests of
+	// HTTP filters on h2c.
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -120,20 +120,30 @@ func serve(addr string) error {
 	var printMu sync.Mutex
 	closing := make(chan struct{})
 	var closeOnce sync.Once
-	err = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, as gRPC speaks it
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		printMu.Lock()
 		fmt.Printf("request %s %s\n", r.Method, r.URL.Path)
 		printMu.Unlock()
 		switch {
 		case r.Method == http.MethodPost:
-			_, _ = io.Copy(w, r.Body)
+			// Read it all first: an HTTP/1 handler's first write ends its reading of the body.
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			_, _ = w.Write(body)
 		case r.URL.Path == "/close-listener":
 			fmt.Fprintln(w, "closing")
 			closeOnce.Do(func() { close(closing); ln.Close() })
 		default:
 			fmt.Fprintf(w, "local %s from %s\n", r.URL.Path, r.RemoteAddr)
 		}
-	}))
+	})
+	err = srv.Serve(ln)
 	select {
 	case <-closing:
 		fmt.Println("closed")

@@ -1,0 +1,78 @@
+package httpfilter
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+// http2Preface starts every HTTP/2 connection with prior knowledge (RFC 9113 section 3.4).
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// Serve routes the requests of client until it closes or ctx ends: requests that f matches go
+// to the connection dialLocal opens, the others to dialApp's. Each upstream is dialled at its
+// first request and its connection reused while it stays open. Serve closes client and every
+// connection it dialled before it returns. It returns nil if the client closed the connection
+// between requests, and otherwise why it ended, which may be a client's fault (a malformed
+// request, already answered with 400 or 431) as well as an upstream's. An upstream that cannot
+// be dialled costs the client a 502 response, not its connection, if the request had no body.
+func Serve(ctx context.Context, client net.Conn, f Filter, dialLocal, dialApp func(context.Context) (net.Conn, error)) error {
+	conns := &connSet{}
+	conns.add(client)
+	defer conns.closeAll()
+	if err := f.validate(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, conns.closeAll)
+	defer stop()
+
+	err := serve(ctx, newPeer(client), f, dialLocal, dialApp, conns)
+	if ctx.Err() != nil {
+		return fmt.Errorf("serve http filter: %w", context.Cause(ctx))
+	}
+	return err
+}
+
+func serve(ctx context.Context, client *peer, f Filter, dialLocal, dialApp dialFunc, conns *connSet) error {
+	h2, err := startsWithHTTP2Preface(client.r)
+	switch {
+	case errors.Is(err, io.EOF) && client.r.Buffered() == 0:
+		return nil
+	case err != nil:
+		return fmt.Errorf("read request: %w", err)
+	case h2:
+		return serveHTTP2(ctx, client, f, dialLocal, dialApp, conns)
+	}
+	p := &http1Proxy{
+		filter: f,
+		client: client,
+		local:  &upstream{name: "local", dial: dialLocal, conns: conns},
+		app:    &upstream{name: "app", dial: dialApp, conns: conns},
+	}
+	err = p.serve(ctx)
+	conns.closeAll() // ends the request body copies still running
+	p.bodies.Wait()
+	return err
+}
+
+// startsWithHTTP2Preface reports whether r starts with the HTTP/2 preface, reading only as
+// far as needed to tell: a short HTTP/1 request must not wait for bytes that never come.
+func startsWithHTTP2Preface(r *bufio.Reader) (bool, error) {
+	for want := 1; ; {
+		if _, err := r.Peek(want); err != nil {
+			return false, err
+		}
+		got, _ := r.Peek(min(r.Buffered(), len(http2Preface)))
+		if !bytes.HasPrefix([]byte(http2Preface), got) {
+			return false, nil
+		}
+		if len(got) == len(http2Preface) {
+			return true, nil
+		}
+		want = len(got) + 1
+	}
+}

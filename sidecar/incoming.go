@@ -325,28 +325,49 @@ func pipe(a, b *net.TCPConn) {
 	<-done
 }
 
-// removeDeadTables deletes the tables of sidecars that no longer run: a table's name carries
-// the port its sidecar listens on, and a port nobody listens on is a dead sidecar's.
+// removeDeadTables deletes the tables of sidecars that no longer run.
 func removeDeadTables(ctx context.Context, log *slog.Logger) {
+	if _, err := redirectTables(ctx, log, true); err != nil {
+		log.WarnContext(ctx, "list redirect tables", "err", err)
+	}
+}
+
+// redirectTables lists the redirect tables in the pod's network namespace, and deletes those
+// of dead sidecars when clean is set: a table's name carries the port its sidecar listens on,
+// and a port nobody listens on is a dead sidecar's.
+func redirectTables(ctx context.Context, log *slog.Logger, clean bool) ([]wire.RedirectTable, error) {
 	names, err := redirect.Tables()
 	if err != nil {
-		log.WarnContext(ctx, "list redirect tables", "err", err)
-		return
+		return nil, err
 	}
+	var tables []wire.RedirectTable
 	for _, name := range names {
-		port := strings.TrimPrefix(name, redirect.TablePrefix)
-		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 500*time.Millisecond)
-		if err == nil {
-			c.Close()
-			continue
+		ports, err := redirect.TablePorts(name)
+		if err != nil {
+			log.WarnContext(ctx, "list a redirect table's rules", "table", name, "err", err)
 		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			continue // not sure: leave it
+		t := wire.RedirectTable{Name: name, Ports: ports, Live: sidecarListens(name)}
+		if clean && !t.Live {
+			if err := redirect.DeleteTable(name); err != nil {
+				log.WarnContext(ctx, "remove a dead sidecar's redirect table", "table", name, "err", err)
+			} else {
+				t.Removed = true
+				log.InfoContext(ctx, "removed a dead sidecar's redirect table", "table", name, "ports", ports)
+			}
 		}
-		if err := redirect.DeleteTable(name); err != nil {
-			log.WarnContext(ctx, "remove a dead sidecar's redirect table", "table", name, "err", err)
-			continue
-		}
-		log.InfoContext(ctx, "removed a dead sidecar's redirect table", "table", name)
+		tables = append(tables, t)
 	}
+	return tables, nil
+}
+
+// sidecarListens reports whether the sidecar that owns a table still runs: whether its
+// listener port, in the table's name, takes connections. Only a refusal says it is dead.
+func sidecarListens(table string) bool {
+	port := strings.TrimPrefix(table, redirect.TablePrefix)
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 500*time.Millisecond)
+	if err == nil {
+		c.Close()
+		return true
+	}
+	return !errors.Is(err, syscall.ECONNREFUSED)
 }

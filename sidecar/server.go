@@ -18,7 +18,7 @@ import (
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
 func features() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter}
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects}
 }
 
 // Application error codes on QUIC connections and streams.
@@ -145,6 +145,8 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 			answer = subscribeReply(s.in.subscribe(ctx, conn, m))
 		case wire.Unsubscribe:
 			answer = subscribeReply(s.in.unsubscribe(conn, m.Port))
+		case wire.Redirects:
+			answer = s.redirects(ctx, log, m.Clean)
 		default:
 			rejectStream(stream, fmt.Errorf("unexpected message %T on the control stream", msg))
 			return
@@ -153,6 +155,15 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 			return
 		}
 	}
+}
+
+// redirects answers a Redirects request.
+func (s *server) redirects(ctx context.Context, log *slog.Logger, clean bool) wire.Message {
+	tables, err := redirectTables(ctx, log, clean)
+	if err != nil {
+		return wire.ErrorOf(err)
+	}
+	return wire.RedirectsReply{Tables: tables}
 }
 
 // sendEnviron answers an EnvRequest: the target's environment in as many replies as it takes.

@@ -88,6 +88,10 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseSubscribeReply)
 	case TypeIncoming:
 		return exact(t, p, parseIncoming)
+	case TypeRedirects:
+		return exact(t, p, parseRedirects)
+	case TypeRedirectsReply:
+		return exact(t, p, parseRedirectsReply)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

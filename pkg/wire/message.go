@@ -26,6 +26,8 @@ const (
 	FeatureMirror = "mirror"
 	// FeatureHTTPFilter: Subscribe with Header or Path; only the matching requests come.
 	FeatureHTTPFilter = "http-filter"
+	// FeatureRedirects: Redirects on the control stream, to list and clean redirect tables.
+	FeatureRedirects = "redirects"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low
@@ -61,6 +63,8 @@ const (
 	TypeUnsubscribe
 	TypeSubscribeReply
 	TypeIncoming
+	TypeRedirects
+	TypeRedirectsReply
 )
 
 func (t Type) String() string {
@@ -93,6 +97,10 @@ func (t Type) String() string {
 		return "subscribe-reply"
 	case TypeIncoming:
 		return "incoming"
+	case TypeRedirects:
+		return "redirects"
+	case TypeRedirectsReply:
+		return "redirects-reply"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

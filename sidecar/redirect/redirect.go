@@ -23,6 +23,9 @@ import (
 // TablePrefix starts the name of every table a sidecar owns.
 const TablePrefix = "remocal_"
 
+// chainName is the table's one chain, on the prerouting hook.
+const chainName = "prerouting"
+
 // Table is one sidecar's table, with a NAT chain on the prerouting hook.
 type Table struct {
 	opts  []nftables.ConnOption
@@ -48,7 +51,7 @@ func Open(owner string, opts ...nftables.ConnOption) (*Table, error) {
 		c.DelTable(t.table)
 		c.AddTable(t.table)
 		t.chain = c.AddChain(&nftables.Chain{
-			Name:     "prerouting",
+			Name:     chainName,
 			Table:    t.table,
 			Type:     nftables.ChainTypeNAT,
 			Hooknum:  nftables.ChainHookPrerouting,
@@ -108,17 +111,44 @@ func (t *Table) findRule(port uint16) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	want := binaryutil.BigEndian.PutUint16(port)
 	for _, r := range rules {
-		for i, e := range r.Exprs {
-			if p, ok := e.(*expr.Payload); ok && p.Offset == 2 && i+1 < len(r.Exprs) {
-				if c, ok := r.Exprs[i+1].(*expr.Cmp); ok && string(c.Data) == string(want) {
-					return r.Handle, nil
-				}
-			}
+		if p, ok := redirectedPort(r); ok && p == port {
+			return r.Handle, nil
 		}
 	}
 	return 0, fmt.Errorf("the rule for port %d is not in table %s", port, t.table.Name)
+}
+
+// redirectedPort is the destination port a rule of Redirect matches.
+func redirectedPort(r *nftables.Rule) (uint16, bool) {
+	for i, e := range r.Exprs {
+		if p, ok := e.(*expr.Payload); ok && p.Base == expr.PayloadBaseTransportHeader && p.Offset == 2 && i+1 < len(r.Exprs) {
+			if c, ok := r.Exprs[i+1].(*expr.Cmp); ok && len(c.Data) == 2 {
+				return binaryutil.BigEndian.Uint16(c.Data), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// TablePorts lists the ports a remocal table redirects, whichever sidecar made it.
+func TablePorts(name string, opts ...nftables.ConnOption) ([]uint16, error) {
+	conn, err := nftables.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	table := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
+	rules, err := conn.GetRules(table, &nftables.Chain{Name: chainName, Table: table})
+	if err != nil {
+		return nil, fmt.Errorf("list the rules of %s: %w", name, explain(err))
+	}
+	var ports []uint16
+	for _, r := range rules {
+		if p, ok := redirectedPort(r); ok {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
 }
 
 // Remove stops redirecting port. New connections reach the app again; redirected ones that

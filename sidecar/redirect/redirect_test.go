@@ -222,6 +222,15 @@ func TestLeftoversOfADeadSidecarAreRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
+	if err := dead.Redirect(8443, 8001); err != nil {
+		t.Fatal(err)
+	}
+	if ports, err := TablePorts(dead.Name(), opt); err != nil || !slices.Equal(ports, []uint16{80, 8443}) {
+		t.Fatalf("TablePorts(%s) = %v, %v; want [80 8443]", dead.Name(), ports, err)
+	}
+	if ports, err := TablePorts(live.Name(), opt); err != nil || len(ports) != 0 {
+		t.Fatalf("TablePorts(%s) = %v, %v; want none", live.Name(), ports, err)
+	}
 	names, err := Tables(opt)
 	if err != nil {
 		t.Fatal(err)

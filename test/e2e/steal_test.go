@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,6 +186,7 @@ func TestStealHTTP(t *testing.T) {
 		sess.stop(syscall.SIGKILL)
 		// The sidecar ends the subscription when QUIC's idle timeout (7 s) says the client is gone.
 		t.Logf("the app answered again %s after SIGKILL of the plugin", waitApp(t, s, 10*time.Second))
+		assertNoRedirects(t, s)
 	})
 	t.Run("SIGKILL of the sidecar's worker", func(t *testing.T) {
 		startSteal(t, s)
@@ -194,7 +196,55 @@ func TestStealHTTP(t *testing.T) {
 		}
 		// The guard process deletes the worker's redirect table as soon as the worker is gone.
 		t.Logf("the app answered again %s after SIGKILL of the sidecar's worker", waitApp(t, s, 2*time.Second))
+		assertNoRedirects(t, s)
 	})
+	t.Run("clean after the whole sidecar was killed", func(t *testing.T) {
+		sess := startSteal(t, s)
+		// Guard first, so that nothing is left to delete the table: what a node's OOM killer
+		// or a runtime crash could do.
+		worker := s.env.sidecarWorker(t, s.echo.pod)
+		guard := parentOf(t, worker)
+		for _, pid := range []int{guard, worker} {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+				t.Fatal(err)
+			}
+		}
+		sess.stop(syscall.SIGKILL)
+		if body := get("http://" + s.echo.podIP + ":8080/left"); strings.Contains(body, `"hostname"`) {
+			t.Fatalf("the app answers with its sidecar killed whole: nothing was left to clean (%q)", body)
+		}
+		r := s.plugin.run(t, "clean", "pod/"+s.echo.pod)
+		if r.code != 0 || !regexp.MustCompile(`remocal_\d+\s+8080\s+gone\s+removed`).MatchString(r.stdout) {
+			t.Fatalf("clean: exit %d, want the dead sidecar's table removed:\n%s", r.code, r.stdout)
+		}
+		t.Logf("the app answered again %s after clean", waitApp(t, s, 2*time.Second))
+		assertNoRedirects(t, s)
+	})
+}
+
+// assertNoRedirects checks, with the sidecar's own listing, that the pod has no redirect left.
+func assertNoRedirects(t *testing.T, s *layerSetup) {
+	t.Helper()
+	r := s.plugin.run(t, "clean", "pod/"+s.echo.pod, "--list")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "No port redirects in the pod." {
+		t.Fatalf("clean --list: exit %d, want no redirect left:\n%s", r.code, r.stdout)
+	}
+}
+
+// parentOf returns the parent process of pid.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "PID (COMM) STATE PPID ...": COMM may hold spaces, so count from its closing parenthesis.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ppid
 }
 
 // checksummedPosts sends n POSTs of random bodies over conns kept-alive connections and

@@ -123,49 +123,106 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 	pin := id.Fingerprint()
 
 	pod := t.pod
-	ec, reused := reusableSidecar(pod, o.SidecarImage, t.container, pin, o.Transport == "direct")
-	if reused {
+	if ec, reused := reusableSidecar(pod, o.SidecarImage, t.container, pin, o.Transport == "direct"); reused {
 		p.step("reusing sidecar %s", ec.Name)
-	} else {
-		if err := checkPermissions(ctx, o.client, pod.Namespace); err != nil {
+		sess, how, err := o.connectQuickly(ctx, pod, ec, id)
+		if err == nil {
+			p.step("connected (%s)", how)
+			return sess, nil
+		}
+		if ctx.Err() != nil {
 			return nil, err
 		}
-		level, err := namespaceSecurityLevel(ctx, o.client, pod.Namespace)
-		if err != nil {
-			return nil, err
-		}
-		var lost []string
-		ec, lost = sidecarContainer(sidecarParams{
-			Image:     o.SidecarImage,
-			Target:    t.container,
-			ClientPin: pin,
-			Port:      40000 + rand.IntN(20000),
-			TTL:       o.TTL,
-			Direct:    o.Transport != "port-forward",
-			Level:     level,
-			RunAsUser: targetUser(pod, t.container),
-		})
-		if len(lost) > 0 {
-			p.warn("namespace %s enforces Pod Security %q: no %s; the environment, outgoing traffic and files still work", pod.Namespace, level, strings.Join(lost, ", no "))
-		}
-		if err := addSidecar(ctx, o.client, pod, ec); err != nil {
-			return nil, err
-		}
-		p.step("added sidecar %s (%s), waiting for it to run", ec.Name, o.SidecarImage)
-		if pod, err = waitSidecarRunning(ctx, o.client, pod, ec.Name, o.StartTimeout); err != nil {
-			return nil, err
-		}
-		p.step("sidecar running")
+		p.warn("sidecar %s does not answer (%v); adding a new one", ec.Name, err)
 	}
-	serverPin, err := readSidecarFingerprint(ctx, o.client, pod, ec.Name)
+	ec, pod, err := o.addSidecar(ctx, p, pod, t.container, pin)
 	if err != nil {
 		return nil, err
+	}
+	sess, how, err := o.connect(ctx, pod, ec, id)
+	if err != nil {
+		return nil, err
+	}
+	p.step("connected (%s)", how)
+	return sess, nil
+}
+
+// reuseDialTimeout bounds the connection to a sidecar that the pod's status says runs.
+const reuseDialTimeout = 5 * time.Second
+
+// addSidecar checks what the user may do, adds a new sidecar to the pod and waits until it
+// runs.
+func (o *sessionOptions) addSidecar(ctx context.Context, p *progress, pod *corev1.Pod, container, pin string) (corev1.EphemeralContainer, *corev1.Pod, error) {
+	if err := checkPermissions(ctx, o.client, pod.Namespace); err != nil {
+		return corev1.EphemeralContainer{}, nil, err
+	}
+	level, err := namespaceSecurityLevel(ctx, o.client, pod.Namespace)
+	if err != nil {
+		return corev1.EphemeralContainer{}, nil, err
+	}
+	ec, lost := sidecarContainer(sidecarParams{
+		Image:     o.SidecarImage,
+		Target:    container,
+		ClientPin: pin,
+		Port:      40000 + rand.IntN(20000),
+		TTL:       o.TTL,
+		Direct:    o.Transport != "port-forward",
+		Level:     level,
+		RunAsUser: targetUser(pod, container),
+	})
+	if len(lost) > 0 {
+		p.warn("namespace %s enforces Pod Security %q: no %s; the environment, outgoing traffic and files still work", pod.Namespace, level, strings.Join(lost, ", no "))
+	}
+	if err := addSidecar(ctx, o.client, pod, ec); err != nil {
+		return corev1.EphemeralContainer{}, nil, err
+	}
+	p.step("added sidecar %s (%s), waiting for it to run", ec.Name, o.SidecarImage)
+	if pod, err = waitSidecarRunning(ctx, o.client, pod, ec.Name, o.StartTimeout); err != nil {
+		return corev1.EphemeralContainer{}, nil, err
+	}
+	p.step("sidecar running")
+	return ec, pod, nil
+}
+
+// connectQuickly is connect for a sidecar that the pod's status says runs: a live one answers
+// within milliseconds, but the status may still say running of a sidecar that just died, and
+// waiting on it would cost the whole dial timeout. Only the dial is bounded: the session, whose
+// port-forward lives on the context, is not.
+func (o *sessionOptions) connectQuickly(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) (*session, string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(reuseDialTimeout, cancel)
+	sess, how, err := o.connect(ctx, pod, ec, id)
+	if !timer.Stop() && err == nil {
+		sess.Close() // connected as the time ran out, on a context now cancelled
+		err = fmt.Errorf("no answer within %s", reuseDialTimeout)
+	}
+	if err != nil {
+		cancel()
+		return nil, "", err
+	}
+	sess.closers = append(sess.closers, closerFunc(cancel))
+	return sess, how, nil
+}
+
+// closerFunc is a cancel function as an io.Closer.
+type closerFunc func()
+
+func (f closerFunc) Close() error {
+	f()
+	return nil
+}
+
+// connect opens the session with the sidecar ec of pod.
+func (o *sessionOptions) connect(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) (*session, string, error) {
+	serverPin, err := readSidecarFingerprint(ctx, o.client, pod, ec.Name)
+	if err != nil {
+		return nil, "", err
 	}
 	port, err := sidecarPort(ec)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	sess, how, err := dialSession(ctx, linkParams{
+	return dialSession(ctx, linkParams{
 		restConfig: o.restConfig,
 		pod:        pod,
 		port:       port,
@@ -173,11 +230,6 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 		tls:        transport.ClientTLS(id, serverPin),
 		breakEvery: o.BreakLinkEvery,
 	})
-	if err != nil {
-		return nil, err
-	}
-	p.step("connected (%s)", how)
-	return sess, nil
 }
 
 // targetUser is the user the target container runs as, when the pod spec says.

@@ -187,21 +187,40 @@ func (o *sessionOptions) addSidecar(ctx context.Context, p *progress, pod *corev
 // connectQuickly is connect for a sidecar that the pod's status says runs: a live one answers
 // within milliseconds, but the status may still say running of a sidecar that just died, and
 // waiting on it would cost the whole dial timeout. Only the dial is bounded: the session, whose
-// port-forward lives on the context, is not.
+// port-forward lives on the context, is not. A dial still running at the bound is left to end
+// by itself in the background (a port-forward stream to a dead port ends only with its own
+// timeout); what it connects then is closed.
 func (o *sessionOptions) connectQuickly(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) (*session, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	timer := time.AfterFunc(reuseDialTimeout, cancel)
-	sess, how, err := o.connect(ctx, pod, ec, id)
-	if !timer.Stop() && err == nil {
-		sess.Close() // connected as the time ran out, on a context now cancelled
-		err = fmt.Errorf("no answer within %s", reuseDialTimeout)
+	type result struct {
+		sess *session
+		how  string
+		err  error
 	}
-	if err != nil {
+	done := make(chan result, 1)
+	go func() {
+		sess, how, err := o.connect(ctx, pod, ec, id)
+		done <- result{sess, how, err}
+	}()
+	timer := time.NewTimer(reuseDialTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			cancel()
+			return nil, "", r.err
+		}
+		r.sess.closers = append(r.sess.closers, closerFunc(cancel))
+		return r.sess, r.how, nil
+	case <-timer.C:
 		cancel()
-		return nil, "", err
+		go func() {
+			if r := <-done; r.err == nil {
+				r.sess.Close()
+			}
+		}()
+		return nil, "", fmt.Errorf("no answer within %s", reuseDialTimeout)
 	}
-	sess.closers = append(sess.closers, closerFunc(cancel))
-	return sess, how, nil
 }
 
 // closerFunc is a cancel function as an io.Closer.

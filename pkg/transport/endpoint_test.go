@@ -97,7 +97,7 @@ func TestConfigFor(t *testing.T) {
 		t.Errorf("stream path: DisablePathMTUDiscovery=%v InitialPacketSize=%d", stream.DisablePathMTUDiscovery, stream.InitialPacketSize)
 	}
 	for _, c := range []*quic.Config{udp, stream} {
-		if !c.EnableDatagrams || c.MaxIdleTimeout != 10*time.Second || c.KeepAlivePeriod != 2*time.Second {
+		if !c.EnableDatagrams || c.MaxIdleTimeout != maxIdleTimeout || c.KeepAlivePeriod != keepAlivePeriod {
 			t.Errorf("config %+v lacks the shared settings", c)
 		}
 	}

@@ -22,5 +22,37 @@ echo
 echo "# A second session reuses the sidecar (warm start):"
 show kubectl remocal -n remocal-demo exec deployment/echo -- sh -c 'exit 7' || echo "exit code: $?"
 show kubectl -n remocal-demo get pod -l app=echo -o jsonpath='{range .items[*].spec.ephemeralContainers[*]}{.name}{"\n"}{end}'
+
+# incoming runs a local server (localserver/) under `exec` with flags, in the background, until
+# the plugin says the pod's port 8080 is mirrored or stolen; then shows requests to the pod;
+# then stops it with Ctrl-C (SIGINT), as a user would.
+pod_ip=$(kubectl -n remocal-demo get pod -l app=echo -o jsonpath='{.items[0].status.podIP}')
+incoming() {
+  local log
+  log=$(mktemp)
+  printf '\n$ kubectl remocal -n remocal-demo exec deployment/echo %s -- go run ./localserver &\n' "$*"
+  kubectl remocal -n remocal-demo exec deployment/echo "$@" -- go run ./localserver 2> >(tee "$log" >&2) &
+  local pid=$!
+  for _ in $(seq 200); do
+    if grep -qE "(mirroring|stealing) the pod's" "$log"; then break; fi
+    sleep 0.3
+  done
+  show curl -sS -m 5 "http://$pod_ip:8080/orders"
+  show curl -sS -m 5 -H 'X-Dev: alice' "http://$pod_ip:8080/orders"
+  sleep 0.5 # let the mirrored copy's log line come before the session ends
+  kill -INT "$pid"
+  wait "$pid" || true
+  rm -f "$log"
+}
+echo
+echo "# Mirror (the default): the pod's app still answers; the local server gets a copy and logs it."
+incoming
+echo
+echo "# Steal, only the requests with X-Dev: alice; the others still reach the pod's app:"
+incoming --steal --http-header 'X-Dev: alice'
+echo
+echo "# After the session the pod's app answers again, and no redirect is left:"
+show curl -sS -m 5 -o /dev/null -w '%{http_code} from the pod app\n' "http://$pod_ip:8080/orders"
+show kubectl remocal -n remocal-demo clean deployment/echo --list
 echo
 echo "The cluster stays up: export KUBECONFIG=$KUBECONFIG to use it; make cluster-down stops it."

@@ -196,7 +196,7 @@ func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd) error {
 	for {
 		select {
 		case s := <-sigs:
-			_ = cmd.Process.Signal(s)
+			passSignal(cmd.Process, s)
 		case err := <-done:
 			return exitStatus(err)
 		}

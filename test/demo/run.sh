@@ -23,6 +23,13 @@ echo "# A second session reuses the sidecar (warm start):"
 show kubectl remocal -n remocal-demo exec deployment/echo -- sh -c 'exit 7' || echo "exit code: $?"
 show kubectl -n remocal-demo get pod -l app=echo -o jsonpath='{range .items[*].spec.ephemeralContainers[*]}{.name}{"\n"}{end}'
 
+# ask shows who answered a request to the pod: the app's JSON names the pod (hostname), the
+# local server says hello.
+ask() {
+  printf '\n$ curl %s\n' "$*"
+  curl -sS -m 5 "$@" | grep -E '"hostname"|hello from' || true
+}
+
 # incoming runs a local server (localserver/) under `exec` with flags, in the background, until
 # the plugin says the pod's port 8080 is mirrored or stolen; then shows requests to the pod;
 # then stops it with Ctrl-C (SIGINT), as a user would.
@@ -37,8 +44,8 @@ incoming() {
     if grep -qE "(mirroring|stealing) the pod's" "$log"; then break; fi
     sleep 0.3
   done
-  show curl -sS -m 5 "http://$pod_ip:8080/orders"
-  show curl -sS -m 5 -H 'X-Dev: alice' "http://$pod_ip:8080/orders"
+  ask "http://$pod_ip:8080/orders"
+  ask -H 'X-Dev: alice' "http://$pod_ip:8080/orders"
   sleep 0.5 # let the mirrored copy's log line come before the session ends
   kill -INT "$pid"
   wait "$pid" || true

@@ -27,11 +27,12 @@ func loadgen(args []string) error {
 	fs := flag.NewFlagSet(loadgenArg, flag.ContinueOnError)
 	conc := fs.Int("c", 16, "concurrent clients")
 	dur := fs.Duration("d", 5*time.Second, "duration")
+	fresh := fs.Bool("new", false, "a new connection for each request (no keep-alive)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	url := fs.Arg(0)
-	transport := &http.Transport{MaxIdleConnsPerHost: *conc}
+	transport := &http.Transport{MaxIdleConnsPerHost: *conc, DisableKeepAlives: *fresh}
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 	// One request first, so that DNS and connection set-up are outside the measurement.
 	if err := get(client, url); err != nil {

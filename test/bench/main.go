@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,10 +52,18 @@ type bench struct {
 	testapp    string
 	runs       int
 	size       int64
+	only       string
 	work       string
 }
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == serveArg {
+		if err := serve(os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "serve: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == loadgenArg {
 		if err := loadgen(os.Args[2:]); err != nil {
 			fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
@@ -68,6 +77,7 @@ func main() {
 	flag.StringVar(&b.testapp, "testapp-image", "remocal.local/testapp:e2e", "image of the echo workload")
 	flag.IntVar(&b.runs, "runs", 5, "repetitions of each start measurement")
 	flag.Int64Var(&b.size, "bytes", 256<<20, "bytes per throughput measurement")
+	flag.StringVar(&b.only, "only", "", "run only these sections, comma-separated: start, throughput, layer, incoming, memory")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -113,18 +123,25 @@ func (b *bench) run(ctx context.Context) error {
 
 	fmt.Printf("kubectl remocal benchmarks (pod %s/%s, sidecar image %s)\n\n", namespace, pod.Name, b.image)
 	fmt.Printf("%-44s %14s %14s %8s  %s\n", "measurement", "remocal", "baseline", "ratio", "baseline is")
-	if os.Getenv("REMOCAL_BENCH_SKIP_START") == "" {
-		if err := b.startTimes(ctx, pod); err != nil {
-			return err
+	sections := []struct {
+		name string
+		run  func(context.Context, *corev1.Pod) error
+	}{
+		{"start", b.startTimes},
+		{"throughput", b.throughput},
+		{"layer", b.layerHTTP},
+		{"incoming", b.incomingHTTP},
+		{"memory", b.memory},
+	}
+	for _, sec := range sections {
+		if b.only != "" && !slices.Contains(strings.Split(b.only, ","), sec.name) {
+			continue
+		}
+		if err := sec.run(ctx, pod); err != nil {
+			return fmt.Errorf("%s: %w", sec.name, err)
 		}
 	}
-	if err := b.throughput(ctx, pod); err != nil {
-		return err
-	}
-	if err := b.layerHTTP(ctx, pod); err != nil {
-		return err
-	}
-	return b.memory(ctx, pod)
+	return nil
 }
 
 func row(name string, value, baseline float64, unit, what string) {

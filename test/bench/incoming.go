@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// serveArg makes this binary the local server that a stolen or mirrored port reaches.
+const serveArg = "serve"
+
+// serve answers every request on addr with "ok", as the echo app's /healthz does, so that the
+// stolen and the direct figures compare servers doing the same work.
+func serve(addr string) error {
+	return http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+}
+
+// incomingHTTP measures an HTTP load on the pod's port 8080 from the node, 64 clients with
+// keep-alive and with a new connection per request: (a) straight to the pod's app, (b) stolen
+// to a local server over the direct UDP link, (c) the same over the port-forward link, and
+// (d) mirrored, answered by the app while the local server gets a copy. (a) is the baseline of
+// every other row, from the same run.
+func (b *bench) incomingHTTP(ctx context.Context, pod *corev1.Pod) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	url := "http://" + pod.Status.PodIP + ":8080/healthz"
+	load := func(fresh bool) ([3]float64, error) {
+		args := []string{loadgenArg, "-c", "64"}
+		if fresh {
+			args = append(args, "-new")
+		}
+		return runLoad(exec.CommandContext(ctx, self, append(args, url)...))
+	}
+	for _, fresh := range []bool{false, true} {
+		conns := "keep-alive"
+		if fresh {
+			conns = "new conns"
+		}
+		direct, err := load(fresh)
+		if err != nil {
+			return fmt.Errorf("direct load: %w", err)
+		}
+		what := "node to the pod's app, " + conns
+		for _, c := range []struct {
+			name  string
+			flags []string
+		}{
+			{"stolen, direct UDP", []string{"--steal", "--transport", "direct"}},
+			{"stolen, port-forward", []string{"--steal", "--transport", "port-forward"}},
+			{"mirrored", nil},
+		} {
+			var got [3]float64
+			err := b.withIncoming(ctx, pod, c.flags, self, func() error {
+				var err error
+				got, err = load(fresh)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("%s load: %w", c.name, err)
+			}
+			name := fmt.Sprintf("HTTP %s, 64 %s", c.name, conns)
+			row(name+" (req/s)", got[0], direct[0], "req/s", what)
+			row(name+" p50 (ms)", got[1], direct[1], "ms", what)
+			row(name+" p99 (ms)", got[2], direct[2], "ms", what)
+		}
+	}
+	return nil
+}
+
+// withIncoming runs the local server under `exec` with flags, calls measure once the plugin
+// says the pod's port is stolen or mirrored, and ends the session with SIGINT.
+func (b *bench) withIncoming(ctx context.Context, pod *corev1.Pod, flags []string, self string, measure func() error) error {
+	args := append([]string{"-n", namespace, "exec", "pod/" + pod.Name, "--sidecar-image", b.image}, flags...)
+	cmd := exec.CommandContext(ctx, b.plugin, append(args, "--", self, serveArg, ":8080")...)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(b.work, "cold-0"))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+	}()
+	ready := make(chan struct{})
+	go func() {
+		lines := bufio.NewScanner(stderr)
+		for lines.Scan() {
+			if line := lines.Text(); strings.Contains(line, "stealing the pod's port") || strings.Contains(line, "mirroring the pod's port") {
+				close(ready)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("the pod's port was not taken within a minute")
+	}
+	return measure()
+}

@@ -57,18 +57,55 @@ func (s *session) Subscribe(ctx context.Context, port uint16, sub subscription) 
 	if !slices.Contains(s.hello.Features, sub.feature()) {
 		return &userError{msg: "the sidecar cannot " + sub.feature() + ": a sidecar of an older remocal version (pass --sidecar-image matching this plugin)"}
 	}
-	return s.request(ctx, fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path})
+	s.controlMu.Lock()
+	defer s.controlMu.Unlock()
+	err := s.request(fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path})
+	if err == nil {
+		if s.subscribed == nil {
+			s.subscribed = map[uint16]bool{}
+		}
+		s.subscribed[port] = true
+	}
+	return err
 }
 
 // Unsubscribe gives the pod's port back to its app.
-func (s *session) Unsubscribe(ctx context.Context, port uint16) error {
-	return s.request(ctx, fmt.Sprintf("unsubscribe port %d", port), wire.Unsubscribe{Port: port})
-}
-
-// request sends a Subscribe or an Unsubscribe and reads the sidecar's answer.
-func (s *session) request(_ context.Context, what string, msg wire.Message) error {
+func (s *session) Unsubscribe(_ context.Context, port uint16) error {
 	s.controlMu.Lock()
 	defer s.controlMu.Unlock()
+	return s.unsubscribe(port)
+}
+
+// unsubscribe is Unsubscribe with controlMu held.
+func (s *session) unsubscribe(port uint16) error {
+	err := s.request(fmt.Sprintf("unsubscribe port %d", port), wire.Unsubscribe{Port: port})
+	if err == nil {
+		delete(s.subscribed, port)
+	}
+	return err
+}
+
+// unsubscribeAll gives every port back before the session closes, and waits for the sidecar to
+// say so: a closing connection's last packets can be lost (a port-forward torn down with it),
+// and the sidecar would then hold the ports until QUIC's idle timeout, refusing a new session
+// started right after this one. Bounded by timeout.
+func (s *session) unsubscribeAll(timeout time.Duration) {
+	s.controlMu.Lock()
+	defer s.controlMu.Unlock()
+	if len(s.subscribed) == 0 {
+		return
+	}
+	_ = s.control.SetDeadline(time.Now().Add(timeout))
+	for port := range s.subscribed {
+		if err := s.unsubscribe(port); err != nil {
+			klog.V(1).InfoS("give the pod's port back at the session's end", "port", port, "err", err)
+			return
+		}
+	}
+}
+
+// request sends a Subscribe or an Unsubscribe and reads the sidecar's answer. controlMu is held.
+func (s *session) request(what string, msg wire.Message) error {
 	if err := wire.WriteMessage(s.control, msg); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -53,8 +53,10 @@ type session struct {
 	control   *quic.Stream
 	reader    *wire.Reader
 	hello     wire.HelloReply
-	closers   []io.Closer
-	stopping  context.CancelFunc
+	// subscribed holds the pod ports this session took (controlMu).
+	subscribed map[uint16]bool
+	closers    []io.Closer
+	stopping   context.CancelFunc
 }
 
 // dialSession connects to the sidecar, directly over UDP when the pod IP answers, else through a
@@ -314,6 +316,7 @@ func abandon(stream *quic.Stream) {
 // Close ends the session; the sidecar keeps running for the next one until its TTL.
 func (s *session) Close() error {
 	if s.control != nil {
+		s.unsubscribeAll(2 * time.Second)
 		_ = s.control.Close()
 	}
 	st := s.conn.ConnectionStats()

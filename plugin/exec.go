@@ -137,6 +137,11 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer sess.Close()
+	// Ctrl-C cancels ctx, and goes to the program too, which may still use the pod (its
+	// connections, its incoming traffic) while it shuts down: what serves the program lives
+	// until it ends, not until the signal.
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	defer endLife()
 
 	remoteEnv, err := sess.Environ(ctx)
 	if err != nil {
@@ -152,7 +157,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 			return nil
 		}
 	}
-	sup, err := o.startLayer(ctx, sess, p)
+	sup, err := o.startLayer(ctx, life, sess, p)
 	if err != nil {
 		return err
 	}

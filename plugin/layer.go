@@ -90,7 +90,8 @@ func (o *layerOptions) outgoing(ctx context.Context) (layer.Outgoing, error) {
 }
 
 // startLayer prepares the supervisor that runs the command with the pod's network and DNS.
-func (o *ExecOptions) startLayer(ctx context.Context, sess *session, p *progress) (*layer.Supervisor, error) {
+// ctx bounds the set-up; life is the session's, which goes on until the program ends.
+func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *progress) (*layer.Supervisor, error) {
 	outgoing, err := o.layerOptions.outgoing(ctx)
 	if err != nil {
 		return nil, err
@@ -108,11 +109,11 @@ func (o *ExecOptions) startLayer(ctx context.Context, sess *session, p *progress
 			return nil, err
 		}
 		router := newIncomingRouter(sess, p, choice, o.subscription())
-		go router.serve(ctx)
-		go router.watch(ctx)
+		go router.serve(life)
+		go router.watch(life)
 		cfg.OnListen = func(ev layer.ListenEvent) {
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
-			router.listen(ctx, ev)
+			router.listen(life, ev)
 		}
 	}
 	if !outgoing.Off {

@@ -109,8 +109,13 @@ func dialPortForward(ctx context.Context, p linkParams) (*session, error) {
 	fw := newPortForwarder(p.restConfig, p.pod, p.port)
 	// The transport logs through klog, so -v controls it like everything else.
 	logger := slog.New(logr.ToSlogHandler(klog.Background()))
-	ctx, cancel := context.WithCancel(ctx)
-	pc, err := transport.NewStreamPacketClient(ctx, fw.Dial, logger)
+	// The port-forward lives until the session closes, not until ctx ends: ctx is cancelled by
+	// Ctrl-C, and the program it goes to may use the pod while it shuts down, and the session
+	// gives its ports back on the way out. Until the connection is up, ctx still aborts it.
+	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	abort := context.AfterFunc(ctx, cancel)
+	defer abort()
+	pc, err := transport.NewStreamPacketClient(life, fw.Dial, logger)
 	if err != nil {
 		cancel()
 		fw.Close()
@@ -126,7 +131,7 @@ func dialPortForward(ctx context.Context, p linkParams) (*session, error) {
 		return nil, err
 	}
 	if p.breakEvery > 0 {
-		go breakPeriodically(ctx, fw, p.breakEvery)
+		go breakPeriodically(life, fw, p.breakEvery)
 	}
 	s, err := newSession(ctx, conn, pc, fw)
 	if err != nil {

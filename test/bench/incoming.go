@@ -99,20 +99,25 @@ func (b *bench) withIncoming(ctx context.Context, pod *corev1.Pod, flags []strin
 		_ = cmd.Wait()
 	}()
 	ready := make(chan struct{})
+	var said strings.Builder // read only after the timeout, when the reader has stopped writing
 	go func() {
 		lines := bufio.NewScanner(stderr)
 		for lines.Scan() {
-			if line := lines.Text(); strings.Contains(line, "stealing the pod's port") || strings.Contains(line, "mirroring the pod's port") {
+			line := lines.Text()
+			if strings.Contains(line, "stealing the pod's port") || strings.Contains(line, "mirroring the pod's port") {
 				close(ready)
 				break
 			}
+			said.WriteString(line + "\n")
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
 	select {
 	case <-ready:
 	case <-time.After(60 * time.Second):
-		return fmt.Errorf("the pod's port was not taken within a minute")
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("the pod's port was not taken within a minute:\n%s", said.String())
 	}
 	return measure()
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,8 +39,12 @@ func (b *bench) incomingHTTP(ctx context.Context, pod *corev1.Pod) error {
 		return err
 	}
 	url := "http://" + pod.Status.PodIP + ":8080/healthz"
+	var loadWith func(clients int, fresh bool) ([3]float64, error)
 	load := func(fresh bool) ([3]float64, error) {
-		args := []string{loadgenArg, "-c", "64"}
+		return loadWith(64, fresh)
+	}
+	loadWith = func(clients int, fresh bool) ([3]float64, error) {
+		args := []string{loadgenArg, "-c", strconv.Itoa(clients)}
 		if fresh {
 			args = append(args, "-new")
 		}
@@ -77,6 +82,27 @@ func (b *bench) incomingHTTP(ctx context.Context, pod *corev1.Pod) error {
 			row(name+" p50 (ms)", got[1], direct[1], "ms", what)
 			row(name+" p99 (ms)", got[2], direct[2], "ms", what)
 		}
+	}
+	// What mirroring adds to the app's own answers, measured where it is not hidden by the
+	// queueing of a saturated machine: one client, one request at a time.
+	for _, fresh := range []bool{false, true} {
+		conns := "keep-alive"
+		if fresh {
+			conns = "new conns"
+		}
+		direct, err := loadWith(1, fresh)
+		if err != nil {
+			return fmt.Errorf("direct load: %w", err)
+		}
+		var mirrored [3]float64
+		err = b.withIncoming(ctx, pod, nil, self, func() error {
+			mirrored, err = loadWith(1, fresh)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("mirrored load: %w", err)
+		}
+		row("HTTP mirrored, 1 client, "+conns+" p50 (ms)", mirrored[1], direct[1], "ms", "node to the pod's app, 1 client, "+conns)
 	}
 	return nil
 }

@@ -97,12 +97,19 @@ func startSteal(t *testing.T, s *layerSetup, flags ...string) *incomingSession {
 	return startIncoming(t, s, listen, func(*incomingSession) bool { return strings.HasPrefix(get(url), "local ") }, append([]string{"--steal"}, flags...)...)
 }
 
-// get returns the body of a GET on a new connection, or the error's text. A kept-alive
-// connection would stay with whoever answered it first: connections made before a redirect keep
-// going to the app.
-func get(url string) string {
+// get returns the body of a GET on a new connection, or the error's text; header, if any, is
+// one request header's name and value. A kept-alive connection would stay with whoever answered
+// it first: connections made before a redirect keep going to the app.
+func get(url string, header ...string) string {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err.Error()
+	}
+	if len(header) == 2 {
+		req.Header.Set(header[0], header[1])
+	}
 	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(url)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err.Error()
 	}
@@ -377,7 +384,7 @@ func TestStealHTTPFilter(t *testing.T) {
 	s := newLayerSetup(t)
 	url := "http://" + s.echo.podIP + ":8080/"
 	sess := startIncoming(t, s, ":8080", func(*incomingSession) bool {
-		return strings.Contains(get(url), `"hostname": "`+s.echo.pod+`"`) && strings.Contains(getWithHeader(url, "X-Dev", "alice"), "local /")
+		return strings.Contains(get(url), `"hostname": "`+s.echo.pod+`"`) && strings.Contains(get(url, "X-Dev", "alice"), "local /")
 	}, "--steal", "--http-header", "X-Dev: ^alice$")
 	defer sess.stop(syscall.SIGINT)
 
@@ -431,21 +438,4 @@ func TestStealHTTPFilter(t *testing.T) {
 			}
 		})
 	}
-}
-
-// getWithHeader is get with one request header.
-func getWithHeader(url, name, value string) string {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return err.Error()
-	}
-	req.Header.Set(name, value)
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }

@@ -32,6 +32,9 @@ type incoming struct {
 	mu    sync.Mutex
 	table *redirect.Table
 	ln    *net.TCPListener
+	// fromClient says the sidecar may connect to the app from a redirected client's address
+	// (redirect.DialFrom); otherwise the app sees the pod's own.
+	fromClient bool
 	subs  map[uint16]subscription
 	wg    sync.WaitGroup
 }
@@ -122,6 +125,11 @@ func (in *incoming) start(ctx context.Context) error {
 		return err
 	}
 	in.ln, in.table = ln, table
+	in.fromClient = true
+	if err := errors.Join(table.MarkAnswers(), redirect.DeliverMarkedLocally(-1)); err != nil {
+		in.fromClient = false
+		in.log.WarnContext(ctx, "the app will see the pod's own address for the connections the sidecar passes on", "err", err)
+	}
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
@@ -213,10 +221,10 @@ func (in *incoming) handle(c *net.TCPConn) {
 	arrival := wire.Incoming{Port: dst.Port(), Remote: c.RemoteAddr().String()}
 	switch {
 	case sub.client == nil:
-		passThrough(c, dst, nil)
+		in.passThrough(c, dst, nil)
 	case sub.mode == wire.ModeMirror:
 		copies := newMirrorCopy(in.log, sub.client, arrival)
-		passThrough(c, dst, copies)
+		in.passThrough(c, dst, copies)
 		copies.finish()
 	case sub.filter != nil:
 		in.routeRequests(c, dst, sub, arrival)
@@ -240,10 +248,7 @@ func (in *incoming) routeRequests(c *net.TCPConn, dst netip.AddrPort, sub subscr
 		}
 		return streamConn{stream, sub.client}, nil
 	}
-	dialApp := func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", dst.String())
-	}
+	dialApp := func(ctx context.Context) (net.Conn, error) { return in.dialApp(ctx, c, dst) }
 	// The client's context: requests in flight end with the session that filters them.
 	if err := httpfilter.Serve(sub.client.Context(), c, *sub.filter, dialLocal, dialApp); err != nil {
 		in.log.Debug("filtered connection ended", "port", dst.Port(), "from", arrival.Remote, "err", err)
@@ -268,6 +273,33 @@ func (s streamConn) Close() error {
 	return s.Stream.Close()
 }
 
+// dialApp connects to the app at dst for the redirected connection c: from c's client's
+// address when the pod allows it, so that the app sees who called it. Our own connection is
+// locally generated, so it never passes the prerouting hook that redirected c: no loop.
+func (in *incoming) dialApp(ctx context.Context, c *net.TCPConn, dst netip.AddrPort) (*net.TCPConn, error) {
+	in.mu.Lock()
+	fromClient := in.fromClient
+	in.mu.Unlock()
+	if fromClient {
+		conn, err := redirect.DialFrom(ctx, c.RemoteAddr().(*net.TCPAddr).AddrPort(), dst)
+		if err == nil || errors.Is(err, syscall.ECONNREFUSED) {
+			return conn, err
+		}
+		// Whatever else failed would fail again and might cost each connection a timeout:
+		// the app sees the pod's address from now on.
+		in.mu.Lock()
+		in.fromClient = false
+		in.mu.Unlock()
+		in.log.Warn("cannot connect to the app from the client's address; the app will see the pod's own", "err", err)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", dst.String())
+	if err != nil {
+		return nil, err
+	}
+	return conn.(*net.TCPConn), nil
+}
+
 // openIncoming opens the stream that carries a connection that arrived to client, and
 // announces it.
 func openIncoming(client *quic.Conn, arrival wire.Incoming) (*quic.Stream, error) {
@@ -286,16 +318,16 @@ func openIncoming(client *quic.Conn, arrival wire.Incoming) (*quic.Stream, error
 }
 
 // passThrough connects c to the app it was going to, at dst, and copies both ways; what c
-// sends also goes to copies when there are any. Our own connection to the app is locally
-// generated, so it never passes the prerouting hook that redirected c: no loop. When the app
-// refuses, c is reset, as the app's port would have reset it.
-func passThrough(c *net.TCPConn, dst netip.AddrPort, copies *mirrorCopy) {
-	conn, err := net.DialTimeout("tcp", dst.String(), 5*time.Second)
+// sends also goes to copies when there are any. When the app refuses, c is reset, as the app's
+// port would have reset it.
+func (in *incoming) passThrough(c *net.TCPConn, dst netip.AddrPort, copies *mirrorCopy) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	app, err := in.dialApp(ctx, c, dst)
+	cancel()
 	if err != nil {
 		_ = c.SetLinger(0)
 		return
 	}
-	app := conn.(*net.TCPConn)
 	defer app.Close()
 	if copies == nil {
 		pipe(c, app)

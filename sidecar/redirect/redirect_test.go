@@ -4,8 +4,10 @@ package redirect
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -255,5 +257,59 @@ func TestLeftoversOfADeadSidecarAreRemoved(t *testing.T) {
 	}
 	if err := again.Redirect(80, 8001); err != nil {
 		t.Fatalf("reopened table: %v", err)
+	}
+}
+
+// The sidecar reaches the app from the client's address, and the app's answers come back to
+// the sidecar, not to the client.
+func TestDialFromTheClientsAddress(t *testing.T) {
+	n := newTestNet(t)
+	const client = "198.18.250.2:40000" // the client namespace's address: not the pod's
+	in(t, n.podFD, func() {
+		app, err := net.Listen("tcp", ":8000")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		serve(t, app, func(c *net.TCPConn) string { return "app sees " + c.RemoteAddr().(*net.TCPAddr).IP.String() })
+	})
+	dialFrom := func() (string, error) {
+		var line string
+		var err error
+		in(t, n.podFD, func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			var c *net.TCPConn
+			if c, err = DialFrom(ctx, netip.MustParseAddrPort(client), netip.MustParseAddrPort(podAddr+":8000")); err != nil {
+				return
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			line, err = bufio.NewReader(c).ReadString('\n')
+		})
+		return strings.TrimSpace(line), err
+	}
+	// Without the marks, the app's answer leaves for the client, who never asked.
+	if line, err := dialFrom(); err == nil {
+		t.Fatalf("answered %q without the marks: the test proves nothing", line)
+	}
+	table, err := Open("origsrc", nftables.WithNetNSFd(n.podFD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer table.Close()
+	if err := table.MarkAnswers(); err != nil {
+		t.Fatal(err)
+	}
+	if err := DeliverMarkedLocally(n.podFD); err != nil {
+		t.Fatal(err)
+	}
+	if err := DeliverMarkedLocally(n.podFD); err != nil {
+		t.Fatalf("a second sidecar's set-up: %v", err)
+	}
+	for range 3 {
+		if line, err := dialFrom(); err != nil || line != "app sees 198.18.250.2" {
+			t.Fatalf("answered %q, %v; want the app to see the client's address", line, err)
+		}
 	}
 }

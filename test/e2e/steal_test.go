@@ -331,6 +331,9 @@ func TestMirrorHTTP(t *testing.T) {
 		sess.stop(syscall.SIGINT)
 		waitApp(t, s, 5*time.Second)
 		without := get(url)
+		var seen echoReply
+		_ = json.Unmarshal([]byte(with), &seen)
+		t.Logf("under mirror the app saw the request from %s (the pod is %s)", seen.RemoteAddr, s.echo.podIP)
 		if withoutPort(with) != withoutPort(without) {
 			t.Errorf("answer under mirror:\n%s\nwithout the session:\n%s", with, without)
 		}

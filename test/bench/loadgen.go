@@ -28,6 +28,7 @@ func loadgen(args []string) error {
 	conc := fs.Int("c", 16, "concurrent clients")
 	dur := fs.Duration("d", 5*time.Second, "duration")
 	fresh := fs.Bool("new", false, "a new connection for each request (no keep-alive)")
+	rate := fs.Int("rate", 0, "requests per second in all, paced; 0 sends each request as soon as the last is answered")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,6 +45,13 @@ func loadgen(args []string) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, *conc)
+	// turns paces the requests at -rate: each client takes a turn before it sends.
+	var turns <-chan time.Time
+	if *rate > 0 {
+		tick := time.NewTicker(time.Second / time.Duration(*rate))
+		defer tick.Stop()
+		turns = tick.C
+	}
 	begin := time.Now()
 	for range *conc {
 		wg.Add(1)
@@ -51,6 +59,13 @@ func loadgen(args []string) error {
 			defer wg.Done()
 			var mine []time.Duration
 			for ctx.Err() == nil {
+				if turns != nil {
+					select {
+					case <-turns:
+					case <-ctx.Done():
+						continue
+					}
+				}
 				t := time.Now()
 				if err := get(client, url); err != nil {
 					errs <- err

@@ -23,6 +23,8 @@ func (s *Supervisor) dispatch(l *seccomp.Listener, n seccomp.Notif) {
 		s.getpeername(c)
 	case unix.SYS_LISTEN:
 		s.listen(c)
+	case unix.SYS_ACCEPT4:
+		go s.accept(c, int(c.arg(3)))
 	case unix.SYS_OPENAT:
 		s.open(c, 1, 2)
 	default:

@@ -134,6 +134,31 @@ func runChild(scenario string, args []string) int {
 		}
 		fmt.Println("listening:", ln.Addr())
 		ln.Close()
+	case "accept":
+		// Two connections: accept reports each peer, and getpeername agrees.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		fmt.Println("listening:", ln.Addr())
+		for range 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				fmt.Println("error:", err)
+				return 1
+			}
+			raw, _ := c.(*net.TCPConn).SyscallConn()
+			var peer string
+			_ = raw.Control(func(fd uintptr) {
+				sa, err := syscall.Getpeername(int(fd))
+				if a, ok := sa.(*syscall.SockaddrInet4); ok && err == nil {
+					peer = fmt.Sprintf("%d.%d.%d.%d:%d", a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3], a.Port)
+				}
+			})
+			fmt.Printf("accepted from %s peer %s\n", c.RemoteAddr(), peer)
+			c.Close()
+		}
 	case "many":
 		var wg sync.WaitGroup
 		errs := make(chan error, 500)
@@ -347,5 +372,67 @@ func TestListenIsAnnounced(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("no listen event; program said %q", out)
+	}
+}
+
+// A connection the plugin announced is accepted as coming from the pod's client; others keep
+// their real peer.
+func TestAcceptReportsTheArrivalsClient(t *testing.T) {
+	s := newTestSupervisor(t, Config{})
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := s.Command([]string{self}, append(os.Environ(), "LAYER_TEST_CHILD=accept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "listening: ") {
+		t.Fatalf("the program did not listen: %q", lines.Text())
+	}
+	addr := strings.TrimPrefix(lines.Text(), "listening: ")
+	client := netip.MustParseAddrPort("198.18.9.9:4242")
+
+	// The announced connection: bound first, announced, then connected. The second, plain one
+	// arrives while the first is still announced, so the supervisor accepts it too.
+	var arrived func()
+	announced := net.Dialer{Control: func(_, _ string, raw syscall.RawConn) error {
+		return raw.Control(func(fd uintptr) {
+			if err := syscall.Bind(int(fd), &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+				t.Error(err)
+				return
+			}
+			sa, _ := syscall.Getsockname(int(fd))
+			a := sa.(*syscall.SockaddrInet4)
+			arrived = s.ExpectArrival(netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)), client)
+		})
+	}}
+	first, err := announced.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	defer arrived()
+	if !lines.Scan() || lines.Text() != "accepted from 198.18.9.9:4242 peer 198.18.9.9:4242" {
+		t.Fatalf("announced connection: %q, want the client's address from accept and getpeername", lines.Text())
+	}
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	want := second.LocalAddr().String()
+	if !lines.Scan() || lines.Text() != "accepted from "+want+" peer "+want {
+		t.Fatalf("plain connection: %q, want its real address %s", lines.Text(), want)
 	}
 }

@@ -29,6 +29,8 @@ type Supervisor struct {
 	control *net.UnixListener
 	relay   *tcpRelay
 	sockets *socketTable
+	// arrivals are the pod's clients of the connections the plugin is making to the program.
+	arrivals arrivals
 
 	// mounts is the served files' mount list for the helper; userns tells whether the helper
 	// can have the namespaces to mount them in.

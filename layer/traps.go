@@ -15,12 +15,14 @@ var networkTraps = []seccomp.Trap{
 	{Nr: unix.SYS_LISTEN, NonZeroArg: -1},
 	{Nr: unix.SYS_SENDTO, NonZeroArg: 4},
 	{Nr: unix.SYS_RECVFROM, NonZeroArg: 4},
+	// Only an accept that asks for the peer's address: the others have nothing to report.
+	{Nr: unix.SYS_ACCEPT4, NonZeroArg: 1},
 }
 
 // traps returns the filter's syscalls: the network ones, and the opens when the served files
 // could not be bind-mounted (every open then costs a round trip to the supervisor).
 func traps(opens bool) []seccomp.Trap {
-	t := append([]seccomp.Trap(nil), networkTraps...)
+	t := append(append([]seccomp.Trap(nil), networkTraps...), archNetworkTraps...)
 	if opens {
 		t = append(t, openTraps...)
 	}

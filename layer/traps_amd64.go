@@ -13,3 +13,8 @@ var openTraps = []seccomp.Trap{
 	{Nr: unix.SYS_OPENAT, NonZeroArg: -1},
 	{Nr: unix.SYS_OPEN, NonZeroArg: -1},
 }
+
+// archNetworkTraps: accept exists beside accept4 on x86-64.
+var archNetworkTraps = []seccomp.Trap{
+	{Nr: unix.SYS_ACCEPT, NonZeroArg: 1},
+}

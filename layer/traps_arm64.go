@@ -11,3 +11,6 @@ import (
 var openTraps = []seccomp.Trap{
 	{Nr: unix.SYS_OPENAT, NonZeroArg: -1},
 }
+
+// archNetworkTraps: arm64 has accept4 only.
+var archNetworkTraps []seccomp.Trap

@@ -4,6 +4,7 @@ package layer
 
 import (
 	"errors"
+	"net/netip"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,3 +34,6 @@ func HelperMain([]string) int {
 
 // Listening fails off Linux.
 func Listening(uint16) (bool, error) { return false, ErrUnsupported }
+
+// ExpectArrival does nothing off Linux.
+func (*Supervisor) ExpectArrival(local, client netip.AddrPort) (done func()) { return func() {} }

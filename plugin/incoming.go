@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -132,6 +133,11 @@ type incomingRouter struct {
 	p      *progress
 	choice portChoice
 	sub    subscription
+	// arrivals tells the layer whose connection each one to the program is: set once the
+	// layer's supervisor exists, before the program runs.
+	arrivals interface {
+		ExpectArrival(local, client netip.AddrPort) (done func())
+	}
 
 	mu     sync.Mutex
 	routes map[uint16]netip.AddrPort // pod port -> the program's listener
@@ -252,9 +258,13 @@ func (r *incomingRouter) handle(ctx context.Context, stream *quic.Stream) {
 	r.mu.Lock()
 	local, ok := r.routes[in.Port]
 	r.mu.Unlock()
-	var conn net.Conn
+	var conn *net.TCPConn
 	if ok {
-		conn, err = net.DialTimeout("tcp", local.String(), 5*time.Second)
+		var arrived func()
+		conn, arrived, err = r.dialProgram(local, in.Remote)
+		if err == nil {
+			defer arrived()
+		}
 	} else {
 		err = errors.New("no local listener")
 	}
@@ -268,10 +278,41 @@ func (r *incomingRouter) handle(ctx context.Context, stream *quic.Stream) {
 	}
 	klog.V(2).InfoS("incoming connection", "port", in.Port, "from", in.Remote, "to", local, "mode", r.sub.Mode)
 	if r.sub.Mode == wire.ModeMirror {
-		mirrorStream(stream, conn.(*net.TCPConn))
+		mirrorStream(stream, conn)
 		return
 	}
-	relayStream(stream, conn.(*net.TCPConn))
+	relayStream(stream, conn)
+}
+
+// dialProgram connects to the program's listener at local for the pod's client at remote. Its
+// socket is bound first, so that the layer knows the connection's client before the program
+// can accept it, and reports that client as the peer; arrived forgets it.
+func (r *incomingRouter) dialProgram(local netip.AddrPort, remote string) (conn *net.TCPConn, arrived func(), err error) {
+	client, perr := netip.ParseAddrPort(remote)
+	arrived = func() {}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if perr == nil && r.arrivals != nil {
+		d.Control = func(_, _ string, raw syscall.RawConn) error {
+			var bound netip.AddrPort
+			var err error
+			if cerr := raw.Control(func(fd uintptr) { bound, err = bindLoopback(int(fd), local.Addr()) }); cerr != nil {
+				return cerr
+			}
+			switch {
+			case err == nil:
+				arrived = r.arrivals.ExpectArrival(bound, client)
+			case errors.Is(err, errors.ErrUnsupported):
+				err = nil
+			}
+			return err
+		}
+	}
+	c, err := d.Dial("tcp", local.String())
+	if err != nil {
+		arrived()
+		return nil, nil, err
+	}
+	return c.(*net.TCPConn), arrived, nil
 }
 
 // mirrorStream feeds the program the copy of a connection that the pod's app answers; the

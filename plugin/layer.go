@@ -103,14 +103,13 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *pr
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
 		},
 	}
+	var router *incomingRouter
 	if !o.NoIncoming {
 		choice, err := newPortChoice(o.PortMap, o.Ports, o.IgnorePorts)
 		if err != nil {
 			return nil, err
 		}
-		router := newIncomingRouter(sess, p, choice, o.subscription())
-		go router.serve(life)
-		go router.watch(life)
+		router = newIncomingRouter(sess, p, choice, o.subscription())
 		cfg.OnListen = func(ev layer.ListenEvent) {
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
 			router.listen(life, ev)
@@ -125,6 +124,11 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *pr
 	sup, err := layer.New(cfg)
 	if err != nil {
 		return nil, &userError{msg: "cannot run the command under the layer: " + err.Error(), cause: err}
+	}
+	if router != nil {
+		router.arrivals = sup // before the router handles a connection: the layer reports its client
+		go router.serve(life)
+		go router.watch(life)
 	}
 	if !outgoing.Off {
 		p.step("outgoing connections and DNS go through the pod")

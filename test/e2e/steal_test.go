@@ -136,13 +136,23 @@ func waitApp(t *testing.T, s *layerSetup, within time.Duration) time.Duration {
 
 func TestStealHTTP(t *testing.T) {
 	s := newLayerSetup(t)
+	// Who this test is to the pod's app: the local server must see the same client.
+	var app echoReply
+	if err := json.Unmarshal([]byte(get("http://"+s.echo.podIP+":8080/who")), &app); err != nil {
+		t.Fatal(err)
+	}
+	us, _, _ := net.SplitHostPort(app.RemoteAddr)
 	sess := startSteal(t, s)
 	for name, url := range map[string]string{
 		"pod IP":    "http://" + s.echo.podIP + ":8080/pod-ip",
 		"ClusterIP": "http://" + s.echo.clusterIP + "/cluster-ip",
 	} {
-		if body := get(url); !strings.HasPrefix(body, "local /") {
+		body := get(url)
+		if !strings.HasPrefix(body, "local /") {
 			t.Errorf("%s: answered %q, want the local server", name, body)
+		}
+		if name == "pod IP" && !strings.Contains(body, " from "+us+":") {
+			t.Errorf("%s: the local server saw the request %q, want it from %s as the app does", name, body, us)
 		}
 	}
 	t.Run("the Service's name from another pod", func(t *testing.T) {

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package plugin
+
+import (
+	"errors"
+	"net/netip"
+)
+
+// bindLoopback is not needed off Linux, where there is no layer to tell.
+func bindLoopback(int, netip.Addr) (netip.AddrPort, error) {
+	return netip.AddrPort{}, errors.ErrUnsupported
+}

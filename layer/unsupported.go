@@ -4,8 +4,8 @@ package layer
 
 import (
 	"errors"
-	"net/netip"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"

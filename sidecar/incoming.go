@@ -35,8 +35,8 @@ type incoming struct {
 	// fromClient says the sidecar may connect to the app from a redirected client's address
 	// (redirect.DialFrom); otherwise the app sees the pod's own.
 	fromClient bool
-	subs  map[uint16]subscription
-	wg    sync.WaitGroup
+	subs       map[uint16]subscription
+	wg         sync.WaitGroup
 }
 
 // subscription is one client's hold on a pod port.

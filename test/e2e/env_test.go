@@ -114,7 +114,8 @@ func (e *env) deployEcho(t *testing.T) echoApp {
 	}
 	e.createDeployment(t, "echo", http,
 		container("tcp", 9000, corev1.ProtocolTCP, "tcp", "-addr", ":9000"),
-		container("udp", 9001, corev1.ProtocolUDP, "udp", "-addr", ":9001"))
+		container("udp", 9001, corev1.ProtocolUDP, "udp", "-addr", ":9001"),
+		container("grpc", 9002, corev1.ProtocolTCP, "grpc", "-addr", ":9002", "-name", "app"))
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "echo"},
 		Spec: corev1.ServiceSpec{
@@ -123,6 +124,7 @@ func (e *env) deployEcho(t *testing.T) echoApp {
 				{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP},
 				{Name: "tcp", Port: 9000, TargetPort: intstr.FromInt32(9000), Protocol: corev1.ProtocolTCP},
 				{Name: "udp", Port: 9001, TargetPort: intstr.FromInt32(9001), Protocol: corev1.ProtocolUDP},
+				{Name: "grpc", Port: 9002, TargetPort: intstr.FromInt32(9002), Protocol: corev1.ProtocolTCP},
 			},
 		},
 	}

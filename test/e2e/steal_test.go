@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,6 +24,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -452,5 +459,54 @@ func TestStealHTTPFilter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A gRPC call (h2c) is stolen by its metadata: with x-dev: alice it reaches the local server,
+// without it the pod's, on one client connection. Each server reports SERVING only for its own
+// name (testapp grpc -name), so an answer says who gave it.
+func TestStealGRPCFilter(t *testing.T) {
+	s := newLayerSetup(t)
+	testapp := filepath.Join(t.TempDir(), "testapp")
+	if b, err := exec.Command("go", "build", "-o", testapp, "../apps/testapp").CombinedOutput(); err != nil {
+		t.Fatalf("build testapp: %v\n%s", err, b)
+	}
+	cmd := s.plugin.command(t.Context(), "exec", "deployment/echo", "--steal", "--http-header", "X-Dev: ^alice$", "--",
+		testapp, "grpc", "-addr", ":9002", "-name", "local")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+		t.Logf("plugin stderr:\n%s", stderr.String())
+	}()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "stealing the pod's HTTP requests on port 9002"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pod's port 9002 was never stolen\n%s", stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(s.echo.podIP, "9002"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	for i, call := range []struct {
+		service string
+		alice   bool
+	}{{"local", true}, {"app", false}, {"local", true}, {"app", false}} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		if call.alice {
+			ctx = metadata.AppendToOutgoingContext(ctx, "x-dev", "alice")
+		}
+		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: call.service})
+		cancel()
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("call %d (x-dev: alice %v) for %q: %v, %v; want SERVING from the %s server", i, call.alice, call.service, resp.GetStatus(), err, call.service)
+		}
 	}
 }

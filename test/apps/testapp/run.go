@@ -11,7 +11,7 @@ import (
 )
 
 // errUsage marks command-line mistakes, which exit 2 like flag's own.
-var errUsage = errors.New("usage: testapp http|tcp|udp|ifaces|sleep [-addr ADDR]")
+var errUsage = errors.New("usage: testapp http|tcp|udp|grpc|ifaces|sleep [-addr ADDR] [-name NAME]")
 
 // run dispatches on the mode in args[0] and blocks until the mode is done or
 // ctx is cancelled.
@@ -21,7 +21,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	mode, args := args[0], args[1:]
 	fs := flag.NewFlagSet("testapp "+mode, flag.ContinueOnError)
-	var addr string
+	var addr, name string
 	switch mode {
 	case "http":
 		fs.StringVar(&addr, "addr", ":8080", "TCP address to serve HTTP on")
@@ -29,6 +29,9 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		fs.StringVar(&addr, "addr", ":9000", "TCP address to echo on")
 	case "udp":
 		fs.StringVar(&addr, "addr", ":9001", "UDP address to echo on")
+	case "grpc":
+		fs.StringVar(&addr, "addr", ":9002", "TCP address to serve gRPC health on (h2c)")
+		fs.StringVar(&name, "name", "app", "the one service name reported SERVING")
 	case "ifaces", "sleep":
 	default:
 		return fmt.Errorf("unknown mode %q: %w", mode, errUsage)
@@ -65,6 +68,12 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		log.Info("serving udp echo", "addr", pc.LocalAddr().String())
 		return serveUDP(ctx, pc, log)
+	case "grpc":
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		return serveGRPC(ctx, ln, name, log)
 	case "ifaces":
 		ifs, err := listInterfaces()
 		if err != nil {

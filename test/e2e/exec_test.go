@@ -204,7 +204,7 @@ func TestExecFailsFastAndClearly(t *testing.T) {
 	}{
 		{"missing pod", []string{"exec", "pod/does-not-exist", "--", "true"}, "not found"},
 		{"unknown kind", []string{"exec", "cronjob/x", "--", "true"}, "is not supported"},
-		{"missing container", []string{"exec", "pod/" + echo.pod, "-c", "nope", "--", "true"}, "its containers are: http, tcp, udp, grpc"},
+		{"missing container", []string{"exec", "pod/" + echo.pod, "-c", "nope", "--", "true"}, "its containers are: grpc, http, tcp, udp"},
 		// A registry address that refuses at once: the failure is the pull's, not a DNS timeout's.
 		{"image that cannot be pulled", []string{"exec", "pod/" + echo.pod, "--sidecar-image", "127.0.0.1:5999/remocal/no-such-image:1", "--", "true"}, "the sidecar cannot start"},
 	}

@@ -411,7 +411,8 @@ func sidecarPID(ctx context.Context, client kubernetes.Interface, pod *corev1.Po
 		}
 		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 		if err == nil && strings.Contains(string(cg), id) {
-			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "remocal-sidecar" {
+			// The worker, which serves the streams; its parent, the guard, only waits for it.
+			if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmdline), "\x00--worker") {
 				return pid, nil
 			}
 		}

@@ -27,6 +27,13 @@ added to the pod as an ephemeral container holds an authenticated link back to
 this machine. The pod is not restarted. The command's stdin, stdout, stderr,
 signals and exit code are its own.
 
+Its connections and DNS lookups go through the pod. When it listens on a TCP
+port, it gets a copy of what clients send to the same port of the pod while the
+pod's app still answers (mirror); with --steal it answers them instead, or only
+the HTTP requests --http-header/--http-path select (HTTP/1.1 and h2c, gRPC
+included). -p LOCAL:REMOTE maps a local port to another pod port. The pod's
+ports are given back when the command closes its listener or ends.
+
 TARGET is TYPE/NAME: pod/NAME, deployment/NAME, statefulset/NAME,
 replicaset/NAME, daemonset/NAME or job/NAME (a running pod of it).`
 
@@ -37,7 +44,13 @@ replicaset/NAME, daemonset/NAME or job/NAME (a running pod of it).`
   kubectl remocal exec pod/web-7d9f -c app -- env
 
   # Write the merged environment to a file for an IDE instead of running a command
-  kubectl remocal exec deployment/web --env-file .env.remote`
+  kubectl remocal exec deployment/web --env-file .env.remote
+
+  # Run the server locally; it gets a copy of the pod's port 8080 traffic
+  kubectl remocal exec deployment/web -- go run . --port 8080
+
+  # Answer the pod's port 8080 locally, only for requests with X-Dev: alice
+  kubectl remocal exec deployment/web --steal --http-header 'X-Dev: alice' -- go run .`
 )
 
 // ExecOptions holds the flags and state of "kubectl remocal exec".

@@ -79,6 +79,7 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 	}
 	to := uint16(in.ln.Addr().(*net.TCPAddr).Port)
 	if err := in.table.Redirect(port, to); err != nil {
+		in.stopIfIdle() // a table made for this subscription alone goes with it
 		return err
 	}
 	in.subs[port] = subscription{client: client, mode: mode, filter: filter}

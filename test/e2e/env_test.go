@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -46,6 +48,9 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("e2e: kubeconfig %s: %v", path, err)
 	}
+	if err := localTestNetwork(cfg.Host); err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +66,34 @@ func newEnv(t *testing.T) *env {
 		_ = client.CoreV1().Namespaces().Delete(context.Background(), e.namespace, metav1.DeleteOptions{})
 	})
 	return e
+}
+
+// testNetwork is where the local test cluster lives (TEST-CLUSTER.md): its addresses exist only
+// on this machine while the cluster is up.
+var testNetwork = netip.MustParsePrefix("198.18.0.0/15")
+
+// localTestNetwork refuses an API server on the test network that is not on this machine: the
+// local cluster is down, and its address would be routed off the machine, to whoever holds it
+// there.
+func localTestNetwork(host string) error {
+	u, err := url.Parse(host)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	if err != nil || !testNetwork.Contains(ip) {
+		return nil // a name, or another cluster's address: not ours to judge
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr() == ip {
+			return nil
+		}
+	}
+	return fmt.Errorf("the API server %s is on the test network but not on this machine: the local cluster is down (make cluster-up)", ip)
 }
 
 // ctx bounds every API call of a test.

@@ -510,3 +510,25 @@ func TestStealGRPCFilter(t *testing.T) {
 		}
 	}
 }
+
+// With --no-incoming a listening program leaves the pod's port to its app.
+func TestNoIncoming(t *testing.T) {
+	s := newLayerSetup(t)
+	sess := startIncoming(t, s, ":8080", func(sess *incomingSession) bool {
+		return strings.Contains(sess.stderr.String(), "] ready")
+	}, "--no-incoming")
+	defer sess.stop(syscall.SIGINT)
+	// The listen event comes after ready: give a subscription, if one were made, time to act.
+	time.Sleep(time.Second)
+	if body := get("http://" + s.echo.podIP + ":8080/untouched"); !strings.Contains(body, `"hostname": "`+s.echo.pod+`"`) {
+		t.Fatalf("answered %q, want the pod's app", body)
+	}
+	if strings.Contains(sess.stderr.String(), "mirroring") || strings.Contains(sess.stderr.String(), "stealing") {
+		t.Fatalf("a port was subscribed:\n%s", sess.stderr.String())
+	}
+	select {
+	case got := <-sess.requests:
+		t.Fatalf("the local server got %q", got)
+	default:
+	}
+}

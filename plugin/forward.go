@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,20 +15,31 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
 const (
-	forwardLong = `Forward local ports to any address the pod can reach, through the sidecar.
+	forwardLong = `Forward local ports to any address the pod can reach, through the sidecar, and
+pod ports to local ones.
 
-Unlike kubectl port-forward, the destination need not be the pod itself: HOST may
-be a cluster DNS name (resolved inside the pod), a Service or pod IP, or anything
-the pod can reach. TCP only for now.`
+-L: unlike kubectl port-forward, the destination need not be the pod itself:
+HOST may be a cluster DNS name (resolved inside the pod), a Service or pod IP, or
+anything the pod can reach. TCP only for now.
+
+-R: new connections to the pod's REMOTEPORT (by pod IP, Service or Ingress) come
+to LOCALPORT on this machine instead of the pod's app, as exec --steal does,
+without running a program under remocal. The pod's port is given back when this
+command ends, or when nothing listens on LOCALPORT any more.`
 
 	forwardExample = `  # Reach the orders Service on local port 8080, through the web deployment's pod
   kubectl remocal port-forward deployment/web -L 8080:orders.shop.svc.cluster.local:80
 
   # Reach a port of the pod's own loopback
-  kubectl remocal port-forward pod/web-7d9f -L 127.0.0.1:9000:127.0.0.1:9000`
+  kubectl remocal port-forward pod/web-7d9f -L 127.0.0.1:9000:127.0.0.1:9000
+
+  # Answer the pod's port 8080 with a server already running on local port 3000
+  kubectl remocal port-forward deployment/web -R 8080:3000`
 )
 
 // forward is one -L rule.
@@ -73,14 +85,33 @@ type PortForwardOptions struct {
 	genericiooptions.IOStreams
 
 	Local    []string
+	Remote   []string
 	forwards []forward
+	reverse  []reverseForward
+}
+
+// reverseForward is one -R rule.
+type reverseForward struct {
+	podPort uint16
+	local   netip.AddrPort
+}
+
+// parseReverse reads REMOTEPORT:LOCALPORT.
+func parseReverse(s string) (reverseForward, error) {
+	r, l, ok := strings.Cut(s, ":")
+	remote, err1 := parsePort(r)
+	local, err2 := parsePort(l)
+	if !ok || err1 != nil || err2 != nil {
+		return reverseForward{}, fmt.Errorf("-R %q is not REMOTEPORT:LOCALPORT, two ports from 1 to 65535", s)
+	}
+	return reverseForward{podPort: remote, local: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), local)}, nil
 }
 
 // NewCmdPortForward returns "kubectl remocal port-forward".
 func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &PortForwardOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
 	cmd := &cobra.Command{
-		Use:                   "port-forward TYPE/NAME -L [LOCALHOST:]LOCALPORT:HOST:PORT...",
+		Use:                   "port-forward TYPE/NAME [-L [LOCALHOST:]LOCALPORT:HOST:PORT]... [-R REMOTEPORT:LOCALPORT]...",
 		DisableFlagsInUseLine: true,
 		Short:                 "Forward local ports to addresses the pod can reach",
 		Long:                  forwardLong,
@@ -98,6 +129,7 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 	}
 	o.sessionOptions.AddFlags(cmd)
 	cmd.Flags().StringArrayVarP(&o.Local, "local", "L", nil, "forward [LOCALHOST:]LOCALPORT to HOST:PORT as seen from the pod (repeatable)")
+	cmd.Flags().StringArrayVarP(&o.Remote, "remote", "R", nil, "REMOTEPORT:LOCALPORT: new connections to the pod's REMOTEPORT come to this machine's LOCALPORT (repeatable)")
 	return cmd
 }
 
@@ -106,8 +138,16 @@ func (o *PortForwardOptions) Validate() error {
 	if err := o.sessionOptions.Validate(); err != nil {
 		return err
 	}
-	if len(o.Local) == 0 {
-		return errors.New("at least one -L is required")
+	if len(o.Local) == 0 && len(o.Remote) == 0 {
+		return errors.New("at least one -L or -R is required")
+	}
+	o.reverse = o.reverse[:0]
+	for _, r := range o.Remote {
+		rf, err := parseReverse(r)
+		if err != nil {
+			return err
+		}
+		o.reverse = append(o.reverse, rf)
 	}
 	o.forwards = o.forwards[:0]
 	for _, l := range o.Local {
@@ -145,6 +185,17 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 			defer wg.Done()
 			serveForward(ctx, sess, ln, f.remote, o.ErrOut)
 		}()
+	}
+	if len(o.reverse) > 0 {
+		// Until the session closes, which gives the ports back: ctx ends first, on Ctrl-C.
+		life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+		defer endLife()
+		router := newIncomingRouter(sess, p, portChoice{}, subscription{Mode: wire.ModeSteal})
+		go router.serve(life)
+		go router.watch(life)
+		for _, r := range o.reverse {
+			router.take(ctx, r.podPort, r.local)
+		}
 	}
 	select {
 	case <-ctx.Done():

@@ -30,3 +30,15 @@ func TestParseForward(t *testing.T) {
 		})
 	}
 }
+
+func TestParseReverse(t *testing.T) {
+	got, err := parseReverse("8080:3000")
+	if err != nil || got.podPort != 8080 || got.local.String() != "127.0.0.1:3000" {
+		t.Fatalf("parseReverse(8080:3000) = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"8080", "8080:", ":3000", "0:3000", "8080:70000", "a:b", "8080:3000:1"} {
+		if _, err := parseReverse(bad); err == nil {
+			t.Errorf("parseReverse(%q) accepted", bad)
+		}
+	}
+}

@@ -155,7 +155,7 @@ func (r *incomingRouter) verb() string {
 	return "steal"
 }
 
-// listen subscribes the pod's port of a new listener of the program.
+// listen subscribes the pod's port of a new listener of the program, as the port choice says.
 func (r *incomingRouter) listen(ctx context.Context, ev layer.ListenEvent) {
 	port, ok := r.choice.remote(ev.Addr.Port())
 	if !ok {
@@ -168,6 +168,11 @@ func (r *incomingRouter) listen(ctx context.Context, ev layer.ListenEvent) {
 			local = netip.AddrPortFrom(netip.IPv6Loopback(), ev.Addr.Port())
 		}
 	}
+	r.take(ctx, port, local)
+}
+
+// take subscribes the pod's port and routes its connections to local.
+func (r *incomingRouter) take(ctx context.Context, port uint16, local netip.AddrPort) {
 	r.mu.Lock()
 	r.routes[port] = local
 	r.mu.Unlock()

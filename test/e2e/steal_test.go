@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"os"
 	"os/exec"
@@ -531,4 +532,40 @@ func TestNoIncoming(t *testing.T) {
 		t.Fatalf("the local server got %q", got)
 	default:
 	}
+}
+
+// port-forward -R brings the pod's port to a server already running here, with no program
+// under remocal, and gives it back when it ends.
+func TestPortForwardRemote(t *testing.T) {
+	s := newLayerSetup(t)
+	local := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "local server: %s\n", r.URL.Path)
+	}))
+	defer local.Close()
+	_, port, _ := net.SplitHostPort(local.Listener.Addr().String())
+	cmd := s.plugin.command(t.Context(), "port-forward", "deployment/echo", "-R", "8080:"+port)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			_ = cmd.Wait()
+			t.Logf("plugin stderr:\n%s", stderr.String())
+		}
+	}
+	defer stop()
+	url := "http://" + s.echo.podIP + ":8080/reverse"
+	for deadline := time.Now().Add(30 * time.Second); !strings.HasPrefix(get(url), "local server: /reverse"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pod's port never came to the local server (last answer %q)\n%s", get(url), stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	stop()
+	t.Logf("the app answered again %s after port-forward ended", waitApp(t, s, 5*time.Second))
 }

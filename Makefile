@@ -22,6 +22,7 @@ help: ## list the targets
 build: ## build bin/kubectl-remocal and bin/remocal-sidecar
 	go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-remocal ./cmd/kubectl-remocal
 	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/remocal-sidecar ./cmd/remocal-sidecar
+	install -m 0755 scripts/kubectl_complete-remocal $(BIN)/kubectl_complete-remocal
 
 .PHONY: test
 test: ## everything CI runs: unit tests, vet, then the e2e suite on the local cluster

@@ -61,6 +61,8 @@ func (o *sessionOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Transport, "transport", o.Transport, "how to reach the sidecar: auto (direct when the pod IP is reachable, else port-forward), direct, port-forward")
 	f.DurationVar(&o.BreakLinkEvery, "debug-break-link-every", 0, "break the port-forward connection at this period (tests the link's recovery)")
 	_ = f.MarkHidden("debug-break-link-every")
+	cmd.ValidArgsFunction = completeTarget(o.configFlags)
+	_ = cmd.RegisterFlagCompletionFunc("container", completeContainer(o.configFlags))
 }
 
 // Complete builds the clients for target (TYPE/NAME).

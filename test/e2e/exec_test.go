@@ -317,3 +317,30 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// kubectl completes "kubectl remocal exec <TAB>" through kubectl_complete-remocal: target kinds,
+// then names of that kind, then the pod's containers for -c.
+func TestCompletion(t *testing.T) {
+	e := newEnv(t)
+	e.deployEcho(t)
+	p := e.plugin(t)
+	complete, err := exec.LookPath("kubectl_complete-remocal")
+	if err != nil {
+		t.Skip("kubectl_complete-remocal is not on PATH (make build puts it in bin/)")
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "dep"}, "deployment/\n"},
+		{[]string{"exec", "deployment/"}, "deployment/echo\n"},
+		{[]string{"port-forward", "deployment/ec"}, "deployment/echo\n"},
+		{[]string{"exec", "deployment/echo", "-c", "g"}, "grpc\n"},
+	} {
+		cmd := exec.Command(complete, append([]string{"--kubeconfig", p.kubeconfig, "-n", p.namespace}, tt.args...)...)
+		out, err := cmd.Output()
+		if err != nil || !strings.HasPrefix(string(out), tt.want) {
+			t.Errorf("completing %q: %q, %v; want %q first", tt.args, out, err, tt.want)
+		}
+	}
+}

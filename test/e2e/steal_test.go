@@ -35,10 +35,50 @@ import (
 // incomingSession is `exec deployment/echo` of a local HTTP server (layerclient serve) that
 // takes or mirrors the echo pod's port 8080.
 type incomingSession struct {
-	stderr   *syncBuffer
+	*background
 	requests chan string // "METHOD PATH" of each request the local server got
 	closed   chan struct{}
-	stop     func(sig syscall.Signal)
+}
+
+// background is the plugin running while a test works against it.
+type background struct {
+	stderr *syncBuffer
+	// stop signals the plugin, waits for it and logs its stderr; later calls do nothing.
+	stop func(sig syscall.Signal)
+}
+
+// startBackground starts cmd, a plugin command, collecting its stderr; the test's cleanup
+// kills it if the test has not stopped it.
+func startBackground(t *testing.T, cmd *exec.Cmd) *background {
+	t.Helper()
+	bg := &background{stderr: &syncBuffer{}}
+	cmd.Stderr = bg.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	bg.stop = func(sig syscall.Signal) {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(sig)
+		_ = cmd.Wait()
+		t.Logf("plugin stderr:\n%s", bg.stderr.String())
+	}
+	t.Cleanup(func() { bg.stop(syscall.SIGKILL) })
+	return bg
+}
+
+// waitUntil polls cond until it holds, or fails the test with what did not happen.
+func (bg *background) waitUntil(t *testing.T, within time.Duration, cond func() bool, failure func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s\n%s", failure(), bg.stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // startIncoming starts the session with flags and the local server on listen, and waits until
@@ -47,26 +87,11 @@ func startIncoming(t *testing.T, s *layerSetup, listen string, ready func(*incom
 	t.Helper()
 	args := append(append([]string{"exec", "deployment/echo"}, flags...), "--", s.layerclient, "serve", listen)
 	cmd := s.plugin.command(t.Context(), args...)
-	sess := &incomingSession{stderr: &syncBuffer{}, requests: make(chan string, 100), closed: make(chan struct{})}
-	cmd.Stderr = sess.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	sess.stop = func(sig syscall.Signal) {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(sig)
-		_ = cmd.Wait()
-		t.Logf("plugin stderr:\n%s", sess.stderr.String())
-	}
-	t.Cleanup(func() { sess.stop(syscall.SIGKILL) })
+	sess := &incomingSession{background: startBackground(t, cmd), requests: make(chan string, 100), closed: make(chan struct{})}
 	lines := bufio.NewScanner(stdout)
 	if !lines.Scan() {
 		t.Fatalf("the local server did not start: %v\n%s", lines.Err(), sess.stderr.String())
@@ -84,13 +109,7 @@ func startIncoming(t *testing.T, s *layerSetup, listen string, ready func(*incom
 			}
 		}
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ready(sess) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the pod's port was never subscribed\n%s", sess.stderr.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	sess.waitUntil(t, 20*time.Second, func() bool { return ready(sess) }, func() string { return "the pod's port was never subscribed" })
 	return sess
 }
 
@@ -472,24 +491,14 @@ func TestStealGRPCFilter(t *testing.T) {
 	if b, err := exec.Command("go", "build", "-o", testapp, "../apps/testapp").CombinedOutput(); err != nil {
 		t.Fatalf("build testapp: %v\n%s", err, b)
 	}
-	cmd := s.plugin.command(t.Context(), "exec", "deployment/echo", "--steal", "--http-header", "X-Dev: ^alice$", "--",
-		testapp, "grpc", "-addr", ":9002", "-name", "local")
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		_ = cmd.Wait()
-		t.Logf("plugin stderr:\n%s", stderr.String())
-	}()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "stealing the pod's HTTP requests on port 9002"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the pod's port 9002 was never stolen\n%s", stderr.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	bg := startBackground(t, s.plugin.command(t.Context(), "exec", "deployment/echo", "--steal", "--http-header", "X-Dev: ^alice$", "--",
+		testapp, "grpc", "-addr", ":9002", "-name", "local"))
+	defer bg.stop(syscall.SIGINT)
+	bg.waitUntil(t, 30*time.Second,
+		func() bool {
+			return strings.Contains(bg.stderr.String(), "stealing the pod's HTTP requests on port 9002")
+		},
+		func() string { return "the pod's port 9002 was never stolen" })
 	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(s.echo.podIP, "9002"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -543,29 +552,14 @@ func TestPortForwardRemote(t *testing.T) {
 	}))
 	defer local.Close()
 	_, port, _ := net.SplitHostPort(local.Listener.Addr().String())
-	cmd := s.plugin.command(t.Context(), "port-forward", "deployment/echo", "-R", "8080:"+port)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Signal(syscall.SIGINT)
-			_ = cmd.Wait()
-			t.Logf("plugin stderr:\n%s", stderr.String())
-		}
-	}
-	defer stop()
+	bg := startBackground(t, s.plugin.command(t.Context(), "port-forward", "deployment/echo", "-R", "8080:"+port))
+	defer bg.stop(syscall.SIGINT)
 	url := "http://" + s.echo.podIP + ":8080/reverse"
-	for deadline := time.Now().Add(30 * time.Second); !strings.HasPrefix(get(url), "local server: /reverse"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the pod's port never came to the local server (last answer %q)\n%s", get(url), stderr.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	stop()
+	bg.waitUntil(t, 30*time.Second,
+		func() bool { return strings.HasPrefix(get(url), "local server: /reverse") },
+		func() string {
+			return fmt.Sprintf("the pod's port never came to the local server (last answer %q)", get(url))
+		})
+	bg.stop(syscall.SIGINT)
 	t.Logf("the app answered again %s after port-forward ended", waitApp(t, s, 5*time.Second))
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 )
 
 // HelperArg is the first argument with which the plugin's executable runs as the helper; the
@@ -39,8 +40,23 @@ type Config struct {
 	// Files maps absolute paths to the content an open for reading returns instead of the local
 	// file: the pod's resolv.conf and hosts.
 	Files map[string][]byte
+	// Mounts are directories of another filesystem that the program sees over the local ones
+	// (the pod's volumes). They need user namespaces and access to /dev/fuse.
+	Mounts []Mount
+	// Hidden are local paths that look absent to the program.
+	Hidden []string
 	// OnListen, if set, is called (from a supervisor goroutine) after each successful listen.
 	OnListen func(ListenEvent)
 	// Log gets the supervisor's debug and error records; nil discards them.
 	Log *slog.Logger
+}
+
+// Mount is a FUSE filesystem at Path in the program's view. Each program started under the
+// layer has a mount namespace of its own, so a filesystem is mounted once per program: Serve
+// gets that mount's FUSE device and serves it until the mount goes (when the program and its
+// children have exited), then returns.
+type Mount struct {
+	Path     string
+	ReadOnly bool
+	Serve    func(dev *os.File)
 }

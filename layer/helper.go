@@ -46,34 +46,74 @@ func HelperMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "remocal layer helper: run by kubectl remocal exec only")
 		return exitCannotRun
 	}
-	trapOpens := false
-	if mounts := os.Getenv(mountsEnv); mounts != "" {
-		switch os.Getenv(nsEnv) {
-		case "want":
-			code, err := reexecInNamespaces(args)
-			if err == nil {
-				return code
-			}
-			trapOpens = true
-		case "in":
-			trapOpens = bindMounts(mounts) != nil
-		default:
-			trapOpens = true
-		}
+	plan, err := planFromEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "remocal layer helper: %v\n", err)
+		return exitCannotRun
 	}
-	for _, name := range []string{socketEnv, mountsEnv, nsEnv} {
+	if os.Getenv(nsEnv) == "want" {
+		code, err := reexecInNamespaces(args)
+		if err == nil {
+			return code
+		}
+		if plan.needsNamespaces() {
+			fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: enter a user namespace: %v\n", args[0], err)
+			return exitCannotRun
+		}
+		_ = os.Setenv(nsEnv, "failed") // served files through trapped opens, below
+	}
+	trapOpens, fuseDevs, err := enterMounts(plan, os.Getenv(nsEnv) == "in")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: %v\n", args[0], err)
+		return exitCannotRun
+	}
+	for _, name := range []string{socketEnv, planEnv, nsEnv} {
 		_ = os.Unsetenv(name)
 	}
-	if err := superviseAndExec(sockPath, path, args, trapOpens); err != nil {
+	if err := superviseAndExec(sockPath, path, args, trapOpens, fuseDevs); err != nil {
 		fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: %v\n", args[0], err)
 		return exitCannotRun
 	}
 	panic("unreachable: exec returned without error")
 }
 
-// superviseAndExec installs the filter on this thread, has the supervisor take its listener,
-// and execs path on the same thread so that the program inherits the filter.
-func superviseAndExec(sockPath, path string, argv []string, trapOpens bool) error {
+// planFromEnv reads the supervisor's mount plan; none is an empty one.
+func planFromEnv() (mountPlan, error) {
+	encoded := os.Getenv(planEnv)
+	if encoded == "" {
+		return mountPlan{}, nil
+	}
+	plan, err := decodePlan(encoded)
+	if err != nil {
+		return mountPlan{}, fmt.Errorf("malformed mount plan: %w", err)
+	}
+	return plan, nil
+}
+
+// enterMounts applies the mount plan when this process is in its own namespaces (inNS). Served
+// files that cannot be mounted fall back to trapped opens (trapOpens); remote filesystems and
+// hidden paths have no such fallback and fail. It returns the FUSE devices to hand over.
+func enterMounts(plan mountPlan, inNS bool) (trapOpens bool, fuseDevs []int, err error) {
+	switch {
+	case plan.empty():
+		return false, nil, nil
+	case inNS:
+		fuseDevs, err := applyPlan(plan)
+		if err != nil && plan.needsNamespaces() {
+			return false, nil, err
+		}
+		return err != nil, fuseDevs, nil
+	case plan.needsNamespaces():
+		return false, nil, errors.New("remote files and hidden paths need a user namespace")
+	default:
+		return true, nil, nil
+	}
+}
+
+// superviseAndExec installs the filter on this thread, has the supervisor take its listener
+// and the FUSE devices, and execs path on the same thread so that the program inherits the
+// filter.
+func superviseAndExec(sockPath, path string, argv []string, trapOpens bool, fuseDevs []int) error {
 	// Connect before the filter is installed: connect is trapped, and nobody would answer yet.
 	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -104,7 +144,11 @@ func superviseAndExec(sockPath, path string, argv []string, trapOpens bool) erro
 		return fmt.Errorf("%w (a container's default seccomp profile forbids this: run remocal outside it or allow seccomp)", err)
 	}
 	// From here only untrapped syscalls: write, read, close, execve.
-	if _, err := unix.Write(sock, []byte(strconv.Itoa(listener)+"\n")); err != nil {
+	handover := strconv.Itoa(listener)
+	for _, dev := range fuseDevs {
+		handover += " " + strconv.Itoa(dev)
+	}
+	if _, err := unix.Write(sock, []byte(handover+"\n")); err != nil {
 		return fmt.Errorf("hand over the seccomp listener: %w", err)
 	}
 	reply := make([]byte, 512)
@@ -118,6 +162,9 @@ func superviseAndExec(sockPath, path string, argv []string, trapOpens bool) erro
 	// The program must not hold the listener: if the supervisor dies, the kernel has to see
 	// no listener left so that trapped syscalls fail instead of waiting.
 	_ = unix.Close(listener)
+	for _, dev := range fuseDevs {
+		_ = unix.Close(dev) // the supervisor has its own; ours would keep a dead mount alive
+	}
 	_ = unix.Close(sock)
 	return unix.Exec(path, argv, os.Environ())
 }

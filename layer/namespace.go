@@ -4,16 +4,10 @@ package layer
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // Served files reach the program as bind mounts in a mount namespace of its own, inside a user
@@ -25,8 +19,8 @@ import (
 
 // Environment between the supervisor and the helper; removed before the user's command runs.
 const (
-	// mountsEnv lists "TARGET=SOURCE" lines: the served files and where their content is.
-	mountsEnv = "REMOCAL_LAYER_MOUNTS"
+	// planEnv holds the mount plan (mountPlan, JSON).
+	planEnv = "REMOCAL_LAYER_MOUNTS"
 	// nsEnv is "want" when the helper should get into namespaces, "in" once it is.
 	nsEnv = "REMOCAL_LAYER_NS"
 )
@@ -48,42 +42,6 @@ func userNamespacesWork(self string) bool {
 	cmd := exec.Command(self, HelperArg, "--probe")
 	cmd.SysProcAttr = namespaceAttr()
 	return cmd.Run() == nil
-}
-
-// writeMounts stores the served files under dir and returns the mount list for mountsEnv.
-func writeMounts(dir string, files map[string][]byte) (string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	var lines []string
-	i := 0
-	for target, content := range files {
-		src := filepath.Join(dir, strconv.Itoa(i))
-		i++
-		if err := os.WriteFile(src, content, 0o644); err != nil {
-			return "", err
-		}
-		lines = append(lines, target+"="+src)
-	}
-	return strings.Join(lines, "\n"), nil
-}
-
-// bindMounts applies a mount list in the helper's own mount namespace.
-func bindMounts(list string) error {
-	// Private first, so nothing we mount can propagate back to the machine's namespace.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
-	}
-	for _, line := range strings.Split(list, "\n") {
-		target, src, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind %s: %w", target, err)
-		}
-	}
-	return nil
 }
 
 // reexecInNamespaces runs this helper again, with the same arguments, in new namespaces, and

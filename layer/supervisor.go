@@ -32,10 +32,12 @@ type Supervisor struct {
 	// arrivals are the pod's clients of the connections the plugin is making to the program.
 	arrivals arrivals
 
-	// mounts is the served files' mount list for the helper; userns tells whether the helper
-	// can have the namespaces to mount them in.
-	mounts string
+	// plan is the encoded mount plan for the helper (none when empty); userns tells whether
+	// the helper can have the namespaces to carry it out. mounts are the served filesystems,
+	// in the plan's order.
+	plan   string
 	userns bool
+	mounts []Mount
 
 	udpMu    sync.Mutex
 	udpFlows map[flowKey]*udpFlow
@@ -71,17 +73,9 @@ func New(cfg Config) (*Supervisor, error) {
 		s.Close()
 		return nil, err
 	}
-	if len(cfg.Files) > 0 {
-		if s.mounts, err = writeMounts(filepath.Join(dir, "files"), cfg.Files); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("layer files: %w", err)
-		}
-		if self, err := os.Executable(); err == nil {
-			s.userns = userNamespacesWork(self)
-		}
-		if !s.userns {
-			s.log.Info("user namespaces are unavailable: served files cost a trap on every open")
-		}
+	if err := s.preparePlan(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.acceptHelpers() }()
@@ -117,8 +111,8 @@ func (s *Supervisor) Command(argv, env []string) (*exec.Cmd, error) {
 	}
 	cmd.Env = append(append([]string(nil), env...), socketEnv+"="+s.control.Addr().String())
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	if s.mounts != "" {
-		cmd.Env = append(cmd.Env, mountsEnv+"="+s.mounts)
+	if s.plan != "" {
+		cmd.Env = append(cmd.Env, planEnv+"="+s.plan)
 		switch {
 		case s.userns && cmd.Args[1] == HelperArg:
 			cmd.SysProcAttr = namespaceAttr()
@@ -187,7 +181,8 @@ func (s *Supervisor) acceptHelpers() {
 	}
 }
 
-// takeListener reads the helper's listener number and duplicates it with pidfd_getfd.
+// takeListener reads the helper's listener number and duplicates it with pidfd_getfd, and
+// starts serving the FUSE devices whose numbers follow it on the line.
 func (s *Supervisor) takeListener(conn *net.UnixConn) (*seccomp.Listener, error) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
@@ -204,23 +199,42 @@ func (s *Supervisor) takeListener(conn *net.UnixConn) (*seccomp.Listener, error)
 	if int(cred.Uid) != os.Getuid() {
 		return nil, fmt.Errorf("helper of uid %d refused", cred.Uid)
 	}
-	line := make([]byte, 32)
+	line := make([]byte, 512)
 	n, err := conn.Read(line)
 	if err != nil {
 		return nil, fmt.Errorf("read the helper's listener: %w", err)
 	}
-	number, err := strconv.Atoi(strings.TrimSpace(string(line[:n])))
-	if err != nil {
-		return nil, fmt.Errorf("malformed listener number %q", line[:n])
-	}
-	fd, err := takeFD(int(cred.Pid), number)
-	if err != nil {
-		if errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("pidfd_getfd: %w (this machine forbids taking descriptors from the program: a container's seccomp profile or Yama ptrace_scope; run outside such a container or allow ptrace)", err)
+	var numbers []int
+	for _, field := range strings.Fields(string(line[:n])) {
+		number, err := strconv.Atoi(field)
+		if err != nil {
+			return nil, fmt.Errorf("malformed descriptor number %q", field)
 		}
-		return nil, fmt.Errorf("pidfd_getfd: %w (Linux 5.9 or newer is needed)", err)
+		numbers = append(numbers, number)
 	}
-	return seccomp.NewListener(fd), nil
+	if len(numbers) != 1+len(s.mounts) {
+		return nil, fmt.Errorf("malformed handover %q", line[:n])
+	}
+	fds := make([]int, 0, len(numbers))
+	for _, number := range numbers {
+		fd, err := takeFD(int(cred.Pid), number)
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			if errors.Is(err, unix.EPERM) {
+				return nil, fmt.Errorf("pidfd_getfd: %w (this machine forbids taking descriptors from the program: a container's seccomp profile or Yama ptrace_scope; run outside such a container or allow ptrace)", err)
+			}
+			return nil, fmt.Errorf("pidfd_getfd: %w (Linux 5.9 or newer is needed)", err)
+		}
+		fds = append(fds, fd)
+	}
+	for i, fd := range fds[1:] {
+		// Not tracked in wg: a mount lives as long as the program's namespace, which may
+		// outlast the supervisor's Close by the time the program takes to die.
+		go s.mounts[i].Serve(os.NewFile(uintptr(fd), "fuse:"+s.mounts[i].Path))
+	}
+	return seccomp.NewListener(fds[0]), nil
 }
 
 // serveListener receives notifications until every process under this filter has exited, or

@@ -21,12 +21,13 @@ import (
 
 // fakeSidecar stands in for the sidecar on loopback QUIC, so that a session can be tested
 // against replies no real sidecar sends: it answers the hello with features, hands each later
-// control request to answer (in order, one at a time, as the sidecar does) and each data stream
-// to dial.
+// control request to answer (in order, one at a time, as the sidecar does), each data stream
+// to dial, and each filesystem stream to fs.
 type fakeSidecar struct {
 	features []string
 	answer   func(w io.Writer, req wire.Message)
 	dial     func(stream *quic.Stream, req wire.Dial)
+	fs       func(stream *quic.Stream, r *wire.Reader, req wire.FSRequest)
 }
 
 // session starts the fake and returns a session connected to it.
@@ -101,6 +102,8 @@ func (f fakeSidecar) serve(ctx context.Context, ln *quic.Listener) {
 				}
 			case wire.Dial:
 				f.dial(stream, m)
+			case wire.FSRequest:
+				f.fs(stream, r, m)
 			}
 		}()
 	}

@@ -41,7 +41,8 @@ func (s *server) sendFile(stream *quic.Stream, path string) error {
 	}
 }
 
-// maxFile is the largest file sent: Config.MaxFile, never more than a client accepts.
+// maxFile is the largest file sent or written: Config.MaxFile, never more than a client
+// accepts.
 func (s *server) maxFile() int64 {
 	if s.cfg.MaxFile > 0 && s.cfg.MaxFile < wire.MaxFileSize {
 		return s.cfg.MaxFile
@@ -50,21 +51,44 @@ func (s *server) maxFile() int64 {
 }
 
 func (s *server) readTargetFile(path string) ([]byte, error) {
-	if !filepath.IsAbs(path) || strings.Contains("/"+path+"/", "/../") {
-		return nil, fmt.Errorf("path %q: %w", path, syscall.EINVAL)
+	if err := checkTargetPath(path); err != nil {
+		return nil, err
 	}
-	pid, err := targetPID(s.cfg.ProcRoot)
+	root, err := s.targetRoot()
 	if err != nil {
 		return nil, err
 	}
-	// The target's root as the kernel shows it: its mount namespace, whatever our own is.
-	f, err := openInRoot(filepath.Join(s.cfg.ProcRoot, strconv.Itoa(pid), "root"), path)
+	f, err := openInRoot(root, path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return readBounded(f, path, s.maxFile())
+}
+
+// checkTargetPath refuses a path that is not absolute or has a ".." element: a request names a
+// file of the target container, never one reached by climbing out of another.
+func checkTargetPath(path string) error {
+	if !filepath.IsAbs(path) || strings.Contains("/"+path+"/", "/../") {
+		return fmt.Errorf("path %q: %w", path, syscall.EINVAL)
+	}
+	return nil
+}
+
+// targetRoot is the target's root as the kernel shows it: its mount namespace, whatever our
+// own is.
+func (s *server) targetRoot() (string, error) {
+	pid, err := targetPID(s.cfg.ProcRoot)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.cfg.ProcRoot, strconv.Itoa(pid), "root"), nil
+}
+
+// readBounded reads f to its end, refusing with EFBIG one larger than limit. A file that can
+// block (a FIFO) gets a deadline; a regular file takes none.
+func readBounded(f *os.File, path string, limit int64) ([]byte, error) {
 	_ = f.SetReadDeadline(time.Now().Add(fileReadTimeout)) // os.ErrNoDeadline for a regular file
-	limit := s.maxFile()
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
@@ -75,31 +99,50 @@ func (s *server) readTargetFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// readFlags open a file of the target for reading. O_NONBLOCK keeps the open of a FIFO from
+// waiting for a writer; reads then wait in the poller, where a deadline applies.
+const readFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+
 // openInRoot opens path (absolute) for reading as a process whose root is root would: symlinks
 // resolve inside root (openat2's RESOLVE_IN_ROOT), where a plain open through /proc/PID/root
 // would follow an absolute one (/etc/localtime -> /usr/share/zoneinfo/...) into the sidecar's
-// own filesystem. O_NONBLOCK keeps the open of a FIFO from waiting for a writer; reads then wait
-// in the poller, where a deadline applies. The file is named by path, so errors name the file
-// the client asked for, not our view of it.
+// own filesystem. The file is named by path, so errors name the file the client asked for, not
+// our view of it.
 func openInRoot(root, path string) (*os.File, error) {
-	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
-	dir, err := retryOpen(func() (int, error) { return unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
+	dir, err := openRootDir(root)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+		return nil, err
 	}
 	defer unix.Close(dir)
-	fd, err := retryOpen(func() (int, error) {
-		return unix.Openat2(dir, path, &unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT})
-	})
-	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
-		// Linux before 5.6, or a seccomp profile older than openat2: the plain open, faithful
-		// but for absolute symlinks.
-		fd, err = retryOpen(func() (int, error) { return unix.Openat(dir, "."+path, flags, 0) })
-	}
+	fd, err := openBeneath(dir, path, readFlags, true)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// openRootDir opens root, a process's root directory, to resolve paths in with openBeneath.
+func openRootDir(root string) (int, error) {
+	dir, err := retryOpen(func() (int, error) { return unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	return dir, nil
+}
+
+// openBeneath opens path (absolute) with flags as a process whose root is the directory dir
+// would, and returns the bare errno on failure. With fallback, a kernel without openat2 (Linux
+// before 5.6, or a seccomp profile older than openat2) gets the plain open, faithful but for
+// absolute symlinks, which resolve in the sidecar's own filesystem: good enough to read, not to
+// change anything.
+func openBeneath(dir int, path string, flags int, fallback bool) (int, error) {
+	fd, err := retryOpen(func() (int, error) {
+		return unix.Openat2(dir, path, &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_IN_ROOT})
+	})
+	if fallback && (errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM)) {
+		fd, err = retryOpen(func() (int, error) { return unix.Openat(dir, "."+path, flags, 0) })
+	}
+	return fd, err
 }
 
 // retryOpen retries an open interrupted by a signal, and a few times one that openat2 refused

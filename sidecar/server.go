@@ -18,7 +18,7 @@ import (
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
 func features() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects}
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS}
 }
 
 // Application error codes on QUIC connections and streams.
@@ -99,6 +99,8 @@ func (s *server) handleStream(ctx context.Context, log *slog.Logger, conn *quic.
 		s.control(ctx, log, conn, stream, r, m)
 	case wire.Dial:
 		s.dial(ctx, log, stream, m)
+	case wire.FSRequest:
+		s.serveFS(ctx, log, stream, r, m)
 	default:
 		rejectStream(stream, fmt.Errorf("unexpected first message %T", first))
 	}

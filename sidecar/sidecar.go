@@ -45,8 +45,8 @@ type Config struct {
 	ProcRoot string
 	// UDPIdle ends a UDP relay without datagrams for this long; zero is two minutes.
 	UDPIdle time.Duration
-	// MaxFile bounds a file read for the client; zero, or more than a client accepts, is
-	// wire.MaxFileSize (16 MiB).
+	// MaxFile bounds a file read or written for the client; zero, or more than a client
+	// accepts, is wire.MaxFileSize (16 MiB).
 	MaxFile int64
 }
 

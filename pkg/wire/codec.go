@@ -9,6 +9,13 @@ import (
 // The primitives of payload encoding. Parsers work on a complete payload, so running out of
 // bytes inside one is ErrMalformed, not ErrTruncated.
 
+func parseUint8(b []byte, field string) (uint8, int, error) {
+	if len(b) < 1 {
+		return 0, 0, fmt.Errorf("%w: %s: need 1 byte, have 0", ErrMalformed, field)
+	}
+	return b[0], 1, nil
+}
+
 func parseUint16(b []byte, field string) (uint16, int, error) {
 	if len(b) < 2 {
 		return 0, 0, fmt.Errorf("%w: %s: need 2 bytes, have %d", ErrMalformed, field, len(b))

@@ -17,5 +17,7 @@
 // sidecar; the protocol [Version] is checked there, and later additions to the protocol are
 // switched on by features named in the hello rather than by new versions. A data stream opens
 // with [Dial] and [DialReply] and then carries the proxied connection's raw bytes, which is why
-// [Reader] never reads past the end of a frame.
+// [Reader] never reads past the end of a frame. A filesystem stream carries one operation on the
+// target container's files, [FSRequest] frames and then [FSReply] frames, so that no operation
+// waits on another or on the control stream.
 package wire

@@ -9,7 +9,8 @@ import (
 )
 
 // ErrnoOf is the Linux errno to put in a DialReply for the result of a dial, so that the
-// client's connect fails as the pod's would have:
+// client's connect fails as the pod's would have (and in a FileReply or FSReply for a file
+// operation, whose errors wrap their errno):
 //
 //   - 0 for nil;
 //   - ECANCELED when the dial was cancelled, typically because the client went away;

@@ -10,7 +10,7 @@ type errnoPair struct {
 	local syscall.Errno
 }
 
-// errnoPairs lists the errnos a connect or a file read can plausibly return. It is a function, not a table
+// errnoPairs lists the errnos a connect or a file operation can plausibly return. It is a function, not a table
 // variable, to keep the package free of mutable globals; it is small and off the hot path.
 func errnoPairs() []errnoPair {
 	return []errnoPair{
@@ -18,18 +18,31 @@ func errnoPairs() []errnoPair {
 		{linuxENOENT, syscall.ENOENT},
 		{linuxEINTR, syscall.EINTR},
 		{linuxEIO, syscall.EIO},
+		{linuxENXIO, syscall.ENXIO},
+		{linuxEBADF, syscall.EBADF},
 		{linuxEAGAIN, syscall.EAGAIN},
 		{linuxENOMEM, syscall.ENOMEM},
 		{linuxEACCES, syscall.EACCES},
+		{linuxEBUSY, syscall.EBUSY},
+		{linuxEEXIST, syscall.EEXIST},
+		{linuxEXDEV, syscall.EXDEV},
+		{linuxENODEV, syscall.ENODEV},
 		{linuxENOTDIR, syscall.ENOTDIR},
 		{linuxEISDIR, syscall.EISDIR},
 		{linuxEINVAL, syscall.EINVAL},
 		{linuxENFILE, syscall.ENFILE},
 		{linuxEMFILE, syscall.EMFILE},
+		{linuxETXTBSY, syscall.ETXTBSY},
 		{linuxEFBIG, syscall.EFBIG},
+		{linuxENOSPC, syscall.ENOSPC},
+		{linuxEROFS, syscall.EROFS},
+		{linuxEMLINK, syscall.EMLINK},
 		{linuxEPIPE, syscall.EPIPE},
 		{linuxENAMETOOLONG, syscall.ENAMETOOLONG},
+		{linuxENOSYS, syscall.ENOSYS},
+		{linuxENOTEMPTY, syscall.ENOTEMPTY},
 		{linuxELOOP, syscall.ELOOP},
+		{linuxEOVERFLOW, syscall.EOVERFLOW},
 		{linuxENOTSOCK, syscall.ENOTSOCK},
 		{linuxEDESTADDRREQ, syscall.EDESTADDRREQ},
 		{linuxEMSGSIZE, syscall.EMSGSIZE},
@@ -53,6 +66,8 @@ func errnoPairs() []errnoPair {
 		{linuxEHOSTUNREACH, syscall.EHOSTUNREACH},
 		{linuxEALREADY, syscall.EALREADY},
 		{linuxEINPROGRESS, syscall.EINPROGRESS},
+		{linuxESTALE, syscall.ESTALE},
+		{linuxEDQUOT, syscall.EDQUOT},
 		{linuxECANCELED, syscall.ECANCELED},
 	}
 }

@@ -10,7 +10,8 @@ const MaxFileChunk = MaxFrameSize - maxReasonLen - 64
 
 // MaxFileSize bounds the data of all the replies to one FileRequest together: a sidecar refuses
 // a larger file with EFBIG, and a client stops reading a sidecar that sends more. Files worth
-// reading this way are configuration, far smaller; the bound is what each side may hold.
+// reading this way are configuration, far smaller; the bound is what each side may hold. An
+// FSRead's replies and an FSWrite's requests have the same bound.
 const MaxFileSize = 16 << 20
 
 // FileRequest asks the sidecar for a file of the target container, by absolute path in the

@@ -92,6 +92,10 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseRedirects)
 	case TypeRedirectsReply:
 		return exact(t, p, parseRedirectsReply)
+	case TypeFSRequest:
+		return exact(t, p, parseFSRequest)
+	case TypeFSReply:
+		return exact(t, p, parseFSReply)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

@@ -28,6 +28,8 @@ const (
 	FeatureHTTPFilter = "http-filter"
 	// FeatureRedirects: Redirects on the control stream, to list and clean redirect tables.
 	FeatureRedirects = "redirects"
+	// FeatureFS: FSRequest streams, the target container's filesystem read and changed.
+	FeatureFS = "fs"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low
@@ -65,6 +67,8 @@ const (
 	TypeIncoming
 	TypeRedirects
 	TypeRedirectsReply
+	TypeFSRequest
+	TypeFSReply
 )
 
 func (t Type) String() string {
@@ -101,6 +105,10 @@ func (t Type) String() string {
 		return "redirects"
 	case TypeRedirectsReply:
 		return "redirects-reply"
+	case TypeFSRequest:
+		return "fs-request"
+	case TypeFSReply:
+		return "fs-reply"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

@@ -100,7 +100,52 @@ func roundTrips() []struct {
 		{name: "incoming", msg: Incoming{Port: 80, Remote: "198.18.64.7:41234"}},
 		{name: "incoming v6", msg: Incoming{Port: 443, Remote: "[fd00::7]:41234"}},
 		{name: "file reply enoent", msg: FileReply{Errno: 2, Reason: "open /etc/x: no such file or directory"}},
+		{name: "fs request empty", msg: FSRequest{}},
+		{name: "fs lstat", msg: FSRequest{Op: FSLstat, Path: "/etc/config/..data"}},
+		{name: "fs read", msg: FSRequest{Op: FSRead, Path: "/etc/hosts", Size: 1 << 20}},
+		{name: "fs write chunk", msg: FSRequest{Op: FSWrite, Path: "/tmp/x", Mode: 0o640, Data: []byte("hello\x00\xff"), More: true}},
+		{name: "fs write empty data list", msg: FSRequest{Op: FSWrite, Data: []byte{}}, want: FSRequest{Op: FSWrite}},
+		{name: "fs rename", msg: FSRequest{Op: FSRename, Path: "/a", Path2: "/b"}},
+		{name: "fs remove dir", msg: FSRequest{Op: FSRemove, Path: "/d", Flags: FSRemoveDir}},
+		{name: "fs unknown op", msg: FSRequest{Op: 255, Size: -1}},
+		{name: "fs request max", msg: FSRequest{Op: FSWrite, Path: strings.Repeat("p", maxPathLen), Path2: strings.Repeat("q", maxPathLen), Mode: 1<<32 - 1, Flags: 1<<32 - 1, Size: 1<<63 - 1, Data: bytes.Repeat([]byte{0xff}, MaxFSChunk), More: true}},
+		{name: "fs reply empty", msg: FSReply{}},
+		{name: "fs reply stat", msg: FSReply{Stat: testStat()}},
+		{name: "fs reply stat extremes", msg: FSReply{Stat: FileStat{Mode: 1<<32 - 1, Size: -1, Blocks: 1<<63 - 1, Ino: 1<<64 - 1, Nlink: 1<<32 - 1, UID: 1<<32 - 1, GID: 1<<32 - 1, Rdev: 1<<64 - 1, Atime: -1 << 63, Mtime: -1, Ctime: 1<<63 - 1}}},
+		{name: "fs reply enoent", msg: FSReply{Errno: linuxENOENT, Reason: "lstat /etc/x: no such file or directory"}},
+		{name: "fs reply configmap listing", msg: FSReply{Entries: []DirEntry{
+			{Name: "..2024_01_01_00_00_00.000000001", Stat: FileStat{Mode: 0o40755, Nlink: 2}},
+			{Name: "..data", Stat: FileStat{Mode: 0o120777, Size: 31}},
+			{Name: "app.yaml", Stat: FileStat{Mode: 0o120777, Size: 15}},
+			{Name: ".hidden", Stat: testStat()},
+			{Name: "...", Stat: testStat()},
+			{Name: "\xff\xfe not utf-8", Stat: testStat()},
+		}, More: true}},
+		{name: "fs reply empty entries", msg: FSReply{Entries: []DirEntry{}}, want: FSReply{}},
+		{name: "fs reply max name", msg: FSReply{Entries: []DirEntry{{Name: strings.Repeat("n", maxNameLen)}}}},
+		{name: "fs reply full listing", msg: fullListing()},
+		{name: "fs reply link target", msg: FSReply{Target: "..data/app.yaml"}},
+		{name: "fs reply read chunk", msg: FSReply{Stat: testStat(), Data: []byte("nameserver 10.96.0.10\n"), More: true}},
+		{name: "fs reply max", msg: FSReply{Errno: 1<<32 - 1, Reason: strings.Repeat("r", maxReasonLen), Stat: testStat(), Target: strings.Repeat("t", maxPathLen), Data: bytes.Repeat([]byte{0xff}, MaxFSChunk), More: true}},
 	}
+}
+
+// testStat is a regular file's stat as the kernel reports it.
+func testStat() FileStat {
+	return FileStat{Mode: 0o100644, Size: 1234, Blocks: 8, Ino: 4242, Nlink: 1, UID: 1000, GID: 1000, Atime: 1700000000123456789, Mtime: 1700000000000000001, Ctime: 1700000001000000000}
+}
+
+// fullListing is a reply as full of entries as SplitDirEntries makes one.
+func fullListing() FSReply {
+	var entries []DirEntry
+	for i := range 2 * maxDirEntriesPerReply {
+		entries = append(entries, DirEntry{Name: fmt.Sprintf("f%d", i), Stat: testStat()})
+	}
+	replies, err := SplitDirEntries(entries)
+	if err != nil {
+		panic(err)
+	}
+	return replies[0]
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -191,7 +236,7 @@ func TestParseMessageErrors(t *testing.T) {
 		{name: "announces 4 GiB", input: []byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff}, want: ErrTooLarge},
 		{name: "too large even with unknown type", input: []byte{0, 0x40, 0, 0, 0}, want: ErrTooLarge},
 		{name: "type zero", input: frame(0, nil), want: ErrUnknownType, consumed: headerLen},
-		{name: "type past the last", input: frame(TypeRedirectsReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
+		{name: "type past the last", input: frame(TypeFSReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
 		{name: "type 255", input: frame(255, nil), want: ErrUnknownType, consumed: headerLen},
 		{name: "hello well formed", input: frame(TypeHello, hello), want: nil, consumed: headerLen + len(hello)},
 		{name: "hello trailing byte", input: frame(TypeHello, cat(hello, []byte{0})), want: ErrMalformed, consumed: headerLen + len(hello) + 1},
@@ -255,6 +300,30 @@ func TestDecodeBounds(t *testing.T) {
 		{name: "redirected ports past the end", typ: TypeRedirectsReply, payload: cat(uv(1), uv(1), []byte("r"), uv(2), []byte{0, 80}), want: ErrMalformed},
 		{name: "redirect table without flags", typ: TypeRedirectsReply, payload: cat(uv(1), uv(1), []byte("r"), uv(0)), want: ErrMalformed},
 		{name: "subscribe without filters", typ: TypeSubscribe, payload: cat([]byte{0, 80}, uv(5), []byte("steal")), want: ErrMalformed},
+		{name: "fs op missing", typ: TypeFSRequest, payload: nil, want: ErrMalformed},
+		{name: "fs path too long", typ: TypeFSRequest, payload: cat([]byte{byte(FSLstat)}, uv(maxPathLen+1), bytes.Repeat([]byte("p"), maxPathLen+1), uv(0), make([]byte, 16), uv(0), []byte{0}), want: ErrTooLarge},
+		{name: "fs path2 too long", typ: TypeFSRequest, payload: cat([]byte{byte(FSRename)}, uv(1), []byte("/"), uv(maxPathLen+1), bytes.Repeat([]byte("p"), maxPathLen+1), make([]byte, 16), uv(0), []byte{0}), want: ErrTooLarge},
+		{name: "fs request data too long", typ: TypeFSRequest, payload: cat([]byte{byte(FSWrite)}, uv(0), uv(0), make([]byte, 16), uv(MaxFSChunk+1), make([]byte, MaxFSChunk+1), []byte{0}), want: ErrTooLarge},
+		{name: "fs request without more", typ: TypeFSRequest, payload: cat([]byte{byte(FSWrite)}, uv(0), uv(0), make([]byte, 16), uv(0)), want: ErrMalformed},
+		{name: "fs request size cut short", typ: TypeFSRequest, payload: cat([]byte{byte(FSRead)}, uv(0), uv(0), make([]byte, 12)), want: ErrMalformed},
+		{name: "fs request more of 2", typ: TypeFSRequest, payload: cat([]byte{byte(FSWrite)}, uv(0), uv(0), make([]byte, 16), uv(0), []byte{2}), want: ErrMalformed},
+		{name: "fs request well formed", typ: TypeFSRequest, payload: cat([]byte{byte(FSWrite)}, uv(0), uv(0), make([]byte, 16), uv(0), []byte{1}), want: nil},
+		{name: "fs reason too long", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(maxReasonLen+1), bytes.Repeat([]byte("r"), maxReasonLen+1)), want: ErrTooLarge},
+		{name: "fs stat cut short", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen-1)), want: ErrMalformed},
+		{name: "fs entries over the bound", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(maxDirEntriesPerReply+1)), want: ErrTooLarge},
+		{name: "fs entries past the end", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(2), fsEntry("a"), uv(0), uv(0), []byte{0}), want: ErrMalformed},
+		{name: "fs entry name too long", typ: TypeFSReply, payload: fsListing(strings.Repeat("n", maxNameLen+1)), want: ErrTooLarge},
+		{name: "fs entry name empty", typ: TypeFSReply, payload: fsListing(""), want: ErrMalformed},
+		{name: "fs entry name dot", typ: TypeFSReply, payload: fsListing("."), want: ErrMalformed},
+		{name: "fs entry name dot dot", typ: TypeFSReply, payload: fsListing(".."), want: ErrMalformed},
+		{name: "fs entry name with a slash", typ: TypeFSReply, payload: fsListing("../etc"), want: ErrMalformed},
+		{name: "fs entry name with a NUL", typ: TypeFSReply, payload: fsListing("a\x00b"), want: ErrMalformed},
+		{name: "fs entry name dotted", typ: TypeFSReply, payload: fsListing("..data"), want: nil},
+		{name: "fs entry stat cut short", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(1), uv(1), []byte("a"), make([]byte, fileStatLen-1), uv(0), uv(0), []byte{0}), want: ErrMalformed},
+		{name: "fs link target too long", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(0), uv(maxPathLen+1), bytes.Repeat([]byte("t"), maxPathLen+1), uv(0), []byte{0}), want: ErrTooLarge},
+		{name: "fs reply data too long", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(0), uv(0), uv(MaxFSChunk+1), make([]byte, MaxFSChunk+1), []byte{0}), want: ErrTooLarge},
+		{name: "fs reply more of 2", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(0), uv(0), uv(0), []byte{2}), want: ErrMalformed},
+		{name: "fs reply without more", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(0), uv(0), uv(0)), want: ErrMalformed},
 		{name: "subscribe header too long", typ: TypeSubscribe, payload: cat([]byte{0, 80}, uv(5), []byte("steal"), uv(maxFilterLen+1), bytes.Repeat([]byte("h"), maxFilterLen+1), uv(0)), want: ErrTooLarge},
 	}
 	for _, tt := range tests {
@@ -287,6 +356,18 @@ func TestAppendMessageBounds(t *testing.T) {
 		{name: "environ over a frame in many entries", msg: EnvReply{Environ: repeatList(100, strings.Repeat("e", 1000))}, want: ErrTooLarge},
 		{name: "file path too long", msg: FileRequest{Path: over(maxPathLen)}, want: ErrTooLarge},
 		{name: "file chunk too long", msg: FileReply{Data: make([]byte, MaxFileChunk+1)}, want: ErrTooLarge},
+		{name: "fs path too long", msg: FSRequest{Path: over(maxPathLen)}, want: ErrTooLarge},
+		{name: "fs path2 too long", msg: FSRequest{Path2: over(maxPathLen)}, want: ErrTooLarge},
+		{name: "fs request data too long", msg: FSRequest{Data: make([]byte, MaxFSChunk+1)}, want: ErrTooLarge},
+		{name: "fs link target too long", msg: FSReply{Target: over(maxPathLen)}, want: ErrTooLarge},
+		{name: "fs reply data too long", msg: FSReply{Data: make([]byte, MaxFSChunk+1)}, want: ErrTooLarge},
+		{name: "fs entry name too long", msg: FSReply{Entries: []DirEntry{{Name: over(maxNameLen)}}}, want: ErrTooLarge},
+		{name: "fs entry name empty", msg: FSReply{Entries: []DirEntry{{}}}, want: ErrMalformed},
+		{name: "fs entry name dot dot", msg: FSReply{Entries: []DirEntry{{Name: ".."}}}, want: ErrMalformed},
+		{name: "fs entry name with a slash", msg: FSReply{Entries: []DirEntry{{Name: "a/b"}}}, want: ErrMalformed},
+		{name: "fs entry name with a NUL", msg: FSReply{Entries: []DirEntry{{Name: "a\x00"}}}, want: ErrMalformed},
+		{name: "fs entries over the count", msg: FSReply{Entries: make([]DirEntry, maxDirEntriesPerReply+1)}, want: ErrTooLarge},
+		{name: "fs entries over a frame", msg: FSReply{Entries: repeatEntries(maxDirEntriesPerReply, strings.Repeat("n", 100))}, want: ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,7 +390,7 @@ func TestAppendMessageBounds(t *testing.T) {
 // TestReasonClamped: over-long reasons are cut, not refused, so that an error report is sent.
 func TestReasonClamped(t *testing.T) {
 	long := strings.Repeat("é", maxReasonLen) // two bytes a rune, so a cut can fall inside one
-	for _, msg := range []Message{Error{Code: ErrCodeInternal, Reason: long}, DialReply{Errno: 5, Reason: long}, FileReply{Errno: 2, Reason: long}} {
+	for _, msg := range []Message{Error{Code: ErrCodeInternal, Reason: long}, DialReply{Errno: 5, Reason: long}, FileReply{Errno: 2, Reason: long}, FSReply{Errno: 2, Reason: long}} {
 		t.Run(msg.Type().String(), func(t *testing.T) {
 			b, err := AppendMessage(nil, msg)
 			if err != nil {
@@ -326,6 +407,8 @@ func TestReasonClamped(t *testing.T) {
 			case DialReply:
 				reason = m.Reason
 			case FileReply:
+				reason = m.Reason
+			case FSReply:
 				reason = m.Reason
 			}
 			if len(reason) > maxReasonLen || !strings.HasSuffix(reason, "...") || !strings.HasPrefix(long, strings.TrimSuffix(reason, "...")) {
@@ -347,6 +430,11 @@ func TestStrings(t *testing.T) {
 		{TypeHello.String(), "hello"},
 		{TypeDialReply.String(), "dial-reply"},
 		{Type(0).String(), "type(0)"},
+		{TypeFSRequest.String(), "fs-request"},
+		{TypeFSReply.String(), "fs-reply"},
+		{FSReadDir.String(), "readdir"},
+		{FSSymlink.String(), "symlink"},
+		{FSOp(0).String(), "op(0)"},
 		{ErrCodeTooLarge.String(), "too large"},
 		{ErrorCode(99).String(), "code 99"},
 		{Error{Code: ErrCodeVersion, Reason: "speaks 2"}.Error(), "remote version error: speaks 2"},

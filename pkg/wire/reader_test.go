@@ -25,6 +25,10 @@ func TestReaderPipe(t *testing.T) {
 		FileRequest{Path: "/etc/hosts"},
 		FileReply{Data: []byte("127.0.0.1 localhost\n"), More: true},
 		FileReply{Errno: linuxEISDIR, Reason: "read /etc: is a directory"},
+		FSRequest{Op: FSWrite, Path: "/tmp/x", Mode: 0o600, Data: []byte("a"), More: true},
+		FSRequest{Op: FSWrite, Data: []byte("b")},
+		FSReply{Entries: []DirEntry{{Name: "..data", Stat: FileStat{Mode: 0o120777}}}, More: true},
+		FSReply{Stat: FileStat{Mode: 0o100600, Size: 2}},
 	}
 	pr, pw := io.Pipe()
 	written := make(chan error, 1)

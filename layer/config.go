@@ -2,6 +2,7 @@ package layer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -50,6 +51,12 @@ type Config struct {
 	// Log gets the supervisor's debug and error records; nil discards them.
 	Log *slog.Logger
 }
+
+// Why Config.Mounts cannot be mounted; New's error wraps one of these.
+var (
+	ErrNoUserNamespaces = errors.New("user namespaces are unavailable on this machine")
+	ErrNoFUSE           = errors.New("FUSE is unavailable to you")
+)
 
 // Mount is a FUSE filesystem at Path in the program's view. Each program started under the
 // layer has a mount namespace of its own, so a filesystem is mounted once per program: Serve

@@ -57,12 +57,6 @@ func decodePlan(s string) (mountPlan, error) {
 	return p, err
 }
 
-// Why the served filesystems cannot be mounted; the error wraps one of these.
-var (
-	ErrNoUserNamespaces = errors.New("user namespaces are unavailable on this machine")
-	ErrNoFUSE           = errors.New("FUSE is unavailable to you")
-)
-
 // preparePlan writes the served files and encodes the mount plan for the helpers.
 func (s *Supervisor) preparePlan() error {
 	plan := mountPlan{Stage: filepath.Join(s.dir, "stage"), Hidden: s.cfg.Hidden}

@@ -59,6 +59,7 @@ type ExecOptions struct {
 
 	sessionOptions
 	layerOptions
+	fsOptions
 	EnvInclude []string
 	EnvExclude []string
 	EnvSet     []string
@@ -101,6 +102,7 @@ func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericioopt
 func (o *ExecOptions) AddFlags(cmd *cobra.Command) {
 	o.sessionOptions.AddFlags(cmd)
 	o.layerOptions.AddFlags(cmd)
+	o.fsOptions.AddFlags(cmd)
 	f := cmd.Flags()
 	f.StringArrayVar(&o.EnvInclude, "env-include", nil, "take only remote variables matching this glob (repeatable)")
 	f.StringArrayVar(&o.EnvExclude, "env-exclude", nil, "leave out remote variables matching this glob (repeatable)")
@@ -122,6 +124,7 @@ func (o *ExecOptions) Complete(cmd *cobra.Command, args []string) error {
 		}
 	}
 	o.envRules = environ.Rules{Include: o.EnvInclude, Exclude: o.EnvExclude, KeepLocal: environ.DefaultKeepLocal(), Overrides: o.EnvSet}
+	o.fsAsked = cmd.Flags().Changed("fs-mode") || cmd.Flags().Changed("fs-remote")
 	return o.sessionOptions.Complete(target)
 }
 
@@ -137,6 +140,9 @@ func (o *ExecOptions) Validate() error {
 		return err
 	}
 	if err := o.layerOptions.validateIncoming(); err != nil {
+		return err
+	}
+	if err := o.validateFS(); err != nil {
 		return err
 	}
 	return o.envRules.Validate()

@@ -121,10 +121,23 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *pr
 			return nil, err
 		}
 	}
+	if err := o.addRemoteFiles(ctx, sess, &cfg); err != nil {
+		return nil, err
+	}
 	sup, err := layer.New(cfg)
+	if fix := filesUnavailable(err); fix != "" && !o.fsAsked && len(cfg.Hidden) == 0 {
+		// The pod's files are the default, not a request: run with local files, and say so.
+		p.warn("the pod's files stay local: %v (%s; --fs-mode local silences this)", err, fix)
+		cfg.Mounts = nil
+		sup, err = layer.New(cfg)
+	}
+	if fix := filesUnavailable(err); fix != "" {
+		return nil, &userError{msg: fmt.Sprintf("cannot show the pod's files: %v (%s), or pass --fs-mode local", err, fix), cause: err}
+	}
 	if err != nil {
 		return nil, &userError{msg: "cannot run the command under the layer: " + err.Error(), cause: err}
 	}
+	o.reportRemoteFiles(p, cfg.Mounts)
 	if router != nil {
 		router.arrivals = sup // before the router handles a connection: the layer reports its client
 		go router.serve(life)
@@ -134,6 +147,18 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *pr
 		p.step("outgoing connections and DNS go through the pod")
 	}
 	return sup, nil
+}
+
+// filesUnavailable returns the fix for a layer that cannot show remote files on this machine,
+// or "" for any other outcome.
+func filesUnavailable(err error) string {
+	switch {
+	case errors.Is(err, layer.ErrNoFUSE):
+		return "most distributions make /dev/fuse mode 0666: sudo chmod 0666 /dev/fuse"
+	case errors.Is(err, layer.ErrNoUserNamespaces):
+		return "allow unprivileged user namespaces, e.g. sudo sysctl kernel.unprivileged_userns_clone=1"
+	}
+	return ""
 }
 
 // podDNSFiles are the files that make the program resolve names as the pod does: its

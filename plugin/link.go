@@ -30,7 +30,7 @@ const directProbeTimeout = 1500 * time.Millisecond
 
 // clientFeatures are what this plugin can use.
 func clientFeatures() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects}
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS}
 }
 
 type linkParams struct {
@@ -57,6 +57,8 @@ type session struct {
 	subscribed map[uint16]bool
 	closers    []io.Closer
 	stopping   context.CancelFunc
+	// target is the pod and container the session serves, set by startSession.
+	target *target
 }
 
 // dialSession connects to the sidecar, directly over UDP when the pod IP answers, else through a

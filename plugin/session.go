@@ -130,6 +130,7 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 		sess, how, err := o.connectQuickly(ctx, pod, ec, id)
 		if err == nil {
 			p.step("connected (%s)", how)
+			sess.target = t
 			return sess, nil
 		}
 		if ctx.Err() != nil {
@@ -146,6 +147,7 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 		return nil, err
 	}
 	p.step("connected (%s)", how)
+	sess.target = t
 	return sess, nil
 }
 

@@ -8,6 +8,8 @@
 //	warm start   the same exec reusing the sidecar (median)
 //	throughput   bytes echoed through one connection: the port-forward path and the direct UDP
 //	             path vs plain kubectl port-forward to the same pod port
+//	files        open+read+close of the pod's files (4 KiB, 1 MiB, 1,000 small ones in a row)
+//	             vs the same reads of local files by the same program under the layer
 //	memory       the sidecar's RSS idle and with 100 concurrent streams (read from /proc on the
 //	             node, so only against a local cluster)
 package main
@@ -64,6 +66,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == filesArg {
+		if err := filesMain(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "files: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == loadgenArg {
 		if err := loadgen(os.Args[2:]); err != nil {
 			fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
@@ -77,7 +86,7 @@ func main() {
 	flag.StringVar(&b.testapp, "testapp-image", "remocal.local/testapp:e2e", "image of the echo workload")
 	flag.IntVar(&b.runs, "runs", 5, "repetitions of each start measurement")
 	flag.Int64Var(&b.size, "bytes", 256<<20, "bytes per throughput measurement")
-	flag.StringVar(&b.only, "only", "", "run only these sections, comma-separated: start, throughput, layer, incoming, memory")
+	flag.StringVar(&b.only, "only", "", "run only these sections, comma-separated: start, throughput, layer, incoming, files, memory")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -131,6 +140,7 @@ func (b *bench) run(ctx context.Context) error {
 		{"throughput", b.throughput},
 		{"layer", b.layerHTTP},
 		{"incoming", b.incomingHTTP},
+		{"files", b.remoteFiles},
 		{"memory", b.memory},
 	}
 	for _, sec := range sections {
@@ -450,8 +460,10 @@ func (b *bench) deployEcho(ctx context.Context) (*corev1.Pod, error) {
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: new(int64),
+					Volumes:                       []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 					Containers: []corev1.Container{
-						{Name: "http", Image: b.testapp, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"/testapp", "http", "-addr", ":8080"}},
+						{Name: "http", Image: b.testapp, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"/testapp", "http", "-addr", ":8080"},
+							VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: benchDataDir}}},
 						{Name: "tcp", Image: b.testapp, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"/testapp", "tcp", "-addr", ":9000"}},
 					},
 				},

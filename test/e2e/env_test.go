@@ -175,6 +175,14 @@ func (e *env) deployEcho(t *testing.T) echoApp {
 // createDeployment creates a one-replica Deployment of containers, labelled app=name.
 func (e *env) createDeployment(t *testing.T, name string, containers ...corev1.Container) {
 	t.Helper()
+	e.createDeploymentSpec(t, name, corev1.PodSpec{Containers: containers})
+}
+
+// createDeploymentSpec creates a one-replica Deployment of pods like spec, labelled app=name,
+// that end at once when deleted.
+func (e *env) createDeploymentSpec(t *testing.T, name string, spec corev1.PodSpec) {
+	t.Helper()
+	spec.TerminationGracePeriodSeconds = new(int64)
 	labels := map[string]string{"app": name}
 	one := int32(1)
 	deploy := &appsv1.Deployment{
@@ -184,7 +192,7 @@ func (e *env) createDeployment(t *testing.T, name string, containers ...corev1.C
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{TerminationGracePeriodSeconds: new(int64), Containers: containers},
+				Spec:       spec,
 			},
 		},
 	}

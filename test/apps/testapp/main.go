@@ -7,6 +7,8 @@
 //	testapp udp  [-addr :9001]  UDP echo
 //	testapp ifaces              print each network interface and its addresses, then exit
 //	testapp sleep               block until SIGTERM or SIGINT
+//	testapp ls DIR              print the names in DIR, sorted, dot-files included
+//	testapp cat FILE            print the content of FILE
 //
 // Servers stop gracefully on SIGTERM or SIGINT and exit 0.
 package main

@@ -11,7 +11,7 @@ import (
 )
 
 // errUsage marks command-line mistakes, which exit 2 like flag's own.
-var errUsage = errors.New("usage: testapp http|tcp|udp|grpc|ifaces|sleep [-addr ADDR] [-name NAME]")
+var errUsage = errors.New("usage: testapp http|tcp|udp|grpc|ifaces|sleep [-addr ADDR] [-name NAME] | testapp ls DIR | testapp cat FILE")
 
 // run dispatches on the mode in args[0] and blocks until the mode is done or
 // ctx is cancelled.
@@ -20,6 +20,24 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		return errUsage
 	}
 	mode, args := args[0], args[1:]
+	// The pod's side of the remote-files tests: the image has no shell or coreutils.
+	switch mode {
+	case "ls":
+		if len(args) != 1 {
+			return errUsage
+		}
+		return listDir(os.Stdout, args[0])
+	case "cat":
+		if len(args) != 1 {
+			return errUsage
+		}
+		b, err := os.ReadFile(args[0])
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(b)
+		return err
+	}
 	fs := flag.NewFlagSet("testapp "+mode, flag.ContinueOnError)
 	var addr, name string
 	switch mode {

@@ -8,6 +8,8 @@
 //	layerclient fds HOST:PORT N     N sequential connections; print the parent's open
 //	                                descriptors before and after, for a leak check
 //	layerclient loop HOST:PORT      print the pid, then connect every 200 ms until killed
+//	layerclient read PATH...        print "PATH: content" (quoted), or "PATH: ENAME" for each
+//	layerclient ls DIR              print the names in DIR, sorted, dot-files included
 //	layerclient seccomp -           print the seccomp mode of this process and of its parent
 //	layerclient serve ADDR          serve HTTP on ADDR: print "request METHOD PATH" for each
 //	                                request, answer a POST with its body and others with
@@ -42,6 +44,19 @@ func run(args []string) error {
 		return errors.New("usage: layerclient MODE ARGS")
 	}
 	switch args[0] {
+	case "read":
+		for _, p := range args[1:] {
+			b, err := os.ReadFile(p)
+			fmt.Printf("%s: %s\n", p, contentOrErrno(b, err))
+		}
+	case "ls":
+		entries, err := os.ReadDir(args[1])
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			fmt.Println(e.Name())
+		}
 	case "get":
 		client := &http.Client{Timeout: 10 * time.Second}
 		resp, err := client.Get(args[1])
@@ -217,4 +232,34 @@ func seccompMode(pid string) string {
 		}
 	}
 	return "?"
+}
+
+// contentOrErrno is what the read mode prints: the content quoted, or the errno's name.
+func contentOrErrno(b []byte, err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		return errnoName(errno)
+	case err != nil:
+		return err.Error()
+	}
+	return strconv.Quote(string(b))
+}
+
+func errnoName(errno syscall.Errno) string {
+	switch errno {
+	case syscall.ENOENT:
+		return "ENOENT"
+	case syscall.EACCES:
+		return "EACCES"
+	case syscall.EISDIR:
+		return "EISDIR"
+	case syscall.ENOTDIR:
+		return "ENOTDIR"
+	case syscall.EFBIG:
+		return "EFBIG"
+	case syscall.EROFS:
+		return "EROFS"
+	}
+	return errno.Error()
 }

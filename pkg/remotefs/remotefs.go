@@ -69,7 +69,7 @@ func Serve(dev *os.File, remote Remote, opts Options) error {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	fsys := &filesystem{remote: remote, opts: opts, stats: map[string]cachedStat{}, inos: map[inoKey]uint64{}}
+	fsys := &filesystem{remote: patient{remote}, opts: opts, stats: map[string]cachedStat{}, inos: map[inoKey]uint64{}}
 	timeout := opts.CacheTimeout
 	server, err := fuse.NewServer(fs.NewNodeFS(&node{fsys: fsys}, &fs.Options{
 		EntryTimeout:    &timeout,
@@ -168,8 +168,8 @@ func (f *filesystem) errno(op, path string, err error) syscall.Errno {
 	if errors.As(err, &errno) {
 		return errno
 	}
-	if errors.Is(err, context.Canceled) {
-		return syscall.EINTR
+	if errors.Is(err, context.DeadlineExceeded) {
+		return syscall.ETIMEDOUT
 	}
 	f.opts.Log.Error("remote file operation", "op", op, "path", path, "err", err)
 	return syscall.EIO

@@ -327,3 +327,28 @@ func TestWritesReachTheRemoteOnClose(t *testing.T) {
 		t.Fatalf("left in the remote: %v", entries)
 	}
 }
+
+// ctxRecorder records whether a write's context was already done when it started.
+type ctxRecorder struct {
+	dirRemote
+	done error
+}
+
+func (r *ctxRecorder) WriteFile(ctx context.Context, p string, data []byte, mode uint32) (wire.FileStat, error) {
+	r.done = ctx.Err()
+	return r.dirRemote.WriteFile(ctx, p, data, mode)
+}
+
+// An interrupted close (any signal, Go's preemption SIGURG included) must still write: the
+// kernel cannot restart a close.
+func TestInterruptsDoNotCancelOperations(t *testing.T) {
+	rec := &ctxRecorder{dirRemote: dirRemote{t.TempDir()}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := (patient{rec}).WriteFile(ctx, "/f", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rec.done != nil {
+		t.Fatalf("the write saw its context done: %v", rec.done)
+	}
+}

@@ -71,7 +71,8 @@ func Serve(dev *os.File, remote Remote, opts Options) error {
 	}
 	fsys := &filesystem{remote: patient{remote}, opts: opts, stats: map[string]cachedStat{}, inos: map[inoKey]uint64{}}
 	timeout := opts.CacheTimeout
-	server, err := fuse.NewServer(fs.NewNodeFS(&node{fsys: fsys}, &fs.Options{
+	root := &node{fsys: fsys}
+	server, err := fuse.NewServer(fs.NewNodeFS(root, &fs.Options{
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
@@ -84,6 +85,9 @@ func Serve(dev *os.File, remote Remote, opts Options) error {
 	if err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go fsys.watch(ctx, root)
 	server.Serve()
 	runtime.KeepAlive(dev) // go-fuse has the descriptor's number, not the file
 	return nil
@@ -98,8 +102,9 @@ type filesystem struct {
 	// stats are the attributes a directory listing brought, for the lookups that follow it
 	// (`ls -l` lists, then looks up every name).
 	stats map[string]cachedStat
-	// inos gives each path and file type a number of its own for as long as we serve: the
-	// kernel and the program see the same inode each time they look a file up again.
+	// inos gives each file a number of its own for as long as we serve, by path, type and
+	// remote inode: the kernel and the program see the same inode each time they look the
+	// same file up again, and another one once the remote replaced it.
 	inos map[inoKey]uint64
 }
 
@@ -109,15 +114,16 @@ type cachedStat struct {
 }
 
 type inoKey struct {
-	path string
-	kind uint32
+	path      string
+	kind      uint32
+	remoteIno uint64
 }
 
 // ino returns the inode number of path as a file of st's type.
 func (f *filesystem) ino(path string, st wire.FileStat) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	key := inoKey{path, st.Mode & syscall.S_IFMT}
+	key := inoKey{path, st.Mode & syscall.S_IFMT, st.Ino}
 	if n, ok := f.inos[key]; ok {
 		return n
 	}
@@ -191,6 +197,10 @@ func fillAttr(out *fuse.Attr, st wire.FileStat) {
 type node struct {
 	fs.Inode
 	fsys *filesystem
+	// remoteIno is the remote file's inode number when it was looked up: another number
+	// under the same name is another file (a symlink replaced by a rename, as the kubelet
+	// updates a ConfigMap volume).
+	remoteIno uint64
 }
 
 var (
@@ -219,7 +229,7 @@ func (n *node) newChild(ctx context.Context, name string, st wire.FileStat, out 
 	fillAttr(&out.Attr, st)
 	ino := n.fsys.ino(p, st)
 	out.Ino = ino
-	return n.NewInode(ctx, &node{fsys: n.fsys}, fs.StableAttr{Mode: st.Mode & syscall.S_IFMT, Ino: ino})
+	return n.NewInode(ctx, &node{fsys: n.fsys, remoteIno: st.Ino}, fs.StableAttr{Mode: st.Mode & syscall.S_IFMT, Ino: ino})
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

@@ -4,6 +4,7 @@ package remotefs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -350,5 +351,49 @@ func TestInterruptsDoNotCancelOperations(t *testing.T) {
 	}
 	if rec.done != nil {
 		t.Fatalf("the write saw its context done: %v", rec.done)
+	}
+}
+
+// A program watching its configuration file with inotify (through the symlinks, as
+// inotify_add_watch follows them) is told when the kubelet replaces the ConfigMap's data: the
+// old file goes, and its watch fires IN_DELETE_SELF, as in the pod.
+func TestWatchersOfAConfigMapFileAreTold(t *testing.T) {
+	remote := t.TempDir()
+	volume := filepath.Join(remote, "etc", "app")
+	if err := os.MkdirAll(volume, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	configMapVolume(t, volume, "2026_12_01_1", map[string]string{"config.yaml": "v: 1\n"})
+	mnt := mount(t, dirRemote{remote}, Options{Root: "/etc/app", MaxFileSize: 1 << 20, CacheTimeout: 100 * time.Millisecond})
+
+	watcher, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(watcher)
+	if _, err := unix.InotifyAddWatch(watcher, filepath.Join(mnt, "config.yaml"), unix.IN_MODIFY|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF); err != nil {
+		t.Fatal(err)
+	}
+	configMapVolume(t, volume, "2026_12_01_2", map[string]string{"config.yaml": "v: 2\n"})
+	if err := os.RemoveAll(filepath.Join(volume, "..2026_12_01_1")); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan uint32, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		if n, err := unix.Read(watcher, buf); err == nil && n >= unix.SizeofInotifyEvent {
+			events <- binary.NativeEndian.Uint32(buf[4:8]) // struct inotify_event's mask
+		}
+	}()
+	select {
+	case mask := <-events:
+		if mask&unix.IN_DELETE_SELF == 0 {
+			t.Fatalf("event %#x, want IN_DELETE_SELF", mask)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no inotify event within 5 s of the update")
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "config.yaml")); err != nil || string(b) != "v: 2\n" {
+		t.Fatalf("after the event: %q, %v", b, err)
 	}
 }

@@ -147,6 +147,13 @@ func TestRemoteFiles(t *testing.T) {
 
 	t.Run("a ConfigMap edit is seen after the kubelet's sync", func(t *testing.T) {
 		ctx := e.ctx(t)
+		// A program that watches its configuration file and reads it again when told.
+		var watchOut syncBuffer
+		watcher := pl.command(ctx, "exec", target, "--", client, "watch", appConfigDir+"/config.yaml")
+		watcher.Stdout = &watchOut
+		bg := startBackground(t, watcher)
+		bg.waitUntil(t, 30*time.Second, func() bool { return strings.Contains(watchOut.String(), "watching") },
+			func() string { return "the watcher did not start: " + watchOut.String() })
 		cm, err := e.client.CoreV1().ConfigMaps(e.namespace).Get(ctx, "app-config", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -166,12 +173,15 @@ func TestRemoteFiles(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("the kubelet did not update the volume: %v", err)
 		}
-		// One program reads, is told the pod has the new content, and reads again: a
-		// program that watches or re-reads its configuration.
+		// A fresh read sees the new content.
 		r := pl.run(t, "exec", target, "--", client, "read", appConfigDir+"/config.yaml")
 		if want := fmt.Sprintf("%s/config.yaml: %q\n", appConfigDir, "greeting: edited\n"); r.stdout != want {
 			t.Fatalf("got %q, want %q\nstderr:\n%s", r.stdout, want, r.stderr)
 		}
+		// The watcher was told (the file it watched went, as in the pod) and read it again.
+		want := fmt.Sprintf("watching\n%q\n", "greeting: edited\n")
+		bg.waitUntil(t, 10*time.Second, func() bool { return watchOut.String() == want },
+			func() string { return fmt.Sprintf("the watcher printed %q, want %q", watchOut.String(), want) })
 	})
 
 	t.Run("local paths stay local and --fs-not-found hides", func(t *testing.T) {

@@ -10,6 +10,8 @@
 //	layerclient loop HOST:PORT      print the pid, then connect every 200 ms until killed
 //	layerclient read PATH...        print "PATH: content" (quoted), or "PATH: ENAME" for each
 //	layerclient ls DIR              print the names in DIR, sorted, dot-files included
+//	layerclient watch FILE          watch FILE with inotify (through symlinks), print "watching";
+//	                                at its first event print the content read again, quoted
 //	layerclient seccomp -           print the seccomp mode of this process and of its parent
 //	layerclient serve ADDR          serve HTTP on ADDR: print "request METHOD PATH" for each
 //	                                request, answer a POST with its body and others with
@@ -49,6 +51,8 @@ func run(args []string) error {
 			b, err := os.ReadFile(p)
 			fmt.Printf("%s: %s\n", p, contentOrErrno(b, err))
 		}
+	case "watch":
+		return watch(args[1])
 	case "ls":
 		entries, err := os.ReadDir(args[1])
 		if err != nil {
@@ -262,4 +266,25 @@ func errnoName(errno syscall.Errno) string {
 		return "EROFS"
 	}
 	return errno.Error()
+}
+
+// watch is what a program that reloads its configuration does: an inotify watch on the file,
+// then a read when it changes or goes (a ConfigMap update replaces it).
+func watch(path string) error {
+	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	if _, err := syscall.InotifyAddWatch(fd, path, syscall.IN_MODIFY|syscall.IN_ATTRIB|syscall.IN_DELETE_SELF|syscall.IN_MOVE_SELF); err != nil {
+		return err
+	}
+	fmt.Println("watching")
+	buf := make([]byte, 4096)
+	if _, err := syscall.Read(fd, buf); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(path)
+	fmt.Println(contentOrErrno(b, err))
+	return nil
 }

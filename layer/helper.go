@@ -3,6 +3,7 @@
 package layer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -51,8 +52,11 @@ func HelperMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "remocal layer helper: %v\n", err)
 		return exitCannotRun
 	}
-	if os.Getenv(nsEnv) == "want" {
-		code, err := reexecInNamespaces(args)
+	var trapOpens bool
+	var fuseDevs []int
+	switch os.Getenv(nsEnv) {
+	case "want":
+		code, err := reexec(args, namespaceAttr(), []string{nsEnv + "=in"}, nil)
 		if err == nil {
 			return code
 		}
@@ -60,14 +64,34 @@ func HelperMain(args []string) int {
 			fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: enter a user namespace: %v\n", args[0], err)
 			return exitCannotRun
 		}
-		_ = os.Setenv(nsEnv, "failed") // served files through trapped opens, below
+		trapOpens = true // served files, from the supervisor
+	case "in":
+		if trapOpens, fuseDevs, err = enterMounts(plan, true); err != nil {
+			fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: %v\n", args[0], err)
+			return exitCannotRun
+		}
+		if plan.UID != 0 {
+			code, err := dropToUser(args, plan, handover{TrapOpens: trapOpens, FUSE: fuseDevs})
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: be the user again in a nested user namespace: %v\n", args[0], err)
+				return exitCannotRun
+			}
+			return code
+		}
+	case "user":
+		var h handover
+		if err := json.Unmarshal([]byte(os.Getenv(handoverEnv)), &h); err != nil {
+			fmt.Fprintf(os.Stderr, "remocal layer helper: malformed handover: %v\n", err)
+			return exitCannotRun
+		}
+		trapOpens, fuseDevs = h.TrapOpens, h.FUSE
+	default:
+		if trapOpens, fuseDevs, err = enterMounts(plan, false); err != nil {
+			fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: %v\n", args[0], err)
+			return exitCannotRun
+		}
 	}
-	trapOpens, fuseDevs, err := enterMounts(plan, os.Getenv(nsEnv) == "in")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: %v\n", args[0], err)
-		return exitCannotRun
-	}
-	for _, name := range []string{socketEnv, planEnv, nsEnv} {
+	for _, name := range []string{socketEnv, planEnv, nsEnv, handoverEnv} {
 		_ = os.Unsetenv(name)
 	}
 	if err := superviseAndExec(sockPath, path, args, trapOpens, fuseDevs); err != nil {
@@ -75,6 +99,32 @@ func HelperMain(args []string) int {
 		return exitCannotRun
 	}
 	panic("unreachable: exec returned without error")
+}
+
+// handoverEnv carries a handover (JSON) from the helper that mounted to the one that drops to
+// the user.
+const handoverEnv = "REMOCAL_LAYER_HANDOVER"
+
+// handover is what the helper that mounted passes on to the one that runs the program: whether
+// to trap opens, and the FUSE devices for the supervisor (descriptors 3 and up).
+type handover struct {
+	TrapOpens bool  `json:"trapOpens,omitempty"`
+	FUSE      []int `json:"fuse,omitempty"`
+}
+
+// dropToUser runs the rest in a nested user namespace as the user, handing over the FUSE
+// devices, and returns its exit code.
+func dropToUser(args []string, plan mountPlan, h handover) (int, error) {
+	files := make([]*os.File, len(h.FUSE))
+	for i, fd := range h.FUSE {
+		files[i] = os.NewFile(uintptr(fd), "fuse")
+		h.FUSE[i] = 3 + i
+	}
+	encoded, err := json.Marshal(h)
+	if err != nil {
+		return 0, err
+	}
+	return reexec(args, userAttr(plan.UID, plan.GID), []string{nsEnv + "=user", handoverEnv + "=" + string(encoded)}, files)
 }
 
 // planFromEnv reads the supervisor's mount plan; none is an empty one.

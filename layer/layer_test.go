@@ -350,6 +350,13 @@ func TestServedFiles(t *testing.T) {
 	if out := runUnder(t, s, "cat", "/etc/hostname"); out != string(local) {
 		t.Fatalf("a local file changed: %q", out)
 	}
+	// Mounted, not served from trapped opens, wherever user namespaces work.
+	if !s.userns && os.Getenv("LAYER_TEST_REQUIRE_USERNS") != "" {
+		t.Fatal("user namespaces are unavailable")
+	}
+	if out := runUnder(t, s, "mountpoint", "/etc/resolv.conf"); s.userns && out != "mounted\n" {
+		t.Fatalf("/etc/resolv.conf: %s", out)
+	}
 }
 
 // Without user namespaces the helper traps opens and the supervisor serves the same files.

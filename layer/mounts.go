@@ -28,6 +28,10 @@ type mountPlan struct {
 	Hidden []string `json:"hidden,omitempty"`
 	// Stage is a directory of the user's where the helper may build shadow directories.
 	Stage string `json:"stage"`
+	// UID and GID are the user's: the helper mounts as root of its user namespace, then
+	// becomes the user again to run the program.
+	UID int `json:"uid"`
+	GID int `json:"gid"`
 }
 
 type fileBind struct {
@@ -59,7 +63,7 @@ func decodePlan(s string) (mountPlan, error) {
 
 // preparePlan writes the served files and encodes the mount plan for the helpers.
 func (s *Supervisor) preparePlan() error {
-	plan := mountPlan{Stage: filepath.Join(s.dir, "stage"), Hidden: s.cfg.Hidden}
+	plan := mountPlan{Stage: filepath.Join(s.dir, "stage"), Hidden: s.cfg.Hidden, UID: os.Getuid(), GID: os.Getgid()}
 	if len(s.cfg.Files) > 0 {
 		binds, err := writeFiles(filepath.Join(s.dir, "files"), s.cfg.Files)
 		if err != nil {
@@ -208,6 +212,8 @@ func mountFUSE(dir string, readOnly bool) (int, error) {
 	if readOnly {
 		flags |= unix.MS_RDONLY
 	}
+	// The owner is this namespace's root, which is the user: the program, back as the user
+	// in a nested namespace, is the mount's owner, and only it may use the mount.
 	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d", dev, os.Getuid(), os.Getgid())
 	if err := unix.Mount("remocal", dir, "fuse.remocal", flags, opts); err != nil {
 		unix.Close(dev)

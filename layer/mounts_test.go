@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -21,6 +22,68 @@ import (
 
 func init() {
 	childScenarios["probe"] = childProbe
+	childScenarios["mountpoint"] = childMountpoint
+}
+
+// childMountpoint prints whether its argument is a mount point of the program's namespace.
+func childMountpoint(args []string) int {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == args[0] {
+			fmt.Println("mounted")
+			return 0
+		}
+	}
+	fmt.Println("not mounted")
+	return 0
+}
+
+// The namespace tests matter most for a user without privileges, whose process may mount in
+// its user namespace only as that namespace's root: run them again as nobody.
+func TestNamespacesAsAnUnprivilegedUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("unprivileged already: the other tests are this one")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A directory nobody can reach and write, holding a copy of this test binary.
+	dir, err := os.MkdirTemp("", "remocal-layer-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "layer.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^(TestServedFiles|TestMountsAndHiddenPaths|TestConnectGoesThroughThePod)$", "-test.count=1", "-test.v")
+	cmd.Dir = dir
+	// User namespaces work here (the test runs as root, which made one); for nobody too.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir, "LAYER_TEST_REQUIRE_USERNS=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	for _, want := range []string{"--- PASS: TestServedFiles ", "--- PASS: TestConnectGoesThroughThePod "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("as nobody, no %q:\n%s", want, out)
+		}
+	}
+	t.Logf("as nobody:\n%s", out)
 }
 
 // childProbe prints, for each path, its content or the error reading it, and where it runs.
@@ -40,6 +103,7 @@ func childProbe(paths []string) int {
 	}
 	wd, _ := os.Getwd()
 	fmt.Printf("cwd: %s\n", wd)
+	fmt.Printf("ids: %d %d\n", os.Getuid(), os.Getgid())
 	return 0
 }
 
@@ -107,6 +171,8 @@ func TestMountsAndHiddenPaths(t *testing.T) {
 		local + `/kept: "local kept"`,
 		fmt.Sprintf("/etc/hostname: %q", hostname),
 		"cwd: " + wd,
+		// The helper mounts as root of its namespace; the program is the user again.
+		fmt.Sprintf("ids: %d %d", os.Getuid(), os.Getgid()),
 	} {
 		if !strings.Contains(got, want+"\n") {
 			t.Errorf("missing %q in:\n%s", want, got)

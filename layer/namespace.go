@@ -25,13 +25,27 @@ const (
 	nsEnv = "REMOCAL_LAYER_NS"
 )
 
-// namespaceAttr is what puts a child into a new user and mount namespace as the same user.
+// namespaceAttr puts a child into a new user and mount namespace as the namespace's root,
+// mapped to the user: an unprivileged user's process gets the capabilities to mount there only
+// as uid 0 (with its own uid, exec drops them). The program does not run as that root: the
+// helper drops back to the user in a nested namespace (userAttr) before it execs.
 func namespaceAttr() *syscall.SysProcAttr {
-	uid, gid := os.Getuid(), os.Getgid()
 	return &syscall.SysProcAttr{
 		Cloneflags:                 syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
-		UidMappings:                []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
-		GidMappings:                []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+		GidMappingsEnableSetgroups: false,
+	}
+}
+
+// userAttr puts a child, started by the root of namespaceAttr's namespace, into a nested user
+// namespace as the user again (uid and gid as the machine knows them), in the same mount
+// namespace: the program sees its own ids, and other users' files as the overflow id.
+func userAttr(uid, gid int) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Cloneflags:                 syscall.CLONE_NEWUSER,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: uid, HostID: 0, Size: 1}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: gid, HostID: 0, Size: 1}},
 		GidMappingsEnableSetgroups: false,
 	}
 }
@@ -44,20 +58,25 @@ func userNamespacesWork(self string) bool {
 	return cmd.Run() == nil
 }
 
-// reexecInNamespaces runs this helper again, with the same arguments, in new namespaces, and
-// ends as that child ends: the case of a helper started by `go run -exec`, which is outside
-// them and, being a Go program, cannot unshare a user namespace itself.
-func reexecInNamespaces(args []string) (int, error) {
+// reexec runs this helper again, with the same arguments, as attr says, with extra
+// environment and descriptors (numbered from 3), and ends as that child ends. It is how the
+// helper gets into namespaces: a Go program cannot unshare a user namespace itself, having
+// threads.
+func reexec(args []string, attr *syscall.SysProcAttr, env []string, files []*os.File) (int, error) {
 	cmd := exec.Command("/proc/self/exe", append([]string{HelperArg}, args...)...)
-	cmd.Env = append(os.Environ(), nsEnv+"=in")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = namespaceAttr()
+	cmd.ExtraFiles = files
+	cmd.SysProcAttr = attr
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
 		return 0, err
+	}
+	for _, f := range files {
+		f.Close() // the child's now; ours would keep a FUSE mount's device open after it
 	}
 	go func() {
 		for s := range sigs {

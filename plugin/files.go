@@ -163,6 +163,8 @@ func (o *fsOptions) hiddenLocalPaths() ([]string, error) {
 type remoteTree struct {
 	dirs  []string
 	files map[string][]byte
+	// tooLarge are single files over --fs-max-file-size, left local.
+	tooLarge []string
 }
 
 // lookRemote asks the pod what each candidate is. Paths the pod does not have are skipped;
@@ -195,6 +197,10 @@ func (o *fsOptions) lookRemote(ctx context.Context, sess *session, candidates []
 			tree.dirs = append(tree.dirs, p)
 		case syscall.S_IFREG:
 			data, _, err := sess.ReadFileLimit(ctx, p, o.maxFileSize)
+			if errors.Is(err, syscall.EFBIG) {
+				tree.tooLarge = append(tree.tooLarge, p)
+				continue
+			}
 			if err != nil {
 				return remoteTree{}, fmt.Errorf("read the pod's %s: %w", p, err)
 			}
@@ -238,7 +244,7 @@ func remoteGlob(ctx context.Context, sess *session, glob string) ([]string, erro
 // addRemoteFiles puts the pod's files into the layer's configuration: directories as
 // filesystems served from the pod, single files as they are now, and the hidden local paths.
 // The DNS files already in cfg.Files (made to work from here) win over the pod's own.
-func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *session, cfg *layer.Config) error {
+func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *session, p *progress, cfg *layer.Config) error {
 	hidden, err := o.hiddenLocalPaths()
 	if err != nil {
 		return err
@@ -257,6 +263,9 @@ func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *session, cfg *la
 	tree, err := o.lookRemote(ctx, sess, candidates)
 	if err != nil {
 		return err
+	}
+	for _, path := range tree.tooLarge {
+		p.warn("the pod's %s is larger than --fs-max-file-size (%d bytes): the local one stays", path, o.maxFileSize)
 	}
 	if len(tree.files) > 0 && cfg.Files == nil {
 		cfg.Files = map[string][]byte{}

@@ -121,7 +121,7 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *pr
 			return nil, err
 		}
 	}
-	if err := o.addRemoteFiles(ctx, sess, &cfg); err != nil {
+	if err := o.addRemoteFiles(ctx, sess, p, &cfg); err != nil {
 		return nil, err
 	}
 	sup, err := layer.New(cfg)

@@ -134,6 +134,16 @@ func TestRemoteFiles(t *testing.T) {
 		}
 	})
 
+	t.Run("a file over --fs-max-file-size fails with EFBIG, and says why", func(t *testing.T) {
+		r := pl.run(t, "exec", target, "--fs-max-file-size", "8", "--", client, "read", appConfigDir+"/config.yaml")
+		if want := appConfigDir + "/config.yaml: EFBIG\n"; r.stdout != want {
+			t.Fatalf("got %q, want %q\nstderr:\n%s", r.stdout, want, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "is larger than --fs-max-file-size (8 bytes)") {
+			t.Fatalf("no reason on stderr:\n%s", r.stderr)
+		}
+	})
+
 	t.Run("the listing is the pod's", func(t *testing.T) {
 		want := inPod("ls", appConfigDir)
 		if !strings.Contains(want, "..data\n") {

@@ -14,6 +14,9 @@ import (
 // ErrUnsupported: seccomp user notification exists only on Linux.
 var ErrUnsupported = errors.New("running a program under the layer needs Linux (seccomp user notification); on " + runtime.GOOS + " use --env-file or port-forward")
 
+// Available fails off Linux: there is no seccomp user notification to run a program under.
+func Available() error { return ErrUnsupported }
+
 // Supervisor is unavailable off Linux.
 type Supervisor struct{}
 

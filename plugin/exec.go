@@ -16,6 +16,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/remocal/kubectl-remocal/internal/environ"
+	"github.com/remocal/kubectl-remocal/layer"
 )
 
 const (
@@ -148,8 +149,17 @@ func (o *ExecOptions) Validate() error {
 	return o.envRules.Validate()
 }
 
+// layerAvailable is layer.Available, a variable so tests can play an OS without the layer.
+var layerAvailable = layer.Available
+
 // Run attaches to the target and runs the command.
 func (o *ExecOptions) Run(ctx context.Context) error {
+	if len(o.command) > 0 {
+		// Off Linux, refuse before a sidecar is added to the pod for a program that cannot run.
+		if err := layerAvailable(); err != nil {
+			return &userError{msg: err.Error(), cause: err}
+		}
+	}
 	p := newProgress(o.ErrOut)
 	sess, err := o.startSession(ctx, p)
 	if err != nil {
@@ -197,7 +207,7 @@ func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd) error {
 	// must reach the program as SIGINT, the way it would without remocal, so it can shut down
 	// cleanly.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	signal.Notify(sigs, programSignals...)
 	defer signal.Stop(sigs)
 	started := make(chan error, 1)
 	done := make(chan error, 1)

@@ -1,0 +1,30 @@
+package plugin
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// Off Linux, exec of a program fails with the layer's one-line reason before it reaches the
+// cluster (this kubeconfig's server refuses connections, so any contact would fail otherwise),
+// while --env-file alone goes on to the cluster.
+func TestExecOfAProgramWithoutTheLayerFailsBeforeTheCluster(t *testing.T) {
+	noLayer := errors.New("running a program under the layer needs Linux (seccomp user notification); on plan9 use --env-file or port-forward")
+	saved := layerAvailable
+	layerAvailable = func() error { return noLayer }
+	t.Cleanup(func() { layerAvailable = saved })
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+
+	server := []string{"--server", "https://127.0.0.1:1", "--request-timeout", "2s"}
+	_, _, err := execute(t, append([]string{"exec", "pod/web"}, append(server, "--", "env")...)...)
+	if !errors.Is(err, noLayer) || err.Error() != noLayer.Error() {
+		t.Fatalf("exec of a program: %v, want exactly %q", err, noLayer)
+	}
+
+	_, _, err = execute(t, append([]string{"exec", "pod/web", "--env-file", t.TempDir() + "/env"}, server...)...)
+	if err == nil || errors.Is(err, noLayer) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("exec --env-file: %v, want a failure to reach the server, not the layer's", err)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -122,8 +121,14 @@ func (m *memFS) OnAdd(ctx context.Context) {
 
 func serveMem(t *testing.T, files map[string]string) func(dev *os.File) {
 	return func(dev *os.File) {
-		defer runtime.KeepAlive(dev)
-		server, err := fuse.NewServer(fs.NewNodeFS(&memFS{files: files}, &fs.Options{}), "/dev/fd/"+strconv.Itoa(int(dev.Fd())), &fuse.MountOptions{})
+		// go-fuse closes what it serves: a duplicate, so that dev is not closed twice.
+		fd, err := unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		dev.Close()
+		if err != nil {
+			t.Errorf("duplicate the FUSE device: %v", err)
+			return
+		}
+		server, err := fuse.NewServer(fs.NewNodeFS(&memFS{files: files}, &fs.Options{}), "/dev/fd/"+strconv.Itoa(fd), &fuse.MountOptions{})
 		if err != nil {
 			t.Errorf("serve FUSE: %v", err)
 			return

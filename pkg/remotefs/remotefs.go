@@ -14,10 +14,10 @@ package remotefs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
@@ -64,32 +65,41 @@ type Options struct {
 	Log *slog.Logger
 }
 
-// Serve serves the FUSE device dev, already mounted, until the mount goes away.
+// Serve serves the FUSE device dev, already mounted, until the mount goes away. It takes dev
+// over, and closes it.
 func Serve(dev *os.File, remote Remote, opts Options) error {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	fsys := &filesystem{remote: patient{remote}, opts: opts, stats: map[string]cachedStat{}, inos: map[inoKey]uint64{}}
+	// go-fuse closes the descriptor it serves when it is done: give it a duplicate of its own,
+	// so that dev's, closed by its owner or the garbage collector, is never closed twice (the
+	// second close would hit whatever reused the number, another mount's device included).
+	fd, err := unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("duplicate the FUSE device: %w", err)
+	}
+	dev.Close()
 	timeout := opts.CacheTimeout
 	root := &node{fsys: fsys}
 	server, err := fuse.NewServer(fs.NewNodeFS(root, &fs.Options{
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
-	}), "/dev/fd/"+strconv.Itoa(int(dev.Fd())), &fuse.MountOptions{
+	}), "/dev/fd/"+strconv.Itoa(fd), &fuse.MountOptions{
 		Name:   "remocal",
 		FsName: "remocal:" + opts.Root,
 		// Reads come whole from memory: larger requests mean fewer round trips to us.
 		MaxReadAhead: 1 << 20,
 	})
 	if err != nil {
+		unix.Close(fd)
 		return err
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go fsys.watch(ctx, root)
 	server.Serve()
-	runtime.KeepAlive(dev) // go-fuse has the descriptor's number, not the file
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -237,11 +238,16 @@ func TestErrorsAreTheRemotes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(remote, "d", "secret"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
 	var tooLarge []string
 	mnt := mount(t, dirRemote{remote}, Options{
 		Root: "/d", MaxFileSize: 1024,
-		Absent:     func(p string) bool { return p == "/d/secret" },
-		OnTooLarge: func(p string, _ int64) { tooLarge = append(tooLarge, p) },
+		Absent: func(p string) bool { return p == "/d/secret" },
+		OnTooLarge: func(p string, _ int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			tooLarge = append(tooLarge, p)
+		},
 	})
 	for _, c := range []struct {
 		path string
@@ -258,6 +264,8 @@ func TestErrorsAreTheRemotes(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.path, err, c.want)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(tooLarge) != 1 || tooLarge[0] != "/d/big" {
 		t.Errorf("told of files too large: %v", tooLarge)
 	}

@@ -31,7 +31,7 @@ const (
 // It returns the exit code to leave with otherwise, having said why on stderr.
 func HelperMain(args []string) int {
 	if len(args) == 1 && args[0] == "--probe" {
-		return 0 // userNamespacesWork's child: being started was the test
+		return 0 // userNamespaces' child: being started was the test
 	}
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "remocal layer helper: no command")

@@ -84,7 +84,7 @@ func (s *Supervisor) preparePlan() error {
 		return nil
 	}
 	if self, err := os.Executable(); err == nil {
-		s.userns = userNamespacesWork(self)
+		s.userns = userNamespaces(self) == nil
 	}
 	switch {
 	case !s.userns && plan.needsNamespaces():
@@ -93,8 +93,8 @@ func (s *Supervisor) preparePlan() error {
 		s.log.Info("user namespaces are unavailable: served files cost a trap on every open")
 	}
 	if len(plan.Remote) > 0 {
-		if err := unix.Access("/dev/fuse", unix.R_OK|unix.W_OK); err != nil {
-			return fmt.Errorf("%w: /dev/fuse: %v", ErrNoFUSE, err)
+		if err := checkFUSE(); err != nil {
+			return err
 		}
 	}
 	encoded, err := plan.encode()

@@ -4,6 +4,7 @@ package layer
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -50,12 +51,15 @@ func userAttr(uid, gid int) *syscall.SysProcAttr {
 	}
 }
 
-// userNamespacesWork reports whether this machine lets us create the namespaces, by starting a
-// trivial child in them.
-func userNamespacesWork(self string) bool {
+// userNamespaces reports whether this machine lets us create the namespaces, by starting a
+// trivial child (self, the plugin's executable) in them. The error wraps ErrNoUserNamespaces.
+func userNamespaces(self string) error {
 	cmd := exec.Command(self, HelperArg, "--probe")
 	cmd.SysProcAttr = namespaceAttr()
-	return cmd.Run() == nil
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoUserNamespaces, err)
+	}
+	return nil
 }
 
 // reexec runs this helper again, with the same arguments, as attr says, with extra

@@ -196,6 +196,13 @@ func (o *VersionOptions) explainServerError(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
+	return &serverError{msg: describeServerError(err, o.server, o.Timeout) + " " + clientOnlyHint, err: err}
+}
+
+// describeServerError says in one line why a request to the API server at server failed:
+// unreachable (no answer within timeout, refused, ...), an untrusted certificate, or an error
+// status from the server.
+func describeServerError(err error, server string, timeout time.Duration) string {
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
 		s := status.Status()
@@ -205,17 +212,11 @@ func (o *VersionOptions) explainServerError(err error) error {
 		if detail == "" || detail == "unknown" {
 			detail = fmt.Sprintf("HTTP %d %s", s.Code, http.StatusText(int(s.Code)))
 		}
-		return &serverError{
-			msg: fmt.Sprintf("the cluster at %s refused the version request: %s %s", o.server, detail, clientOnlyHint),
-			err: err,
-		}
+		return fmt.Sprintf("the cluster at %s refused the version request: %s", server, detail)
 	}
 	var certErr *tls.CertificateVerificationError
 	if errors.As(err, &certErr) {
-		return &serverError{
-			msg: fmt.Sprintf("unable to verify the certificate of the cluster at %s: %v %s", o.server, certErr.Err, clientOnlyHint),
-			err: err,
-		}
+		return fmt.Sprintf("unable to verify the certificate of the cluster at %s: %v", server, certErr.Err)
 	}
 	cause := err
 	// url.Error repeats the request URL, which the message already names.
@@ -223,11 +224,8 @@ func (o *VersionOptions) explainServerError(err error) error {
 	if errors.As(err, &urlErr) {
 		cause = urlErr.Err
 		if urlErr.Timeout() {
-			cause = fmt.Errorf("no answer within %s", o.Timeout)
+			cause = fmt.Errorf("no answer within %s", timeout)
 		}
 	}
-	return &serverError{
-		msg: fmt.Sprintf("unable to reach the cluster at %s: %v %s", o.server, cause, clientOnlyHint),
-		err: err,
-	}
+	return fmt.Sprintf("unable to reach the cluster at %s: %v", server, cause)
 }

@@ -1,0 +1,220 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+
+	"github.com/remocal/kubectl-remocal/pkg/transport"
+)
+
+// linkReserve is the time kept for the link and environment checks when doctor waits for a
+// sidecar it added.
+const linkReserve = 4 * time.Second
+
+// targetCheck resolves TYPE/NAME and the container as exec does.
+func (o *DoctorOptions) targetCheck(ctx context.Context) (*target, check) {
+	c := check{Name: "target"}
+	if row, out := timeLeft(ctx, c.Name); out {
+		return nil, row
+	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	t, err := within(ctx, func() (*target, error) {
+		return resolveTarget(ctx, o.configFlags, o.namespace, o.targetRef, o.Container, checkTimeout)
+	})
+	if err != nil {
+		c.Status, c.Detail = statusFail, err.Error()
+		c.Fix = fmt.Sprintf("kubectl get pods -n %s lists what there is; -c chooses the container", o.namespace)
+		return nil, c
+	}
+	c.Status, c.Detail = statusOK, fmt.Sprintf("pod %s, container %s", t.pod.Name, t.container)
+	if t.via != "" {
+		c.Detail = t.via + ": " + c.Detail
+	}
+	return t, c
+}
+
+// sidecarChecks finds or adds the sidecar as exec does, then checks both paths of the link and
+// reads the environment through it. An added sidecar stays, pinned to this user's key: the next
+// exec with the same image, target container and transport reuses it (until its --ttl).
+func (o *DoctorOptions) sidecarChecks(ctx context.Context, t *target) []check {
+	c := check{Name: "sidecar"}
+	id, err := transport.LoadOrCreateIdentity(o.keyPath)
+	if err != nil {
+		c.Status, c.Detail = statusFail, fmt.Sprintf("client key %s: %v", o.keyPath, err)
+		c.Fix = "remove the file, or check its permissions; a new key is made when it is missing"
+		return []check{c}
+	}
+	pin := id.Fingerprint()
+	var replaced string
+	if ec, ok := reusableSidecar(t.pod, o.SidecarImage, t.container, pin, o.Transport == "direct"); ok {
+		rows, answered := o.linkChecks(ctx, t.pod, ec, id, t.container)
+		if answered || ctx.Err() != nil {
+			c.Status, c.Detail = statusOK, fmt.Sprintf("%s runs %s (reused, as exec would)", ec.Name, o.SidecarImage)
+			return append([]check{c}, rows...)
+		}
+		// As exec does with a sidecar that does not answer: add a new one.
+		replaced = fmt.Sprintf("; %s did not answer, so this one replaces it as exec would", ec.Name)
+	}
+	if row, out := timeLeft(ctx, c.Name); out {
+		return []check{row}
+	}
+	ec, pod, err := o.addBoundedSidecar(ctx, t, pin)
+	switch {
+	case err != nil && isUserError(err) && wait.Interrupted(err):
+		c.Status = statusWarn
+		c.Detail = fmt.Sprintf("added, but not running within doctor's time (the image may still be pulling): %v", err)
+		c.Fix = fmt.Sprintf("exec waits up to --start-timeout; kubectl describe pod %s -n %s shows the pull", t.pod.Name, t.pod.Namespace)
+		return []check{c, skipped("link", "the sidecar is not running yet")}
+	case err != nil:
+		c.Status, c.Detail = statusFail, err.Error()
+		c.Fix = fmt.Sprintf("kubectl describe pod %s -n %s shows the pod's events; --sidecar-image chooses another image", t.pod.Name, t.pod.Namespace)
+		return []check{c}
+	}
+	c.Status = statusOK
+	c.Detail = fmt.Sprintf("%s added: image %s pulled and running; exec reuses it%s", ec.Name, o.SidecarImage, replaced)
+	rows, _ := o.linkChecks(ctx, pod, ec, id, t.container)
+	return append([]check{c}, rows...)
+}
+
+// addBoundedSidecar is exec's addSidecar (permissions, Pod Security level, patch, wait for it to
+// run, pull failures seen in the events) with its wait cut to what the run has left.
+func (o *DoctorOptions) addBoundedSidecar(ctx context.Context, t *target, pin string) (corev1.EphemeralContainer, *corev1.Pod, error) {
+	deadline, _ := ctx.Deadline()
+	o.StartTimeout = min(o.StartTimeout, time.Until(deadline)-linkReserve)
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = time.Second
+	}
+	// exec's progress lines would only repeat the rows; -v shows them.
+	var w io.Writer = io.Discard
+	if klog.V(1).Enabled() {
+		w = o.ErrOut
+	}
+	return o.addSidecar(ctx, newProgress(w), t.pod, t.container, pin)
+}
+
+// linkChecks connects to the sidecar ec over each path exec may take, and reads the target's
+// environment through one that answered. It reports whether any did.
+func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity, container string) ([]check, bool) {
+	if row, out := timeLeft(ctx, "link"); out {
+		return []check{row}, false
+	}
+	port, err := sidecarPort(ec)
+	if err != nil {
+		return []check{{Name: "link", Status: statusFail, Detail: err.Error(), Fix: "a sidecar of another remocal version: pass --sidecar-image matching this plugin"}}, false
+	}
+	keyCtx, cancel := bounded(ctx)
+	serverPin, err := readSidecarFingerprint(keyCtx, o.client, pod, ec.Name)
+	cancel()
+	if err != nil {
+		return []check{{Name: "link", Status: statusFail, Detail: err.Error(),
+			Fix: fmt.Sprintf("kubectl logs %s -n %s -c %s shows what the sidecar said", pod.Name, pod.Namespace, ec.Name)}}, false
+	}
+	p := linkParams{restConfig: o.restConfig, pod: pod, port: port, tls: transport.ClientTLS(id, serverPin)}
+
+	direct, directSess := o.directCheck(ctx, p, ec)
+	forward, forwardSess := o.portForwardCheck(ctx, p)
+	defer func() {
+		for _, s := range []*session{directSess, forwardSess} {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	sess := directSess
+	if sess == nil {
+		sess = forwardSess
+	}
+	// A path that failed matters only when exec has no other.
+	switch {
+	case direct.Status == statusFail && forwardSess != nil && o.Transport == "auto":
+		direct.Status = statusWarn
+		direct.Fix = "nothing needed: exec takes the port-forward path, which is slower; the direct path needs the pod network routable from here (a node, a VPN)"
+	case forward.Status == statusFail && directSess != nil && o.Transport == "auto":
+		forward.Status = statusWarn
+		forward.Fix = "nothing needed while the direct path answers; check create pods/portforward above"
+	}
+	env := check{Name: "environment"}
+	if sess == nil {
+		env = skipped(env.Name, "no path to the sidecar answered")
+	} else {
+		envCtx, cancel := bounded(ctx)
+		vars, err := sess.Environ(envCtx)
+		cancel()
+		if err != nil {
+			env.Status, env.Detail = statusFail, err.Error()
+			env.Fix = "see the pod security row: the sidecar may lack the rights to read the target's process"
+		} else {
+			env.Status, env.Detail = statusOK, fmt.Sprintf("%d variables of container %s", len(vars), container)
+		}
+	}
+	return []check{direct, forward, env}, sess != nil
+}
+
+// directCheck is exec's direct path: QUIC over UDP to the pod IP, given up after 1.5 s.
+func (o *DoctorOptions) directCheck(ctx context.Context, p linkParams, ec corev1.EphemeralContainer) (check, *session) {
+	c := check{Name: "direct UDP"}
+	if o.Transport == "port-forward" {
+		return skipped(c.Name, "--transport port-forward"), nil
+	}
+	if flag, _ := sidecarArg(ec.Args, "direct"); flag != "true" {
+		return skipped(c.Name, fmt.Sprintf("%s was started with --transport port-forward: it listens on loopback only", ec.Name)), nil
+	}
+	if p.pod.Status.PodIP == "" {
+		return skipped(c.Name, "the pod has no IP yet"), nil
+	}
+	if row, out := timeLeft(ctx, c.Name); out {
+		return row, nil
+	}
+	begin := time.Now()
+	sess, err := dialDirect(ctx, p)
+	if err != nil {
+		c.Status = statusFail
+		c.Detail = fmt.Sprintf("no QUIC answer from %s:%d: %v", p.pod.Status.PodIP, p.port, err)
+		c.Fix = "--transport direct needs the pod network routable from here (a node, a VPN); the default (auto) falls back to port-forward"
+		return c, nil
+	}
+	c.Status = statusOK
+	c.Detail = fmt.Sprintf("QUIC to %s:%d answered in %s", p.pod.Status.PodIP, p.port, time.Since(begin).Round(time.Millisecond))
+	return c, sess
+}
+
+// portForwardCheck is exec's fallback path: QUIC carried in a port-forward through the API
+// server.
+func (o *DoctorOptions) portForwardCheck(ctx context.Context, p linkParams) (check, *session) {
+	c := check{Name: "port-forward"}
+	if o.Transport == "direct" {
+		return skipped(c.Name, "--transport direct"), nil
+	}
+	if row, out := timeLeft(ctx, c.Name); out {
+		return row, nil
+	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	begin := time.Now()
+	sess, err := dialPortForward(ctx, p)
+	if err != nil {
+		c.Status = statusFail
+		c.Detail = fmt.Sprintf("no QUIC answer through a port-forward to %s:%d: %v", p.pod.Name, p.port, err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			c.Detail = fmt.Sprintf("no QUIC answer through a port-forward to %s:%d within %s", p.pod.Name, p.port, checkTimeout)
+		}
+		c.Fix = "check create pods/portforward above, and that the API server reaches the node's kubelet (kubectl port-forward)"
+		return c, nil
+	}
+	c.Status = statusOK
+	c.Detail = fmt.Sprintf("QUIC through the API server to %s:%d answered in %s", p.pod.Name, p.port, time.Since(begin).Round(time.Millisecond))
+	return c, sess
+}
+
+// skipped is a row not checked, and why.
+func skipped(name, why string) check {
+	return check{Name: name, Status: statusSkip, Detail: why}
+}

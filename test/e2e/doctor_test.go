@@ -91,6 +91,27 @@ func TestDoctor(t *testing.T) {
 	if r := p.run(t, "exec", "deployment/echo", "--", "true"); r.code != 0 || !strings.Contains(r.stderr, "reusing sidecar") {
 		t.Errorf("exec after doctor: exit %d, and it did not reuse doctor's sidecar", r.code)
 	}
+
+	t.Run("missing RBAC permission", func(t *testing.T) {
+		lp := *p
+		lp.kubeconfig = env.limitedKubeconfig(t)
+		lp.configHome = t.TempDir() // another user: no sidecar of theirs to reuse
+		rep, r := lp.doctor(t, "deployment/echo")
+		if r.code != 1 || rep.Ready {
+			t.Errorf("exit %d, ready %v; want 1, false", r.code, rep.Ready)
+		}
+		status, detail, fix := rep.row("rbac patch pods/ephemeralcontainers")
+		if status != "fail" || !strings.Contains(detail, "denied") || !strings.Contains(fix, "patch pods/ephemeralcontainers") {
+			t.Errorf("rbac row: %s: %s (fix: %s)", status, detail, fix)
+		}
+		// Without get on namespaces the level is assumed, and said to be.
+		if status, detail, _ := rep.row("pod security"); status != "warn" || !strings.Contains(detail, "assumed privileged") {
+			t.Errorf("pod security: %s: %s", status, detail)
+		}
+		if status, detail, _ := rep.row("sidecar"); status != "fail" || !strings.Contains(detail, "patch pods/ephemeralcontainers") {
+			t.Errorf("sidecar: %s: %s", status, detail)
+		}
+	})
 }
 
 // Under baseline, exec works but steal and mirror cannot: doctor says so, and why.
@@ -104,6 +125,7 @@ func TestDoctorBaselineNamespace(t *testing.T) {
 	if table.code != 0 {
 		t.Fatalf("doctor: exit %d, want 0 (exec works under baseline)\n%s", table.code, table.stdout)
 	}
+	t.Logf("doctor deployment/echo under baseline:\n%s", table.stdout)
 	var stealRow string
 	for _, l := range strings.Split(table.stdout, "\n") {
 		if strings.HasPrefix(l, "steal/mirror ") {

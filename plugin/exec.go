@@ -36,7 +36,11 @@ included). -p LOCAL:REMOTE maps a local port to another pod port. The pod's
 ports are given back when the command closes its listener or ends.
 
 TARGET is TYPE/NAME: pod/NAME, deployment/NAME, statefulset/NAME,
-replicaset/NAME, daemonset/NAME or job/NAME (a running pod of it).`
+replicaset/NAME, daemonset/NAME or job/NAME (a running pod of it).
+
+The TARGET and any flag can also come from .remocal.yaml in the working
+directory (or --config FILE, or $REMOCAL_CONFIG); flags given here win. See
+'kubectl remocal config --help'.`
 
 	execExample = `  # Run the tests of this repository with the environment of the web deployment's pod
   kubectl remocal exec deployment/web -- go test ./...
@@ -86,6 +90,9 @@ func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericioopt
 		Long:                  execLong,
 		Example:               execExample,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.applyConfigFile(cmd); err != nil {
+				return err
+			}
 			if err := o.Complete(cmd, args); err != nil {
 				return err
 			}
@@ -96,6 +103,7 @@ func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericioopt
 		},
 	}
 	o.AddFlags(cmd)
+	addConfigFlag(cmd)
 	return cmd
 }
 
@@ -123,6 +131,8 @@ func (o *ExecOptions) Complete(cmd *cobra.Command, args []string) error {
 		if dash > 1 {
 			return usageError(cmd, fmt.Errorf("unexpected arguments before --: %s", strings.Join(args[1:dash], " ")))
 		}
+	case dash == 0:
+		o.command = args // the target is the configuration file's
 	}
 	o.envRules = environ.Rules{Include: o.EnvInclude, Exclude: o.EnvExclude, KeepLocal: environ.DefaultKeepLocal(), Overrides: o.EnvSet}
 	o.fsAsked = cmd.Flags().Changed("fs-mode") || cmd.Flags().Changed("fs-remote")

@@ -30,7 +30,10 @@ anything the pod can reach. TCP only for now.
 -R: new connections to the pod's REMOTEPORT (by pod IP, Service or Ingress) come
 to LOCALPORT on this machine instead of the pod's app, as exec --steal does,
 without running a program under remocal. The pod's port is given back when this
-command ends, or when nothing listens on LOCALPORT any more.`
+command ends, or when nothing listens on LOCALPORT any more.
+
+The TARGET and the flags can also come from .remocal.yaml (-L and -R under its
+port-forward key): see 'kubectl remocal config --help'.`
 
 	forwardExample = `  # Reach the orders Service on local port 8080, through the web deployment's pod
   kubectl remocal port-forward deployment/web -L 8080:orders.shop.svc.cluster.local:80
@@ -116,9 +119,16 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 		Short:                 "Forward local ports to addresses the pod can reach",
 		Long:                  forwardLong,
 		Example:               forwardExample,
-		Args:                  cobra.ExactArgs(1),
+		Args:                  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args[0]); err != nil {
+			if err := o.applyConfigFile(cmd); err != nil {
+				return err
+			}
+			target := "" // the configuration file's
+			if len(args) == 1 {
+				target = args[0]
+			}
+			if err := o.Complete(target); err != nil {
 				return err
 			}
 			if err := o.Validate(); err != nil {
@@ -130,6 +140,7 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 	o.sessionOptions.AddFlags(cmd)
 	cmd.Flags().StringArrayVarP(&o.Local, "local", "L", nil, "forward [LOCALHOST:]LOCALPORT to HOST:PORT as seen from the pod (repeatable)")
 	cmd.Flags().StringArrayVarP(&o.Remote, "remote", "R", nil, "REMOTEPORT:LOCALPORT: new connections to the pod's REMOTEPORT come to this machine's LOCALPORT (repeatable)")
+	addConfigFlag(cmd)
 	return cmd
 }
 

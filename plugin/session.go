@@ -33,6 +33,10 @@ type sessionOptions struct {
 	// BreakLinkEvery is a hidden test flag: break the port-forward connection at this period.
 	BreakLinkEvery time.Duration
 
+	// fileTarget is the configuration file's target: the TARGET when the command line names
+	// none. Set by applyConfigFile.
+	fileTarget string
+
 	// Set by Complete.
 	namespace  string
 	targetRef  string
@@ -65,9 +69,12 @@ func (o *sessionOptions) AddFlags(cmd *cobra.Command) {
 	_ = cmd.RegisterFlagCompletionFunc("container", completeContainer(o.configFlags))
 }
 
-// Complete builds the clients for target (TYPE/NAME).
+// Complete builds the clients for target (TYPE/NAME); "" is the configuration file's target.
 func (o *sessionOptions) Complete(target string) error {
 	o.targetRef = target
+	if target == "" {
+		o.targetRef = o.fileTarget
+	}
 	var err error
 	if o.namespace, _, err = o.configFlags.ToRawKubeConfigLoader().Namespace(); err != nil {
 		return err
@@ -89,7 +96,7 @@ func (o *sessionOptions) Complete(target string) error {
 // Validate checks the session flags without I/O.
 func (o *sessionOptions) Validate() error {
 	if o.targetRef == "" {
-		return errors.New("a TARGET (TYPE/NAME) is required")
+		return errors.New("a TARGET (TYPE/NAME) is required, on the command line or as \"target\" in " + configFileName)
 	}
 	switch o.Transport {
 	case "auto", "direct", "port-forward":

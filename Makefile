@@ -74,6 +74,12 @@ image: ## the sidecar image: multi-arch OCI layout (bin/image/remocal-sidecar) a
 	  -bin linux/amd64=$(BIN)/image/amd64/remocal-sidecar -bin linux/arm64=$(BIN)/image/arm64/remocal-sidecar \
 	  -oci-layout $(BIN)/image/remocal-sidecar -tarball $(BIN)/image/remocal-sidecar.tar
 
+.PHONY: image-push
+image-push: image ## push the multi-arch sidecar image as REGISTRY/remocal-sidecar:VERSION (make image-push REGISTRY=ghcr.io/remocal)
+	@test -n "$(REGISTRY)" || { echo "make image-push: set REGISTRY, e.g. make image-push REGISTRY=ghcr.io/remocal" >&2; exit 2; }
+	go run ./internal/cmd/mkimage -ref $(REGISTRY)/remocal-sidecar:$(VERSION) -entrypoint /remocal-sidecar \
+	  -bin linux/amd64=$(BIN)/image/amd64/remocal-sidecar -bin linux/arm64=$(BIN)/image/arm64/remocal-sidecar -push
+
 .PHONY: testapp-image
 testapp-image: ## the e2e workload image (HTTP, TCP and UDP echo servers) as a tarball
 	@mkdir -p $(BIN)/image/testapp

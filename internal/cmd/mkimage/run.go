@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -53,6 +54,7 @@ type config struct {
 	layoutDir       string
 	tarball         string
 	tarballPlatform v1.Platform
+	push            bool
 }
 
 // parseArgs parses and validates args without touching the file system, so
@@ -69,6 +71,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.entrypoint, "entrypoint", "", "absolute path of the binary inside the image; it is also the entrypoint (required)")
 	fs.Var(&bins, "bin", "OS/ARCH[/VARIANT]=HOSTPATH: static binary for one platform (repeatable, at least one)")
 	fs.StringVar(&cfg.layoutDir, "oci-layout", "", "write a multi-arch OCI image layout of all -bin platforms to this directory, replacing it")
+	fs.BoolVar(&cfg.push, "push", false, "push the multi-arch image (an index of all -bin platforms) to the registry of -ref")
 	fs.StringVar(&cfg.tarball, "tarball", "", "write a docker-archive tarball of one platform to this file, for `ctr -n k8s.io images import`")
 	// Images are always linux; only the architecture follows the host by default.
 	fs.StringVar(&tarPlat, "tarball-platform", "linux/"+runtime.GOARCH, "platform of the -tarball image")
@@ -89,8 +92,8 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		return config{}, fmt.Errorf("-entrypoint %q must be an absolute, clean path of a file", cfg.entrypoint)
 	case len(cfg.bins) == 0:
 		return config{}, fmt.Errorf("at least one -bin OS/ARCH=HOSTPATH is required")
-	case cfg.layoutDir == "" && cfg.tarball == "":
-		return config{}, fmt.Errorf("nothing to write: pass -oci-layout DIR and/or -tarball FILE")
+	case cfg.layoutDir == "" && cfg.tarball == "" && !cfg.push:
+		return config{}, fmt.Errorf("nothing to write: pass -oci-layout DIR, -tarball FILE and/or -push")
 	}
 	if _, err := name.NewTag(cfg.ref); err != nil {
 		return config{}, fmt.Errorf("-ref: %w", err)
@@ -159,11 +162,21 @@ func run(args []string, stderr io.Writer) error {
 		imgs = append(imgs, img)
 	}
 
-	if cfg.layoutDir != "" {
-		idx, err := ociimage.Index(imgs...)
-		if err != nil {
+	idx, err := ociimage.Index(imgs...)
+	if err != nil {
+		return err
+	}
+	if cfg.push {
+		if err := ociimage.Push(context.Background(), cfg.ref, idx); err != nil {
 			return err
 		}
+		d, err := idx.Digest()
+		if err != nil {
+			return fmt.Errorf("digest of index: %w", err)
+		}
+		fmt.Fprintf(stderr, "pushed %s@%s (%s)\n", cfg.ref, d, platforms(cfg.bins))
+	}
+	if cfg.layoutDir != "" {
 		if err := ociimage.WriteLayout(cfg.layoutDir, cfg.ref, idx); err != nil {
 			return err
 		}

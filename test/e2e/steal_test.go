@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -232,6 +233,16 @@ func TestStealHTTP(t *testing.T) {
 		sess.stop(syscall.SIGKILL)
 		// The sidecar ends the subscription when QUIC's idle timeout (7 s) says the client is gone.
 		t.Logf("the app answered again %s after SIGKILL of the plugin", waitApp(t, s, 10*time.Second))
+		assertNoRedirects(t, s)
+	})
+	t.Run("the plugin loses its network", func(t *testing.T) {
+		sess := startSteal(t, s)
+		// Nothing the plugin sends reaches the pod any more; the sidecar hears nothing and
+		// ends the session at QUIC's idle timeout, its rules with it.
+		restore := dropUDPTo(t, netip.MustParseAddr(s.echo.podIP))
+		t.Logf("the app answered again %s after the plugin's network went", waitApp(t, s, 10*time.Second))
+		restore()
+		sess.stop(syscall.SIGKILL)
 		assertNoRedirects(t, s)
 	})
 	t.Run("SIGKILL of the sidecar's worker", func(t *testing.T) {

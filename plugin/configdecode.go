@@ -211,6 +211,10 @@ func (d *decoder) value(path string, k configKey, node *yaml.Node, v reflect.Val
 			if err != nil {
 				return err
 			}
+			if name == "" || strings.Contains(name, "=") {
+				// It would become -e NAME=VALUE and split at the wrong "=".
+				return d.errorf(kn, "%s: %q is not a variable name", path, name)
+			}
 			if _, dup := m[name]; dup {
 				return d.errorf(kn, "%s.%s is set twice", path, name)
 			}

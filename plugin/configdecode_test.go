@@ -147,6 +147,7 @@ func TestDecodeConfigErrors(t *testing.T) {
 		{name: "list for a section", file: "port-forward: [a]\n", line: 1, want: []string{"port-forward: want a mapping of keys such as local: ..., not a list"}},
 		{name: "not a mapping", file: "- steal\n", line: 1, want: []string{"f.yaml:1: the file: want a mapping of keys"}},
 		{name: "key set twice", file: "steal: true\nttl: 1m\nsteal: false\n", line: 3, want: []string{"f.yaml:3: steal is set twice (first at line 1)"}},
+		{name: "variable name with =", file: "env:\n  A=B: 1\n", line: 2, want: []string{`f.yaml:2: env: "A=B" is not a variable name`}},
 		{name: "variable set twice", file: "env:\n  A: 1\n  A: 2\n", line: 3, want: []string{"env.A is set twice"}},
 		{name: "second document", file: "steal: true\n---\nttl: 1m\n", line: 2, want: []string{"a second YAML document"}},
 		// The line where the unclosed construct begins.

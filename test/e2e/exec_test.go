@@ -30,6 +30,9 @@ type plugin struct {
 	configHome string // XDG_CONFIG_HOME: where the client key lives
 	namespace  string
 	dir        string // working directory of the plugin and so of the program; "" is the test's
+	// bare leaves out --kubeconfig and -n: KUBECONFIG comes from the environment, the
+	// namespace from a configuration file, as when a user types no flag at all.
+	bare bool
 }
 
 func (e *env) plugin(t *testing.T) *plugin {
@@ -48,8 +51,15 @@ type result struct {
 }
 
 func (p *plugin) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, p.path, append([]string{"--kubeconfig", p.kubeconfig, "-n", p.namespace}, args...)...)
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+p.configHome)
+	// REMOCAL_CONFIG= keeps a configuration file of the machine's user out of the tests.
+	environ := append(os.Environ(), "XDG_CONFIG_HOME="+p.configHome, "REMOCAL_CONFIG=")
+	if p.bare {
+		environ = append(environ, "KUBECONFIG="+p.kubeconfig)
+	} else {
+		args = append([]string{"--kubeconfig", p.kubeconfig, "-n", p.namespace}, args...)
+	}
+	cmd := exec.CommandContext(ctx, p.path, args...)
+	cmd.Env = environ
 	cmd.Dir = p.dir
 	// A program that outlived the plugin would hold its output pipes open: never wait forever.
 	cmd.WaitDelay = 10 * time.Second

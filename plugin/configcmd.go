@@ -21,9 +21,9 @@ lists, env is a mapping of variables, durations read as 90s or 10m. The -L and
 Each command takes the keys of its own flags.
 
 A flag given on the command line replaces the file's value for its key, lists
-included. Choosing the incoming mode on the command line (--steal, --steal=false,
---no-incoming) replaces the file's mode and its HTTP filters. Paths are relative
-to the working directory, as on the command line.
+included. The incoming mode is one choice: --no-incoming or --steal=false on the
+command line also drops the file's steal and HTTP filters, and --steal its
+no-incoming. Paths are relative to the working directory, as on the command line.
 
 A key the file should not have, or a value of the wrong type, is an error that
 names the file, the line and the valid choices.`

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,8 +36,11 @@ type incoming struct {
 	// fromClient says the sidecar may connect to the app from a redirected client's address
 	// (redirect.DialFrom); otherwise the app sees the pod's own.
 	fromClient bool
-	subs       map[uint16]subscription
-	wg         sync.WaitGroup
+	// subs holds each subscribed port's subscriptions: one that takes the whole port (a
+	// steal or a mirror), or one or more filtered steals, each of another client, which
+	// share the port's HTTP requests (the first whose filter matches takes a request).
+	subs map[uint16][]subscription
+	wg   sync.WaitGroup
 }
 
 // subscription is one client's hold on a pod port.
@@ -44,10 +48,19 @@ type subscription struct {
 	client *quic.Conn
 	mode   string             // wire.ModeSteal or wire.ModeMirror
 	filter *httpfilter.Filter // for a steal of only some HTTP requests, or nil
+	// header and path are the filter as the client wrote it, to tell two filters apart.
+	header, path string
+}
+
+func (s subscription) describe() string {
+	if s.filter == nil {
+		return s.mode
+	}
+	return fmt.Sprintf("%s of the HTTP requests matching header %q path %q", s.mode, s.header, s.path)
 }
 
 func newIncoming(log *slog.Logger) *incoming {
-	return &incoming{log: log, subs: map[uint16]subscription{}}
+	return &incoming{log: log, subs: map[uint16][]subscription{}}
 }
 
 // subscribe sends the pod's new connections on port to client: all of them (steal), or a copy
@@ -61,16 +74,19 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 	if err != nil {
 		return err
 	}
+	want := subscription{client: client, mode: mode, filter: filter, header: req.Header, path: req.Path}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if sub, ok := in.subs[port]; ok {
-		if sub.client == client && sub.mode == mode {
-			return nil
+	if subs := in.subs[port]; len(subs) > 0 {
+		if err := sharable(port, subs, want); err != nil {
+			return err
 		}
-		if sub.client == client {
-			return fmt.Errorf("port %d is already subscribed by this session to %s: %w", port, sub.mode, syscall.EADDRINUSE)
+		if slices.ContainsFunc(subs, func(s subscription) bool { return s.client == client }) {
+			return nil // the same subscription again
 		}
-		return fmt.Errorf("port %d is already subscribed by another session (%s): %w", port, sub.mode, syscall.EADDRINUSE)
+		in.subs[port] = append(subs, want) // the port is redirected already
+		in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "header", req.Header, "path", req.Path, "sharedBy", len(subs)+1)
+		return nil
 	}
 	if in.table == nil {
 		if err := in.start(ctx); err != nil {
@@ -82,8 +98,26 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 		in.stopIfIdle() // a table made for this subscription alone goes with it
 		return err
 	}
-	in.subs[port] = subscription{client: client, mode: mode, filter: filter}
-	in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode)
+	in.subs[port] = []subscription{want}
+	in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "header", req.Header, "path", req.Path)
+	return nil
+}
+
+// sharable tells whether want can join the subscriptions subs of port: only filtered steals
+// of different clients with different filters share a port, since each whole-port
+// subscription, and each request, has one taker.
+func sharable(port uint16, subs []subscription, want subscription) error {
+	for _, s := range subs {
+		switch {
+		case s.client == want.client && (s.mode != want.mode || s.header != want.header || s.path != want.path):
+			return fmt.Errorf("port %d is already subscribed by this session to %s: %w", port, s.describe(), syscall.EADDRINUSE)
+		case s.client == want.client:
+		case s.filter == nil || want.filter == nil:
+			return fmt.Errorf("port %d is already subscribed by another session (%s): %w", port, s.describe(), syscall.EADDRINUSE)
+		case s.header == want.header && s.path == want.path:
+			return fmt.Errorf("port %d is already subscribed by another session for the same requests (%s): %w", port, s.describe(), syscall.EADDRINUSE)
+		}
+	}
 	return nil
 }
 
@@ -143,15 +177,7 @@ func (in *incoming) start(ctx context.Context) error {
 func (in *incoming) unsubscribe(client *quic.Conn, port uint16) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.subs[port].client != client {
-		return nil
-	}
-	delete(in.subs, port)
-	if err := in.table.Remove(port); err != nil {
-		return err
-	}
-	in.stopIfIdle()
-	return nil
+	return in.drop(client, port)
 }
 
 // dropClient ends every subscription of a client that went away (closed, or silent for the QUIC
@@ -159,17 +185,32 @@ func (in *incoming) unsubscribe(client *quic.Conn, port uint16) error {
 func (in *incoming) dropClient(client *quic.Conn) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for port, sub := range in.subs {
-		if sub.client == client {
-			delete(in.subs, port)
-			if in.table != nil {
-				if err := in.table.Remove(port); err != nil {
-					in.log.Error("remove redirect", "port", port, "err", err)
-				}
-			}
+	for port := range in.subs {
+		if err := in.drop(client, port); err != nil {
+			in.log.Error("remove redirect", "port", port, "err", err)
 		}
 	}
+}
+
+// drop ends client's subscription of port, and the port's redirect with its last
+// subscription. Called with mu held.
+func (in *incoming) drop(client *quic.Conn, port uint16) error {
+	subs := in.subs[port]
+	kept := slices.DeleteFunc(slices.Clone(subs), func(s subscription) bool { return s.client == client })
+	switch {
+	case len(kept) == len(subs):
+		return nil
+	case len(kept) > 0:
+		in.subs[port] = kept
+		return nil
+	}
+	delete(in.subs, port)
+	var err error
+	if in.table != nil {
+		err = in.table.Remove(port)
+	}
 	in.stopIfIdle()
+	return err
 }
 
 // stopIfIdle deletes the table and the listener when nothing is subscribed. Called with mu held.
@@ -217,18 +258,20 @@ func (in *incoming) handle(c *net.TCPConn) {
 		return
 	}
 	in.mu.Lock()
-	sub := in.subs[dst.Port()]
+	subs := slices.Clone(in.subs[dst.Port()])
 	in.mu.Unlock()
 	arrival := wire.Incoming{Port: dst.Port(), Remote: c.RemoteAddr().String()}
-	switch {
-	case sub.client == nil:
+	if len(subs) == 0 {
 		in.passThrough(c, dst, nil)
+		return
+	}
+	switch sub := subs[0]; {
 	case sub.mode == wire.ModeMirror:
 		copies := newMirrorCopy(in.log, sub.client, arrival)
 		in.passThrough(c, dst, copies)
 		copies.finish()
 	case sub.filter != nil:
-		in.routeRequests(c, dst, sub, arrival)
+		in.routeRequests(c, dst, subs, arrival)
 	default:
 		stream, err := openIncoming(sub.client, arrival)
 		if err != nil {
@@ -239,19 +282,28 @@ func (in *incoming) handle(c *net.TCPConn) {
 	}
 }
 
-// routeRequests sends the requests of c that the subscription's filter matches to its client,
-// each connection to the client on a stream of its own, and the others to the app at dst.
-func (in *incoming) routeRequests(c *net.TCPConn, dst netip.AddrPort, sub subscription, arrival wire.Incoming) {
-	dialLocal := func(context.Context) (net.Conn, error) {
-		stream, err := openIncoming(sub.client, arrival)
-		if err != nil {
-			return nil, err
-		}
-		return streamConn{stream, sub.client}, nil
+// routeRequests sends each request of c to the client of the first subscription whose filter
+// matches it, each connection to a client on a stream of its own, and the others to the app
+// at dst.
+func (in *incoming) routeRequests(c *net.TCPConn, dst netip.AddrPort, subs []subscription, arrival wire.Incoming) {
+	// Requests in flight end with any session that filters them: the client connects again
+	// and its next connection is routed among the sessions still there.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	routes := make([]httpfilter.Route, len(subs))
+	for i, sub := range subs {
+		stop := context.AfterFunc(sub.client.Context(), cancel)
+		defer stop()
+		routes[i] = httpfilter.Route{Filter: *sub.filter, Dial: func(context.Context) (net.Conn, error) {
+			stream, err := openIncoming(sub.client, arrival)
+			if err != nil {
+				return nil, err
+			}
+			return streamConn{stream, sub.client}, nil
+		}}
 	}
 	dialApp := func(ctx context.Context) (net.Conn, error) { return in.dialApp(ctx, c, dst) }
-	// The client's context: requests in flight end with the session that filters them.
-	if err := httpfilter.Serve(sub.client.Context(), c, *sub.filter, dialLocal, dialApp); err != nil {
+	if err := httpfilter.ServeRoutes(ctx, c, routes, dialApp); err != nil {
 		in.log.Debug("filtered connection ended", "port", dst.Port(), "from", arrival.Remote, "err", err)
 	}
 }

@@ -16,12 +16,18 @@ import (
 // order: a pipelined request waits in the client's read buffer until the response to the
 // previous one is complete.
 type http1Proxy struct {
-	filter     Filter
-	client     *peer
-	local, app *upstream
+	client *peer
+	routes []routedUpstream
+	app    *upstream
 	// bodies counts the goroutines copying request bodies; they end when the connections
 	// they use are closed.
 	bodies sync.WaitGroup
+}
+
+// routedUpstream is where the requests a filter matches go.
+type routedUpstream struct {
+	filter   Filter
+	upstream *upstream
 }
 
 // serve relays requests until the client connection must end.
@@ -63,8 +69,11 @@ func (p *http1Proxy) exchange(ctx context.Context, req *requestHead) (bool, erro
 		return false, p.refuse(http.StatusBadRequest, err)
 	}
 	up := p.app
-	if p.filter.matches(req.header, req.path) {
-		up = p.local
+	for _, r := range p.routes {
+		if r.filter.matches(req.header, req.path) {
+			up = r.upstream
+			break
+		}
 	}
 	// Without a body that would have to be skipped, the client connection survives an
 	// upstream failure before the response.

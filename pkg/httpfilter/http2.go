@@ -14,28 +14,34 @@ import (
 )
 
 // serveHTTP2 terminates the client's HTTP/2 connection and proxies each request to the
-// upstream the filter picks, over one HTTP/2 connection per upstream. Frames cannot be
+// upstream the routes pick, over one HTTP/2 connection per upstream. Frames cannot be
 // relayed verbatim: stream ids, flow control and header compression state belong to one
 // connection, and ours is split between two upstreams.
 //
 // It uses net/http's HTTP/2 (Protocols with UnencryptedHTTP2) rather than
 // golang.org/x/net/http2, whose Server and Transport are deprecated in its favour. net/http
 // serves listeners, not single connections, hence the one-connection listener.
-func serveHTTP2(ctx context.Context, client *peer, f Filter, dialLocal, dialApp dialFunc, conns *connSet) error {
-	local, localTransport := http2Proxy("local", dialLocal, conns)
+func serveHTTP2(ctx context.Context, client *peer, routes []Route, dialApp dialFunc, conns *connSet) error {
+	locals := make([]*httputil.ReverseProxy, len(routes))
+	for i, r := range routes {
+		proxy, transport := http2Proxy(localName(i), r.Dial, conns)
+		defer transport.CloseIdleConnections()
+		locals[i] = proxy
+	}
 	app, appTransport := http2Proxy("app", dialApp, conns)
-	defer localTransport.CloseIdleConnections()
 	defer appTransport.CloseIdleConnections()
 
 	closed := make(chan struct{})
 	var closeOnce sync.Once
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if f.matches(http2Header(r, f.Header), r.URL.EscapedPath()) {
-				local.ServeHTTP(w, r)
-			} else {
-				app.ServeHTTP(w, r)
+			for i, route := range routes {
+				if route.Filter.matches(http2Header(r, route.Filter.Header), r.URL.EscapedPath()) {
+					locals[i].ServeHTTP(w, r)
+					return
+				}
 			}
+			app.ServeHTTP(w, r)
 		}),
 		Protocols:      http2Only(),
 		MaxHeaderBytes: maxHeadBytes,

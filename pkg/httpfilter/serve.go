@@ -13,31 +13,50 @@ import (
 // http2Preface starts every HTTP/2 connection with prior knowledge (RFC 9113 section 3.4).
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
+// Route sends the requests its Filter matches to the connections Dial opens: one local
+// process's share of a port.
+type Route struct {
+	Filter Filter
+	Dial   func(context.Context) (net.Conn, error)
+}
+
 // Serve routes the requests of client until it closes or ctx ends: requests that f matches go
-// to the connection dialLocal opens, the others to dialApp's. Each upstream is dialled at its
-// first request and its connection reused while it stays open. Serve closes client and every
-// connection it dialled before it returns. It returns nil if the client closed the connection
-// between requests, and otherwise why it ended, which may be a client's fault (a malformed
-// request, already answered with 400 or 431) as well as an upstream's. An upstream that cannot
-// be dialled costs the client a 502 response, not its connection, if the request had no body.
+// to the connection dialLocal opens, the others to dialApp's. It is ServeRoutes with one route.
 func Serve(ctx context.Context, client net.Conn, f Filter, dialLocal, dialApp func(context.Context) (net.Conn, error)) error {
+	return ServeRoutes(ctx, client, []Route{{Filter: f, Dial: dialLocal}}, dialApp)
+}
+
+// ServeRoutes routes the requests of client until it closes or ctx ends: each request goes to
+// the first route whose filter matches it, or to dialApp's connection when none does. Each
+// upstream is dialled at its first request and its connection reused while it stays open.
+// ServeRoutes closes client and every connection it dialled before it returns. It returns nil
+// if the client closed the connection between requests, and otherwise why it ended, which may
+// be a client's fault (a malformed request, already answered with 400 or 431) as well as an
+// upstream's. An upstream that cannot be dialled costs the client a 502 response, not its
+// connection, if the request had no body.
+func ServeRoutes(ctx context.Context, client net.Conn, routes []Route, dialApp func(context.Context) (net.Conn, error)) error {
 	conns := &connSet{}
 	conns.add(client)
 	defer conns.closeAll()
-	if err := f.validate(); err != nil {
-		return err
+	if len(routes) == 0 {
+		return errors.New("http filter: no route")
+	}
+	for _, r := range routes {
+		if err := r.Filter.validate(); err != nil {
+			return err
+		}
 	}
 	stop := context.AfterFunc(ctx, conns.closeAll)
 	defer stop()
 
-	err := serve(ctx, newPeer(client), f, dialLocal, dialApp, conns)
+	err := serve(ctx, newPeer(client), routes, dialApp, conns)
 	if ctx.Err() != nil {
 		return fmt.Errorf("serve http filter: %w", context.Cause(ctx))
 	}
 	return err
 }
 
-func serve(ctx context.Context, client *peer, f Filter, dialLocal, dialApp dialFunc, conns *connSet) error {
+func serve(ctx context.Context, client *peer, routes []Route, dialApp dialFunc, conns *connSet) error {
 	h2, err := startsWithHTTP2Preface(client.r)
 	switch {
 	case errors.Is(err, io.EOF) && client.r.Buffered() == 0:
@@ -45,18 +64,27 @@ func serve(ctx context.Context, client *peer, f Filter, dialLocal, dialApp dialF
 	case err != nil:
 		return fmt.Errorf("read request: %w", err)
 	case h2:
-		return serveHTTP2(ctx, client, f, dialLocal, dialApp, conns)
+		return serveHTTP2(ctx, client, routes, dialApp, conns)
 	}
 	p := &http1Proxy{
-		filter: f,
 		client: client,
-		local:  &upstream{name: "local", dial: dialLocal, conns: conns},
 		app:    &upstream{name: "app", dial: dialApp, conns: conns},
+	}
+	for i, r := range routes {
+		p.routes = append(p.routes, routedUpstream{filter: r.Filter, upstream: &upstream{name: localName(i), dial: r.Dial, conns: conns}})
 	}
 	err = p.serve(ctx)
 	conns.closeAll() // ends the request body copies still running
 	p.bodies.Wait()
 	return err
+}
+
+// localName names the upstream of route i in errors: "local" when it is the only one.
+func localName(i int) string {
+	if i == 0 {
+		return "local"
+	}
+	return fmt.Sprintf("local %d", i+1)
 }
 
 // startsWithHTTP2Preface reports whether r starts with the HTTP/2 preface, reading only as

@@ -494,6 +494,81 @@ func TestStealHTTPFilter(t *testing.T) {
 	}
 }
 
+// Two sessions share the pod's port with different filters: each gets its own requests on one
+// keep-alive connection, the rest go to the app, a session without a filter is refused, and
+// when one session ends its requests go to the app while the other's still come to it.
+func TestStealHTTPFilterShared(t *testing.T) {
+	s := newLayerSetup(t)
+	url := "http://" + s.echo.podIP + ":8080/"
+	isLocal := func(header, value string) func(*incomingSession) bool {
+		return func(*incomingSession) bool { return strings.HasPrefix(get(url, header, value), "local /") }
+	}
+	alice := startIncoming(t, s, ":9090", isLocal("X-Dev", "alice"), "--steal", "-p", "9090:8080", "--http-header", "X-Dev: ^alice$")
+	bob := startIncoming(t, s, ":9091", isLocal("X-Dev", "bob"), "--steal", "-p", "9091:8080", "--http-header", "X-Dev: ^bob$")
+	defer bob.stop(syscall.SIGINT)
+
+	transport := &http.Transport{MaxConnsPerHost: 1}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: transport}
+	send := func(path, dev string) string {
+		req, err := http.NewRequest(http.MethodGet, url[:len(url)-1]+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dev != "" {
+			req.Header.Set("X-Dev", dev)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	// took waits for the request a session's local server saw.
+	took := func(sess *incomingSession, want string) bool {
+		for {
+			select {
+			case got := <-sess.requests:
+				if got == want {
+					return true
+				}
+			case <-time.After(5 * time.Second):
+				return false
+			}
+		}
+	}
+	for i, dev := range []string{"alice", "bob", "", "alice", "carol", "bob"} {
+		path := fmt.Sprintf("/shared-%d", i)
+		body := send(path, dev)
+		switch dev {
+		case "alice", "bob":
+			sess := map[string]*incomingSession{"alice": alice, "bob": bob}[dev]
+			if !strings.HasPrefix(body, "local "+path) || !took(sess, "GET "+path) {
+				t.Errorf("%s with X-Dev: %s answered %q, want %s's local server", path, dev, body, dev)
+			}
+		default:
+			if !strings.Contains(body, `"hostname": "`+s.echo.pod+`"`) {
+				t.Errorf("%s with X-Dev %q answered %q, want the pod's app", path, dev, body)
+			}
+		}
+	}
+
+	whole := s.plugin.run(t, "exec", "deployment/echo", "--steal", "-p", "9092:8080", "--", "sh", "-c", s.layerclient+" serve :9092 & sleep 3; kill $!")
+	if !strings.Contains(whole.stderr, "cannot steal the pod's port 8080") || !strings.Contains(whole.stderr, "another session") {
+		t.Errorf("a session stealing the whole port was not refused clearly:\n%s", whole.stderr)
+	}
+
+	alice.stop(syscall.SIGINT)
+	transport.CloseIdleConnections() // a connection open before keeps the routes it had
+	alice.waitUntil(t, 5*time.Second, func() bool { return strings.Contains(get(url, "X-Dev", "alice"), `"hostname": "`+s.echo.pod+`"`) },
+		func() string { return "alice's requests do not go to the app after her session ended" })
+	if body := send("/after", "bob"); !strings.HasPrefix(body, "local /after") {
+		t.Errorf("after alice's session, bob's request answered %q", body)
+	}
+}
+
 // A gRPC call (h2c) is stolen by its metadata: with x-dev: alice it reaches the local server,
 // without it the pod's, on one client connection. Each server reports SERVING only for its own
 // name (testapp grpc -name), so an answer says who gave it.

@@ -123,6 +123,12 @@ type proxy struct {
 
 func startProxy(t *testing.T, f Filter, dialLocal, dialApp dialFunc) *proxy {
 	t.Helper()
+	return startRoutesProxy(t, []Route{{Filter: f, Dial: dialLocal}}, dialApp)
+}
+
+// startRoutesProxy serves ServeRoutes on a loopback listener.
+func startRoutesProxy(t *testing.T, routes []Route, dialApp dialFunc) *proxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +143,7 @@ func startProxy(t *testing.T, f Filter, dialLocal, dialApp dialFunc) *proxy {
 				return
 			}
 			wg.Go(func() {
-				err := Serve(ctx, conn, f, dialLocal, dialApp)
+				err := ServeRoutes(ctx, conn, routes, dialApp)
 				p.mu.Lock()
 				p.errs = append(p.errs, err)
 				p.mu.Unlock()

@@ -33,6 +33,32 @@ func TestKeepAliveAlternatesUpstreams(t *testing.T) {
 	}
 }
 
+// Several routes share a connection: each request goes to the first route that matches.
+func TestRoutesShareAConnection(t *testing.T) {
+	checkLeaks(t)
+	alice, bob, app := startUpstream(t, "alice"), startUpstream(t, "bob"), startUpstream(t, "app")
+	header := func(re string) Filter { return Filter{Header: "X-Dev", HeaderValue: regexp.MustCompile(re)} }
+	p := startRoutesProxy(t, []Route{
+		{Filter: header("^alice$"), Dial: alice.dial},
+		{Filter: header("^bob$"), Dial: bob.dial},
+		{Filter: header("^(alice|bob|carol)$"), Dial: app.dial}, // after the first two: carol only
+	}, app.dial)
+	conn, br := p.dial(t)
+	for i, dev := range []string{"alice", "bob", "", "carol", "bob", "alice"} {
+		_, body := roundTrip(t, conn, br, newRequest(t, "GET", "/", dev, nil))
+		want := map[string]string{"alice": "alice", "bob": "bob"}[dev]
+		if want == "" {
+			want = "app"
+		}
+		if body != want {
+			t.Errorf("request %d with X-Dev %q went to %s, want %s", i, dev, body, want)
+		}
+	}
+	if alice.conns.Load() != 1 || bob.conns.Load() != 1 {
+		t.Errorf("upstream connections: alice %d, bob %d; want 1 each (keep-alive)", alice.conns.Load(), bob.conns.Load())
+	}
+}
+
 func TestPathFilter(t *testing.T) {
 	checkLeaks(t)
 	local, app := startUpstream(t, "local"), startUpstream(t, "app")

@@ -24,6 +24,30 @@ build: ## build bin/kubectl-remocal and bin/remocal-sidecar
 	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/remocal-sidecar ./cmd/remocal-sidecar
 	install -m 0755 scripts/kubectl_complete-remocal $(BIN)/kubectl_complete-remocal
 
+# Release archives: the plugin for each platform, packed by internal/cmd/mkdist with the krew
+# manifest that installs them. The e2e test narrows DIST_PLATFORMS to the host and points
+# RELEASE_URL at a local server.
+DIST_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+DIST           ?= $(BIN)/dist
+KREW_MANIFEST  ?= krew/remocal.yaml
+RELEASE_URL    ?= https://github.com/remocal/kubectl-remocal/releases/download/$(VERSION)
+
+.PHONY: dist
+dist: ## release archives and sha256 sums per platform (bin/dist), and the krew manifest (krew/remocal.yaml)
+	@rm -rf $(DIST) && mkdir -p $(DIST)
+	@# CGO_ENABLED=0: static binaries that run on any libc, built the same from any host.
+	@set -e; bins=; for p in $(DIST_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; exe=; [ $$os != windows ] || exe=.exe; \
+	  out=$(DIST)/build/$$os-$$arch/kubectl-remocal$$exe; \
+	  echo "go build $$p -> $$out"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/kubectl-remocal; \
+	  bins="$$bins -bin $$p=$$out"; \
+	done; \
+	go run ./internal/cmd/mkdist -version $(VERSION) -out $(DIST) -base-url $(RELEASE_URL) $$bins \
+	  $(if $(wildcard LICENSE),-file LICENSE) -unix-file scripts/kubectl_complete-remocal \
+	  -mtime $$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
+	  -template krew/remocal.yaml.tmpl -manifest $(KREW_MANIFEST)
+
 .PHONY: test
 test: ## everything CI runs: unit tests, vet, then the e2e suite on the local cluster
 	$(MAKE) unit
@@ -123,4 +147,4 @@ demo: build ## bring up the local cluster, deploy the echo app and run a local c
 
 .PHONY: clean
 clean: ## remove build outputs (not the cluster: see cluster-down)
-	rm -rf $(BIN) dist
+	rm -rf $(BIN) dist $(KREW_MANIFEST)

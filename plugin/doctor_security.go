@@ -75,7 +75,10 @@ func sidecarRights(sc *corev1.SecurityContext) string {
 		for i, c := range sc.Capabilities.Add {
 			names[i] = string(c)
 		}
-		caps = strings.Join(names, " and ")
+		caps = strings.Join(names, ", ")
+		if n := len(names); n > 1 {
+			caps = strings.Join(names[:n-1], ", ") + " and " + names[n-1]
+		}
 	}
 	return "runs as " + user + " with " + caps
 }

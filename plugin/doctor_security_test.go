@@ -32,7 +32,7 @@ func TestSecurityChecksByLevel(t *testing.T) {
 			want: map[string]checkStatus{"pod security": statusOK, "sidecar rights": statusOK, "steal/mirror": statusOK},
 			wantIn: map[string][]string{
 				"pod security":   {"privileged", "label pod-security.kubernetes.io/enforce"},
-				"sidecar rights": {"root", "NET_ADMIN and SYS_PTRACE"},
+				"sidecar rights": {"root", "NET_ADMIN, NET_RAW and SYS_PTRACE"},
 				"steal/mirror":   {"NET_ADMIN"},
 			},
 		},

@@ -29,8 +29,9 @@ type sidecarParams struct {
 
 // sidecarContainer builds the ephemeral container for p, with the least privilege the namespace's
 // Pod Security level allows:
-//   - privileged: NET_ADMIN (to redirect the pod's ports for steal and mirror) and SYS_PTRACE (to
-//     read /proc/PID/environ and /proc/PID/root of a target that runs as another user);
+//   - privileged: NET_ADMIN (to redirect the pod's ports for steal), NET_RAW (to capture the
+//     packets of a mirrored port) and SYS_PTRACE (to read /proc/PID/environ and /proc/PID/root
+//     of a target that runs as another user);
 //   - baseline: the runtime's default capabilities, nothing added (both are forbidden); root
 //     can still read a root target that has no more capabilities than those defaults;
 //   - restricted: non-root as the target's user, no capability, RuntimeDefault seccomp.
@@ -71,7 +72,7 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		lost = append(lost, "steal and mirror (NET_ADMIN is forbidden)")
 	default:
 		sc.RunAsUser, sc.RunAsNonRoot = &root, &no
-		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN", "SYS_PTRACE"}
+		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_PTRACE"}
 	}
 	return corev1.EphemeralContainer{
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{

@@ -19,7 +19,7 @@ func TestSidecarContainerBySecurityLevel(t *testing.T) {
 		wantNonRoot bool
 		wantLost    int
 	}{
-		{level: psaPrivileged, wantCaps: []corev1.Capability{"NET_ADMIN", "SYS_PTRACE"}, wantUser: new(int64)},
+		{level: psaPrivileged, wantCaps: []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_PTRACE"}, wantUser: new(int64)},
 		{level: psaBaseline, wantCaps: nil, wantUser: new(int64), wantLost: 1},
 		{level: psaRestricted, user: &uid, wantCaps: nil, wantUser: &uid, wantNonRoot: true, wantLost: 1},
 		{level: psaRestricted, wantCaps: nil, wantNonRoot: true, wantLost: 2},

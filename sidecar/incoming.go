@@ -20,6 +20,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/sidecar/capture"
 	"github.com/remocal/kubectl-remocal/sidecar/redirect"
 )
 
@@ -50,6 +51,9 @@ type subscription struct {
 	filter *httpfilter.Filter // for a steal of only some HTTP requests, or nil
 	// header and path are the filter as the client wrote it, to tell two filters apart.
 	header, path string
+	// capture copies the port's connections for a mirror without redirecting them; nil for
+	// a redirected port.
+	capture *capture.Capture
 }
 
 func (s subscription) describe() string {
@@ -87,6 +91,18 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 		in.subs[port] = append(subs, want) // the port is redirected already
 		in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "header", req.Header, "path", req.Path, "sharedBy", len(subs)+1)
 		return nil
+	}
+	if mode == wire.ModeMirror {
+		c, err := capture.Listen(port, func(f capture.Flow) io.WriteCloser {
+			return newMirrorCopy(in.log, client, wire.Incoming{Port: port, Remote: f.Client.String()})
+		}, in.log)
+		if err == nil {
+			want.capture = c
+			in.subs[port] = []subscription{want}
+			in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "by", "packet capture")
+			return nil
+		}
+		in.log.WarnContext(ctx, "cannot capture the port's packets: mirroring by redirect, through the sidecar", "port", port, "err", err)
 	}
 	if in.table == nil {
 		if err := in.start(ctx); err != nil {
@@ -206,17 +222,26 @@ func (in *incoming) drop(client *quic.Conn, port uint16) error {
 	}
 	delete(in.subs, port)
 	var err error
-	if in.table != nil {
+	switch {
+	case subs[0].capture != nil:
+		err = subs[0].capture.Close()
+	case in.table != nil:
 		err = in.table.Remove(port)
 	}
 	in.stopIfIdle()
 	return err
 }
 
-// stopIfIdle deletes the table and the listener when nothing is subscribed. Called with mu held.
+// stopIfIdle deletes the table and the listener when no port is redirected. Called with mu
+// held.
 func (in *incoming) stopIfIdle() {
-	if len(in.subs) > 0 || in.table == nil {
+	if in.table == nil {
 		return
+	}
+	for _, subs := range in.subs {
+		if subs[0].capture == nil {
+			return
+		}
 	}
 	if err := in.table.Close(); err != nil {
 		in.log.Error("delete redirect table", "err", err)
@@ -228,6 +253,11 @@ func (in *incoming) stopIfIdle() {
 // close removes everything, when the sidecar stops.
 func (in *incoming) close() {
 	in.mu.Lock()
+	for _, subs := range in.subs {
+		if subs[0].capture != nil {
+			_ = subs[0].capture.Close()
+		}
+	}
 	clear(in.subs)
 	in.stopIfIdle()
 	in.mu.Unlock()

@@ -68,11 +68,18 @@ func (m *mirrorCopy) Write(p []byte) (int, error) {
 
 // finish lets the copy end once what is queued is sent, and waits for that.
 func (m *mirrorCopy) finish() {
+	_ = m.Close()
+	<-m.done
+}
+
+// Close lets the copy end once what is queued is sent, without waiting for that: a capture's
+// one goroutine closes copies, and must not wait on a stream.
+func (m *mirrorCopy) Close() error {
 	m.mu.Lock()
 	m.ended = true
 	m.ready.Signal()
 	m.mu.Unlock()
-	<-m.done
+	return nil
 }
 
 // drop gives up the copy, ending a write in progress. Called with mu held.

@@ -6,11 +6,12 @@ import (
 	"path/filepath"
 
 	"github.com/remocal/kubectl-remocal/test/cluster/daemon"
+	"github.com/remocal/kubectl-remocal/test/cluster/kubebuild"
 )
 
 // Versions of what the harness builds from the Go module proxy.
 const (
-	kubernetesVersion = "v1.34.4"
+	kubernetesVersion = kubebuild.KubernetesVersion
 	coreDNSVersion    = "v1.12.1"
 )
 
@@ -40,20 +41,12 @@ type layout struct {
 // state and the build cache (a cold build can be measured with an empty cache dir).
 func newLayout() layout {
 	state := envOr("REMOCAL_CLUSTER_STATE", "/var/lib/remocal/cluster")
-	cache := os.Getenv("REMOCAL_CLUSTER_CACHE")
-	if cache == "" {
-		userCache, err := os.UserCacheDir()
-		if err != nil {
-			userCache = "/var/cache"
-		}
-		cache = filepath.Join(userCache, "remocal")
-	}
 	// Every address is in 198.18.0.0/15, the range reserved for network test beds, so nothing
 	// the cluster does can reach a real network.
 	return layout{
 		StateDir:          state,
 		RunDir:            envOr("REMOCAL_CLUSTER_RUN", "/run/remocal/cluster"),
-		CacheDir:          cache,
+		CacheDir:          kubebuild.DefaultCacheDir(),
 		NodeName:          "remocal",
 		NodeLink:          "remocal-node",
 		PodLink:           "remocal-cni",

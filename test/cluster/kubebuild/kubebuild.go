@@ -1,5 +1,6 @@
-// Package kubebuild builds the Kubernetes components and CoreDNS from the Go module proxy into a
-// cache keyed by version, because no release binaries can be downloaded on these machines.
+// Package kubebuild builds the Kubernetes components, kubectl, CoreDNS and krew from the Go module
+// proxy into a cache keyed by version, because no release binaries can be downloaded on these
+// machines.
 //
 // Kubernetes is built in a throw-away module outside the project (its go.mod must never carry
 // k8s.io/kubernetes): the module requires k8s.io/kubernetes and replaces each staging module
@@ -20,6 +21,23 @@ import (
 	"strings"
 )
 
+// KubernetesVersion is the Kubernetes the test cluster runs; the e2e tests build kubectl of the
+// same version, which shares the module downloads and most of the compiled packages.
+const KubernetesVersion = "v1.34.4"
+
+// DefaultCacheDir is where built binaries are cached unless REMOCAL_CLUSTER_CACHE names another
+// directory (a cold build can be measured with an empty one): ~/.cache/remocal.
+func DefaultCacheDir() string {
+	if dir := os.Getenv("REMOCAL_CLUSTER_CACHE"); dir != "" {
+		return dir
+	}
+	userCache, err := os.UserCacheDir()
+	if err != nil {
+		userCache = "/var/cache"
+	}
+	return filepath.Join(userCache, "remocal")
+}
+
 // KubeCommands are the components the test cluster runs.
 var KubeCommands = []string{"kube-apiserver", "kubelet", "kube-controller-manager", "kube-scheduler", "kube-proxy"}
 
@@ -39,19 +57,69 @@ func (b Builder) Kubernetes(ctx context.Context, version string) (binDir string,
 	if isComplete(binDir, KubeCommands) {
 		return binDir, true, nil
 	}
-	src := filepath.Join(filepath.Dir(binDir), "src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
+	if err := os.RemoveAll(binDir); err != nil {
 		return "", false, err
 	}
-	mod, err := b.kubernetesGoMod(ctx, version)
+	src := filepath.Join(filepath.Dir(binDir), "src")
+	if err := b.buildKubernetes(ctx, version, src, binDir, KubeCommands); err != nil {
+		return "", false, err
+	}
+	return binDir, false, markComplete(binDir)
+}
+
+// Kubectl returns the path of kubectl of version, building it first when the cache does not have
+// it. It is cached apart from KubeCommands, in a directory of its own: adding it to them would
+// make every existing cache incomplete, and rebuild all of Kubernetes under a cluster that runs
+// from those binaries. It is built in a temporary directory and renamed into place, so two
+// tests building it at once never see half a binary.
+func (b Builder) Kubectl(ctx context.Context, version string) (bin string, cached bool, err error) {
+	binDir := filepath.Join(b.CacheDir, "kubernetes", version, "kubectl")
+	bin = filepath.Join(binDir, "kubectl")
+	if isComplete(binDir, []string{"kubectl"}) {
+		return bin, true, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(binDir), 0o755); err != nil {
+		return "", false, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(binDir), ".kubectl-build-")
 	if err != nil {
 		return "", false, err
 	}
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), mod, 0o644); err != nil {
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "bin")
+	if err := b.buildKubernetes(ctx, version, filepath.Join(tmp, "src"), out, []string{"kubectl"}); err != nil {
 		return "", false, err
 	}
+	if err := markComplete(out); err != nil {
+		return "", false, err
+	}
+	// A directory left incomplete by an older, killed build is in the way of the rename.
+	if !isComplete(binDir, []string{"kubectl"}) {
+		if err := os.RemoveAll(binDir); err != nil {
+			return "", false, err
+		}
+	}
+	if err := os.Rename(out, binDir); err != nil && !isComplete(binDir, []string{"kubectl"}) {
+		return "", false, fmt.Errorf("cache kubectl %s: %w", version, err)
+	}
+	return bin, false, nil
+}
+
+// buildKubernetes builds the commands (k8s.io/kubernetes/cmd/NAME) of version into outDir, in a
+// throw-away module at src.
+func (b Builder) buildKubernetes(ctx context.Context, version, src, outDir string, commands []string) error {
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	mod, err := b.kubernetesGoMod(ctx, version)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), mod, 0o644); err != nil {
+		return err
+	}
 	var pkgs []string
-	for _, c := range KubeCommands {
+	for _, c := range commands {
 		pkgs = append(pkgs, "k8s.io/kubernetes/cmd/"+c)
 	}
 	var getArgs []string
@@ -59,11 +127,11 @@ func (b Builder) Kubernetes(ctx context.Context, version string) (binDir string,
 		getArgs = append(getArgs, p+"@"+version)
 	}
 	if err := b.goCmd(ctx, src, append([]string{"get"}, getArgs...)...); err != nil {
-		return "", false, fmt.Errorf("resolve kubernetes %s modules: %w", version, err)
+		return fmt.Errorf("resolve kubernetes %s modules: %w", version, err)
 	}
 	major, minor, err := majorMinor(version)
 	if err != nil {
-		return "", false, err
+		return err
 	}
 	// Without the version stamped, the node and `kubectl version` report v0.0.0-master.
 	ldflags := strings.Join([]string{
@@ -72,14 +140,11 @@ func (b Builder) Kubernetes(ctx context.Context, version string) (binDir string,
 		"-X", "k8s.io/component-base/version.gitMajor=" + major,
 		"-X", "k8s.io/component-base/version.gitMinor=" + minor,
 	}, " ")
-	if err := os.RemoveAll(binDir); err != nil {
-		return "", false, err
-	}
-	args := append([]string{"build", "-o", binDir + "/", "-ldflags", ldflags}, pkgs...)
+	args := append([]string{"build", "-o", outDir + "/", "-ldflags", ldflags}, pkgs...)
 	if err := b.goCmd(ctx, src, args...); err != nil {
-		return "", false, fmt.Errorf("build kubernetes %s: %w", version, err)
+		return fmt.Errorf("build kubernetes %s (%s): %w", version, strings.Join(commands, ", "), err)
 	}
-	return binDir, false, markComplete(binDir)
+	return nil
 }
 
 // KubernetesBinDir is where the KubeCommands of version are (or will be) cached.
@@ -90,22 +155,43 @@ func (b Builder) KubernetesBinDir(version string) string {
 // CoreDNS returns the path of the coredns binary of version, building it first when needed.
 func (b Builder) CoreDNS(ctx context.Context, version string) (bin string, cached bool, err error) {
 	binDir := filepath.Join(b.CacheDir, "coredns", version, "bin")
-	bin = filepath.Join(binDir, "coredns")
-	if isComplete(binDir, []string{"coredns"}) {
-		return bin, true, nil
-	}
-	if err := os.RemoveAll(binDir); err != nil {
-		return "", false, err
-	}
-	if err := os.MkdirAll(binDir, 0o755); err != nil {
-		return "", false, err
-	}
-	cmd := b.command(ctx, os.TempDir(), "install", "-ldflags=-s -w", "github.com/coredns/coredns@"+version)
-	cmd.Env = append(cmd.Env, "GOBIN="+binDir)
-	if err := cmd.Run(); err != nil {
+	cached, err = b.goInstall(ctx, binDir, []string{"coredns"}, "github.com/coredns/coredns@"+version)
+	if err != nil {
 		return "", false, fmt.Errorf("build coredns %s: %w", version, err)
 	}
-	return bin, false, markComplete(binDir)
+	return filepath.Join(binDir, "coredns"), cached, nil
+}
+
+// Krew returns the directory holding krew and validate-krew-manifest (krew-index's own check of
+// a plugin manifest) of version, building them first when needed.
+func (b Builder) Krew(ctx context.Context, version string) (binDir string, cached bool, err error) {
+	binDir = filepath.Join(b.CacheDir, "krew", version, "bin")
+	cached, err = b.goInstall(ctx, binDir, []string{"krew", "validate-krew-manifest"},
+		"sigs.k8s.io/krew/cmd/krew@"+version, "sigs.k8s.io/krew/cmd/validate-krew-manifest@"+version)
+	if err != nil {
+		return "", false, fmt.Errorf("build krew %s: %w", version, err)
+	}
+	return binDir, cached, nil
+}
+
+// goInstall installs pkgs (PATH@VERSION, one module) into binDir, which then holds bins, unless
+// it already does.
+func (b Builder) goInstall(ctx context.Context, binDir string, bins []string, pkgs ...string) (cached bool, err error) {
+	if isComplete(binDir, bins) {
+		return true, nil
+	}
+	if err := os.RemoveAll(binDir); err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return false, err
+	}
+	cmd := b.command(ctx, os.TempDir(), append([]string{"install", "-ldflags=-s -w"}, pkgs...)...)
+	cmd.Env = append(cmd.Env, "GOBIN="+binDir)
+	if err := cmd.Run(); err != nil {
+		return false, err
+	}
+	return false, markComplete(binDir)
 }
 
 // kubernetesGoMod writes the throw-away module's go.mod: the staging replacements are read from

@@ -371,10 +371,12 @@ func TestMirrorHTTP(t *testing.T) {
 			t.Fatalf("the local server never got a copy of %s", path)
 		}
 	}
+	// The sidecar copies the port's packets: no redirect stands between the clients and the app.
+	assertNoRedirects(t, s)
 	t.Run("the pod's answers are the app's, byte for byte", func(t *testing.T) {
 		// The echo app's answer is a function of the request and of the client's address, which
-		// the sidecar keeps when it passes the connection on; only the client's port differs,
-		// as it does between any two connections.
+		// a mirror leaves alone; only the client's port differs, as it does between any two
+		// connections.
 		url := "http://" + s.echo.clusterIP + "/same"
 		with := get(url)
 		sess.stop(syscall.SIGINT)

@@ -43,10 +43,16 @@ func securityChecks(namespace string, nl namespaceLevel, haveTarget bool, runAsU
 		rights.Fix = "set runAsUser on the target container or its pod, so that the sidecar can run as that user"
 	}
 
-	steal := check{Name: "steal/mirror", Status: statusOK, Detail: "the sidecar gets NET_ADMIN to redirect the pod's ports"}
+	steal := check{Name: "steal/mirror", Status: statusOK, Detail: "the sidecar gets NET_ADMIN to redirect a stolen port, and NET_RAW to copy a mirrored port's packets"}
 	if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Add, "NET_ADMIN") {
 		steal.Status = statusWarn
-		steal.Detail = fmt.Sprintf("unavailable: redirecting the pod's ports needs NET_ADMIN, which Pod Security %s does not let a container add", nl.level)
+		steal.Detail = fmt.Sprintf("steal unavailable: redirecting the pod's ports needs NET_ADMIN, which Pod Security %s does not let a container add", nl.level)
+		if sc.Capabilities == nil {
+			// The runtime's defaults: containerd's include NET_RAW, CRI-O's do not.
+			steal.Detail += "; mirror copies the port's packets with NET_RAW, where the container runtime grants it by default (containerd does, CRI-O does not)"
+		} else {
+			steal.Detail += fmt.Sprintf("; mirror unavailable too: copying the port's packets needs NET_RAW, which Pod Security %s drops", nl.level)
+		}
 		if len(others) == 0 {
 			steal.Detail += "; the environment, outgoing traffic and files still work"
 		}

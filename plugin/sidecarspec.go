@@ -32,8 +32,9 @@ type sidecarParams struct {
 //   - privileged: NET_ADMIN (to redirect the pod's ports for steal), NET_RAW (to capture the
 //     packets of a mirrored port) and SYS_PTRACE (to read /proc/PID/environ and /proc/PID/root
 //     of a target that runs as another user);
-//   - baseline: the runtime's default capabilities, nothing added (both are forbidden); root
-//     can still read a root target that has no more capabilities than those defaults;
+//   - baseline: the runtime's default capabilities, nothing added (forbidden); root can still
+//     read a root target that has no more capabilities than those defaults, and mirror where
+//     the defaults hold NET_RAW (containerd's do);
 //   - restricted: non-root as the target's user, no capability, RuntimeDefault seccomp.
 //
 // It also returns what the level takes away, for one line of warning.
@@ -69,7 +70,7 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		// the target's /proc/PID/environ only if our capabilities are a superset of the
 		// target's, and a target usually runs with exactly those defaults.
 		sc.Capabilities = nil
-		lost = append(lost, "steal and mirror (NET_ADMIN is forbidden)")
+		lost = append(lost, "steal (NET_ADMIN is forbidden; mirror works where the runtime grants NET_RAW by default, as containerd does)")
 	default:
 		sc.RunAsUser, sc.RunAsNonRoot = &root, &no
 		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_PTRACE"}

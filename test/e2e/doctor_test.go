@@ -114,7 +114,7 @@ func TestDoctor(t *testing.T) {
 	})
 }
 
-// Under baseline, exec works but steal and mirror cannot: doctor says so, and why.
+// Under baseline, exec works but steal cannot: doctor says so, and why, and when mirror can.
 func TestDoctorBaselineNamespace(t *testing.T) {
 	env := newEnv(t)
 	env.labelNamespace(t, "pod-security.kubernetes.io/enforce", "baseline")

@@ -194,7 +194,7 @@ func TestExecBaselineNamespace(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d", r.code)
 	}
-	if !strings.Contains(r.stderr, `Pod Security "baseline"`) || !strings.Contains(r.stderr, "steal and mirror") {
+	if !strings.Contains(r.stderr, `Pod Security "baseline"`) || !strings.Contains(r.stderr, "no steal") {
 		t.Errorf("no clear message about what baseline takes away")
 	}
 	if !strings.Contains(r.stdout, "ECHO_FROM_SECRET=s3cret") {

@@ -652,3 +652,28 @@ func TestPortForwardRemote(t *testing.T) {
 	bg.stop(syscall.SIGINT)
 	t.Logf("the app answered again %s after port-forward ended", waitApp(t, s, 5*time.Second))
 }
+
+// Under Pod Security baseline the sidecar may not redirect ports (no NET_ADMIN), but it keeps
+// the runtime's default capabilities, NET_RAW among them where the runtime grants it (containerd
+// does): a mirror, which only copies packets, works there.
+func TestMirrorUnderBaseline(t *testing.T) {
+	e := newEnv(t)
+	e.labelNamespace(t, "pod-security.kubernetes.io/enforce", "baseline")
+	s := &layerSetup{env: e, echo: e.deployEcho(t), plugin: e.plugin(t), layerclient: buildLayerClient(t)}
+	sess := startIncoming(t, s, ":8080", func(sess *incomingSession) bool {
+		return strings.Contains(sess.stderr.String(), "mirroring the pod's port 8080")
+	})
+	defer sess.stop(syscall.SIGINT)
+	body := get("http://" + s.echo.podIP + ":8080/baseline")
+	if !strings.Contains(body, `"hostname": "`+s.echo.pod+`"`) {
+		t.Fatalf("answered %q, want the pod's app", body)
+	}
+	select {
+	case got := <-sess.requests:
+		if got != "GET /baseline" {
+			t.Errorf("the local server got %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no copy under baseline:\n%s", sess.stderr.String())
+	}
+}

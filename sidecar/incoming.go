@@ -119,6 +119,33 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 	return nil
 }
 
+// list reports every subscription, ordered by port and then by the order they were taken;
+// Mine marks those of client.
+func (in *incoming) list(client *quic.Conn) []wire.SubscriptionInfo {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	ports := make([]uint16, 0, len(in.subs))
+	for port := range in.subs {
+		ports = append(ports, port)
+	}
+	slices.Sort(ports)
+	var list []wire.SubscriptionInfo
+	for _, port := range ports {
+		for _, s := range in.subs[port] {
+			list = append(list, wire.SubscriptionInfo{
+				Port:    port,
+				Mode:    s.mode,
+				Header:  s.header,
+				Path:    s.path,
+				Client:  s.client.RemoteAddr().String(),
+				Mine:    s.client == client,
+				Capture: s.capture != nil,
+			})
+		}
+	}
+	return list
+}
+
 // sharable tells whether want can join the subscriptions subs of port: only filtered steals
 // of different clients with different filters share a port, since each whole-port
 // subscription, and each request, has one taker.

@@ -18,7 +18,7 @@ import (
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
 func features() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS}
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions}
 }
 
 // Application error codes on QUIC connections and streams.
@@ -149,6 +149,8 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 			answer = subscribeReply(s.in.unsubscribe(conn, m.Port))
 		case wire.Redirects:
 			answer = s.redirects(ctx, log, m.Clean)
+		case wire.Subscriptions:
+			answer = s.subscriptions(conn)
 		default:
 			rejectStream(stream, fmt.Errorf("unexpected message %T on the control stream", msg))
 			return
@@ -166,6 +168,16 @@ func (s *server) redirects(ctx context.Context, log *slog.Logger, clean bool) wi
 		return wire.ErrorOf(err)
 	}
 	return wire.RedirectsReply{Tables: tables}
+}
+
+// subscriptions answers a Subscriptions request; a list too long for one frame (far beyond a
+// real pod's) is an Error, not a broken control stream.
+func (s *server) subscriptions(conn *quic.Conn) wire.Message {
+	reply := wire.SubscriptionsReply{Subscriptions: s.in.list(conn)}
+	if _, err := wire.AppendMessage(nil, reply); err != nil {
+		return wire.ErrorOf(err)
+	}
+	return reply
 }
 
 // sendEnviron answers an EnvRequest: the target's environment in as many replies as it takes.

@@ -96,6 +96,10 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseFSRequest)
 	case TypeFSReply:
 		return exact(t, p, parseFSReply)
+	case TypeSubscriptions:
+		return exact(t, p, parseSubscriptions)
+	case TypeSubscriptionsReply:
+		return exact(t, p, parseSubscriptionsReply)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

@@ -30,6 +30,8 @@ const (
 	FeatureRedirects = "redirects"
 	// FeatureFS: FSRequest streams, the target container's filesystem read and changed.
 	FeatureFS = "fs"
+	// FeatureSubscriptions: Subscriptions on the control stream, to list the ports clients hold.
+	FeatureSubscriptions = "subscriptions"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low
@@ -69,6 +71,8 @@ const (
 	TypeRedirectsReply
 	TypeFSRequest
 	TypeFSReply
+	TypeSubscriptions
+	TypeSubscriptionsReply
 )
 
 func (t Type) String() string {
@@ -109,6 +113,10 @@ func (t Type) String() string {
 		return "fs-request"
 	case TypeFSReply:
 		return "fs-reply"
+	case TypeSubscriptions:
+		return "subscriptions"
+	case TypeSubscriptionsReply:
+		return "subscriptions-reply"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

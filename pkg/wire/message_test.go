@@ -95,6 +95,20 @@ func roundTrips() []struct {
 			{Name: "remocal_42000", Ports: []uint16{443}, Removed: true},
 			{Name: "remocal_43000"},
 		}}},
+		{name: "subscriptions", msg: Subscriptions{}},
+		{name: "subscriptions reply empty", msg: SubscriptionsReply{}},
+		{name: "subscriptions reply empty list", msg: SubscriptionsReply{Subscriptions: []SubscriptionInfo{}}, want: SubscriptionsReply{}},
+		{name: "subscriptions reply", msg: SubscriptionsReply{Subscriptions: []SubscriptionInfo{
+			{Port: 80, Mode: ModeMirror, Client: "10.244.0.1:41234", Capture: true},
+			{Port: 8080, Mode: ModeSteal, Header: "X-Dev: alice", Path: "^/api/", Client: "127.0.0.1:5000", Mine: true},
+			{Port: 8080, Mode: ModeSteal, Header: "X-Dev: bob", Client: "[fd00::7]:41234"},
+			{},
+		}}},
+		{name: "subscriptions reply max", msg: SubscriptionsReply{Subscriptions: []SubscriptionInfo{{
+			Port: 65535, Mode: strings.Repeat("m", maxModeLen), Header: strings.Repeat("h", maxFilterLen), Path: strings.Repeat("p", maxFilterLen),
+			Client: strings.Repeat("c", maxAddressLen), Mine: true, Capture: true,
+		}}}},
+		{name: "subscriptions reply max count", msg: SubscriptionsReply{Subscriptions: make([]SubscriptionInfo, maxSubscriptions)}},
 		{name: "subscribe reply ok", msg: SubscribeReply{}},
 		{name: "subscribe reply refused", msg: SubscribeReply{Errno: 1, Reason: "operation not permitted"}},
 		{name: "incoming", msg: Incoming{Port: 80, Remote: "198.18.64.7:41234"}},
@@ -236,7 +250,7 @@ func TestParseMessageErrors(t *testing.T) {
 		{name: "announces 4 GiB", input: []byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff}, want: ErrTooLarge},
 		{name: "too large even with unknown type", input: []byte{0, 0x40, 0, 0, 0}, want: ErrTooLarge},
 		{name: "type zero", input: frame(0, nil), want: ErrUnknownType, consumed: headerLen},
-		{name: "type past the last", input: frame(TypeFSReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
+		{name: "type past the last", input: frame(TypeSubscriptionsReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
 		{name: "type 255", input: frame(255, nil), want: ErrUnknownType, consumed: headerLen},
 		{name: "hello well formed", input: frame(TypeHello, hello), want: nil, consumed: headerLen + len(hello)},
 		{name: "hello trailing byte", input: frame(TypeHello, cat(hello, []byte{0})), want: ErrMalformed, consumed: headerLen + len(hello) + 1},
@@ -299,6 +313,14 @@ func TestDecodeBounds(t *testing.T) {
 		{name: "redirect tables past the end", typ: TypeRedirectsReply, payload: uv(3), want: ErrMalformed},
 		{name: "redirected ports past the end", typ: TypeRedirectsReply, payload: cat(uv(1), uv(1), []byte("r"), uv(2), []byte{0, 80}), want: ErrMalformed},
 		{name: "redirect table without flags", typ: TypeRedirectsReply, payload: cat(uv(1), uv(1), []byte("r"), uv(0)), want: ErrMalformed},
+		{name: "subscriptions with a payload", typ: TypeSubscriptions, payload: []byte{0}, want: ErrMalformed},
+		{name: "subscriptions over the bound", typ: TypeSubscriptionsReply, payload: uv(maxSubscriptions + 1), want: ErrTooLarge},
+		{name: "subscriptions past the end", typ: TypeSubscriptionsReply, payload: cat(uv(2), []byte{0, 80}, uv(0), uv(0), uv(0), uv(0), []byte{0, 0}), want: ErrMalformed},
+		{name: "subscription without flags", typ: TypeSubscriptionsReply, payload: cat(uv(1), []byte{0, 80}, uv(0), uv(0), uv(0), uv(0)), want: ErrMalformed},
+		{name: "subscription mine of 2", typ: TypeSubscriptionsReply, payload: cat(uv(1), []byte{0, 80}, uv(0), uv(0), uv(0), uv(0), []byte{2, 0}), want: ErrMalformed},
+		{name: "subscription mode too long", typ: TypeSubscriptionsReply, payload: cat(uv(1), []byte{0, 80}, uv(maxModeLen+1), bytes.Repeat([]byte("m"), maxModeLen+1), uv(0), uv(0), uv(0), []byte{0, 0}), want: ErrTooLarge},
+		{name: "subscription client too long", typ: TypeSubscriptionsReply, payload: cat(uv(1), []byte{0, 80}, uv(0), uv(0), uv(0), uv(maxAddressLen+1), bytes.Repeat([]byte("c"), maxAddressLen+1), []byte{0, 0}), want: ErrTooLarge},
+		{name: "subscription well formed", typ: TypeSubscriptionsReply, payload: cat(uv(1), []byte{0, 80}, uv(0), uv(0), uv(0), uv(0), []byte{1, 1}), want: nil},
 		{name: "subscribe without filters", typ: TypeSubscribe, payload: cat([]byte{0, 80}, uv(5), []byte("steal")), want: ErrMalformed},
 		{name: "fs op missing", typ: TypeFSRequest, payload: nil, want: ErrMalformed},
 		{name: "fs path too long", typ: TypeFSRequest, payload: cat([]byte{byte(FSLstat)}, uv(maxPathLen+1), bytes.Repeat([]byte("p"), maxPathLen+1), uv(0), make([]byte, 16), uv(0), []byte{0}), want: ErrTooLarge},
@@ -367,6 +389,10 @@ func TestAppendMessageBounds(t *testing.T) {
 		{name: "fs entry name with a slash", msg: FSReply{Entries: []DirEntry{{Name: "a/b"}}}, want: ErrMalformed},
 		{name: "fs entry name with a NUL", msg: FSReply{Entries: []DirEntry{{Name: "a\x00"}}}, want: ErrMalformed},
 		{name: "fs entries over the count", msg: FSReply{Entries: make([]DirEntry, maxDirEntriesPerReply+1)}, want: ErrTooLarge},
+		{name: "too many subscriptions", msg: SubscriptionsReply{Subscriptions: make([]SubscriptionInfo, maxSubscriptions+1)}, want: ErrTooLarge},
+		{name: "subscription filter too long", msg: SubscriptionsReply{Subscriptions: []SubscriptionInfo{{Header: over(maxFilterLen)}}}, want: ErrTooLarge},
+		{name: "subscription client too long", msg: SubscriptionsReply{Subscriptions: []SubscriptionInfo{{Client: over(maxAddressLen)}}}, want: ErrTooLarge},
+		{name: "subscriptions over a frame", msg: SubscriptionsReply{Subscriptions: repeatSubscriptions(maxSubscriptions, strings.Repeat("h", maxFilterLen))}, want: ErrTooLarge},
 		{name: "fs entries over a frame", msg: FSReply{Entries: repeatEntries(maxDirEntriesPerReply, strings.Repeat("n", 100))}, want: ErrTooLarge},
 	}
 	for _, tt := range tests {
@@ -432,6 +458,8 @@ func TestStrings(t *testing.T) {
 		{Type(0).String(), "type(0)"},
 		{TypeFSRequest.String(), "fs-request"},
 		{TypeFSReply.String(), "fs-reply"},
+		{TypeSubscriptions.String(), "subscriptions"},
+		{TypeSubscriptionsReply.String(), "subscriptions-reply"},
 		{FSReadDir.String(), "readdir"},
 		{FSSymlink.String(), "symlink"},
 		{FSOp(0).String(), "op(0)"},
@@ -538,4 +566,12 @@ func TestSplitEnviron(t *testing.T) {
 	if replies, err := SplitEnviron(nil); err != nil || len(replies) != 1 || replies[0].More {
 		t.Fatalf("empty environment: %v, %v", replies, err)
 	}
+}
+
+func repeatSubscriptions(n int, header string) []SubscriptionInfo {
+	l := make([]SubscriptionInfo, n)
+	for i := range l {
+		l[i] = SubscriptionInfo{Port: uint16(i), Mode: ModeSteal, Header: header}
+	}
+	return l
 }

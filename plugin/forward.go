@@ -25,7 +25,9 @@ pod ports to local ones.
 
 -L: unlike kubectl port-forward, the destination need not be the pod itself:
 HOST may be a cluster DNS name (resolved inside the pod), a Service or pod IP, or
-anything the pod can reach. TCP only for now.
+anything the pod can reach. TCP by default; a /udp suffix forwards UDP datagrams
+(each local client address is a flow of its own, ended after 2 minutes without
+datagrams).
 
 -R: new connections to the pod's REMOTEPORT (by pod IP, Service or Ingress) come
 to LOCALPORT on this machine instead of the pod's app, as exec --steal does,
@@ -38,6 +40,9 @@ port-forward key): see 'kubectl remocal config --help'.`
 	forwardExample = `  # Reach the orders Service on local port 8080, through the web deployment's pod
   kubectl remocal port-forward deployment/web -L 8080:orders.shop.svc.cluster.local:80
 
+  # Ask the cluster's DNS server from this machine, over UDP
+  kubectl remocal port-forward deployment/web -L 5353:kube-dns.kube-system.svc.cluster.local:53/udp
+
   # Reach a port of the pod's own loopback
   kubectl remocal port-forward pod/web-7d9f -L 127.0.0.1:9000:127.0.0.1:9000
 
@@ -47,13 +52,22 @@ port-forward key): see 'kubectl remocal config --help'.`
 
 // forward is one -L rule.
 type forward struct {
-	listen string // local host:port
-	remote string // host:port as the pod dials it
+	network string // "tcp" or "udp"
+	listen  string // local host:port
+	remote  string // host:port as the pod dials it
 }
 
-// parseForward reads [LOCALHOST:]LOCALPORT:HOST:PORT. HOST may be an IPv6 literal in brackets.
-func parseForward(s string) (forward, error) {
-	bad := fmt.Errorf("-L %q is not [LOCALHOST:]LOCALPORT:HOST:PORT", s)
+// parseForward reads [LOCALHOST:]LOCALPORT:HOST:PORT[/tcp|/udp]. HOST may be an IPv6 literal
+// in brackets.
+func parseForward(spec string) (forward, error) {
+	bad := fmt.Errorf("-L %q is not [LOCALHOST:]LOCALPORT:HOST:PORT[/udp]", spec)
+	s, network := spec, "tcp"
+	if rest, proto, ok := strings.Cut(spec, "/"); ok {
+		if proto != "tcp" && proto != "udp" {
+			return forward{}, fmt.Errorf("-L %q: the protocol after / is tcp or udp, not %q", spec, proto)
+		}
+		s, network = rest, proto
+	}
 	i := strings.LastIndex(s, ":")
 	if i < 0 {
 		return forward{}, bad
@@ -79,7 +93,7 @@ func parseForward(s string) (forward, error) {
 	if remoteHost == "" {
 		return forward{}, bad
 	}
-	return forward{listen: net.JoinHostPort(localHost, localPort), remote: net.JoinHostPort(remoteHost, remotePort)}, nil
+	return forward{network: network, listen: net.JoinHostPort(localHost, localPort), remote: net.JoinHostPort(remoteHost, remotePort)}, nil
 }
 
 // PortForwardOptions holds the flags and state of "kubectl remocal port-forward".
@@ -114,7 +128,7 @@ func parseReverse(s string) (reverseForward, error) {
 func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &PortForwardOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
 	cmd := &cobra.Command{
-		Use:                   "port-forward TYPE/NAME [-L [LOCALHOST:]LOCALPORT:HOST:PORT]... [-R REMOTEPORT:LOCALPORT]...",
+		Use:                   "port-forward TYPE/NAME [-L [LOCALHOST:]LOCALPORT:HOST:PORT[/udp]]... [-R REMOTEPORT:LOCALPORT]...",
 		DisableFlagsInUseLine: true,
 		Short:                 "Forward local ports to addresses the pod can reach",
 		Long:                  forwardLong,
@@ -138,7 +152,7 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 		},
 	}
 	o.sessionOptions.AddFlags(cmd)
-	cmd.Flags().StringArrayVarP(&o.Local, "local", "L", nil, "forward [LOCALHOST:]LOCALPORT to HOST:PORT as seen from the pod (repeatable)")
+	cmd.Flags().StringArrayVarP(&o.Local, "local", "L", nil, "forward [LOCALHOST:]LOCALPORT to HOST:PORT as seen from the pod; /udp for UDP (repeatable)")
 	cmd.Flags().StringArrayVarP(&o.Remote, "remote", "R", nil, "REMOTEPORT:LOCALPORT: new connections to the pod's REMOTEPORT come to this machine's LOCALPORT (repeatable)")
 	addConfigFlag(cmd)
 	return cmd
@@ -183,8 +197,22 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var listeners []net.Listener
+	var listeners []io.Closer
 	for _, f := range o.forwards {
+		if f.network == "udp" {
+			pc, err := net.ListenPacket("udp", f.listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s/udp: %w", f.listen, err)
+			}
+			listeners = append(listeners, pc)
+			fmt.Fprintf(o.Out, "Forwarding from %s/udp -> %s/udp\n", pc.LocalAddr(), f.remote)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				serveForwardUDP(ctx, sess, pc.(*net.UDPConn), f.remote, o.ErrOut)
+			}()
+			continue
+		}
 		ln, err := net.Listen("tcp", f.listen)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", f.listen, err)

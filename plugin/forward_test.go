@@ -8,10 +8,11 @@ func TestParseForward(t *testing.T) {
 		want    forward
 		wantErr bool
 	}{
-		{in: "8080:orders.shop.svc.cluster.local:80", want: forward{listen: "127.0.0.1:8080", remote: "orders.shop.svc.cluster.local:80"}},
-		{in: "0.0.0.0:9000:127.0.0.1:9000", want: forward{listen: "0.0.0.0:9000", remote: "127.0.0.1:9000"}},
-		{in: "0:[fd00::1]:53", want: forward{listen: "127.0.0.1:0", remote: "[fd00::1]:53"}},
-		{in: "[::1]:8080:svc:80", want: forward{listen: "[::1]:8080", remote: "svc:80"}},
+		{in: "8080:orders.shop.svc.cluster.local:80", want: forward{network: "tcp", listen: "127.0.0.1:8080", remote: "orders.shop.svc.cluster.local:80"}},
+		{in: "0.0.0.0:9000:127.0.0.1:9000", want: forward{network: "tcp", listen: "0.0.0.0:9000", remote: "127.0.0.1:9000"}},
+		{in: "0:[fd00::1]:53/udp", want: forward{network: "udp", listen: "127.0.0.1:0", remote: "[fd00::1]:53"}},
+		{in: "[::1]:8080:svc:80/tcp", want: forward{network: "tcp", listen: "[::1]:8080", remote: "svc:80"}},
+		{in: "5353:kube-dns:53/sctp", wantErr: true},
 		{in: "8080", wantErr: true},
 		{in: "8080:svc", wantErr: true},
 		{in: "x:svc:80", wantErr: true},

@@ -54,6 +54,40 @@ func TestPortForwardReachesServiceByName(t *testing.T) {
 	}
 }
 
+// port-forward -L /udp reaches a Service's UDP port by its cluster name: each local client is
+// a flow of its own, and the answers come back to it.
+func TestPortForwardUDPReachesServiceByName(t *testing.T) {
+	env := newEnv(t)
+	env.deployEcho(t)
+	p := env.plugin(t)
+
+	local, _ := p.forward(t, "deployment/echo", fmt.Sprintf("echo.%s.svc.cluster.local:9001/udp", env.namespace))
+	local = strings.TrimSuffix(local, "/udp")
+	for i := range 2 { // two clients, two flows
+		conn, err := net.Dial("udp", local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		msg := fmt.Sprintf("datagram from client %d", i)
+		var reply string
+		// The first datagram of a flow waits for its stream; a lost one is sent again.
+		for try := 0; try < 5 && reply == ""; try++ {
+			if _, err := conn.Write([]byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 1500)
+			if n, err := conn.Read(buf); err == nil {
+				reply = string(buf[:n])
+			}
+		}
+		if !strings.Contains(reply, msg) {
+			t.Fatalf("client %d got %q, want the echo of %q", i, reply, msg)
+		}
+	}
+}
+
 // TestSidecarRefusesAnotherKey dials a running sidecar directly with a key it was not started
 // for: it must not serve it.
 func TestSidecarRefusesAnotherKey(t *testing.T) {

@@ -68,6 +68,7 @@ func NewCmdRemocal(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.AddCommand(NewCmdExec(configFlags, streams))
 	cmd.AddCommand(NewCmdPortForward(configFlags, streams))
 	cmd.AddCommand(NewCmdClean(configFlags, streams))
+	cmd.AddCommand(NewCmdLs(configFlags, streams))
 	cmd.AddCommand(NewCmdConfig(streams))
 	cmd.AddCommand(NewCmdDoctor(configFlags, streams))
 	cmd.AddCommand(NewCmdVersion(configFlags, streams))

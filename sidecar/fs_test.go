@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -761,37 +759,7 @@ func TestServerFS(t *testing.T) {
 func TestServerEndsFSStreams(t *testing.T) {
 	const limit = 4
 	procRoot, _, _ := fsTarget(t)
-	client, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverID, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	ln, err := quic.Listen(pc, transport.ServerTLS(serverID, client.Fingerprint()), &quic.Config{MaxIncomingStreams: limit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	logger := slog.New(slog.DiscardHandler)
-	srv := &server{cfg: Config{ProcRoot: procRoot}, log: logger, idle: newIdleTimer(time.Hour), in: newIncoming(logger)}
-	defer srv.in.close()
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- srv.serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	conn := dialSidecar(t, client, pc.LocalAddr().(*net.UDPAddr).Port, serverID.Fingerprint())
+	ctx, conn := serveWithStreamLimit(t, Config{ProcRoot: procRoot}, limit)
 	for i := range 3 * limit {
 		req := wire.FSRequest{Op: wire.FSLstat, Path: "/srv"}
 		if i%2 == 1 {

@@ -376,37 +376,7 @@ func TestServerRefusesAVariableOverAFrame(t *testing.T) {
 // closes its side, so refused dials cannot use up the connection's stream limit.
 func TestServerEndsRefusedDialStreams(t *testing.T) {
 	const limit = 4
-	client, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverID, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	ln, err := quic.Listen(pc, transport.ServerTLS(serverID, client.Fingerprint()), &quic.Config{MaxIncomingStreams: limit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	logger := slog.New(slog.DiscardHandler)
-	srv := &server{log: logger, idle: newIdleTimer(time.Hour), in: newIncoming(logger)}
-	defer srv.in.close()
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- srv.serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	conn := dialSidecar(t, client, pc.LocalAddr().(*net.UDPAddr).Port, serverID.Fingerprint())
+	ctx, conn := serveWithStreamLimit(t, Config{}, limit)
 
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -430,4 +400,42 @@ func TestServerEndsRefusedDialStreams(t *testing.T) {
 			t.Fatalf("dial %d: %#v, %v; want ECONNREFUSED", i, msg, err)
 		}
 	}
+}
+
+// serveWithStreamLimit serves cfg on a QUIC listener on loopback that lets a client open at
+// most limit streams at once, and returns a connection to it and the context that ends the
+// server (at the test's end).
+func serveWithStreamLimit(t *testing.T, cfg Config, limit int64) (context.Context, *quic.Conn) {
+	t.Helper()
+	client, err := transport.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverID, err := transport.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	ln, err := quic.Listen(pc, transport.ServerTLS(serverID, client.Fingerprint()), &quic.Config{MaxIncomingStreams: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	logger := slog.New(slog.DiscardHandler)
+	srv := &server{cfg: cfg, log: logger, idle: newIdleTimer(time.Hour), in: newIncoming(logger)}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- srv.serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		srv.in.close()
+	})
+	return ctx, dialSidecar(t, client, pc.LocalAddr().(*net.UDPAddr).Port, serverID.Fingerprint())
 }

@@ -82,19 +82,8 @@ func trialRun(ctx context.Context, self string) error {
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	started, done := make(chan error, 1), make(chan error, 1)
-	go func() {
-		// The program's parent-death signal follows the thread that started it (see runLocal).
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		done <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	done, err := startHeld(cmd)
+	if err != nil {
 		return err
 	}
 	select {

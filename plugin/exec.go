@@ -219,22 +219,8 @@ func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd) error {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, programSignals...)
 	defer signal.Stop(sigs)
-	started := make(chan error, 1)
-	done := make(chan error, 1)
-	go func() {
-		// The program's parent-death signal (the layer sets SIGKILL) fires when the thread that
-		// started it ends, not the process (go.dev/issue/27505): hold that thread until the
-		// program has ended, so the signal means what it says.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		done <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	done, err := startHeld(cmd)
+	if err != nil {
 		return &userError{msg: fmt.Sprintf("run %s: %v", cmd.Args[0], err), cause: err}
 	}
 	for {
@@ -245,6 +231,28 @@ func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd) error {
 			return exitStatus(err)
 		}
 	}
+}
+
+// startHeld starts cmd and returns what its Wait will return. The program's parent-death
+// signal (the layer sets SIGKILL) fires when the thread that started it ends, not the process
+// (go.dev/issue/27505): the starting thread is held until the program has ended, so that the
+// signal means what it says.
+func startHeld(cmd *exec.Cmd) (<-chan error, error) {
+	started, done := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return done, nil
 }
 
 // exitStatus maps how the command ended to the plugin's exit status, as a shell would: its exit

@@ -231,6 +231,19 @@ func TestRemoteFiles(t *testing.T) {
 		}
 	})
 
+	t.Run("--fs-local and --fs-mode local keep the local files", func(t *testing.T) {
+		r := pl.run(t, "exec", target, "--fs-local", appTLSDir, "--", client, "read", appConfigDir+"/config.yaml", appTLSDir+"/tls.key")
+		want := fmt.Sprintf("%s/config.yaml: %q\n%s/tls.key: ENOENT\n", appConfigDir, wantConfig, appTLSDir)
+		if r.stdout != want {
+			t.Errorf("--fs-local %s: got %q, want %q\nstderr:\n%s", appTLSDir, r.stdout, want, r.stderr)
+		}
+		r = pl.run(t, "exec", target, "--fs-mode", "local", "--", client, "read", appConfigDir+"/config.yaml", saTokenPath)
+		want = fmt.Sprintf("%s/config.yaml: ENOENT\n%s: ENOENT\n", appConfigDir, saTokenPath)
+		if r.stdout != want {
+			t.Errorf("--fs-mode local: got %q, want %q\nstderr:\n%s", r.stdout, want, r.stderr)
+		}
+	})
+
 	t.Run("read mode refuses writes", func(t *testing.T) {
 		r := pl.run(t, "exec", target, "--", "sh", "-c", "echo x > "+scratchDir+"/refused")
 		if r.code == 0 || !strings.Contains(r.stderr, "Read-only file system") {

@@ -2,13 +2,11 @@ package plugin
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"k8s.io/cli-runtime/pkg/printers"
-	"sigs.k8s.io/yaml"
 )
 
 // checkStatus is the outcome of one doctor check.
@@ -63,22 +61,8 @@ func (r doctorReport) print(w io.Writer, output string) error {
 	switch output {
 	case "":
 		return r.printTable(w)
-	case "json":
-		b, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encode the report as json: %w", err)
-		}
-		_, err = fmt.Fprintln(w, string(b))
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode the report as yaml: %w", err)
-		}
-		_, err = w.Write(b)
-		return err
 	default:
-		return fmt.Errorf("unsupported output format %q", output)
+		return printObject(w, r, output, "the report")
 	}
 }
 

@@ -3,7 +3,6 @@ package plugin
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +21,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	"sigs.k8s.io/yaml"
 
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
@@ -459,22 +457,8 @@ func printSidecars(w io.Writer, rows []sidecarRow, output string, allNamespaces 
 	switch output {
 	case "":
 		return printSidecarTable(w, rows, allNamespaces)
-	case "json":
-		b, err := json.MarshalIndent(list, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encode the sidecars as json: %w", err)
-		}
-		_, err = fmt.Fprintln(w, string(b))
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(list)
-		if err != nil {
-			return fmt.Errorf("encode the sidecars as yaml: %w", err)
-		}
-		_, err = w.Write(b)
-		return err
 	default:
-		return fmt.Errorf("unsupported output format %q", output)
+		return printObject(w, list, output, "the sidecars")
 	}
 }
 

@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/discovery"
-	"sigs.k8s.io/yaml"
 
 	"github.com/remocal/kubectl-remocal/pkg/version"
 )
@@ -159,22 +157,8 @@ func (o *VersionOptions) print(out versionOutput) error {
 			fmt.Fprintf(o.Out, "Server Version: %s\n", out.ServerVersion.GitVersion)
 		}
 		return nil
-	case "json":
-		b, err := json.MarshalIndent(out, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encode version as json: %w", err)
-		}
-		_, err = fmt.Fprintln(o.Out, string(b))
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(out)
-		if err != nil {
-			return fmt.Errorf("encode version as yaml: %w", err)
-		}
-		_, err = o.Out.Write(b)
-		return err
 	default:
-		return fmt.Errorf("unsupported output format %q", o.Output)
+		return printObject(o.Out, out, o.Output, "version")
 	}
 }
 

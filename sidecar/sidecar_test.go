@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"testing"
@@ -153,12 +154,16 @@ func validConfig(port int) Config {
 // freePort finds a port free for both TCP and UDP on loopback.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// The sidecar binds the port itself, later, for TCP and UDP. A port the kernel handed out
+	// here and we closed can be handed out again in between to any socket of another test
+	// (the packages run in parallel): pick one below the kernel's ephemeral range instead,
+	// which only an explicit bind takes.
+	for range 100 {
+		port := 10000 + rand.IntN(20000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			pc.Close()

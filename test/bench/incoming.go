@@ -83,9 +83,18 @@ func (b *bench) incomingHTTP(ctx context.Context, pod *corev1.Pod) error {
 			row(name+" p99 (ms)", got[2], direct[2], "ms", what)
 		}
 	}
-	// What mirroring adds to the app's own answers, measured where it is not hidden by the
-	// queueing of a saturated machine: 64 clients sending 1,000 requests/s in all, well under
-	// what either path serves, and one client sending one request at a time.
+	return nil
+}
+
+// mirrorLatency measures what mirroring adds to the app's own answers, where it is not hidden
+// by the queueing of a saturated machine: 64 clients sending 1,000 requests/s in all, well
+// under what either path serves, and one client sending one request at a time.
+func (b *bench) mirrorLatency(ctx context.Context, pod *corev1.Pod) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	url := "http://" + pod.Status.PodIP + ":8080/healthz"
 	for _, fresh := range []bool{false, true} {
 		conns := "keep-alive"
 		if fresh {

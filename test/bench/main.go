@@ -8,6 +8,7 @@
 //	warm start   the same exec reusing the sidecar (median)
 //	throughput   bytes echoed through one connection: the port-forward path and the direct UDP
 //	             path vs plain kubectl port-forward to the same pod port
+//	mirror       what a mirror adds to the app's own latency, below saturation
 //	files        open+read+close of the pod's files (4 KiB, 1 MiB, 1,000 small ones in a row)
 //	             vs the same reads of local files by the same program under the layer
 //	memory       the sidecar's RSS idle and with 100 concurrent streams (read from /proc on the
@@ -86,7 +87,7 @@ func main() {
 	flag.StringVar(&b.testapp, "testapp-image", "remocal.local/testapp:e2e", "image of the echo workload")
 	flag.IntVar(&b.runs, "runs", 5, "repetitions of each start measurement")
 	flag.Int64Var(&b.size, "bytes", 256<<20, "bytes per throughput measurement")
-	flag.StringVar(&b.only, "only", "", "run only these sections, comma-separated: start, throughput, layer, incoming, files, memory")
+	flag.StringVar(&b.only, "only", "", "run only these sections, comma-separated: start, throughput, layer, incoming, mirror, files, memory")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -140,6 +141,7 @@ func (b *bench) run(ctx context.Context) error {
 		{"throughput", b.throughput},
 		{"layer", b.layerHTTP},
 		{"incoming", b.incomingHTTP},
+		{"mirror", b.mirrorLatency},
 		{"files", b.remoteFiles},
 		{"memory", b.memory},
 	}

@@ -20,7 +20,7 @@ program's descriptors (pidfd_getfd, Yama's ptrace_scope; a trial program runs
 under the layer), user namespaces and /dev/fuse (the pod's files). In the
 cluster: the API server and its version, ephemeral containers, the RBAC
 permissions a session uses, and the namespace's Pod Security level with what
-it allows (steal and mirror need privileged).
+it allows (steal needs privileged; mirror needs NET_RAW: privileged, or baseline where the runtime grants it).
 
 With a TARGET, also: the pod and container; the sidecar (a running one is
 reused, else one is added as exec adds it, which shows within seconds whether

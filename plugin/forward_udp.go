@@ -16,6 +16,11 @@ import (
 // the layer's UDP flows end.
 const udpForwardIdle = 2 * time.Minute
 
+// maxUDPForwardFlows bounds the local clients one -L .../udp serves at once: datagrams from
+// new addresses past it are dropped, so a sender spraying from many ports cannot make the
+// plugin hold a stream and a queue for each.
+const maxUDPForwardFlows = 1024
+
 // udpForwardQueue is how many datagrams of one flow wait while its stream is being opened or
 // is slow; past it they are dropped, as a congested network would drop them.
 const udpForwardQueue = 64
@@ -38,6 +43,10 @@ func serveForwardUDP(ctx context.Context, sess *session, pc *net.UDPConn, remote
 		}
 		mu.Lock()
 		queue, ok := flows[from]
+		if !ok && len(flows) >= maxUDPForwardFlows {
+			mu.Unlock()
+			continue
+		}
 		if !ok {
 			queue = make(chan []byte, udpForwardQueue)
 			flows[from] = queue

@@ -41,7 +41,11 @@ type incoming struct {
 	// steal or a mirror), or one or more filtered steals, each of another client, which
 	// share the port's HTTP requests (the first whose filter matches takes a request).
 	subs map[uint16][]subscription
-	wg   sync.WaitGroup
+	// changed has, for each subscribed port, a channel closed when its subscriptions change:
+	// a filtered connection routes by the subscriptions it started with, and ends then, so
+	// that its client's next connection is routed among the current ones.
+	changed map[uint16]chan struct{}
+	wg      sync.WaitGroup
 }
 
 // subscription is one client's hold on a pod port.
@@ -64,7 +68,7 @@ func (s subscription) describe() string {
 }
 
 func newIncoming(log *slog.Logger) *incoming {
-	return &incoming{log: log, subs: map[uint16][]subscription{}}
+	return &incoming{log: log, subs: map[uint16][]subscription{}, changed: map[uint16]chan struct{}{}}
 }
 
 // subscribe sends the pod's new connections on port to client: all of them (steal), or a copy
@@ -89,6 +93,7 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 			return nil // the same subscription again
 		}
 		in.subs[port] = append(subs, want) // the port is redirected already
+		in.change(port)
 		in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "header", req.Header, "path", req.Path, "sharedBy", len(subs)+1)
 		return nil
 	}
@@ -115,6 +120,7 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 		return err
 	}
 	in.subs[port] = []subscription{want}
+	in.change(port)
 	in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "header", req.Header, "path", req.Path)
 	return nil
 }
@@ -245,9 +251,11 @@ func (in *incoming) drop(client *quic.Conn, port uint16) error {
 		return nil
 	case len(kept) > 0:
 		in.subs[port] = kept
+		in.change(port)
 		return nil
 	}
 	delete(in.subs, port)
+	in.change(port)
 	var err error
 	switch {
 	case subs[0].capture != nil:
@@ -257,6 +265,19 @@ func (in *incoming) drop(client *quic.Conn, port uint16) error {
 	}
 	in.stopIfIdle()
 	return err
+}
+
+// change tells the connections routed by port's subscriptions that these changed. Called with
+// mu held.
+func (in *incoming) change(port uint16) {
+	if ch := in.changed[port]; ch != nil {
+		close(ch)
+	}
+	if _, ok := in.subs[port]; ok {
+		in.changed[port] = make(chan struct{})
+	} else {
+		delete(in.changed, port)
+	}
 }
 
 // stopIfIdle deletes the table and the listener when no port is redirected. Called with mu
@@ -286,6 +307,10 @@ func (in *incoming) close() {
 		}
 	}
 	clear(in.subs)
+	for _, ch := range in.changed {
+		close(ch)
+	}
+	clear(in.changed)
 	in.stopIfIdle()
 	in.mu.Unlock()
 	in.wg.Wait()
@@ -316,6 +341,7 @@ func (in *incoming) handle(c *net.TCPConn) {
 	}
 	in.mu.Lock()
 	subs := slices.Clone(in.subs[dst.Port()])
+	changed := in.changed[dst.Port()]
 	in.mu.Unlock()
 	arrival := wire.Incoming{Port: dst.Port(), Remote: c.RemoteAddr().String()}
 	if len(subs) == 0 {
@@ -328,7 +354,7 @@ func (in *incoming) handle(c *net.TCPConn) {
 		in.passThrough(c, dst, copies)
 		copies.finish()
 	case sub.filter != nil:
-		in.routeRequests(c, dst, subs, arrival)
+		in.routeRequests(c, dst, subs, changed, arrival)
 	default:
 		stream, err := openIncoming(sub.client, arrival)
 		if err != nil {
@@ -342,11 +368,19 @@ func (in *incoming) handle(c *net.TCPConn) {
 // routeRequests sends each request of c to the client of the first subscription whose filter
 // matches it, each connection to a client on a stream of its own, and the others to the app
 // at dst.
-func (in *incoming) routeRequests(c *net.TCPConn, dst netip.AddrPort, subs []subscription, arrival wire.Incoming) {
-	// Requests in flight end with any session that filters them: the client connects again
-	// and its next connection is routed among the sessions still there.
+func (in *incoming) routeRequests(c *net.TCPConn, dst netip.AddrPort, subs []subscription, changed <-chan struct{}, arrival wire.Incoming) {
+	// The connection ends with any session that filters it, and when the port's sessions
+	// change (one joins, or gives the port up): the client connects again, and its next
+	// connection is routed among the sessions there are then.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	routes := make([]httpfilter.Route, len(subs))
 	for i, sub := range subs {
 		stop := context.AfterFunc(sub.client.Context(), cancel)

@@ -334,6 +334,11 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		if !n.fsys.opts.Writable {
 			return syscall.EROFS
 		}
+		// The file is held whole in memory: a length past the bound (a preallocating
+		// ftruncate) is refused as a write past it would be.
+		if limit := n.fsys.opts.MaxFileSize; limit > 0 && int64(size) > limit {
+			return syscall.EFBIG
+		}
 		if h, isOurs := f.(*handle); isOurs {
 			h.truncate(int(size))
 		} else if errno := n.truncate(ctx, int64(size)); errno != 0 {

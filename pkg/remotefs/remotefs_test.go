@@ -317,6 +317,9 @@ func TestWritesReachTheRemoteOnClose(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(remote, "scratch", "out", "a.txt")); string(b) != "first second\nthird\n" {
 		t.Fatalf("after append the remote has %q", b)
 	}
+	if err := os.Truncate(filepath.Join(mnt, "out", "a.txt"), 2<<20); !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("truncate past the size bound: %v, want EFBIG", err)
+	}
 	if err := os.Truncate(filepath.Join(mnt, "out", "a.txt"), 5); err != nil {
 		t.Fatal(err)
 	}

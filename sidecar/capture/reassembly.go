@@ -31,22 +31,30 @@ const (
 	maxPendingSegments = 256
 )
 
-// flowIdle ends a copy whose connection has shown no packet for this long: its FIN or RST was
-// lost to our socket, or it was left open.
-const flowIdle = 2 * time.Minute
+// flowIdle ends a copy whose client has sent no packet for this long: its FIN or RST was lost
+// to our socket, or it went away. Only the client's packets are seen, so a keep-alive
+// connection idle for longer is no longer copied when it speaks again; it is long, as
+// connection pools keep idle connections for minutes.
+const flowIdle = 15 * time.Minute
+
+// maxFlows bounds the connections followed at once: SYNs are cheap to send, and each copy
+// costs a stream to the client and a connection to its program. Past it, new connections are
+// not copied.
+const maxFlows = 4096
 
 // assembler rebuilds, from a connection's segments as captured, the bytes its client sent, in
-// order and once, and writes them to the writer open returned for it at its SYN. Connections
-// whose SYN it did not see (open before the capture began) are not copied. One goroutine uses
-// it; writes must not block.
+// order and once, and writes them to the writer open returns for it when its first byte
+// comes: a SYN alone (a scan, a flood, a handshake never completed) costs no copy.
+// Connections whose SYN it did not see (open before the capture began) are not copied. One
+// goroutine uses it; writes must not block.
 type assembler struct {
 	open  func(Flow) io.WriteCloser
 	flows map[Flow]*stream
 }
 
 type stream struct {
-	w        io.WriteCloser
-	next     uint32 // the sequence number of the next byte to write
+	w        io.WriteCloser // nil until the first byte
+	next     uint32         // the sequence number of the next byte to write
 	pending  []segment
 	held     int // bytes in pending
 	fin      bool
@@ -77,11 +85,10 @@ func (a *assembler) segment(f Flow, seq uint32, flags uint8, payload []byte, now
 		if s != nil {
 			a.end(f, s) // the client reused the tuple: the old connection is over
 		}
-		w := a.open(f)
-		if w == nil {
+		if len(a.flows) >= maxFlows {
 			return
 		}
-		s = &stream{w: w, next: seq + 1, lastSeen: now}
+		s = &stream{next: seq + 1, lastSeen: now}
 		a.flows[f] = s
 		seq++ // data on a SYN (TCP Fast Open) starts after it
 	}
@@ -95,6 +102,12 @@ func (a *assembler) segment(f Flow, seq uint32, flags uint8, payload []byte, now
 	}
 	if flags&flagFIN != 0 {
 		s.fin, s.finSeq = true, seq+uint32(len(payload))
+	}
+	if len(payload) > 0 && s.w == nil {
+		if s.w = a.open(f); s.w == nil {
+			delete(a.flows, f) // not to be copied
+			return
+		}
 	}
 	if len(payload) > 0 && !a.add(s, seq, payload) {
 		a.end(f, s)
@@ -153,9 +166,11 @@ func (s *stream) write(seq uint32, data []byte) bool {
 	return true
 }
 
-// end closes a flow's copy.
+// end closes a flow's copy, if it began.
 func (a *assembler) end(f Flow, s *stream) {
-	_ = s.w.Close()
+	if s.w != nil {
+		_ = s.w.Close()
+	}
 	delete(a.flows, f)
 }
 

@@ -55,6 +55,23 @@ func TestSegmentsInOrderOutOfOrderAndAgain(t *testing.T) {
 	}
 }
 
+// A SYN alone (a scan, a flood, a handshake never completed) costs no copy, and past maxFlows
+// new connections are not followed.
+func TestSYNsAloneCostNoCopy(t *testing.T) {
+	a, sinks := newTestAssembler()
+	now := time.Now()
+	for i := range maxFlows + 10 {
+		a.segment(flow(uint16(1000+i)), 1, flagSYN, nil, now)
+	}
+	if len(sinks) != 0 || len(a.flows) != maxFlows {
+		t.Fatalf("%d copies opened, %d flows followed; want 0 and %d", len(sinks), len(a.flows), maxFlows)
+	}
+	a.segment(flow(1000), 2, flagACK, []byte("data"), now)
+	if s := sinks[flow(1000)]; s == nil || s.String() != "data" {
+		t.Fatalf("the first byte did not open the copy: %+v", s)
+	}
+}
+
 func TestConnectionsWithoutTheirSYNAreNotCopied(t *testing.T) {
 	a, sinks := newTestAssembler()
 	a.segment(flow(40001), 1000, flagACK, []byte("midway"), time.Now())
@@ -71,6 +88,7 @@ func TestResetAndIdleEndTheCopy(t *testing.T) {
 	a.segment(reset, 2, flagACK, []byte("x"), now)
 	a.segment(reset, 3, flagRST, nil, now)
 	a.segment(idle, 1, flagSYN, nil, now)
+	a.segment(idle, 2, flagACK, []byte("y"), now)
 	a.expire(now.Add(flowIdle + time.Second))
 	if !sinks[reset].closed || sinks[reset].String() != "x" || !sinks[idle].closed {
 		t.Fatalf("reset %+v, idle %+v", sinks[reset], sinks[idle])

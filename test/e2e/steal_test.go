@@ -114,6 +114,27 @@ func startIncoming(t *testing.T, s *layerSetup, listen string, ready func(*incom
 	return sess
 }
 
+// got waits for the local server to receive want. A mirror copies every connection to the
+// port, the kubelet's readiness probes (GET /healthz every second) among them: other requests
+// are skipped.
+func (sess *incomingSession) got(t *testing.T, want string, within time.Duration) bool {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case got := <-sess.requests:
+			if got == want {
+				return true
+			}
+			if got != "GET /healthz" {
+				t.Errorf("the local server got %q while waiting for %q", got, want)
+			}
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 // startSteal steals the echo pod's port 8080 for a local server and waits until the pod's port
 // answers locally.
 func startSteal(t *testing.T, s *layerSetup, flags ...string) *incomingSession {
@@ -362,12 +383,7 @@ func TestMirrorHTTP(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &reply); err != nil || reply.Hostname != s.echo.pod || reply.Path != path {
 			t.Fatalf("%s: answered %q, want the pod's app", path, body)
 		}
-		select {
-		case got := <-sess.requests:
-			if got != "GET "+path {
-				t.Errorf("the local server got %q, want GET %s", got, path)
-			}
-		case <-time.After(10 * time.Second):
+		if !sess.got(t, "GET "+path, 10*time.Second) {
 			t.Fatalf("the local server never got a copy of %s", path)
 		}
 	}
@@ -668,12 +684,7 @@ func TestMirrorUnderBaseline(t *testing.T) {
 	if !strings.Contains(body, `"hostname": "`+s.echo.pod+`"`) {
 		t.Fatalf("answered %q, want the pod's app", body)
 	}
-	select {
-	case got := <-sess.requests:
-		if got != "GET /baseline" {
-			t.Errorf("the local server got %q", got)
-		}
-	case <-time.After(10 * time.Second):
+	if !sess.got(t, "GET /baseline", 10*time.Second) {
 		t.Fatalf("no copy under baseline:\n%s", sess.stderr.String())
 	}
 }

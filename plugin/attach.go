@@ -88,8 +88,19 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 			return false, nil
 		}
 		for _, ev := range list.Items {
-			if ev.InvolvedObject.FieldPath == fieldPath && ev.Type == corev1.EventTypeWarning && ev.Reason == "Failed" {
+			if ev.InvolvedObject.FieldPath != fieldPath {
+				continue
+			}
+			switch {
+			case ev.Type == corev1.EventTypeWarning && ev.Reason == "Failed":
 				return false, &userError{msg: fmt.Sprintf("the sidecar cannot start: %s; check that the image exists and the node can pull it, or pass --sidecar-image", ev.Message)}
+			case ev.Reason == "Started":
+				// The kubelet says it started, but the status may never say so: after a node
+				// restart the kubelet runs a pod's old ephemeral containers again, and the API
+				// server refuses every status update that moves them back to running, ours
+				// with them ("may not be transitioned to non-terminated state").
+				running = p
+				return true, nil
 			}
 		}
 		return false, nil

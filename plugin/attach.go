@@ -62,12 +62,17 @@ var fatalWaitingReasons = map[string]bool{
 	"RunContainerError":          true,
 }
 
+// statusLagLimit is how long the pod status may lag the kubelet's Started event of the sidecar
+// before we take it as stuck.
+const statusLagLimit = 8 * time.Second
+
 // waitSidecarRunning polls until the named ephemeral container runs, and fails fast with the
 // kubelet's reason when it cannot start. Besides the pod status it reads the pod's events: the
 // kubelet reports a failed image pull as an event at once, while the container status catches up
 // only at its next status sync, ten seconds or more later.
 func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string, timeout time.Duration) (*corev1.Pod, error) {
 	var running *corev1.Pod
+	var startedSeen time.Time // when the kubelet's Started event was first seen
 	fieldPath := fmt.Sprintf("spec.ephemeralContainers{%s}", name)
 	events := fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
@@ -95,12 +100,18 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 			case ev.Type == corev1.EventTypeWarning && ev.Reason == "Failed":
 				return false, &userError{msg: fmt.Sprintf("the sidecar cannot start: %s; check that the image exists and the node can pull it, or pass --sidecar-image", ev.Message)}
 			case ev.Reason == "Started":
-				// The kubelet says it started, but the status may never say so: after a node
-				// restart the kubelet runs a pod's old ephemeral containers again, and the API
-				// server refuses every status update that moves them back to running, ours
-				// with them ("may not be transitioned to non-terminated state").
-				running = p
-				return true, nil
+				// The kubelet says it started; the status follows within a second or two,
+				// unless it never will: after a node restart the kubelet runs a pod's old
+				// ephemeral containers again, and the API server refuses every status update
+				// that moves them back to running, ours with them ("may not be transitioned
+				// to non-terminated state"). The pod log API, which gives us the sidecar's key,
+				// goes by that status too.
+				if startedSeen.IsZero() {
+					startedSeen = time.Now()
+				}
+				if time.Since(startedSeen) > statusLagLimit {
+					return false, &userError{msg: fmt.Sprintf("the sidecar started, but pod %s's status is stuck: the API server refuses the kubelet's updates of it (after a node restart the kubelet ran its old ephemeral containers again); delete the pod so that its controller makes a new one, or target another pod", pod.Name)}
+				}
 			}
 		}
 		return false, nil

@@ -10,6 +10,10 @@ show() {
 }
 
 show kubectl apply -f echo.yaml
+# A fresh pod each time: one that lived through a restart of the cluster keeps the sidecars of
+# earlier demos, which the kubelet runs again and the API server then refuses its status
+# updates for (the plugin says so, but a demo should show the plugin at work).
+show kubectl -n remocal-demo rollout restart deployment/echo
 show kubectl -n remocal-demo rollout status deployment/echo --timeout=90s
 show kubectl remocal version
 show kubectl remocal -n remocal-demo exec deployment/echo -- \

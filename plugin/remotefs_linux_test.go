@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/kubectl-remocal/internal/testnet"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/sidecar"
@@ -40,12 +41,7 @@ func realSidecar(t *testing.T, root string, maxFile int64) *session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testnet.FreePort(t)
 	cfg := sidecar.NewConfig()
 	cfg.ClientPin, cfg.Port, cfg.ProcRoot, cfg.MaxFile = clientID.Fingerprint(), port, procRoot, maxFile
 	logs, logw := io.Pipe()

@@ -31,7 +31,7 @@ func startSidecar(t *testing.T, client transport.Identity, procRoot string, conf
 	t.Helper()
 	r, w := io.Pipe()
 	logger := slog.New(slog.NewJSONHandler(w, nil))
-	cfg := validConfig(freePort(t))
+	cfg := validConfig(testnet.FreePort(t))
 	cfg.ClientPin = client.Fingerprint()
 	cfg.ProcRoot = procRoot
 	for _, c := range configure {

@@ -6,15 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/remocal/kubectl-remocal/internal/testnet"
 	"github.com/remocal/kubectl-remocal/pkg/version"
 )
 
@@ -92,7 +90,7 @@ func TestRunExitsAfterTTL(t *testing.T) {
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 
 	start := time.Now()
-	cfg := validConfig(freePort(t))
+	cfg := validConfig(testnet.FreePort(t))
 	cfg.TTL = 50 * time.Millisecond
 	if err := Run(t.Context(), cfg, logger); err != nil {
 		t.Fatalf("Run() = %v, want nil", err)
@@ -119,7 +117,7 @@ func TestRunStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(t.Context())
 	cancel(errors.New("terminated signal received"))
 
-	if err := Run(ctx, validConfig(freePort(t)), logger); err != nil {
+	if err := Run(ctx, validConfig(testnet.FreePort(t)), logger); err != nil {
 		t.Fatalf("Run() = %v, want nil", err)
 	}
 	lines := logLines(t, &buf)
@@ -149,27 +147,4 @@ func validConfig(port int) Config {
 		cfg.Port = 1
 	}
 	return cfg
-}
-
-// freePort finds a port free for both TCP and UDP on loopback.
-func freePort(t *testing.T) int {
-	t.Helper()
-	// The sidecar binds the port itself, later, for TCP and UDP. A port the kernel handed out
-	// here and we closed can be handed out again in between to any socket of another test
-	// (the packages run in parallel): pick one below the kernel's ephemeral range instead,
-	// which only an explicit bind takes.
-	for range 100 {
-		port := 10000 + rand.IntN(20000)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }

@@ -77,6 +77,19 @@ func (r DialReply) Err() error {
 	return &DialError{Errno: errnoFromWire(r.Errno), Reason: r.Reason}
 }
 
+// replyError is the error a reply's errno and reason make, nil for errno 0; fallback begins
+// the reason when the peer gave none (DialError's own default talks of connecting).
+func replyError(errno uint32, reason, fallback string) error {
+	if errno == 0 {
+		return nil
+	}
+	e := errnoFromWire(errno)
+	if reason == "" {
+		reason = fallback + ": " + e.Error()
+	}
+	return &DialError{Errno: e, Reason: reason}
+}
+
 // DialError is a dial that failed inside the pod.
 type DialError struct {
 	Errno  syscall.Errno // local errno: what the local connect should return

@@ -91,14 +91,4 @@ func parseFileReply(b []byte) (FileReply, int, error) {
 
 // Err returns the failure the reply reports as a syscall error (errors.Is with
 // syscall.ENOENT works), or nil.
-func (r FileReply) Err() error {
-	if r.Errno == 0 {
-		return nil
-	}
-	errno := errnoFromWire(r.Errno)
-	reason := r.Reason
-	if reason == "" {
-		reason = "read in the pod: " + errno.Error() // not DialError's default, which says connect
-	}
-	return &DialError{Errno: errno, Reason: reason}
-}
+func (r FileReply) Err() error { return replyError(r.Errno, r.Reason, "read in the pod") }

@@ -377,17 +377,7 @@ func parseDirEntries(b []byte) ([]DirEntry, int, error) {
 
 // Err returns the failure the reply reports as a syscall error (errors.Is with
 // syscall.ENOENT works), or nil.
-func (r FSReply) Err() error {
-	if r.Errno == 0 {
-		return nil
-	}
-	errno := errnoFromWire(r.Errno)
-	reason := r.Reason
-	if reason == "" {
-		reason = "in the pod's filesystem: " + errno.Error() // not DialError's default, which says connect
-	}
-	return &DialError{Errno: errno, Reason: reason}
-}
+func (r FSReply) Err() error { return replyError(r.Errno, r.Reason, "in the pod's filesystem") }
 
 // SplitDirEntries cuts a directory listing into replies that each fit a frame, in order, every
 // one but the last with More set; an empty listing is one reply. An entry that no reply can

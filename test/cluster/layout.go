@@ -31,6 +31,7 @@ type layout struct {
 	PodGateway string
 	ServiceIP  net.IP // first address of the service range: the kubernetes Service
 	Services   string
+	TestBed    string // the whole reserved range, routed onto the node link so that none of it leaves the machine
 
 	EtcdPort, EtcdPeerPort int
 	APIServerPort          int
@@ -41,8 +42,10 @@ type layout struct {
 // state and the build cache (a cold build can be measured with an empty cache dir).
 func newLayout() layout {
 	state := envOr("REMOCAL_CLUSTER_STATE", "/var/lib/remocal/cluster")
-	// Every address is in 198.18.0.0/15, the range reserved for network test beds, so nothing
-	// the cluster does can reach a real network.
+	// Every address is in 198.18.0.0/15, the range reserved for network test beds, and the
+	// range is routed onto the node's own link, so nothing the cluster does can reach a real
+	// network: a ClusterIP kube-proxy has not programmed yet, or any address of the range
+	// nothing here owns, goes nowhere instead of out of the default route.
 	return layout{
 		StateDir:          state,
 		RunDir:            envOr("REMOCAL_CLUSTER_RUN", "/run/remocal/cluster"),
@@ -55,6 +58,7 @@ func newLayout() layout {
 		PodGateway:        "198.18.64.1",
 		ServiceIP:         net.ParseIP("198.19.0.1").To4(),
 		Services:          "198.19.0.0/16",
+		TestBed:           "198.18.0.0/15",
 		EtcdPort:          32379,
 		EtcdPeerPort:      32380,
 		APIServerPort:     6443,

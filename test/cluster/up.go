@@ -42,7 +42,7 @@ func (h *harness) up(ctx context.Context) error {
 		if err := hostnet.EnableForwarding(); err != nil {
 			return err
 		}
-		return hostnet.EnsureNodeAddress(ctx, l.NodeLink, l.NodeIP)
+		return hostnet.EnsureNodeAddress(ctx, l.NodeLink, l.NodeIP, l.TestBed)
 	}); err != nil {
 		return err
 	}

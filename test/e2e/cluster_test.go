@@ -223,10 +223,11 @@ func httpEcho(t *testing.T, rawURL string) echoReply {
 	if _, err := url.Parse(rawURL); err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: 5 * time.Second}
 	var lastErr error
-	// A Service's rules can lag its endpoints by a moment after the pod turns Ready.
-	for range 20 {
+	// A Service's rules can lag its endpoints after the pod turns Ready: by more than 10 s once,
+	// in CI, for the first Service after the cluster came up.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		resp, err := client.Get(rawURL)
 		if err != nil {
 			lastErr = err

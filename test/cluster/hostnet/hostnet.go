@@ -19,7 +19,13 @@ import (
 // API server and cluster DNS bind to it, and `kubectl logs/exec/port-forward` need it (with only
 // loopback the API server answers "no preferred addresses found"). This kernel has no "dummy"
 // link type, so the address lives on an otherwise empty bridge.
-func EnsureNodeAddress(ctx context.Context, link string, ip net.IP) error {
+//
+// The whole range contain is routed onto that bridge too. Without it, an address of the range
+// that no local route covers would leave by the default route: a ClusterIP before kube-proxy has
+// programmed it (seen answered "404" by something off the machine) or a pod IP after its bridge
+// is gone. On the empty bridge such packets find no neighbour and fail here. Locally generated
+// packets to a Service still work: kube-proxy's DNAT in OUTPUT re-routes them to the pod bridge.
+func EnsureNodeAddress(ctx context.Context, link string, ip net.IP, contain string) error {
 	if !LinkExists(link) {
 		if err := run(ctx, "ip", "link", "add", link, "type", "bridge"); err != nil {
 			return err
@@ -35,7 +41,10 @@ func EnsureNodeAddress(ctx context.Context, link string, ip net.IP) error {
 			return err
 		}
 	}
-	return run(ctx, "ip", "link", "set", link, "up")
+	if err := run(ctx, "ip", "link", "set", link, "up"); err != nil {
+		return err
+	}
+	return run(ctx, "ip", "route", "replace", contain, "dev", link)
 }
 
 // DeleteLinks removes the named links; links that do not exist are skipped.

@@ -138,6 +138,7 @@ func mount(t *testing.T, remote Remote, opts Options) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- Serve(dev, remote, opts) }()
+	disablePoll(t, dir)
 	t.Cleanup(func() {
 		_ = unix.Unmount(dir, unix.MNT_DETACH)
 		select {
@@ -150,6 +151,24 @@ func mount(t *testing.T, remote Remote, opts Options) string {
 		}
 	})
 	return dir
+}
+
+// disablePoll makes the kernel stop sending FUSE_POLL requests to this mount. This test process
+// serves the mount and also opens files on it, and Go adds every opened file to its epoll set:
+// epoll_ctl then waits in the kernel for the server's answer to FUSE_POLL while holding one of the
+// runtime's Ps, which deadlocked a CI run when the other P was needed elsewhere (a GC stop).
+// go-fuse answers its magic file's poll with ENOSYS, after which the kernel never asks again; it
+// does this itself in WaitMount, but not for a mount given as a /dev/fd/N device, as here. The
+// plugin never opens files on the mounts it serves (they live in the program's mount namespace).
+func disablePoll(t *testing.T, dir string) {
+	t.Helper()
+	// syscall.Open, unlike os.Open, adds nothing to epoll; both calls release their P.
+	fd, err := unix.Open(filepath.Join(dir, ".go-fuse-epoll-hack"), unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatalf("poll hack: %v", err)
+	}
+	defer unix.Close(fd)
+	_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
 }
 
 // configMapVolume lays files out in dir as the kubelet does for a ConfigMap volume: each

@@ -42,8 +42,14 @@ func listensIn(table string, port uint16) (bool, error) {
 	lines.Scan() // the header
 	for lines.Scan() {
 		fields := strings.Fields(lines.Text())
-		if len(fields) < 4 || fields[3] != tcpListen {
+		if len(fields) < 4 {
 			continue
+		}
+		if fields[3] != tcpListen {
+			// The kernel lists the listening sockets first, then the others. Stopping here
+			// spares it formatting every connection, which on a busy machine (tens of
+			// thousands in TIME_WAIT) cost the plugin a tenth of a core at one read a second.
+			break
 		}
 		_, hexPort, ok := strings.Cut(fields[1], ":")
 		if !ok {

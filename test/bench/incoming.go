@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -48,7 +49,7 @@ func (b *bench) incomingHTTP(ctx context.Context, pod *corev1.Pod) error {
 		if fresh {
 			args = append(args, "-new")
 		}
-		return runLoad(exec.CommandContext(ctx, self, append(args, url)...))
+		return runLoad(exec.CommandContext(ctx, self, append(args, url)...), nil)
 	}
 	for _, fresh := range []bool{false, true} {
 		conns := "keep-alive"
@@ -69,7 +70,7 @@ func (b *bench) incomingHTTP(ctx context.Context, pod *corev1.Pod) error {
 			{"mirrored", nil},
 		} {
 			var got [3]float64
-			err := b.withIncoming(ctx, pod, c.flags, self, func() error {
+			err := b.withIncoming(ctx, pod, c.flags, self, nil, func() error {
 				var err error
 				got, err = load(fresh)
 				return err
@@ -88,55 +89,69 @@ func (b *bench) incomingHTTP(ctx context.Context, pod *corev1.Pod) error {
 
 // mirrorLatency measures what mirroring adds to the app's own answers, where it is not hidden
 // by the queueing of a saturated machine: 64 clients sending 1,000 requests/s in all, well
-// under what either path serves, and one client sending one request at a time.
+// under what either path serves, and one client sending one request at a time. Each is measured
+// twice: with the node's and the local side's processes on separate CPUs, as on a real cluster,
+// and on shared CPUs, where the local copy's work also delays the app (see placement).
 func (b *bench) mirrorLatency(ctx context.Context, pod *corev1.Pod) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	placements := []placement{{name: "shared CPUs"}}
+	if split, ok := splitPlacement(); ok {
+		placements = append([]placement{split}, placements...)
+	}
+	defer func() { _ = pinPod(pod.UID, nil) }()
 	url := "http://" + pod.Status.PodIP + ":8080/healthz"
-	for _, fresh := range []bool{false, true} {
-		conns := "keep-alive"
-		if fresh {
-			conns = "new conns"
-		}
-		for _, shape := range []struct {
-			name string
-			args []string
-		}{
-			{"64 clients at 1,000 req/s", []string{"-c", "64", "-rate", "1000"}},
-			{"1 client", []string{"-c", "1"}},
-		} {
-			args := append([]string{loadgenArg}, shape.args...)
+	for _, place := range placements {
+		for _, fresh := range []bool{false, true} {
+			conns := "keep-alive"
 			if fresh {
-				args = append(args, "-new")
+				conns = "new conns"
 			}
-			measure := func() ([3]float64, error) {
-				return runLoad(exec.CommandContext(ctx, self, append(args, url)...))
+			for _, shape := range []struct {
+				name string
+				args []string
+			}{
+				{"64 clients at 1,000 req/s", []string{"-c", "64", "-rate", "1000"}},
+				{"1 client", []string{"-c", "1"}},
+			} {
+				args := append([]string{loadgenArg}, shape.args...)
+				if fresh {
+					args = append(args, "-new")
+				}
+				measure := func() ([3]float64, error) {
+					// Again each time: the sidecar is new in the pod.
+					if err := pinPod(pod.UID, place.node); err != nil {
+						return [3]float64{}, err
+					}
+					return runLoad(exec.CommandContext(ctx, self, append(args, url)...), place.node)
+				}
+				direct, err := measure()
+				if err != nil {
+					return fmt.Errorf("direct load: %w", err)
+				}
+				var mirrored [3]float64
+				err = b.withIncoming(ctx, pod, nil, self, place.local, func() error {
+					mirrored, err = measure()
+					return err
+				})
+				if err != nil {
+					return fmt.Errorf("mirrored load: %w", err)
+				}
+				what := "node to the pod's app, " + shape.name + ", " + conns + ", " + place.name
+				row("HTTP mirrored, "+shape.name+", "+conns+" p50 (ms)", mirrored[1], direct[1], "ms", what)
+				row("HTTP mirrored, "+shape.name+", "+conns+" p99 (ms)", mirrored[2], direct[2], "ms", what)
 			}
-			direct, err := measure()
-			if err != nil {
-				return fmt.Errorf("direct load: %w", err)
-			}
-			var mirrored [3]float64
-			err = b.withIncoming(ctx, pod, nil, self, func() error {
-				mirrored, err = measure()
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("mirrored load: %w", err)
-			}
-			what := "node to the pod's app, " + shape.name + ", " + conns
-			row("HTTP mirrored, "+shape.name+", "+conns+" p50 (ms)", mirrored[1], direct[1], "ms", what)
-			row("HTTP mirrored, "+shape.name+", "+conns+" p99 (ms)", mirrored[2], direct[2], "ms", what)
 		}
 	}
 	return nil
 }
 
-// withIncoming runs the local server under `exec` with flags, calls measure once the plugin
-// says the pod's port is stolen or mirrored, and ends the session with SIGINT.
-func (b *bench) withIncoming(ctx context.Context, pod *corev1.Pod, flags []string, self string, measure func() error) error {
+// withIncoming runs the local server under `exec` with flags, on the CPUs of cpus (any if nil),
+// calls measure once the plugin says the pod's port is stolen or mirrored, and ends the session
+// with SIGINT.
+func (b *bench) withIncoming(ctx context.Context, pod *corev1.Pod, flags []string, self string, cpus *unix.CPUSet, measure func() error) error {
 	args := append([]string{"-n", namespace, "exec", "pod/" + pod.Name, "--sidecar-image", b.image}, flags...)
 	cmd := exec.CommandContext(ctx, b.plugin, append(args, "--", self, serveArg, ":8080")...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(b.work, "cold-0"))
@@ -144,7 +159,7 @@ func (b *bench) withIncoming(ctx context.Context, pod *corev1.Pod, flags []strin
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startOn(cmd, cpus); err != nil {
 		return err
 	}
 	defer func() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -107,14 +109,14 @@ func (b *bench) layerHTTP(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
-	direct, err := runLoad(exec.CommandContext(ctx, self, loadgenArg, "http://"+pod.Status.PodIP+":8080/"))
+	direct, err := runLoad(exec.CommandContext(ctx, self, loadgenArg, "http://"+pod.Status.PodIP+":8080/"), nil)
 	if err != nil {
 		return fmt.Errorf("direct load: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, b.plugin, "-n", namespace, "exec", "pod/"+pod.Name, "--sidecar-image", b.image, "--",
 		self, loadgenArg, "http://echo."+namespace+".svc.cluster.local/")
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(b.work, "cold-0"))
-	layered, err := runLoad(cmd)
+	layered, err := runLoad(cmd, nil)
 	if err != nil {
 		return fmt.Errorf("load through the layer: %w", err)
 	}
@@ -125,12 +127,18 @@ func (b *bench) layerHTTP(ctx context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-func runLoad(cmd *exec.Cmd) ([3]float64, error) {
+func runLoad(cmd *exec.Cmd, cpus *unix.CPUSet) ([3]float64, error) {
 	var out [3]float64
-	b, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("%w: %s", err, b)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := startOn(cmd, cpus)
+	if err == nil {
+		err = cmd.Wait()
 	}
+	if err != nil {
+		return out, fmt.Errorf("%w: %s%s", err, stdout.Bytes(), stderr.Bytes())
+	}
+	b := stdout.Bytes()
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	fields := strings.Fields(lines[len(lines)-1])
 	if len(fields) != 3 {

@@ -14,17 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readBuffer holds one captured packet: loopback's MTU is 64 KiB, and receive offloads merge
-// segments into packets as large.
-const readBuffer = 1 << 18
-
-// socketBuffer is how much the kernel queues for us: a packet that does not fit is lost to
-// the copy (not to the connection), and the copy stops at the hole.
-const socketBuffer = 8 << 20
-
 // Capture copies the client side of each new connection to one TCP port.
 type Capture struct {
 	file *os.File
+	ring *ring
 	done chan struct{}
 }
 
@@ -45,20 +38,21 @@ func Listen(port uint16, open func(Flow) io.WriteCloser, log *slog.Logger) (*Cap
 		unix.Close(fd)
 		return nil, err
 	}
-	// Past the system's limit (net.core.rmem_max) only with CAP_NET_ADMIN; else as far as
-	// that limit.
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
-	}
 	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, prog); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("attach the packet filter: %w", err)
 	}
+	r, err := newRing(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL)}); err != nil {
+		_ = r.close()
 		unix.Close(fd)
 		return nil, fmt.Errorf("bind the packet socket: %w", err)
 	}
-	c := &Capture{file: os.NewFile(uintptr(fd), fmt.Sprintf("capture:%d", port)), done: make(chan struct{})}
+	c := &Capture{file: os.NewFile(uintptr(fd), fmt.Sprintf("capture:%d", port)), ring: r, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		c.read(newAssembler(open), log)
@@ -70,7 +64,8 @@ func Listen(port uint16, open func(Flow) io.WriteCloser, log *slog.Logger) (*Cap
 func (c *Capture) Close() error {
 	err := c.file.Close()
 	<-c.done
-	return err
+	// Only now: the reader used the ring until it returned.
+	return errors.Join(err, c.ring.close())
 }
 
 func (c *Capture) read(a *assembler, log *slog.Logger) {
@@ -80,34 +75,18 @@ func (c *Capture) read(a *assembler, log *slog.Logger) {
 		log.Error("packet capture", "err", err)
 		return
 	}
-	buf := make([]byte, readBuffer)
 	lastExpiry := time.Now()
 	for {
-		var n int
-		var from unix.Sockaddr
-		var readErr error
-		err := raw.Read(func(fd uintptr) bool {
-			n, from, readErr = unix.Recvfrom(int(fd), buf, 0)
-			return !errors.Is(readErr, unix.EAGAIN)
-		})
-		if err != nil {
+		// The socket turns readable when the kernel hands a block over.
+		if err := raw.Read(func(uintptr) bool { return c.ring.ready() }); err != nil {
 			return // closed
 		}
-		if readErr != nil {
-			if !errors.Is(readErr, unix.EINTR) {
-				log.Warn("packet capture", "err", readErr)
-			}
-			continue
-		}
-		// Only what this namespace receives: a packet that loopback carries passes twice, out
-		// and in, and the pod's own connections to another server's port P go out only.
-		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype != unix.PACKET_HOST {
-			continue
-		}
 		now := time.Now()
-		if f, seq, flags, payload, ok := parseTCP(buf[:n]); ok {
-			a.segment(f, seq, flags, payload, now)
-		}
+		c.ring.drain(func(packet []byte) {
+			if f, seq, flags, payload, ok := parseTCP(packet); ok {
+				a.segment(f, seq, flags, payload, now)
+			}
+		})
 		if now.Sub(lastExpiry) > flowIdle/4 {
 			a.expire(now)
 			lastExpiry = now
@@ -174,12 +153,24 @@ func portFilter(port uint16) (*unix.SockFprog, error) {
 	return &unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}, nil
 }
 
-// filterProgram is a classic BPF program that keeps the TCP packets to port that the assembler
-// needs: those with a payload, a SYN, a FIN or a RST. The pure ACKs it drops are about half a
-// short connection's packets, and each kept packet costs the sidecar a wake-up and a read. It
-// knows IPv4 (first fragments or whole packets) and IPv6 with TCP as the first next header. The
-// socket is SOCK_DGRAM, so a packet starts at its IP header.
+// filterProgram is a classic BPF program that keeps the packets of this network namespace's
+// connections to port that the assembler needs (see tcpFilter). It drops at once what the
+// namespace does not receive: a packet that loopback carries passes a packet socket twice, out
+// and in, and the pod's own connections to another server's port go out only.
 func filterProgram(port uint16) []bpf.Instruction {
+	tcp := tcpFilter(port)
+	return append([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		// Not received: to tcp's last instruction, which drops.
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_HOST, SkipFalse: uint8(len(tcp) - 1)},
+	}, tcp...)
+}
+
+// tcpFilter keeps the TCP packets to port that the assembler needs: those with a payload, a
+// SYN, a FIN or a RST. The pure ACKs it drops are about half a short connection's packets. It
+// knows IPv4 (first fragments or whole packets) and IPv6 with TCP as the first next header. The
+// socket is SOCK_DGRAM, so a packet starts at its IP header. Its last instruction drops.
+func tcpFilter(port uint16) []bpf.Instruction {
 	const drop, keep = 0, 1 << 18 // a return value is how many bytes of the packet to keep
 	const finSynRst = flagFIN | flagSYN | flagRST
 	// The jumps below count the instructions they skip; the numbers are the targets.

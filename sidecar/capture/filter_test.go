@@ -48,10 +48,15 @@ func (p tcpPacket) bytes() []byte {
 }
 
 // The filter keeps what the assembler needs of the port's packets (a payload, a SYN, a FIN, a
-// RST) and nothing else: pure ACKs, other ports and protocols, later fragments.
+// RST) and nothing else: pure ACKs, other ports and protocols, later fragments. (x/net/bpf's VM
+// cannot run the packet type check that filterProgram puts first; TestCaptureCopiesWhatClientsSend
+// sees loopback's packets, each of which passes once out and once in.)
 func TestFilterKeepsWhatTheCopyNeeds(t *testing.T) {
 	const port = 8080
-	vm, err := bpf.NewVM(filterProgram(port))
+	if _, err := bpf.Assemble(filterProgram(port)); err != nil {
+		t.Fatal(err)
+	}
+	vm, err := bpf.NewVM(tcpFilter(port))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func sidecarRights(sc *corev1.SecurityContext) string {
 	var caps string
 	switch {
 	case sc.Capabilities == nil:
-		caps = "the runtime's default capabilities: without SYS_PTRACE it reads the environment and files of a target that runs as root"
+		caps = "the runtime's default capabilities: without SYS_PTRACE it reads the environment and files of a target that runs as another user as that user"
 	case len(sc.Capabilities.Add) == 0:
 		caps = "no capabilities"
 	default:

@@ -33,8 +33,9 @@ type sidecarParams struct {
 //     packets of a mirrored port) and SYS_PTRACE (to read /proc/PID/environ and /proc/PID/root
 //     of a target that runs as another user);
 //   - baseline: the runtime's default capabilities, nothing added (forbidden); root can still
-//     read a root target that has no more capabilities than those defaults, and mirror where
-//     the defaults hold NET_RAW (containerd's do);
+//     read a root target that has no more capabilities than those defaults, another user's
+//     target as that user (SETUID and SETGID are defaults), and mirror where the defaults hold
+//     NET_RAW (containerd's do);
 //   - restricted: non-root as the target's user, no capability, RuntimeDefault seccomp.
 //
 // It also returns what the level takes away, for one line of warning.
@@ -68,7 +69,8 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		sc.RunAsUser, sc.RunAsNonRoot = &root, &no
 		// Keep the runtime's default capabilities: without SYS_PTRACE, the kernel lets us read
 		// the target's /proc/PID/environ only if our capabilities are a superset of the
-		// target's, and a target usually runs with exactly those defaults.
+		// target's, and a target usually runs with exactly those defaults; a target that runs
+		// as another user the sidecar reaches as that user (SETUID and SETGID are defaults).
 		sc.Capabilities = nil
 		lost = append(lost, "steal (NET_ADMIN is forbidden; mirror works where the runtime grants NET_RAW by default, as containerd does)")
 	default:

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +57,7 @@ func (s *server) readTargetFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer unix.Close(root)
 	f, err := openInRoot(root, path)
 	if err != nil {
 		return nil, err
@@ -75,14 +75,14 @@ func checkTargetPath(path string) error {
 	return nil
 }
 
-// targetRoot is the target's root as the kernel shows it: its mount namespace, whatever our
-// own is.
-func (s *server) targetRoot() (string, error) {
+// targetRoot opens the target's root directory as the kernel shows it (its mount namespace,
+// whatever our own is), to resolve paths in with openBeneath. The caller closes it.
+func (s *server) targetRoot() (int, error) {
 	pid, err := targetPID(s.cfg.ProcRoot)
 	if err != nil {
-		return "", err
+		return -1, err
 	}
-	return filepath.Join(s.cfg.ProcRoot, strconv.Itoa(pid), "root"), nil
+	return s.roots.open(s.cfg.ProcRoot, pid)
 }
 
 // readBounded reads f to its end, refusing with EFBIG one larger than limit. A file that can
@@ -103,31 +103,17 @@ func readBounded(f *os.File, path string, limit int64) ([]byte, error) {
 // waiting for a writer; reads then wait in the poller, where a deadline applies.
 const readFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
 
-// openInRoot opens path (absolute) for reading as a process whose root is root would: symlinks
-// resolve inside root (openat2's RESOLVE_IN_ROOT), where a plain open through /proc/PID/root
-// would follow an absolute one (/etc/localtime -> /usr/share/zoneinfo/...) into the sidecar's
-// own filesystem. The file is named by path, so errors name the file the client asked for, not
-// our view of it.
-func openInRoot(root, path string) (*os.File, error) {
-	dir, err := openRootDir(root)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(dir)
-	fd, err := openBeneath(dir, path, readFlags, true)
+// openInRoot opens path (absolute) for reading as a process whose root is the directory root
+// would: symlinks resolve inside root (openat2's RESOLVE_IN_ROOT), where a plain open through
+// /proc/PID/root would follow an absolute one (/etc/localtime -> /usr/share/zoneinfo/...) into
+// the sidecar's own filesystem. The file is named by path, so errors name the file the client
+// asked for, not our view of it.
+func openInRoot(root int, path string) (*os.File, error) {
+	fd, err := openBeneath(root, path, readFlags, true)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
-}
-
-// openRootDir opens root, a process's root directory, to resolve paths in with openBeneath.
-func openRootDir(root string) (int, error) {
-	dir, err := retryOpen(func() (int, error) { return unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) })
-	if err != nil {
-		return -1, &os.PathError{Op: "open", Path: root, Err: err}
-	}
-	return dir, nil
 }
 
 // openBeneath opens path (absolute) with flags as a process whose root is the directory dir

@@ -98,11 +98,7 @@ func (s *server) fsOp(req wire.FSRequest, data []byte) ([]wire.FSReply, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: op, Path: req.Path, Err: err}
 	}
-	rootPath, err := s.targetRoot()
-	if err != nil {
-		return nil, err
-	}
-	root, err := openRootDir(rootPath)
+	root, err := s.targetRoot()
 	if err != nil {
 		return nil, err
 	}

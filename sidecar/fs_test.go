@@ -282,7 +282,8 @@ func TestFSReadDirOverTheBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rootDir, err := openRootDir(filepath.Join(procRoot, "1", "root"))
+	var roots targetRootCache
+	rootDir, err := roots.open(procRoot, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

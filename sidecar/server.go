@@ -29,10 +29,11 @@ const (
 
 // server handles the client's connections.
 type server struct {
-	cfg  Config
-	log  *slog.Logger
-	idle *idleTimer
-	in   *incoming
+	cfg   Config
+	log   *slog.Logger
+	idle  *idleTimer
+	in    *incoming
+	roots targetRootCache
 }
 
 // serve accepts connections until the listener closes.
@@ -201,7 +202,7 @@ func (s *server) environ() ([]wire.EnvReply, error) {
 	}
 	env, err := readEnviron(s.cfg.ProcRoot, pid)
 	if err != nil {
-		return nil, fmt.Errorf("%w (a target running as another user needs the SYS_PTRACE capability, which the namespace's Pod Security level may forbid)", err)
+		return nil, fmt.Errorf("%w (a target running as another user needs the SYS_PTRACE capability, or CAP_SETUID and CAP_SETGID to open it as that user)", err)
 	}
 	return wire.SplitEnviron(env)
 }

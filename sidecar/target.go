@@ -3,10 +3,13 @@ package sidecar
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // targetPID finds the target container's main process. With targetContainerName the sidecar
@@ -54,7 +57,13 @@ func isPause(procRoot string, pid int) bool {
 // readEnviron returns the process's environment as it was at exec: the container runtime's
 // variables, including those that came from Secrets, ConfigMaps, envFrom and service links.
 func readEnviron(procRoot string, pid int) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "environ"))
+	fd, err := openProc(procRoot, pid, "environ", unix.O_RDONLY)
+	if err != nil {
+		return nil, fmt.Errorf("read the environment of pid %d: %w", pid, err)
+	}
+	f := os.NewFile(uintptr(fd), "environ")
+	defer f.Close()
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("read the environment of pid %d: %w", pid, err)
 	}

@@ -20,6 +20,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == sidecar.OwnerOpenerArg {
+		// A short-lived child of the sidecar, running as the target's user.
+		os.Exit(sidecar.RunOwnerOpener(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 

@@ -200,6 +200,37 @@ func TestExecBaselineNamespace(t *testing.T) {
 	if !strings.Contains(r.stdout, "ECHO_FROM_SECRET=s3cret") {
 		t.Errorf("the environment was not served under baseline")
 	}
+
+	// Most apps do not run as root. Baseline forbids adding SYS_PTRACE, without which the
+	// sidecar, root, may not open such a target's environ or root: it opens them as the target's
+	// user. The session must serve the environment and the pod's files all the same.
+	t.Run("a target that runs as another user", func(t *testing.T) {
+		user := int64(1000)
+		env.createDeploymentSpec(t, "nonroot", corev1.PodSpec{
+			SecurityContext: &corev1.PodSecurityContext{RunAsUser: &user, RunAsGroup: &user},
+			Containers: []corev1.Container{{
+				Name:            "app",
+				Image:           testApp(),
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{"/testapp", "http", "-addr", ":8080"},
+				Env:             []corev1.EnvVar{{Name: "NONROOT_VAR", Value: "from-the-pod"}},
+			}},
+		})
+		if _, err := env.waitReadyPod(env.ctx(t), "app=nonroot"); err != nil {
+			t.Fatal(err)
+		}
+		r := p.run(t, "exec", "deployment/nonroot", "--", "sh", "-c",
+			"echo NONROOT_VAR=$NONROOT_VAR; cat /var/run/secrets/kubernetes.io/serviceaccount/namespace")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		if !strings.Contains(r.stdout, "NONROOT_VAR=from-the-pod") {
+			t.Errorf("the environment of a non-root target was not served under baseline:\n%s", r.stdout)
+		}
+		if !strings.Contains(r.stdout, env.namespace) {
+			t.Errorf("the pod's files of a non-root target were not served under baseline:\n%s", r.stdout)
+		}
+	})
 }
 
 func TestExecFailsFastAndClearly(t *testing.T) {

@@ -42,6 +42,7 @@ type CleanOptions struct {
 // NewCmdClean returns "kubectl remocal clean".
 func NewCmdClean(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &CleanOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
+	o.inspect = true
 	cmd := &cobra.Command{
 		Use:                   "clean TYPE/NAME [-c CONTAINER] [--list]",
 		DisableFlagsInUseLine: true,

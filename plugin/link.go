@@ -28,9 +28,14 @@ import (
 // the cluster network it never answers, and the port-forward path must not wait long for that.
 const directProbeTimeout = 1500 * time.Millisecond
 
-// clientFeatures are what this plugin can use.
-func clientFeatures() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions}
+// clientFeatures are what this plugin can use; inspect says the session only looks (ls,
+// clean), which leaves the sidecar's TTL as it was.
+func clientFeatures(inspect bool) []string {
+	f := []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions}
+	if inspect {
+		f = append(f, wire.FeatureInspect)
+	}
+	return f
 }
 
 type linkParams struct {
@@ -42,6 +47,8 @@ type linkParams struct {
 	// breakEvery, when set, breaks the port-forward connection at that period: a test of the
 	// link's recovery through the real binary.
 	breakEvery time.Duration
+	// inspect: the session only looks (see clientFeatures).
+	inspect bool
 }
 
 // session is an authenticated QUIC connection to a sidecar with its control stream open.
@@ -104,7 +111,7 @@ func dialDirect(ctx context.Context, p linkParams) (*session, error) {
 		udp.Close()
 		return nil, err
 	}
-	return newSession(ctx, conn, udp)
+	return newSession(ctx, conn, p.inspect, udp)
 }
 
 func dialPortForward(ctx context.Context, p linkParams) (*session, error) {
@@ -135,7 +142,7 @@ func dialPortForward(ctx context.Context, p linkParams) (*session, error) {
 	if p.breakEvery > 0 {
 		go breakPeriodically(life, fw, p.breakEvery)
 	}
-	s, err := newSession(ctx, conn, pc, fw)
+	s, err := newSession(ctx, conn, p.inspect, pc, fw)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -158,8 +165,8 @@ func breakPeriodically(ctx context.Context, fw *portForwarder, every time.Durati
 	}
 }
 
-// newSession opens the control stream and exchanges hellos.
-func newSession(ctx context.Context, conn *quic.Conn, closers ...io.Closer) (*session, error) {
+// newSession opens the control stream and exchanges hellos; inspect is as in clientFeatures.
+func newSession(ctx context.Context, conn *quic.Conn, inspect bool, closers ...io.Closer) (*session, error) {
 	s := &session{conn: conn, closers: closers}
 	stream, err := conn.OpenStreamSync(ctx)
 	if err != nil {
@@ -167,7 +174,7 @@ func newSession(ctx context.Context, conn *quic.Conn, closers ...io.Closer) (*se
 		return nil, fmt.Errorf("open control stream: %w", err)
 	}
 	s.control, s.reader = stream, wire.NewReader(stream)
-	if err := wire.WriteMessage(stream, wire.Hello{Version: wire.Version, Features: clientFeatures(), Client: version.Get().Version}); err != nil {
+	if err := wire.WriteMessage(stream, wire.Hello{Version: wire.Version, Features: clientFeatures(inspect), Client: version.Get().Version}); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("send hello: %w", err)
 	}

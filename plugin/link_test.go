@@ -64,7 +64,7 @@ func (f fakeSidecar) session(t *testing.T) *session {
 		udp.Close()
 		t.Fatal(err)
 	}
-	s, err := newSession(ctx, conn, udp)
+	s, err := newSession(ctx, conn, false, udp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func bigEnviron() []string {
 func TestSessionEnvironInChunks(t *testing.T) {
 	want := bigEnviron()
 	s := fakeSidecar{
-		features: clientFeatures(),
+		features: clientFeatures(false),
 		answer: func(w io.Writer, req wire.Message) {
 			switch req.(type) {
 			case wire.EnvRequest:
@@ -165,7 +165,7 @@ func TestSessionEnvironInChunks(t *testing.T) {
 func TestSessionEnvironOverTheLimit(t *testing.T) {
 	entry := "K=" + strings.Repeat("v", 60<<10)
 	s := fakeSidecar{
-		features: clientFeatures(),
+		features: clientFeatures(false),
 		answer: func(w io.Writer, req wire.Message) {
 			if _, ok := req.(wire.FileRequest); ok {
 				fileReplies(w, []byte("stale"))
@@ -188,7 +188,7 @@ func TestSessionEnvironOverTheLimit(t *testing.T) {
 
 func TestSessionEnvironRefused(t *testing.T) {
 	s := fakeSidecar{
-		features: clientFeatures(),
+		features: clientFeatures(false),
 		answer: func(w io.Writer, _ wire.Message) {
 			_, err := wire.SplitEnviron([]string{"HUGE_CERT=" + strings.Repeat("c", 70<<10)})
 			_ = wire.WriteMessage(w, wire.ErrorOf(err))
@@ -211,7 +211,7 @@ func TestSessionReadFile(t *testing.T) {
 		"etc/hosts":    syscall.EINVAL,
 	}
 	s := fakeSidecar{
-		features: clientFeatures(),
+		features: clientFeatures(false),
 		answer: func(w io.Writer, req wire.Message) {
 			path := req.(wire.FileRequest).Path
 			if errno, ok := failures[path]; ok {
@@ -236,7 +236,7 @@ func TestSessionReadFile(t *testing.T) {
 func TestSessionReadFileConcurrently(t *testing.T) {
 	content := func(path string) []byte { return bytes.Repeat([]byte(path+";"), 100<<10/len(path)) } // two chunks
 	s := fakeSidecar{
-		features: clientFeatures(),
+		features: clientFeatures(false),
 		answer: func(w io.Writer, req wire.Message) {
 			fileReplies(w, content(req.(wire.FileRequest).Path))
 		},
@@ -259,7 +259,7 @@ func TestSessionReadFileConcurrently(t *testing.T) {
 func TestSessionReadFileOverTheLimit(t *testing.T) {
 	chunk := make([]byte, wire.MaxFileChunk)
 	s := fakeSidecar{
-		features: clientFeatures(),
+		features: clientFeatures(false),
 		answer: func(w io.Writer, _ wire.Message) {
 			for wire.WriteMessage(w, wire.FileReply{Data: chunk, More: true}) == nil {
 			}
@@ -280,7 +280,7 @@ func TestSessionReadFileNeedsTheFeature(t *testing.T) {
 func TestSessionDialUDP(t *testing.T) {
 	dialed := make(chan wire.Dial, 1)
 	s := fakeSidecar{
-		features: clientFeatures(),
+		features: clientFeatures(false),
 		dial: func(stream *quic.Stream, req wire.Dial) {
 			dialed <- req
 			if wire.WriteMessage(stream, wire.DialReply{}) != nil {
@@ -321,7 +321,7 @@ func TestSessionDialUDP(t *testing.T) {
 func TestSessionDialRefusedEndsTheStream(t *testing.T) {
 	ended := make(chan error, 1)
 	s := fakeSidecar{
-		features: clientFeatures(),
+		features: clientFeatures(false),
 		dial: func(stream *quic.Stream, _ wire.Dial) {
 			_ = wire.WriteMessage(stream, wire.DialReply{Errno: wire.ErrnoOf(syscall.ECONNREFUSED), Reason: "connection refused"})
 			_ = stream.Close()
@@ -343,7 +343,7 @@ func TestSessionDialRefusedEndsTheStream(t *testing.T) {
 // up the control stream, and the rest of its answer is never taken for the next request's.
 func TestSessionAbandonedAnswerFailsLaterRequests(t *testing.T) {
 	s := fakeSidecar{
-		features: clientFeatures(),
+		features: clientFeatures(false),
 		answer: func(w io.Writer, req wire.Message) {
 			if req.(wire.FileRequest).Path == "/a" {
 				_ = wire.WriteMessage(w, wire.FileReply{Data: []byte("first part of a, "), More: true})

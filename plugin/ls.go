@@ -67,6 +67,7 @@ type LsOptions struct {
 // NewCmdLs returns "kubectl remocal ls".
 func NewCmdLs(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &LsOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
+	o.inspect = true
 	cmd := &cobra.Command{
 		Use:                   "ls [TYPE/NAME] [-A] [-o json|yaml]",
 		DisableFlagsInUseLine: true,

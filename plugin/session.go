@@ -32,6 +32,9 @@ type sessionOptions struct {
 	Transport    string
 	// BreakLinkEvery is a hidden test flag: break the port-forward connection at this period.
 	BreakLinkEvery time.Duration
+	// inspect marks the sessions of commands that only look (ls, clean): the sidecar's TTL
+	// is left as it was when they end.
+	inspect bool
 
 	// fileTarget is the configuration file's target: the TARGET when the command line names
 	// none. Set by applyConfigFile.
@@ -259,6 +262,7 @@ func (o *sessionOptions) connect(ctx context.Context, pod *corev1.Pod, ec corev1
 		mode:       o.Transport,
 		tls:        transport.ClientTLS(id, serverPin),
 		breakEvery: o.BreakLinkEvery,
+		inspect:    o.inspect,
 	})
 }
 

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -18,7 +20,7 @@ import (
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
 func features() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions}
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureInspect}
 }
 
 // Application error codes on QUIC connections and streams.
@@ -60,7 +62,8 @@ func (s *server) serve(ctx context.Context, ln *quic.Listener) error {
 // each told apart by its first message.
 func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
 	disconnected := s.idle.Connected()
-	defer disconnected()
+	var inspectOnly atomic.Bool // the client's hello said it only looks
+	defer func() { disconnected(!inspectOnly.Load()) }()
 	// Whatever ends the connection (closed, or silent for the QUIC idle timeout) ends its
 	// subscriptions: the pod's traffic never stays redirected to a client that is gone.
 	defer s.in.dropClient(conn)
@@ -84,11 +87,11 @@ func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
 		if err != nil {
 			return
 		}
-		go s.handleStream(ctx, log, conn, stream)
+		go s.handleStream(ctx, log, conn, stream, &inspectOnly)
 	}
 }
 
-func (s *server) handleStream(ctx context.Context, log *slog.Logger, conn *quic.Conn, stream *quic.Stream) {
+func (s *server) handleStream(ctx context.Context, log *slog.Logger, conn *quic.Conn, stream *quic.Stream, inspectOnly *atomic.Bool) {
 	r := wire.NewReader(stream)
 	first, err := r.ReadMessage()
 	if err != nil {
@@ -97,6 +100,7 @@ func (s *server) handleStream(ctx context.Context, log *slog.Logger, conn *quic.
 	}
 	switch m := first.(type) {
 	case wire.Hello:
+		inspectOnly.Store(slices.Contains(m.Features, wire.FeatureInspect))
 		s.control(ctx, log, conn, stream, r, m)
 	case wire.Dial:
 		s.dial(ctx, log, stream, m)

@@ -32,6 +32,9 @@ const (
 	FeatureFS = "fs"
 	// FeatureSubscriptions: Subscriptions on the control stream, to list the ports clients hold.
 	FeatureSubscriptions = "subscriptions"
+	// FeatureInspect, offered by a client, says it only looks (kubectl remocal ls, clean): its
+	// connection does not restart the sidecar's TTL when it ends.
+	FeatureInspect = "inspect"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low

@@ -126,3 +126,31 @@ func TestLs(t *testing.T) {
 		t.Errorf("terminated sidecar's row %q", row)
 	}
 }
+
+// ls only looks: a sidecar nobody uses still ends when its TTL runs out, however often ls asks
+// it (each answer is a connection to it).
+func TestLsLeavesTheTTLAsItWas(t *testing.T) {
+	e := newEnv(t)
+	e.deployEcho(t)
+	p := e.plugin(t)
+	const ttl = 20 * time.Second
+	if r := p.run(t, "exec", "deployment/echo", "--ttl", ttl.String(), "--", "true"); r.code != 0 {
+		t.Fatalf("exec: exit %d", r.code)
+	}
+	ended := time.Now()
+	for {
+		list := p.ls(t)
+		if len(list) == 1 && list[0].State == "terminated" {
+			break
+		}
+		if time.Since(ended) > ttl+15*time.Second {
+			t.Fatalf("the sidecar still runs %s after its only session ended, with ls asking every 3 s (TTL %s): %+v", time.Since(ended).Round(time.Second), ttl, list)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	took := time.Since(ended)
+	t.Logf("the sidecar ended %s after its only session, ls asking every 3 s (TTL %s)", took.Round(100*time.Millisecond), ttl)
+	if took < ttl {
+		t.Errorf("the sidecar ended %s after its session, before its TTL of %s", took, ttl)
+	}
+}

@@ -18,7 +18,8 @@ none). Its keys are the long names of the flags (steal, env-include, fs-mode,
 ...), plus target, the TARGET when the command line names none. Lists are YAML
 lists, env is a mapping of variables, durations read as 90s or 10m. The -L and
 -R rules of port-forward go under its port-forward key, as local and remote.
-Each command takes the keys of its own flags.
+Each command takes the keys of its own flags; doctor reads the file too and
+checks its target with its sidecar image, transport and container.
 
 A flag given on the command line replaces the file's value for its key, lists
 included. The incoming mode is one choice: --no-incoming or --steal=false on the

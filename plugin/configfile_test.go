@@ -256,19 +256,20 @@ func TestConfigFileThroughTheCommand(t *testing.T) {
 func TestConfigKeysAreTheFlags(t *testing.T) {
 	root := NewCmdRemocal(genericiooptions.NewTestIOStreamsDiscard())
 	commands := map[string]*cobra.Command{}
-	for _, name := range []string{"exec", "port-forward"} {
+	for _, name := range []string{"exec", "port-forward", "doctor"} {
 		cmd, _, err := root.Find([]string{name})
 		if err != nil {
 			t.Fatal(err)
 		}
 		commands[name] = cmd
 	}
-	// Not keys: the file cannot name another file, and a test flag stays off it.
-	notKeys := []string{configFlag, "debug-break-link-every"}
+	// Not keys: the file cannot name another file, a test flag stays off it, and doctor's
+	// report format is not a session's setting.
+	notKeys := []string{configFlag, "debug-break-link-every", "output"}
 	// kubectl's connection flags: the file holds the two that pick where, not credentials.
 	global := []string{"namespace", "context"}
 
-	hasKey := map[string]map[string]bool{"exec": {}, "port-forward": {}}
+	hasKey := map[string]map[string]bool{"exec": {}, "port-forward": {}, "doctor": {}}
 	var check func(prefix string, keys []configKey, only string)
 	check = func(prefix string, keys []configKey, only string) {
 		for _, k := range keys {

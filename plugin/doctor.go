@@ -71,6 +71,11 @@ func NewCmdDoctor(configFlags *genericclioptions.ConfigFlags, streams genericioo
 		Example:               doctorExample,
 		Args:                  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The file a session would use: its target, sidecar image and transport are what
+			// the checks should try.
+			if err := o.applyConfigFile(cmd); err != nil {
+				return err
+			}
 			if err := o.Complete(args); err != nil {
 				return err
 			}
@@ -81,6 +86,7 @@ func NewCmdDoctor(configFlags *genericclioptions.ConfigFlags, streams genericioo
 		},
 	}
 	o.sessionOptions.AddFlags(cmd)
+	addConfigFlag(cmd)
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Output format. One of: (json, yaml).")
 	return cmd
 }

@@ -49,4 +49,15 @@ func TestConfigFile(t *testing.T) {
 			t.Errorf("stderr does not say where the settings came from:\n%s", r.stderr)
 		}
 	})
+
+	t.Run("doctor checks the file's target", func(t *testing.T) {
+		write("target: deployment/echo\nnamespace: " + env.namespace + "\ncontainer: tcp\nenv:\n  ONLY_FOR_EXEC: x\n")
+		r := p.run(t, "doctor")
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.stdout)
+		}
+		if !strings.Contains(r.stdout, "deployment/echo: pod "+echo.pod+", container tcp") {
+			t.Errorf("doctor did not check the file's target and container:\n%s", r.stdout)
+		}
+	})
 }

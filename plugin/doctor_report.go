@@ -1,12 +1,9 @@
 package plugin
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"strings"
-
-	"k8s.io/cli-runtime/pkg/printers"
 )
 
 // checkStatus is the outcome of one doctor check.
@@ -67,22 +64,12 @@ func (r doctorReport) print(w io.Writer, output string) error {
 }
 
 func (r doctorReport) printTable(w io.Writer) error {
-	var b bytes.Buffer
-	tw := printers.GetNewTabWriter(&b)
-	fmt.Fprintln(tw, "CHECK\tSTATUS\tDETAIL\tFIX")
-	for _, c := range r.Checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Status, c.Detail, c.Fix)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	// A row without a fix would end in the DETAIL column's padding.
-	for line := range strings.Lines(b.String()) {
-		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " \n")); err != nil {
-			return err
+	return printTable(w, func(tw io.Writer) {
+		fmt.Fprintln(tw, "CHECK\tSTATUS\tDETAIL\tFIX")
+		for _, c := range r.Checks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Status, c.Detail, c.Fix)
 		}
-	}
-	return nil
+	})
 }
 
 // oneLine keeps a value on its row and in its column: error messages may hold newlines or tabs.

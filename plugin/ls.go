@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/cli-runtime/pkg/printers"
 
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
@@ -464,26 +462,17 @@ func printSidecars(w io.Writer, rows []sidecarRow, output string, allNamespaces 
 }
 
 func printSidecarTable(w io.Writer, rows []sidecarRow, allNamespaces bool) error {
-	var b bytes.Buffer
-	tw := printers.GetNewTabWriter(&b)
-	header := "POD\tSIDECAR\tTARGET\tSTATUS\tAGE\tOWNER\tIMAGE\tSUBSCRIPTIONS"
-	if allNamespaces {
-		header = "NAMESPACE\t" + header
-	}
-	fmt.Fprintln(tw, header)
-	for _, r := range rows {
+	return printTable(w, func(tw io.Writer) {
+		header := "POD\tSIDECAR\tTARGET\tSTATUS\tAGE\tOWNER\tIMAGE\tSUBSCRIPTIONS"
 		if allNamespaces {
-			fmt.Fprintf(tw, "%s\t", r.Namespace)
+			header = "NAMESPACE\t" + header
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Pod, r.Sidecar, r.Target, oneLine(r.status()), r.age, r.owner(), r.Image, oneLine(r.subscriptions()))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for line := range strings.Lines(b.String()) {
-		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " \n")); err != nil {
-			return err
+		fmt.Fprintln(tw, header)
+		for _, r := range rows {
+			if allNamespaces {
+				fmt.Fprintf(tw, "%s\t", r.Namespace)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Pod, r.Sidecar, r.Target, oneLine(r.status()), r.age, r.owner(), r.Image, oneLine(r.subscriptions()))
 		}
-	}
-	return nil
+	})
 }

@@ -1,10 +1,13 @@
 package plugin
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
+	"k8s.io/cli-runtime/pkg/printers"
 	"sigs.k8s.io/yaml"
 )
 
@@ -28,4 +31,21 @@ func printObject(w io.Writer, v any, format, what string) error {
 	}
 	_, err = w.Write(b)
 	return err
+}
+
+// printTable writes the rows fill writes, tab-separated, as aligned columns, as kubectl prints
+// tables. A row whose last cells are empty does not end in their padding.
+func printTable(w io.Writer, fill func(tw io.Writer)) error {
+	var b bytes.Buffer
+	tw := printers.GetNewTabWriter(&b)
+	fill(tw)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(b.String()) {
+		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " \n")); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -37,17 +37,34 @@ const ownerOpenTimeout = 5 * time.Second
 // whoever holds it.
 func openProc(procRoot string, pid int, name string, flags int) (int, error) {
 	path := filepath.Join(procRoot, strconv.Itoa(pid), name)
+	fd, err := openDirect(path, flags)
+	if !refused(err) {
+		return fd, err
+	}
+	return openProcAsOwner(procRoot, pid, path, flags, err)
+}
+
+// openDirect opens path with flags as the sidecar itself.
+func openDirect(path string, flags int) (int, error) {
 	fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
-	if err == nil || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
-		return fd, wrapPathErr(path, err)
+	return fd, wrapPathErr(path, err)
+}
+
+// refused tells an open the kernel refused for want of rights, which the owner may have.
+func refused(err error) bool {
+	return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)
+}
+
+// openProcAsOwner opens path, a file of process pid that the sidecar was refused (refusal),
+// through the owner opener started as pid's user and group.
+func openProcAsOwner(procRoot string, pid int, path string, flags int, refusal error) (int, error) {
+	uid, gid, err := processOwner(procRoot, pid)
+	if err != nil || uid == uint32(os.Geteuid()) {
+		return -1, refusal // another user would not help
 	}
-	uid, gid, idErr := processOwner(procRoot, pid)
-	if idErr != nil || uid == uint32(os.Geteuid()) {
-		return -1, wrapPathErr(path, err) // another user would not help
-	}
-	fd, childErr := openAsOwner(path, flags, uid, gid)
-	if childErr != nil {
-		return -1, fmt.Errorf("open %s: %w; as its owner (uid %d, gid %d): %w", path, err, uid, gid, childErr)
+	fd, err := openAsOwner(path, flags, uid, gid)
+	if err != nil {
+		return -1, fmt.Errorf("%w; as its owner (uid %d, gid %d): %w", refusal, uid, gid, err)
 	}
 	return fd, nil
 }
@@ -179,31 +196,32 @@ func RunOwnerOpener(args []string) int {
 // time as well as its PID, so a PID used again is not mistaken for the old process.
 type targetRootCache struct {
 	mu    sync.Mutex
+	held  bool // fd is the root of the process pid that started at start
 	pid   int
 	start string
-	fd    int // -1 or 0 when empty (0 is never a descriptor we hold: stdin)
+	fd    int
 }
 
 // open returns a descriptor of pid's root directory (O_PATH) that the caller closes.
 func (c *targetRootCache) open(procRoot string, pid int) (int, error) {
 	const flags = unix.O_PATH | unix.O_DIRECTORY
 	path := filepath.Join(procRoot, strconv.Itoa(pid), "root")
-	fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
-	if err == nil || !(errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
-		return fd, wrapPathErr(path, err)
+	fd, err := openDirect(path, flags)
+	if !refused(err) {
+		return fd, err
 	}
 	start := processStart(procRoot, pid)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fd <= 0 || c.pid != pid || c.start != start || start == "" {
-		fd, err := openProc(procRoot, pid, "root", flags)
+	if !c.held || c.pid != pid || c.start != start || start == "" {
+		fd, err := openProcAsOwner(procRoot, pid, path, flags, err)
 		if err != nil {
 			return -1, err
 		}
-		if c.fd > 0 {
+		if c.held {
 			unix.Close(c.fd)
 		}
-		c.pid, c.start, c.fd = pid, start, fd
+		c.held, c.pid, c.start, c.fd = true, pid, start, fd
 	}
 	return unix.FcntlInt(uintptr(c.fd), unix.F_DUPFD_CLOEXEC, 0)
 }

@@ -30,6 +30,7 @@ type tcpRelay struct {
 
 	mu      sync.Mutex
 	waiting map[netip.AddrPort]*halfPair
+	stopped bool // close was called: no relay starts, so that wg.Add never races serve's Wait
 	wg      sync.WaitGroup
 }
 
@@ -76,6 +77,9 @@ func (r *tcpRelay) serve(ctx context.Context) {
 }
 
 func (r *tcpRelay) close() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
 	r.v4.Close()
 	if r.v6 != nil {
 		r.v6.Close()
@@ -190,7 +194,16 @@ func (h *halfPair) closeAll() {
 
 // start copies both ways, passing each end of stream on as a half-close.
 func (r *tcpRelay) start(local *net.TCPConn, pod Conn, onDone func()) {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		local.Close()
+		pod.Close()
+		onDone()
+		return
+	}
 	r.wg.Add(1)
+	r.mu.Unlock()
 	go func() {
 		defer r.wg.Done()
 		defer onDone()

@@ -57,6 +57,19 @@ test: ## everything CI runs: unit tests, vet, then the e2e suite on the local cl
 unit: lint ## lint, then unit tests with the race detector (no cluster needed)
 	go test -race -short -count=1 ./...
 
+# Every Fuzz target of the module, one after the other, for FUZZTIME each (go test runs one
+# fuzz target at a time). Corpus entries that crash land in the package's testdata/fuzz.
+FUZZTIME ?= 5m
+.PHONY: fuzz
+fuzz: ## run every go test -fuzz target for FUZZTIME each (default 5m)
+	@set -e; for pkg in $$(go list ./...); do \
+	  dir=$$(go list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | cut -c6-); do \
+	    echo "--> $$pkg $$t ($(FUZZTIME))"; \
+	    go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
 .PHONY: vet
 vet: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,42 @@
+package plugin
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// FuzzDecodeConfig decodes whatever a cloned repository's .remocal.yaml may hold: never a
+// panic, every refusal is one configError naming the file, and a file decodes the same twice.
+func FuzzDecodeConfig(f *testing.F) {
+	for _, seed := range []string{
+		"target: deployment/web\nnamespace: shop\nsteal: true\n",
+		"env:\n  A: 1\n  B: [x]\n",
+		"port-forward:\n  local: [\"8080:db:5432\"]\n  remote: [\"1:2\"]\n",
+		"ports: [8080, \"9090,9091\"]\nfs-max-file-size: 4Mi\nttl: 1h\n",
+		"a: &x {b: *x}\n",
+		"---\n---\n",
+		"steal: yes\nenv-file: ~/.bashrc\n",
+		"\t- [",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := decodeConfig("f.yaml", data)
+		if err != nil {
+			var ce *configError
+			if !errors.As(err, &ce) || ce.file != "f.yaml" {
+				t.Fatalf("error %q (%T) is not a configError of f.yaml", err, err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q is more than one line", err)
+			}
+			return
+		}
+		again, err := decodeConfig("f.yaml", data)
+		if err != nil || !reflect.DeepEqual(cfg, again) {
+			t.Fatalf("decoding twice gave %+v then %+v, %v", cfg, again, err)
+		}
+	})
+}

@@ -70,9 +70,17 @@ func TestKrewInstallsThePlugin(t *testing.T) {
 
 	step = time.Now()
 	// krew-index's own check: the manifest's structure, that each platform selector matches a
-	// platform krew supports, and that no two overlap. Its install step is skipped: it wants a
-	// LICENSE file in the archive, and this repository has none yet.
-	runTool(t, ctx, nil, filepath.Join(krewBin, "validate-krew-manifest"), "-manifest", manifest, "-skip-install")
+	// platform krew supports, that no two overlap, and that each platform's archive installs
+	// with `kubectl krew install` and holds a license file. The tools it runs are on a PATH of
+	// their own.
+	tools := t.TempDir()
+	for link, target := range map[string]string{"kubectl": kubectl, "kubectl-krew": filepath.Join(krewBin, "krew")} {
+		if err := os.Symlink(target, filepath.Join(tools, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runTool(t, ctx, []string{"PATH=" + tools, "KREW_ROOT=" + t.TempDir(), "KREW_NO_UPGRADE_CHECK=1", "HOME=" + t.TempDir()},
+		filepath.Join(krewBin, "validate-krew-manifest"), "-manifest", manifest)
 
 	// PATH holds krew's bin directory and nothing else, so kubectl can only find the plugin krew
 	// installed (make e2e puts bin/kubectl-remocal on PATH too).

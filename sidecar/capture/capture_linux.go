@@ -75,7 +75,6 @@ func (c *Capture) read(a *assembler, log *slog.Logger) {
 		log.Error("packet capture", "err", err)
 		return
 	}
-	lastExpiry := time.Now()
 	for {
 		// The socket turns readable when the kernel hands a block over.
 		if err := raw.Read(func(uintptr) bool { return c.ring.ready() }); err != nil {
@@ -87,10 +86,7 @@ func (c *Capture) read(a *assembler, log *slog.Logger) {
 				a.segment(f, seq, flags, payload, now)
 			}
 		})
-		if now.Sub(lastExpiry) > flowIdle/4 {
-			a.expire(now)
-			lastExpiry = now
-		}
+		a.expire(now)
 	}
 }
 

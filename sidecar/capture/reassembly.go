@@ -232,6 +232,15 @@ func (a *assembler) expire(now time.Time) {
 	}
 }
 
+// endPort stops following the connections to port, and ends their copies.
+func (a *assembler) endPort(port uint16) {
+	for f, s := range a.flows {
+		if f.Server.Port() == port {
+			a.end(s)
+		}
+	}
+}
+
 // close ends every copy.
 func (a *assembler) close() {
 	for _, s := range a.flows {

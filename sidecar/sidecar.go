@@ -99,7 +99,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		"ttl", cfg.TTL.String(),
 	)
 
-	srv := &server{cfg: cfg, log: logger, idle: newIdleTimer(cfg.TTL), in: newIncoming(logger)}
+	srv := newServer(cfg, logger)
 	defer srv.in.close()
 	tlsConf := transport.ServerTLS(id, cfg.ClientPin)
 

@@ -76,8 +76,13 @@ func newServer(cfg Config, log *slog.Logger) *server {
 	}
 }
 
+// acceptor is a QUIC listener: a transport.Listener, or a bare quic.Listener in tests.
+type acceptor interface {
+	Accept(context.Context) (*quic.Conn, error)
+}
+
 // serve accepts connections until the listener closes.
-func (s *server) serve(ctx context.Context, ln *quic.Listener) error {
+func (s *server) serve(ctx context.Context, ln acceptor) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {

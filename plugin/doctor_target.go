@@ -178,7 +178,7 @@ func (o *DoctorOptions) directCheck(ctx context.Context, p linkParams, ec corev1
 	if err != nil {
 		c.Status = statusFail
 		c.Detail = fmt.Sprintf("no QUIC answer from %s:%d: %v", p.pod.Status.PodIP, p.port, err)
-		c.Fix = "--transport direct needs the pod network routable from here (a node, a VPN); the default (auto) falls back to port-forward"
+		c.Fix = "--transport direct needs the pod network routable from here (a node, a VPN), and no session of this sidecar on the port-forward path only (the sidecar pauses its direct path then); the default (auto) falls back to port-forward"
 		return c, nil
 	}
 	c.Status = statusOK

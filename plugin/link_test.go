@@ -51,7 +51,7 @@ func (f fakeSidecar) session(t *testing.T) *session {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go f.serve(t.Context(), ln)
+	go f.serve(t.Context(), ln.Listener)
 
 	udp, err := net.ListenUDP("udp", nil)
 	if err != nil {

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,8 +24,10 @@ const fileReadTimeout = 5 * time.Second
 
 // sendFile answers a FileRequest: the file of the target container at path, read through the
 // target process's root, in chunks. Failures are one reply with the errno the read got.
-func (s *server) sendFile(stream *quic.Stream, path string) error {
-	data, err := s.readTargetFile(path)
+func (s *server) sendFile(ctx context.Context, stream *quic.Stream, path string) error {
+	h := s.files.hold()
+	defer h.release() // once sent: the stream has copied what it sends
+	data, err := s.readTargetFile(ctx, path, h)
 	if err != nil {
 		return wire.WriteMessage(stream, wire.FileReply{Errno: wire.ErrnoOf(err), Reason: err.Error()})
 	}
@@ -49,7 +52,8 @@ func (s *server) maxFile() int64 {
 	return wire.MaxFileSize
 }
 
-func (s *server) readTargetFile(path string) ([]byte, error) {
+// readTargetFile reads the target's file at path, holding its content in h.
+func (s *server) readTargetFile(ctx context.Context, path string, h *hold) ([]byte, error) {
 	if err := checkTargetPath(path); err != nil {
 		return nil, err
 	}
@@ -63,7 +67,7 @@ func (s *server) readTargetFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readBounded(f, path, s.maxFile())
+	return readBounded(ctx, f, path, s.maxFile(), h)
 }
 
 // checkTargetPath refuses a path that is not absolute or has a ".." element: a request names a
@@ -85,18 +89,44 @@ func (s *server) targetRoot() (int, error) {
 	return s.roots.open(s.cfg.ProcRoot, pid)
 }
 
-// readBounded reads f to its end, refusing with EFBIG one larger than limit. A file that can
-// block (a FIFO) gets a deadline; a regular file takes none.
-func readBounded(f *os.File, path string, limit int64) ([]byte, error) {
+// readBounded reads f to its end, refusing with EFBIG one larger than limit, and holding in h
+// the buffer it reads into: the size a regular file's stat gives, grown as needed for a file
+// that has none (a FIFO, most of /proc) or that grew meanwhile. A file that can block gets a
+// deadline; a regular file takes none.
+func readBounded(ctx context.Context, f *os.File, path string, limit int64, h *hold) ([]byte, error) {
 	_ = f.SetReadDeadline(time.Now().Add(fileReadTimeout)) // os.ErrNoDeadline for a regular file
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = min(fi.Size(), limit)
+	}
+	// One byte more than the size, to see the end of the file without growing the buffer.
+	var buf []byte
+	grow := func(to int64) error {
+		if err := h.take(ctx, to-int64(cap(buf))); err != nil {
+			return err
+		}
+		buf = append(make([]byte, 0, to), buf...)
+		return nil
+	}
+	if err := grow(min(max(size+1, 4<<10), limit+1)); err != nil {
 		return nil, err
 	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes: %w", path, limit, syscall.EFBIG)
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case errors.Is(err, io.EOF):
+			return buf, nil
+		case err != nil:
+			return nil, err
+		case int64(len(buf)) > limit:
+			return nil, fmt.Errorf("%s is larger than %d bytes: %w", path, limit, syscall.EFBIG)
+		case len(buf) == cap(buf):
+			if err := grow(min(2*int64(cap(buf)), limit+1)); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return data, nil
 }
 
 // readFlags open a file of the target for reading. O_NONBLOCK keeps the open of a FIFO from

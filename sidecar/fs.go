@@ -22,11 +22,14 @@ import (
 // answer ends the stream both ways, as a refused dial's does, so that neither its place in the
 // connection's stream limit nor anything else outlives the operation.
 func (s *server) serveFS(ctx context.Context, log *slog.Logger, stream *quic.Stream, r *wire.Reader, req wire.FSRequest) {
+	// What the request reads or writes is held until the answer is sent.
+	h := s.files.hold()
+	defer h.release()
 	var data []byte
 	if req.Op == wire.FSWrite {
 		var err error
-		data, err = gatherWrite(r, req, s.maxFile())
-		if err != nil && !errors.Is(err, syscall.EFBIG) {
+		data, err = gatherWrite(ctx, r, req, s.maxFile(), h)
+		if err != nil && !errors.Is(err, syscall.EFBIG) && !errors.Is(err, syscall.ENOMEM) {
 			rejectStream(stream, err)
 			return
 		}
@@ -39,7 +42,7 @@ func (s *server) serveFS(ctx context.Context, log *slog.Logger, stream *quic.Str
 		rejectStream(stream, fmt.Errorf("%s request with more to come: only a write has more", req.Op))
 		return
 	}
-	replies, err := s.fsOp(req, data)
+	replies, err := s.fsOp(ctx, req, data, h)
 	s.answerFS(ctx, log, stream, req, replies, err)
 }
 
@@ -60,13 +63,16 @@ func (s *server) answerFS(ctx context.Context, log *slog.Logger, stream *quic.St
 }
 
 // gatherWrite reads the data of a write, first's and that of the requests after it, up to
-// limit: past it the error wraps EFBIG, to be answered. Any other error is the client breaking
-// the protocol, or gone.
-func gatherWrite(r *wire.Reader, first wire.FSRequest, limit int64) ([]byte, error) {
+// limit, holding its buffer in h: past limit the error wraps EFBIG, and past h's budget
+// ENOMEM, both to be answered. Any other error is the client breaking the protocol, or gone.
+func gatherWrite(ctx context.Context, r *wire.Reader, first wire.FSRequest, limit int64, h *hold) ([]byte, error) {
 	data := first.Data
 	for req := first; ; {
 		if int64(len(data)) > limit {
 			return nil, &os.PathError{Op: "write", Path: first.Path, Err: fmt.Errorf("over %d bytes: %w", limit, syscall.EFBIG)}
+		}
+		if err := h.take(ctx, int64(cap(data))-h.held()); err != nil {
+			return nil, &os.PathError{Op: "write", Path: first.Path, Err: err}
 		}
 		if !req.More {
 			return data, nil
@@ -88,7 +94,7 @@ func gatherWrite(r *wire.Reader, first wire.FSRequest, limit int64) ([]byte, err
 
 // fsOp runs one operation in the target's root. A failure is an error wrapping the errno the
 // client gets, with a text that names the path the client asked for, never our view of it.
-func (s *server) fsOp(req wire.FSRequest, data []byte) ([]wire.FSReply, error) {
+func (s *server) fsOp(ctx context.Context, req wire.FSRequest, data []byte, h *hold) ([]wire.FSReply, error) {
 	op := req.Op.String()
 	flagsOK := req.Flags == 0 || req.Op == wire.FSRemove && req.Flags&^wire.FSRemoveDir == 0
 	if !flagsOK {
@@ -130,7 +136,7 @@ func (s *server) fsOp(req wire.FSRequest, data []byte) ([]wire.FSReply, error) {
 		if req.Size > 0 && req.Size < limit {
 			limit = req.Size
 		}
-		return readIn(root, path, req.Path, limit)
+		return readIn(ctx, root, path, req.Path, limit, h)
 	case wire.FSWrite:
 		st, err := writeIn(root, path, req.Mode, data)
 		return one(wire.FSReply{Stat: st}, err)
@@ -260,7 +266,7 @@ func readLinkIn(root int, path string) (string, error) {
 }
 
 // readIn reads a whole file as readTargetFile does, with the stat of the file it opened.
-func readIn(root int, path, asked string, limit int64) ([]wire.FSReply, error) {
+func readIn(ctx context.Context, root int, path, asked string, limit int64, h *hold) ([]wire.FSReply, error) {
 	fd, err := openBeneath(root, path, readFlags, true)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: asked, Err: err}
@@ -272,7 +278,7 @@ func readIn(root int, path, asked string, limit int64) ([]wire.FSReply, error) {
 	}
 	f := os.NewFile(uintptr(fd), asked)
 	defer f.Close()
-	data, err := readBounded(f, asked, limit)
+	data, err := readBounded(ctx, f, asked, limit, h)
 	if err != nil {
 		return nil, err
 	}

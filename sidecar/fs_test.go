@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,7 +87,9 @@ func fsTarget(t *testing.T) (procRoot, root, outside string) {
 // reads it back.
 func fsDo(t *testing.T, srv *server, req wire.FSRequest) ([]wire.FSReply, error) {
 	t.Helper()
-	replies, err := srv.fsOp(req, req.Data)
+	h := srv.files.hold()
+	defer h.release()
+	replies, err := srv.fsOp(t.Context(), req, req.Data, h)
 	if err != nil {
 		return nil, wire.FSReply{Errno: wire.ErrnoOf(err), Reason: err.Error()}.Err()
 	}
@@ -118,7 +121,7 @@ func fileType(st wire.FileStat) uint32 { return st.Mode & syscall.S_IFMT }
 
 func TestFSLstatAndStat(t *testing.T) {
 	procRoot, root, _ := fsTarget(t)
-	srv := &server{cfg: Config{ProcRoot: procRoot}}
+	srv := newServer(Config{ProcRoot: procRoot}, slog.New(slog.DiscardHandler))
 	var want syscall.Stat_t
 	if err := syscall.Lstat(filepath.Join(root, "srv", "data.txt"), &want); err != nil {
 		t.Fatal(err)
@@ -193,7 +196,7 @@ func TestFSLstatAndStat(t *testing.T) {
 
 func TestFSReadDir(t *testing.T) {
 	procRoot, root, _ := fsTarget(t)
-	srv := &server{cfg: Config{ProcRoot: procRoot}}
+	srv := newServer(Config{ProcRoot: procRoot}, slog.New(slog.DiscardHandler))
 	list := func(path string) ([]wire.DirEntry, int, error) {
 		t.Helper()
 		replies, err := fsDo(t, srv, wire.FSRequest{Op: wire.FSReadDir, Path: path})
@@ -313,7 +316,7 @@ func maps(a, b map[string]uint32) bool {
 
 func TestFSReadLink(t *testing.T) {
 	procRoot, _, outside := fsTarget(t)
-	srv := &server{cfg: Config{ProcRoot: procRoot}}
+	srv := newServer(Config{ProcRoot: procRoot}, slog.New(slog.DiscardHandler))
 	readLink := func(path string) (string, error) {
 		replies, err := fsDo(t, srv, wire.FSRequest{Op: wire.FSReadLink, Path: path})
 		if err != nil {
@@ -347,7 +350,7 @@ func TestFSReadLink(t *testing.T) {
 
 func TestFSRead(t *testing.T) {
 	procRoot, root, _ := fsTarget(t)
-	srv := &server{cfg: Config{ProcRoot: procRoot, MaxFile: 300 << 10}}
+	srv := newServer(Config{ProcRoot: procRoot, MaxFile: 300 << 10}, slog.New(slog.DiscardHandler))
 	big := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
 	if err := os.WriteFile(filepath.Join(root, "srv", "big"), big, 0o600); err != nil {
 		t.Fatal(err)
@@ -419,7 +422,7 @@ func TestFSRead(t *testing.T) {
 
 func TestFSWrite(t *testing.T) {
 	procRoot, root, _ := fsTarget(t)
-	srv := &server{cfg: Config{ProcRoot: procRoot}}
+	srv := newServer(Config{ProcRoot: procRoot}, slog.New(slog.DiscardHandler))
 	write := func(path string, data string, mode uint32) (wire.FileStat, error) {
 		t.Helper()
 		return fsStat(t, srv, wire.FSRequest{Op: wire.FSWrite, Path: path, Data: []byte(data), Mode: mode})
@@ -479,7 +482,7 @@ func TestFSWrite(t *testing.T) {
 
 func TestFSMkdirRemoveRenameSymlink(t *testing.T) {
 	procRoot, root, _ := fsTarget(t)
-	srv := &server{cfg: Config{ProcRoot: procRoot}}
+	srv := newServer(Config{ProcRoot: procRoot}, slog.New(slog.DiscardHandler))
 	do := func(req wire.FSRequest) (wire.FileStat, error) {
 		t.Helper()
 		return fsStat(t, srv, req)

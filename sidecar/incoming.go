@@ -45,7 +45,11 @@ type incoming struct {
 	// a filtered connection routes by the subscriptions it started with, and ends then, so
 	// that its client's next connection is routed among the current ones.
 	changed map[uint16]chan struct{}
-	wg      sync.WaitGroup
+	// captures holds the one packet socket of every port mirrored by capture.
+	captures *capture.Socket
+	// copies bounds what the mirror copies of every port hold in their queues.
+	copies *budget
+	wg     sync.WaitGroup
 }
 
 // subscription is one client's hold on a pod port.
@@ -68,7 +72,7 @@ func (s subscription) describe() string {
 }
 
 func newIncoming(log *slog.Logger) *incoming {
-	return &incoming{log: log, subs: map[uint16][]subscription{}, changed: map[uint16]chan struct{}{}}
+	return &incoming{log: log, subs: map[uint16][]subscription{}, changed: map[uint16]chan struct{}{}, captures: capture.NewSocket(log), copies: newBudget("mirror copies", copyBudget)}
 }
 
 // subscribe sends the pod's new connections on port to client: all of them (steal), or a copy
@@ -98,9 +102,9 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 		return nil
 	}
 	if mode == wire.ModeMirror {
-		c, err := capture.Listen(port, func(f capture.Flow) io.WriteCloser {
-			return newMirrorCopy(in.log, client, wire.Incoming{Port: port, Remote: f.Client.String()})
-		}, in.log)
+		c, err := in.captures.Listen(port, func(f capture.Flow) io.WriteCloser {
+			return newMirrorCopy(in.log, in.copies, client, wire.Incoming{Port: port, Remote: f.Client.String()})
+		})
 		if err == nil {
 			want.capture = c
 			in.subs[port] = []subscription{want}
@@ -350,7 +354,7 @@ func (in *incoming) handle(c *net.TCPConn) {
 	}
 	switch sub := subs[0]; {
 	case sub.mode == wire.ModeMirror:
-		copies := newMirrorCopy(in.log, sub.client, arrival)
+		copies := newMirrorCopy(in.log, in.copies, sub.client, arrival)
 		in.passThrough(c, dst, copies)
 		copies.finish()
 	case sub.filter != nil:

@@ -20,11 +20,14 @@ const mirrorStall = 10 * time.Second
 
 // mirrorCopy sends a copy of what a connection's client sends to the pod's app to a client of
 // the sidecar, on a stream of its own, without ever making the connection wait: Write queues,
-// a goroutine sends, and a copy that falls behind by mirrorBacklog is dropped. The app's answers
+// a goroutine sends, and a copy that falls behind by mirrorBacklog, or whose queue finds the
+// copies' budget (copyBudget) spent, is dropped. The app's answers
 // are not copied: the local program answers the same requests itself, and its answers are
 // discarded by the plugin.
 type mirrorCopy struct {
 	log *slog.Logger
+	// hold is the share of the copies' budget that the queue holds.
+	hold *hold
 
 	mu      sync.Mutex
 	ready   *sync.Cond
@@ -37,8 +40,8 @@ type mirrorCopy struct {
 	done chan struct{} // closed when the sending goroutine returns
 }
 
-func newMirrorCopy(log *slog.Logger, client *quic.Conn, arrival wire.Incoming) *mirrorCopy {
-	m := &mirrorCopy{log: log.With("port", arrival.Port, "from", arrival.Remote), done: make(chan struct{})}
+func newMirrorCopy(log *slog.Logger, copies *budget, client *quic.Conn, arrival wire.Incoming) *mirrorCopy {
+	m := &mirrorCopy{log: log.With("port", arrival.Port, "from", arrival.Remote), hold: copies.hold(), done: make(chan struct{})}
 	m.ready = sync.NewCond(&m.mu)
 	go func() {
 		defer close(m.done)
@@ -57,6 +60,11 @@ func (m *mirrorCopy) Write(p []byte) (int, error) {
 	}
 	if m.queued+len(p) > mirrorBacklog {
 		m.log.Warn("mirror copy dropped: the client reads slower than the pod's traffic comes", "backlog", m.queued)
+		m.drop()
+		return len(p), nil
+	}
+	if !m.hold.tryTake(int64(len(p))) {
+		m.log.Warn("mirror copy dropped: the copies of all connections hold the sidecar's budget for them", "budget", copyBudget, "backlog", m.queued)
 		m.drop()
 		return len(p), nil
 	}
@@ -86,6 +94,7 @@ func (m *mirrorCopy) Close() error {
 func (m *mirrorCopy) drop() {
 	m.dropped = true
 	m.queue, m.queued = nil, 0
+	m.hold.release()
 	if m.stream != nil {
 		m.stream.CancelWrite(0)
 	}
@@ -135,6 +144,7 @@ func (m *mirrorCopy) send(client *quic.Conn, arrival wire.Incoming) {
 				m.mu.Unlock()
 				return
 			}
+			m.hold.give(int64(len(b))) // the stream has copied it
 		}
 	}
 }

@@ -99,7 +99,7 @@ func TestMirrorPassesThroughAndCopiesWhatTheClientSends(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		copies := newMirrorCopy(slog.New(slog.DiscardHandler), sidecarEnd, wire.Incoming{Port: app.Port(), Remote: client.LocalAddr().String()})
+		copies := newMirrorCopy(slog.New(slog.DiscardHandler), newBudget("mirror copies", copyBudget), sidecarEnd, wire.Incoming{Port: app.Port(), Remote: client.LocalAddr().String()})
 		newIncoming(slog.New(slog.DiscardHandler)).passThrough(redirected, app, copies)
 		copies.finish()
 		redirected.Close()
@@ -152,7 +152,7 @@ func TestMirrorDropsACopyThatFallsBehind(t *testing.T) {
 
 	payload := make([]byte, 2*mirrorBacklog+maxStreamWindowForTest)
 	done := make(chan struct{})
-	copies := newMirrorCopy(slog.New(slog.DiscardHandler), sidecarEnd, wire.Incoming{Port: app.Port(), Remote: "198.18.0.1:1"})
+	copies := newMirrorCopy(slog.New(slog.DiscardHandler), newBudget("mirror copies", copyBudget), sidecarEnd, wire.Incoming{Port: app.Port(), Remote: "198.18.0.1:1"})
 	go func() {
 		defer close(done)
 		newIncoming(slog.New(slog.DiscardHandler)).passThrough(redirected, app, copies)

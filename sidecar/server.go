@@ -10,9 +10,11 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/remocal/kubectl-remocal/pkg/version"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
@@ -26,7 +28,22 @@ func features() []string {
 // Application error codes on QUIC connections and streams.
 const (
 	codeOK             quic.ApplicationErrorCode = 0
+	codeTooMany        quic.ApplicationErrorCode = 2
 	streamCodeProtocol quic.StreamErrorCode      = 1
+	streamCodeTooMany  quic.StreamErrorCode      = 2
+)
+
+// Bounds on what clients may open at once, beside the memory budgets (budget.go). A
+// connection can hold QUIC's receive windows and up to transport's 4,096 streams; a stream a
+// goroutine or two and their buffers.
+const (
+	// maxClients bounds the client connections: a session is one, ls and clean one each
+	// while they look.
+	maxClients = 16
+	// maxStreams bounds the streams of all clients together: each proxied connection is one.
+	maxStreams = 4096
+	// maxClientSubscriptions bounds the ports one client subscribes.
+	maxClientSubscriptions = 64
 )
 
 // server handles the client's connections.
@@ -36,10 +53,36 @@ type server struct {
 	idle  *idleTimer
 	in    *incoming
 	roots targetRootCache
+	files *budget
+	// clients and streams count what is open, against maxClients and maxStreams.
+	clients, streams *semaphore.Weighted
+	// maxSubscriptions is maxClientSubscriptions but in tests.
+	maxSubscriptions int
+	// subscribing makes a client's count of subscriptions and its new one one step.
+	subscribing sync.Mutex
+}
+
+func newServer(cfg Config, log *slog.Logger) *server {
+	return &server{
+		cfg:     cfg,
+		log:     log,
+		idle:    newIdleTimer(cfg.TTL),
+		in:      newIncoming(log),
+		files:   newBudget("file contents", fileBudget),
+		clients: semaphore.NewWeighted(maxClients),
+		streams: semaphore.NewWeighted(maxStreams),
+
+		maxSubscriptions: maxClientSubscriptions,
+	}
+}
+
+// acceptor is a QUIC listener: a transport.Listener, or a bare quic.Listener in tests.
+type acceptor interface {
+	Accept(context.Context) (*quic.Conn, error)
 }
 
 // serve accepts connections until the listener closes.
-func (s *server) serve(ctx context.Context, ln *quic.Listener) error {
+func (s *server) serve(ctx context.Context, ln acceptor) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -50,9 +93,15 @@ func (s *server) serve(ctx context.Context, ln *quic.Listener) error {
 			}
 			return fmt.Errorf("accept quic connection: %w", err)
 		}
+		if !s.clients.TryAcquire(1) {
+			s.log.WarnContext(ctx, "client refused", "client", conn.RemoteAddr().String(), "reason", "too many clients")
+			_ = conn.CloseWithError(codeTooMany, fmt.Sprintf("the sidecar serves %d clients at once", maxClients))
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer s.clients.Release(1)
 			s.handleConn(ctx, conn)
 		}()
 	}
@@ -87,7 +136,14 @@ func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
 		if err != nil {
 			return
 		}
-		go s.handleStream(ctx, log, conn, stream, &inspectOnly)
+		if !s.streams.TryAcquire(1) {
+			refuseStream(stream)
+			continue
+		}
+		go func() {
+			defer s.streams.Release(1)
+			s.handleStream(ctx, log, conn, stream, &inspectOnly)
+		}()
 	}
 }
 
@@ -137,7 +193,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 		var answer wire.Message
 		switch m := msg.(type) {
 		case wire.FileRequest:
-			if err := s.sendFile(stream, m.Path); err != nil {
+			if err := s.sendFile(ctx, stream, m.Path); err != nil {
 				return
 			}
 			continue
@@ -149,7 +205,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 		case wire.Heartbeat:
 			answer = m
 		case wire.Subscribe:
-			answer = subscribeReply(s.in.subscribe(ctx, conn, m))
+			answer = subscribeReply(s.subscribe(ctx, conn, m))
 		case wire.Unsubscribe:
 			answer = subscribeReply(s.in.unsubscribe(conn, m.Port))
 		case wire.Redirects:
@@ -164,6 +220,23 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 			return
 		}
 	}
+}
+
+// subscribe takes a subscription for conn, up to maxClientSubscriptions ports; the same port
+// again is no new one.
+func (s *server) subscribe(ctx context.Context, conn *quic.Conn, req wire.Subscribe) error {
+	s.subscribing.Lock()
+	defer s.subscribing.Unlock()
+	mine := 0
+	for _, sub := range s.in.list(conn) {
+		if sub.Mine && sub.Port != req.Port {
+			mine++
+		}
+	}
+	if mine >= s.maxSubscriptions {
+		return fmt.Errorf("port %d: this client subscribed %d ports already, the most it may: %w", req.Port, mine, syscall.ENOSPC)
+	}
+	return s.in.subscribe(ctx, conn, req)
 }
 
 // redirects answers a Redirects request.
@@ -269,6 +342,12 @@ func relay(stream *quic.Stream, conn *net.TCPConn) {
 		_ = stream.Close()
 	}
 	<-done
+}
+
+// refuseStream ends a stream past maxStreams at once, both ways: the client sees it reset.
+func refuseStream(stream *quic.Stream) {
+	stream.CancelRead(streamCodeTooMany)
+	stream.CancelWrite(streamCodeTooMany)
 }
 
 // rejectStream ends a stream whose peer broke the protocol, with the reason, without touching

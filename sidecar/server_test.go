@@ -407,6 +407,16 @@ func TestServerEndsRefusedDialStreams(t *testing.T) {
 // server (at the test's end).
 func serveWithStreamLimit(t *testing.T, cfg Config, limit int64) (context.Context, *quic.Conn) {
 	t.Helper()
+	cfg.TTL = time.Hour
+	ctx, dial := serveOnLoopback(t, newServer(cfg, slog.New(slog.DiscardHandler)), limit)
+	return ctx, dial()
+}
+
+// serveOnLoopback serves srv on a QUIC listener on loopback that lets a client open at most
+// limit streams at once, and returns the context that ends the server (at the test's end) and
+// a function that connects a new client.
+func serveOnLoopback(t *testing.T, srv *server, limit int64) (context.Context, func() *quic.Conn) {
+	t.Helper()
 	client, err := transport.NewIdentity()
 	if err != nil {
 		t.Fatal(err)
@@ -425,8 +435,6 @@ func serveWithStreamLimit(t *testing.T, cfg Config, limit int64) (context.Contex
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	logger := slog.New(slog.DiscardHandler)
-	srv := &server{cfg: cfg, log: logger, idle: newIdleTimer(time.Hour), in: newIncoming(logger)}
 	ctx, cancel := context.WithCancel(t.Context())
 	served := make(chan error, 1)
 	go func() { served <- srv.serve(ctx, ln) }()
@@ -437,5 +445,7 @@ func serveWithStreamLimit(t *testing.T, cfg Config, limit int64) (context.Contex
 		}
 		srv.in.close()
 	})
-	return ctx, dialSidecar(t, client, pc.LocalAddr().(*net.UDPAddr).Port, serverID.Fingerprint())
+	return ctx, func() *quic.Conn {
+		return dialSidecar(t, client, pc.LocalAddr().(*net.UDPAddr).Port, serverID.Fingerprint())
+	}
 }

@@ -39,7 +39,8 @@ type Config struct {
 	ClientPin string
 	// Port is the UDP port of the direct path and the TCP port of the port-forward path.
 	Port int
-	// Direct also serves QUIC on the pod's addresses, not only on loopback.
+	// Direct also serves QUIC on the pod's addresses, not only on loopback. Either way the UDP
+	// socket is not served while clients are connected only over the port-forward path (direct.go).
 	Direct bool
 	// ProcRoot is where the target's processes are visible; "/proc" but for tests.
 	ProcRoot string
@@ -99,7 +100,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		"ttl", cfg.TTL.String(),
 	)
 
-	srv := &server{cfg: cfg, log: logger, idle: newIdleTimer(cfg.TTL), in: newIncoming(logger)}
+	srv := newServer(cfg, logger)
 	defer srv.in.close()
 	tlsConf := transport.ServerTLS(id, cfg.ClientPin)
 
@@ -123,17 +124,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer udp.Close()
 
-	for _, pc := range []net.PacketConn{udp, streamPC} {
-		ln, err := transport.Listen(pc, tlsConf)
-		if err != nil {
-			return err
-		}
-		g.Go(func() error { return srv.serve(ctx, ln) })
-		g.Go(func() error {
-			<-ctx.Done()
-			return ln.Close()
-		})
+	// The direct path pauses while clients are connected only over the port-forward path, so
+	// it counts the clients of both.
+	direct := newDirectPath(udp, tlsConf, logger)
+	forwardLn, err := transport.Listen(streamPC, tlsConf)
+	if err != nil {
+		return err
 	}
+	g.Go(func() error { return srv.serve(ctx, direct.counted(forwardLn, false)) })
+	g.Go(func() error {
+		<-ctx.Done()
+		return forwardLn.Close()
+	})
+	g.Go(func() error { return direct.run(ctx, srv.serve) })
 	g.Go(func() error {
 		select {
 		case <-ctx.Done():

@@ -10,9 +10,12 @@
 //
 // Wire format of one stream (client to server and back):
 //
-//	client → server, once:  "RMCQ" | version (1 byte, 1) | session ID (16 bytes)
+//	client → server, once:  "RMCQ" | version (1 byte, 1) | session token (16 bytes)
 //	both ways, repeated:    length (2 bytes, big endian, 1..65535) | QUIC packet
 //
-// The session ID only tells the server which virtual peer a new stream continues; it authenticates
-// nothing. Authentication is QUIC's TLS with pinned keys ([ServerTLS], [ClientTLS]).
+// The session token is 128 random bits that only the client and the server hold: it tells the
+// server which virtual peer a new stream continues, and only a stream that presents it can take
+// the place of the session's stream. Logs and addresses show the session's [SessionID], a hash of
+// the token. The token authenticates nothing else: authentication is QUIC's TLS with pinned keys
+// ([ServerTLS], [ClientTLS]).
 package transport

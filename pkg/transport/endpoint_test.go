@@ -11,7 +11,7 @@ import (
 
 // paths runs f on both paths, each with a fresh server whose connections are handled by handle
 // and a client packet connection that f may dial more than once.
-func paths(t *testing.T, f func(t *testing.T, ln *quic.Listener, pc net.PacketConn, addr net.Addr, p peers)) {
+func paths(t *testing.T, f func(t *testing.T, ln *Listener, pc net.PacketConn, addr net.Addr, p peers)) {
 	t.Run("udp", func(t *testing.T) {
 		p := newPeers(t)
 		spc := listenUDP(t)
@@ -45,7 +45,7 @@ func paths(t *testing.T, f func(t *testing.T, ln *quic.Listener, pc net.PacketCo
 // TestDialAgain: Dial leaves pc usable once its connection ends, so the plugin can reconnect (to a
 // restarted sidecar, say) without a new socket or a new port-forward.
 func TestDialAgain(t *testing.T) {
-	paths(t, func(t *testing.T, ln *quic.Listener, pc net.PacketConn, addr net.Addr, p peers) {
+	paths(t, func(t *testing.T, ln *Listener, pc net.PacketConn, addr net.Addr, p peers) {
 		ctx := testContext(t, 20*time.Second)
 		for i := range 3 {
 			conn, err := Dial(ctx, pc, addr, p.clientTLS())
@@ -71,7 +71,7 @@ func TestDialAgain(t *testing.T) {
 
 // TestDialCancelled: a cancelled Dial returns and leaves pc usable.
 func TestDialCancelled(t *testing.T) {
-	paths(t, func(t *testing.T, ln *quic.Listener, pc net.PacketConn, addr net.Addr, p peers) {
+	paths(t, func(t *testing.T, ln *Listener, pc net.PacketConn, addr net.Addr, p peers) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := Dial(ctx, pc, addr, p.clientTLS()); err == nil {

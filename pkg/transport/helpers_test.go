@@ -107,7 +107,7 @@ func listenTCP(t testing.TB) net.Listener {
 type streamHandler func(*quic.Stream)
 
 // serveQUIC accepts connections on ln and runs handle for each stream, until the test ends.
-func serveQUIC(t testing.TB, ln *quic.Listener, handle streamHandler) {
+func serveQUIC(t testing.TB, ln *Listener, handle streamHandler) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -79,17 +79,17 @@ func (l *link) close() {
 }
 
 // readHeader reads the header a client sends first, waiting at most timeout for it.
-func (l *link) readHeader(timeout time.Duration) (SessionID, error) {
+func (l *link) readHeader(timeout time.Duration) (sessionToken, error) {
 	// Best effort: the watchdog fails a silent stream anyway, only later.
 	_ = l.conn.SetReadDeadline(time.Now().Add(timeout))
 	defer l.conn.SetReadDeadline(time.Time{})
 	for want := len(streamMagic); ; want = headerLen {
 		b, err := l.r.Peek(want)
-		id, n, perr := parseHeader(b)
+		tok, n, perr := parseHeader(b)
 		switch {
 		case perr == nil:
 			_, _ = l.r.Discard(n)
-			return id, nil
+			return tok, nil
 		case !errors.Is(perr, errTruncated):
 			// Garbage is refused as soon as it shows, without waiting for a whole header.
 			err = perr
@@ -97,7 +97,7 @@ func (l *link) readHeader(timeout time.Duration) (SessionID, error) {
 			continue
 		}
 		l.fail(fmt.Errorf("read packet stream header: %w", err))
-		return id, l.err
+		return tok, l.err
 	}
 }
 

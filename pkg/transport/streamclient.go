@@ -42,6 +42,7 @@ type clientTiming struct {
 type StreamPacketClient struct {
 	dial   func(ctx context.Context) (net.Conn, error)
 	log    *slog.Logger
+	token  sessionToken
 	id     SessionID
 	peer   streamAddr
 	in     *inbox
@@ -78,14 +79,16 @@ func newStreamPacketClient(ctx context.Context, dial func(ctx context.Context) (
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	id, err := newSessionID()
+	token, err := newSessionToken()
 	if err != nil {
 		return nil, err
 	}
+	id := token.id()
 	closed := make(chan struct{})
 	c := &StreamPacketClient{
 		dial:   dial,
 		log:    log.With("session", id),
+		token:  token,
 		id:     id,
 		peer:   streamAddr{id: id, role: "server"},
 		in:     newInbox(closed),
@@ -105,7 +108,7 @@ func newStreamPacketClient(ctx context.Context, dial func(ctx context.Context) (
 	return c, nil
 }
 
-// connect opens one stream and sends the header that names the session.
+// connect opens one stream and sends the header that continues the session.
 func (c *StreamPacketClient) connect(ctx context.Context) (*link, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timing.dialTimeout)
 	defer cancel()
@@ -116,7 +119,7 @@ func (c *StreamPacketClient) connect(ctx context.Context) (*link, error) {
 	// The header is written here, before the link's writer starts, so it is the first thing on the
 	// stream. A write stuck on a broken stream is ended by closing the stream when ctx ends.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	_, err = conn.Write(appendHeader(nil, c.id))
+	_, err = conn.Write(appendHeader(nil, c.token))
 	if !stop() {
 		err = errors.Join(err, context.Cause(ctx))
 	}

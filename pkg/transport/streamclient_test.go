@@ -30,7 +30,7 @@ func rawServer(t *testing.T) (net.Listener, <-chan net.Conn) {
 	return ln, conns
 }
 
-func nextConn(t *testing.T, conns <-chan net.Conn) (net.Conn, *bufio.Reader, SessionID) {
+func nextConn(t *testing.T, conns <-chan net.Conn) (net.Conn, *bufio.Reader, sessionToken) {
 	t.Helper()
 	select {
 	case c := <-conns:
@@ -39,14 +39,14 @@ func nextConn(t *testing.T, conns <-chan net.Conn) (net.Conn, *bufio.Reader, Ses
 		if _, err := io.ReadFull(r, b); err != nil {
 			t.Fatalf("read header: %v", err)
 		}
-		id, _, err := parseHeader(b)
+		tok, _, err := parseHeader(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c, r, id
+		return c, r, tok
 	case <-time.After(5 * time.Second):
 		t.Fatal("client dialed no stream")
-		return nil, nil, SessionID{}
+		return nil, nil, sessionToken{}
 	}
 }
 
@@ -63,9 +63,9 @@ func TestStreamClientPackets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	sc, r, id := nextConn(t, conns)
-	if id != c.SessionID() {
-		t.Fatalf("header names session %v, want %v", id, c.SessionID())
+	sc, r, tok := nextConn(t, conns)
+	if tok != c.token || tok.id() != c.SessionID() {
+		t.Fatalf("header presents a token of session %v, want the client's token, of %v", tok.id(), c.SessionID())
 	}
 
 	// Server to client: each frame is one ReadFrom, from the server's address.
@@ -159,7 +159,7 @@ func TestStreamClientRedial(t *testing.T) {
 	}
 	_, _, id2 := nextConn(t, conns)
 	if id2 != id {
-		t.Errorf("re-dialed stream names session %v, want %v", id2, id)
+		t.Errorf("re-dialed stream continues session %v, want %v", id2.id(), id.id())
 	}
 	if !waitFor(time.Second, func() bool { return c.Redials() == 1 }) {
 		t.Errorf("Redials() = %d, want 1", c.Redials())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -16,9 +17,20 @@ const (
 	// leaves the kubelet's end of a port-forward open). It is long: while a QUIC connection lives,
 	// keep-alives cross every stream every few seconds; only dead streams are this quiet.
 	serverStall = 15 * time.Second
+	// maxStreams bounds the streams open at once. Every process in the pod's network namespace
+	// can connect to the loopback port, and each stream holds a 128 KiB read buffer and three
+	// goroutines. A client needs one stream, two while it replaces one that dropped, and the
+	// sidecar serves 16 clients.
+	maxStreams = 32
+	// overflowLogEvery spaces the warnings about streams refused or closed for want of room, which
+	// a flood of connections would otherwise repeat for each one.
+	overflowLogEvery = 10 * time.Second
 )
 
-const errReplaced = wireError("packet stream replaced by a newer stream of the same session")
+const (
+	errReplaced = wireError("packet stream replaced by a newer stream of the same session")
+	errEvicted  = wireError("packet stream closed before naming its session: too many streams")
+)
 
 // serverTiming holds the durations of a StreamPacketServer, so tests can shorten them.
 type serverTiming struct {
@@ -31,6 +43,10 @@ type serverTiming struct {
 // peer address, whichever of its streams its packets arrive on, so a QUIC connection survives the
 // client replacing a stream that dropped. Packets to a session go out on its newest stream; packets
 // to a session that has no stream at the moment are dropped, and QUIC retransmits them.
+//
+// A stream continues a session only when it presents the session's secret token; see
+// [SessionID]. At most maxStreams are open: past that the oldest stream still silent about its
+// session gives way, and when every stream has named one a new stream is refused.
 type StreamPacketServer struct {
 	ln     net.Listener
 	log    *slog.Logger
@@ -43,7 +59,15 @@ type StreamPacketServer struct {
 
 	mu       sync.Mutex
 	links    map[*link]struct{}  // every open stream, so Close can end them
+	unnamed  []*link             // the open streams that have not named their session, oldest first
 	sessions map[SessionID]*link // the newest stream of each session
+	overflow overflowLog
+}
+
+// overflowLog counts the streams refused or closed for want of room, between two warnings.
+type overflowLog struct {
+	last  time.Time
+	count int
 }
 
 var _ streamCarried = (*StreamPacketServer)(nil)
@@ -97,25 +121,65 @@ func (s *StreamPacketServer) acceptLoop() {
 			continue
 		}
 		delay = 0
-		l := newLink(conn, s.timing.stall)
-		if !s.track(l) {
-			l.close()
-			return
+		l := s.admit(conn)
+		if l == nil {
+			conn.Close()
+			if isClosed(s.closed) {
+				return
+			}
+			continue
 		}
 		s.wg.Add(1)
 		go s.serve(l)
 	}
 }
 
-// track records l so Close can end it; it reports false once Close has begun.
-func (s *StreamPacketServer) track(l *link) bool {
+// admit makes conn a link that Close can end, or returns nil when there is no room for it or
+// Close has begun. With maxStreams open, the oldest stream that has not named its session gives
+// way: a client sends its header as soon as it connects, so only a stream that says nothing grows
+// old unnamed. When every open stream has named a session, conn is refused.
+func (s *StreamPacketServer) admit(conn net.Conn) *link {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if isClosed(s.closed) {
-		return false
+		return nil
 	}
+	if len(s.links) >= maxStreams {
+		if len(s.unnamed) == 0 {
+			s.noteOverflow("refused packet stream", conn.RemoteAddr())
+			return nil
+		}
+		oldest := s.unnamed[0]
+		s.forgetLocked(oldest)
+		oldest.fail(errEvicted)
+		s.noteOverflow("closed a silent packet stream", oldest.conn.RemoteAddr())
+	}
+	l := newLink(conn, s.timing.stall)
 	s.links[l] = struct{}{}
-	return true
+	s.unnamed = append(s.unnamed, l)
+	return l
+}
+
+// noteOverflow warns about a stream refused or closed for want of room, at most once every
+// overflowLogEvery, with how many there were since the last warning. s.mu is held.
+func (s *StreamPacketServer) noteOverflow(msg string, remote net.Addr) {
+	s.overflow.count++
+	if now := time.Now(); now.Sub(s.overflow.last) >= overflowLogEvery {
+		s.log.Warn(msg, "remote", remote, "reason", "too many packet streams", "max", maxStreams, "since_last_warning", s.overflow.count)
+		s.overflow = overflowLog{last: now}
+	}
+}
+
+// namedLocked records that l has named its session, so it no longer gives way to a new stream.
+// s.mu is held.
+func (s *StreamPacketServer) namedLocked(l *link) {
+	s.unnamed = slices.DeleteFunc(s.unnamed, func(u *link) bool { return u == l })
+}
+
+// forgetLocked stops counting l as open. s.mu is held.
+func (s *StreamPacketServer) forgetLocked(l *link) {
+	delete(s.links, l)
+	s.namedLocked(l)
 }
 
 // serve runs one stream: its header, then its frames until it ends.
@@ -123,20 +187,29 @@ func (s *StreamPacketServer) serve(l *link) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
-		delete(s.links, l)
+		s.forgetLocked(l)
 		s.mu.Unlock()
 		l.close()
 	}()
 	remote := l.conn.RemoteAddr()
-	id, err := l.readHeader(s.timing.headerTimeout)
+	token, err := l.readHeader(s.timing.headerTimeout)
 	if err != nil {
-		if !isClosed(s.closed) {
+		if !isClosed(s.closed) && !errors.Is(err, errEvicted) {
 			s.log.Warn("refused packet stream", "remote", remote, "err", err)
 		}
 		return
 	}
+	// The session is found by the token's hash: only a stream that holds the token can take the
+	// place of the session's stream, and what logs and addresses show of a session is no use.
+	id := token.id()
 
 	s.mu.Lock()
+	if _, open := s.links[l]; !open {
+		// It gave way to a newer stream just as its header arrived.
+		s.mu.Unlock()
+		return
+	}
+	s.namedLocked(l)
 	old := s.sessions[id]
 	s.sessions[id] = l
 	s.mu.Unlock()

@@ -26,7 +26,7 @@ func TestStreamServerMalformed(t *testing.T) {
 	_, healthy, conn := dialStream(ctx, t, p, tcp.Addr().String())
 	echoOnce(ctx, t, conn, "before")
 
-	header := appendHeader(nil, SessionID{0xbd})
+	header := appendHeader(nil, sessionToken{0xbd})
 	tests := []struct {
 		name string
 		send []byte
@@ -36,9 +36,9 @@ func TestStreamServerMalformed(t *testing.T) {
 		validHeader bool
 	}{
 		{name: "http request", send: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
-		{name: "bad magic", send: append([]byte("RMCX\x01"), make([]byte, sessionIDLen)...)},
+		{name: "bad magic", send: append([]byte("RMCX\x01"), make([]byte, sessionTokenLen)...)},
 		{name: "bad magic prefix only", send: []byte("X")},
-		{name: "unknown version", send: append([]byte("RMCQ\x02"), make([]byte, sessionIDLen)...)},
+		{name: "unknown version", send: append([]byte("RMCQ\x02"), make([]byte, sessionTokenLen)...)},
 		{name: "empty frame", send: append(bytes.Clone(header), 0, 0), validHeader: true},
 		{name: "empty frame after a good one", send: append(appendFrame(bytes.Clone(header), []byte("junk")), 0, 0), validHeader: true},
 		{name: "silent", send: nil},
@@ -46,7 +46,7 @@ func TestStreamServerMalformed(t *testing.T) {
 		{name: "truncated header then EOF", send: header[:7], closeWrite: true},
 		{name: "truncated frame then EOF", send: append(bytes.Clone(header), 0, 9, 1, 2), closeWrite: true, validHeader: true},
 		{name: "junk datagrams of maximum length then EOF", send: appendFrame(bytes.Clone(header), make([]byte, maxDatagramLen)), closeWrite: true, validHeader: true},
-		{name: "the healthy session's id with junk then EOF", send: appendFrame(appendHeader(nil, healthy.SessionID()), []byte("junk")), closeWrite: true, validHeader: true},
+		{name: "the healthy session's token with junk then EOF", send: appendFrame(appendHeader(nil, healthy.token), []byte("junk")), closeWrite: true, validHeader: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,8 +73,8 @@ func TestStreamServerMalformed(t *testing.T) {
 		})
 	}
 
-	// Hijacking the session ID (last case) replaced the healthy stream; the client must have
-	// re-dialed, and its QUIC connection must have survived.
+	// The session's token (last case; only its client holds it) replaced the healthy stream; the
+	// client must have re-dialed, and its QUIC connection must have survived.
 	echoOnce(ctx, t, conn, "after")
 	if n := healthy.Redials(); n < 1 {
 		t.Errorf("healthy client re-dialed %d times, want at least 1 (after the hijack)", n)

@@ -9,8 +9,8 @@ import (
 const (
 	streamMagic   = "RMCQ"
 	streamVersion = 1
-	// headerLen is magic, version and session ID.
-	headerLen = len(streamMagic) + 1 + sessionIDLen
+	// headerLen is magic, version and session token.
+	headerLen = len(streamMagic) + 1 + sessionTokenLen
 	// frameHeaderLen is the length prefix of every datagram.
 	frameHeaderLen = 2
 	// maxDatagramLen is what the length prefix can say. quic-go sends at most streamPacketSize, so
@@ -44,28 +44,28 @@ func (e versionError) Error() string {
 }
 
 // appendHeader appends the header that opens every client stream.
-func appendHeader(b []byte, id SessionID) []byte {
+func appendHeader(b []byte, t sessionToken) []byte {
 	b = append(b, streamMagic...)
 	b = append(b, streamVersion)
-	return append(b, id[:]...)
+	return append(b, t[:]...)
 }
 
 // parseHeader parses the header at the start of b and says how many bytes it took.
-func parseHeader(b []byte) (SessionID, int, error) {
-	var id SessionID
+func parseHeader(b []byte) (sessionToken, int, error) {
+	var t sessionToken
 	// Check the magic on whatever has arrived, so that garbage is refused without waiting for more.
 	n := min(len(b), len(streamMagic))
 	if string(b[:n]) != streamMagic[:n] {
-		return id, 0, errBadMagic
+		return t, 0, errBadMagic
 	}
 	if len(b) < headerLen {
-		return id, 0, errTruncated
+		return t, 0, errTruncated
 	}
 	if v := b[len(streamMagic)]; v != streamVersion {
-		return id, 0, versionError{got: v}
+		return t, 0, versionError{got: v}
 	}
-	copy(id[:], b[len(streamMagic)+1:headerLen])
-	return id, headerLen, nil
+	copy(t[:], b[len(streamMagic)+1:headerLen])
+	return t, headerLen, nil
 }
 
 // appendFrame appends one datagram with its length prefix. The caller ensures

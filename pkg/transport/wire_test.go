@@ -10,14 +10,14 @@ import (
 )
 
 func TestHeaderRoundTrip(t *testing.T) {
-	id := SessionID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
-	b := appendHeader([]byte("x"), id)
+	tok := sessionToken{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	b := appendHeader([]byte("x"), tok)
 	if len(b) != 1+headerLen {
 		t.Fatalf("header takes %d bytes, want %d", len(b)-1, headerLen)
 	}
 	got, n, err := parseHeader(append(b[1:], "rest"...))
-	if err != nil || n != headerLen || got != id {
-		t.Fatalf("parseHeader = %v, %d, %v; want %v, %d", got, n, err, id, headerLen)
+	if err != nil || n != headerLen || got != tok {
+		t.Fatalf("parseHeader = %x, %d, %v; want %x, %d", got[:], n, err, tok[:], headerLen)
 	}
 
 	// Every proper prefix is truncated, not an error, so a stream reader waits for the rest.
@@ -29,7 +29,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 }
 
 func TestHeaderErrors(t *testing.T) {
-	good := appendHeader(nil, SessionID{})
+	good := appendHeader(nil, sessionToken{})
 	tests := []struct {
 		name string
 		b    []byte
@@ -83,18 +83,18 @@ func TestCheckDatagramLen(t *testing.T) {
 // FuzzStreamParse feeds arbitrary bytes to the parsers: they must never panic, never claim more
 // than they were given, and re-encode what they accepted to the same bytes.
 func FuzzStreamParse(f *testing.F) {
-	f.Add(appendFrame(appendHeader(nil, SessionID{7}), []byte("quic")))
-	f.Add(appendHeader(nil, SessionID{}))
+	f.Add(appendFrame(appendHeader(nil, sessionToken{7}), []byte("quic")))
+	f.Add(appendHeader(nil, sessionToken{}))
 	f.Add([]byte("RMCQ\x01"))
 	f.Add([]byte("RMCQ\x02aaaaaaaaaaaaaaaa\x00\x01x"))
-	f.Add(append(appendHeader(nil, SessionID{}), 0, 0))
-	f.Add(append(appendHeader(nil, SessionID{}), 0xff, 0xff, 1, 2, 3))
+	f.Add(append(appendHeader(nil, sessionToken{}), 0, 0))
+	f.Add(append(appendHeader(nil, sessionToken{}), 0xff, 0xff, 1, 2, 3))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, n, err := parseHeader(b)
+		tok, n, err := parseHeader(b)
 		if err != nil {
 			return
 		}
-		if n != headerLen || !bytes.Equal(appendHeader(nil, id), b[:n]) {
+		if n != headerLen || !bytes.Equal(appendHeader(nil, tok), b[:n]) {
 			t.Fatalf("header of %d bytes does not re-encode", n)
 		}
 		rest := b[n:]
@@ -120,10 +120,10 @@ func FuzzStreamParse(f *testing.F) {
 // FuzzLinkRead feeds arbitrary bytes through the server's real stream reader (header, then
 // frames): it must never panic, and must deliver exactly the frames that parseFrame finds.
 func FuzzLinkRead(f *testing.F) {
-	f.Add(appendFrame(appendFrame(appendHeader(nil, SessionID{7}), []byte("quic")), []byte{1}))
+	f.Add(appendFrame(appendFrame(appendHeader(nil, sessionToken{7}), []byte("quic")), []byte{1}))
 	f.Add([]byte("RMCQ\x01"))
-	f.Add(append(appendHeader(nil, SessionID{}), 0, 0))
-	f.Add(append(appendHeader(nil, SessionID{}), 0, 5, 1, 2))
+	f.Add(append(appendHeader(nil, sessionToken{}), 0, 0))
+	f.Add(append(appendHeader(nil, sessionToken{}), 0, 5, 1, 2))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var want [][]byte
 		if _, n, err := parseHeader(b); err == nil {
@@ -169,7 +169,7 @@ func FuzzLinkRead(f *testing.F) {
 func TestLinkReadEOF(t *testing.T) {
 	server, client := net.Pipe()
 	go func() {
-		client.Write(appendFrame(appendHeader(nil, SessionID{1}), []byte("x")))
+		client.Write(appendFrame(appendHeader(nil, sessionToken{1}), []byte("x")))
 		client.Close()
 	}()
 	l := newLink(server, time.Minute)

@@ -53,10 +53,10 @@ func (p tcpPacket) bytes() []byte {
 // sees loopback's packets, each of which passes once out and once in.)
 func TestFilterKeepsWhatTheCopyNeeds(t *testing.T) {
 	const port = 8080
-	if _, err := bpf.Assemble(filterProgram(port)); err != nil {
+	if _, err := bpf.Assemble(filterProgram([]uint16{port})); err != nil {
 		t.Fatal(err)
 	}
-	vm, err := bpf.NewVM(tcpFilter(port))
+	vm, err := bpf.NewVM(tcpFilter([]uint16{port}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +108,44 @@ func TestFilterKeepsWhatTheCopyNeeds(t *testing.T) {
 		}
 		if (got > 0) != c.keep {
 			t.Errorf("%s: kept %d bytes, want kept=%v", c.name, got, c.keep)
+		}
+	}
+}
+
+// One filter takes every captured port, up to maxPorts, and keeps the packets of those alone.
+func TestFilterKeepsEveryPortGiven(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, maxPorts} {
+		ports := make([]uint16, n)
+		for i := range ports {
+			ports[i] = uint16(9000 + 10*i)
+		}
+		if _, err := bpf.Assemble(filterProgram(ports)); err != nil {
+			t.Fatalf("%d ports: %v", n, err)
+		}
+		vm, err := bpf.NewVM(tcpFilter(ports))
+		if err != nil {
+			t.Fatalf("%d ports: %v", n, err)
+		}
+		for port := uint16(8990); port < 9000+10*maxPorts; port++ {
+			want := port >= 9000 && port%10 == 0 && int(port-9000)/10 < n
+			for _, v6 := range []bool{false, true} {
+				for _, p := range []tcpPacket{
+					{v6: v6, dstPort: port, flags: flagACK, payload: 1},
+					{v6: v6, dstPort: port, flags: flagSYN},
+				} {
+					got, err := vm.Run(p.bytes())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if (got > 0) != want {
+						t.Fatalf("%d ports, %+v: kept %d bytes, want kept=%v", n, p, got, want)
+					}
+				}
+				pureACK := tcpPacket{v6: v6, dstPort: port, flags: flagACK}
+				if got, _ := vm.Run(pureACK.bytes()); got > 0 {
+					t.Fatalf("%d ports: kept a pure ACK to %d", n, port)
+				}
+			}
 		}
 	}
 }

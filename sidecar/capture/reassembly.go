@@ -4,6 +4,7 @@
 package capture
 
 import (
+	"container/list"
 	"io"
 	"net/netip"
 	"slices"
@@ -37,9 +38,16 @@ const (
 // connection pools keep idle connections for minutes.
 const flowIdle = 15 * time.Minute
 
+// silentIdle stops following a connection whose client has sent no byte this long after its
+// last packet (its SYN, mostly): a SYN alone, from a scan, a flood or a handshake never
+// completed, or a connection opened ahead of its use, must not hold a place for 15 minutes.
+// Clients send their first bytes within a round trip of the handshake.
+const silentIdle = 10 * time.Second
+
 // maxFlows bounds the connections followed at once: SYNs are cheap to send, and each copy
-// costs a stream to the client and a connection to its program. Past it, new connections are
-// not copied.
+// costs a stream to the client and a connection to its program. Past it, a new connection
+// takes the place of the one heard from least recently, first among those that sent no byte
+// yet: were new connections refused instead, 4,096 silent ones would switch the mirror off.
 const maxFlows = 4096
 
 // assembler rebuilds, from a connection's segments as captured, the bytes its client sent, in
@@ -50,9 +58,14 @@ const maxFlows = 4096
 type assembler struct {
 	open  func(Flow) io.WriteCloser
 	flows map[Flow]*stream
+	// silent holds the streams that have no byte yet, copying the others, each least recently
+	// heard from first: what expires or gives way first.
+	silent, copying list.List
 }
 
 type stream struct {
+	flow     Flow
+	elem     *list.Element  // in silent while w is nil, else in copying
 	w        io.WriteCloser // nil until the first byte
 	next     uint32         // the sequence number of the next byte to write
 	pending  []segment
@@ -79,42 +92,72 @@ func (a *assembler) segment(f Flow, seq uint32, flags uint8, payload []byte, now
 	s := a.flows[f]
 	if flags&flagSYN != 0 && flags&flagACK == 0 {
 		if s != nil && s.next == seq+1 {
-			s.lastSeen = now
+			a.heard(s, now)
 			return // the SYN again
 		}
 		if s != nil {
-			a.end(f, s) // the client reused the tuple: the old connection is over
+			a.end(s) // the client reused the tuple: the old connection is over
 		}
 		if len(a.flows) >= maxFlows {
-			return
+			a.evict()
 		}
-		s = &stream{next: seq + 1, lastSeen: now}
+		s = &stream{flow: f, next: seq + 1, lastSeen: now}
+		s.elem = a.silent.PushBack(s)
 		a.flows[f] = s
 		seq++ // data on a SYN (TCP Fast Open) starts after it
 	}
 	if s == nil {
 		return
 	}
-	s.lastSeen = now
+	a.heard(s, now)
 	if flags&flagRST != 0 {
-		a.end(f, s)
+		a.end(s)
 		return
 	}
 	if flags&flagFIN != 0 {
 		s.fin, s.finSeq = true, seq+uint32(len(payload))
 	}
 	if len(payload) > 0 && s.w == nil {
-		if s.w = a.open(f); s.w == nil {
-			delete(a.flows, f) // not to be copied
+		w := a.open(f)
+		if w == nil {
+			a.end(s) // not to be copied
 			return
 		}
+		a.silent.Remove(s.elem)
+		s.w, s.elem = w, a.copying.PushBack(s)
 	}
 	if len(payload) > 0 && !a.add(s, seq, payload) {
-		a.end(f, s)
+		a.end(s)
 		return
 	}
 	if s.fin && s.next == s.finSeq {
-		a.end(f, s)
+		a.end(s)
+	}
+}
+
+// heard notes a packet of s, seen at now.
+func (a *assembler) heard(s *stream, now time.Time) {
+	s.lastSeen = now
+	a.listOf(s).MoveToBack(s.elem)
+}
+
+// listOf is the list that holds s.
+func (a *assembler) listOf(s *stream) *list.List {
+	if s.w == nil {
+		return &a.silent
+	}
+	return &a.copying
+}
+
+// evict makes room for a new connection, at the expense of the one heard from least
+// recently, a silent one first.
+func (a *assembler) evict() {
+	oldest := a.silent.Front()
+	if oldest == nil {
+		oldest = a.copying.Front()
+	}
+	if oldest != nil {
+		a.end(oldest.Value.(*stream))
 	}
 }
 
@@ -166,26 +209,41 @@ func (s *stream) write(seq uint32, data []byte) bool {
 	return true
 }
 
-// end closes a flow's copy, if it began.
-func (a *assembler) end(f Flow, s *stream) {
+// end stops following a flow, and closes its copy if it began.
+func (a *assembler) end(s *stream) {
+	a.listOf(s).Remove(s.elem)
 	if s.w != nil {
 		_ = s.w.Close()
 	}
-	delete(a.flows, f)
+	delete(a.flows, s.flow)
 }
 
-// expire ends the copies of connections silent since before now-flowIdle.
+// expire stops following the connections that sent no byte since before now-silentIdle, and
+// ends the copies of those silent since before now-flowIdle. It costs what it ends, so it may
+// run at every batch of packets.
 func (a *assembler) expire(now time.Time) {
+	for _, l := range []struct {
+		list *list.List
+		idle time.Duration
+	}{{&a.silent, silentIdle}, {&a.copying, flowIdle}} {
+		for e := l.list.Front(); e != nil && now.Sub(e.Value.(*stream).lastSeen) > l.idle; e = l.list.Front() {
+			a.end(e.Value.(*stream))
+		}
+	}
+}
+
+// endPort stops following the connections to port, and ends their copies.
+func (a *assembler) endPort(port uint16) {
 	for f, s := range a.flows {
-		if now.Sub(s.lastSeen) > flowIdle {
-			a.end(f, s)
+		if f.Server.Port() == port {
+			a.end(s)
 		}
 	}
 }
 
 // close ends every copy.
 func (a *assembler) close() {
-	for f, s := range a.flows {
-		a.end(f, s)
+	for _, s := range a.flows {
+		a.end(s)
 	}
 }

@@ -55,9 +55,10 @@ func TestSegmentsInOrderOutOfOrderAndAgain(t *testing.T) {
 	}
 }
 
-// A SYN alone (a scan, a flood, a handshake never completed) costs no copy, and past maxFlows
-// new connections are not followed.
-func TestSYNsAloneCostNoCopy(t *testing.T) {
+// A SYN alone (a scan, a flood, a handshake never completed) costs no copy, and a table full
+// of silent connections gives way to a connection that sends: 4,096 SYNs must not switch the
+// mirror off.
+func TestSilentConnectionsGiveWay(t *testing.T) {
 	a, sinks := newTestAssembler()
 	now := time.Now()
 	for i := range maxFlows + 10 {
@@ -66,9 +67,42 @@ func TestSYNsAloneCostNoCopy(t *testing.T) {
 	if len(sinks) != 0 || len(a.flows) != maxFlows {
 		t.Fatalf("%d copies opened, %d flows followed; want 0 and %d", len(sinks), len(a.flows), maxFlows)
 	}
-	a.segment(flow(1000), 2, flagACK, []byte("data"), now)
-	if s := sinks[flow(1000)]; s == nil || s.String() != "data" {
-		t.Fatalf("the first byte did not open the copy: %+v", s)
+	if _, ok := a.flows[flow(1000)]; ok {
+		t.Fatal("the oldest silent connection did not give way")
+	}
+	client := flow(60000)
+	a.segment(client, 7, flagSYN, nil, now)
+	a.segment(client, 8, flagACK, []byte("GET / HTTP/1.1\r\n\r\n"), now)
+	if s := sinks[client]; s == nil || s.String() != "GET / HTTP/1.1\r\n\r\n" {
+		t.Fatalf("a connection after 4,096 silent ones was not copied: %+v", s)
+	}
+	// A copy gives way only when no silent connection is left to.
+	for i := range maxFlows {
+		a.segment(flow(uint16(1+i)), 1, flagSYN, nil, now)
+	}
+	if sinks[client].closed {
+		t.Fatal("a copy gave way to silent connections")
+	}
+}
+
+// A connection that sends nothing is followed for seconds, not for the 15 minutes of a copy.
+func TestSilentConnectionsExpire(t *testing.T) {
+	a, sinks := newTestAssembler()
+	now := time.Now()
+	silent, copying := flow(40010), flow(40011)
+	a.segment(silent, 1, flagSYN, nil, now)
+	a.segment(copying, 1, flagSYN, nil, now)
+	a.segment(copying, 2, flagACK, []byte("x"), now)
+	a.expire(now.Add(silentIdle + time.Second))
+	if _, ok := a.flows[silent]; ok {
+		t.Fatal("a silent connection outlived silentIdle")
+	}
+	if _, ok := a.flows[copying]; !ok || sinks[copying].closed {
+		t.Fatal("a copy ended after silentIdle")
+	}
+	a.segment(silent, 2, flagACK, []byte("late"), now.Add(silentIdle+2*time.Second))
+	if sinks[silent] != nil {
+		t.Fatal("a connection no longer followed was copied from its middle")
 	}
 }
 

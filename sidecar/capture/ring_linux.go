@@ -22,8 +22,10 @@ const (
 	// each block is handed over by ringRetireMillis with a few packets in it, so the count of
 	// blocks, not their size, says how long the reader may be kept off a CPU: 64 blocks, a
 	// quarter of a second (16 blocks of 1 MiB lost most copies at 1,000 new connections a
-	// second on two busy cores). 8 MiB in all, as the socket buffer before the ring; the kernel
-	// allocates it at once and charges it to the pod's memory while the port is mirrored.
+	// second on two busy cores). 8 MiB in all, as the socket buffer before the ring. The kernel
+	// allocates it at once, while some port is mirrored, and does not charge it to the pod's
+	// memory cgroup: it is node memory that no limit of the pod bounds, hence one ring for all
+	// ports (Socket).
 	ringBlocks = 64
 	// ringFrameSize only has to be a valid TPACKET_V3 frame size: packets are packed in a
 	// block whatever their size.

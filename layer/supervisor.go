@@ -64,6 +64,9 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if err := checkShadowing(cfg); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "remocal-layer-")
 	if err != nil {
 		return nil, err

@@ -67,7 +67,8 @@ func New(cfg Config) (*Supervisor, error) {
 	if err := checkShadowing(cfg); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "remocal-layer-")
+	removeStale(os.TempDir(), cfg.Log)
+	dir, err := os.MkdirTemp("", dirPattern())
 	if err != nil {
 		return nil, err
 	}

@@ -69,10 +69,6 @@ func unmapped(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-// acceptPollMillis is how long one wait of a blocking accept lasts before checking that the
-// program still waits (a signal can take it away).
-const acceptPollMillis = 100
-
 // accept(fd, addr, addrlen) and accept4(fd, addr, addrlen, flags), trapped only when the
 // program asks for the address: while the plugin has announced arrivals, the supervisor accepts
 // on the program's listener itself, so that it can report the pod's client as the peer, and
@@ -128,22 +124,15 @@ func (s *Supervisor) accept(c *call, flags int) {
 // at once or EAGAIN when the listener is non-blocking, else waiting for one while the program
 // waits.
 func (s *Supervisor) acceptOn(c *call, lfd int) (int, netip.AddrPort, unix.Errno) {
-	status, err := unix.FcntlInt(uintptr(lfd), unix.F_GETFL, 0)
-	if err != nil {
-		return -1, netip.AddrPort{}, errnoOf(err)
+	blocking, deadline, errno := blockingCall(lfd, 0)
+	if errno != 0 {
+		return -1, netip.AddrPort{}, errno
 	}
-	blocking := status&unix.O_NONBLOCK == 0
-	for blocking {
-		fds := []unix.PollFd{{Fd: int32(lfd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, acceptPollMillis)
-		if err != nil && err != unix.EINTR {
-			return -1, netip.AddrPort{}, errnoOf(err)
-		}
-		if n > 0 {
-			break
-		}
-		if !c.stillWaiting() {
-			return -1, netip.AddrPort{}, unix.EINTR
+	// Accept alone would not come back when the program goes away; it runs once a client waits
+	// (or, in a race with another thread, waits for the next).
+	if blocking {
+		if errno := s.waitReadable(c, lfd, deadline); errno != 0 {
+			return -1, netip.AddrPort{}, errno
 		}
 	}
 	fd, sa, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)

@@ -122,7 +122,7 @@ func benchBoth(b *testing.B, s *Supervisor, scenario string, args []string, metr
 
 func runUnderB(b *testing.B, s *Supervisor, scenario string, args ...string) string {
 	self, _ := os.Executable()
-	cmd, err := s.Command(append([]string{self}, args...), append(os.Environ(), "LAYER_TEST_CHILD="+scenario))
+	cmd, err := s.Command(append([]string{self}, args...), os.Environ(), []string{"LAYER_TEST_CHILD=" + scenario})
 	if err != nil {
 		b.Fatal(err)
 	}

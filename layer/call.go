@@ -24,8 +24,20 @@ func (c *call) arg(i int) uint64   { return c.n.Data.Args[i] }
 func (c *call) argFD(i int) int    { return int(int32(c.n.Data.Args[i])) }
 func (c *call) stillWaiting() bool { return c.l.Valid(c.n.ID) }
 
-// dup takes a duplicate of the caller's descriptor argument i; the caller closes it.
-func (c *call) dup(i int) (int, error) { return takeFD(c.tid(), c.argFD(i)) }
+// dup takes a duplicate of the caller's descriptor argument i; the caller closes it. The
+// thread's pidfd is opened before the check that the notification still waits: the check then
+// proves that the thread id had not been reused by another process when the pidfd was made.
+func (c *call) dup(i int) (int, error) {
+	pidfd, err := openPidfd(c.tid())
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pidfd)
+	if !c.stillWaiting() {
+		return -1, seccomp.ErrNotifGone
+	}
+	return unix.PidfdGetfd(pidfd, c.argFD(i), 0)
+}
 
 // socket takes a duplicate of the caller's socket argument 0 and describes it. It reports
 // false, having passed the call back to the kernel, when that is not a socket we can look at;

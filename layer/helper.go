@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,7 +20,12 @@ import (
 
 // socketEnv names the supervisor's unix socket for the helper. It is passed in the environment
 // so that it reaches a helper started by `go run -exec`, and removed before the user's command.
-const socketEnv = "REMOCAL_LAYER_SOCKET"
+// programEnvVar, beside it, numbers the program's own environment, which the supervisor hands
+// over on that socket.
+const (
+	socketEnv     = "REMOCAL_LAYER_SOCKET"
+	programEnvVar = "REMOCAL_LAYER_ENV"
+)
 
 // Exit codes of the helper when it cannot run the command, as a shell's.
 const (
@@ -42,8 +48,8 @@ func HelperMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "remocal: %v\n", err)
 		return exitNotFound
 	}
-	sockPath := os.Getenv(socketEnv)
-	if sockPath == "" {
+	sockPath, envID := os.Getenv(socketEnv), os.Getenv(programEnvVar)
+	if sockPath == "" || envID == "" {
 		fmt.Fprintln(os.Stderr, "remocal layer helper: run by kubectl remocal exec only")
 		return exitCannotRun
 	}
@@ -91,10 +97,10 @@ func HelperMain(args []string) int {
 			return exitCannotRun
 		}
 	}
-	for _, name := range []string{socketEnv, planEnv, nsEnv, handoverEnv} {
+	for _, name := range []string{socketEnv, programEnvVar, planEnv, nsEnv, handoverEnv} {
 		_ = os.Unsetenv(name)
 	}
-	if err := superviseAndExec(sockPath, path, args, trapOpens, fuseDevs); err != nil {
+	if err := superviseAndExec(sockPath, envID, path, args, trapOpens, fuseDevs); err != nil {
 		fmt.Fprintf(os.Stderr, "remocal: cannot run %s under the layer: %v\n", args[0], err)
 		return exitCannotRun
 	}
@@ -162,8 +168,8 @@ func enterMounts(plan mountPlan, inNS bool) (trapOpens bool, fuseDevs []int, err
 
 // superviseAndExec installs the filter on this thread, has the supervisor take its listener
 // and the FUSE devices, and execs path on the same thread so that the program inherits the
-// filter.
-func superviseAndExec(sockPath, path string, argv []string, trapOpens bool, fuseDevs []int) error {
+// filter, with the program's environment (envID) from the supervisor laid over ours.
+func superviseAndExec(sockPath, envID, path string, argv []string, trapOpens bool, fuseDevs []int) error {
 	// Connect before the filter is installed: connect is trapped, and nobody would answer yet.
 	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -194,19 +200,19 @@ func superviseAndExec(sockPath, path string, argv []string, trapOpens bool, fuse
 		return fmt.Errorf("%w (a container's default seccomp profile forbids this: run remocal outside it or allow seccomp)", err)
 	}
 	// From here only untrapped syscalls: write, read, close, execve.
-	handover := strconv.Itoa(listener)
+	handover := envID + " " + strconv.Itoa(listener)
 	for _, dev := range fuseDevs {
 		handover += " " + strconv.Itoa(dev)
 	}
 	if _, err := unix.Write(sock, []byte(handover+"\n")); err != nil {
 		return fmt.Errorf("hand over the seccomp listener: %w", err)
 	}
-	reply := make([]byte, 512)
-	n, err := unix.Read(sock, reply)
-	if err != nil || n == 0 {
+	reply, err := readToEnd(sock)
+	if err != nil || len(reply) == 0 {
 		return fmt.Errorf("the supervisor did not take the seccomp listener (%v)", err)
 	}
-	if answer := strings.TrimSpace(string(reply[:n])); answer != "ok" {
+	answer, programEnv, _ := strings.Cut(string(reply), "\n")
+	if answer != "ok" {
 		return fmt.Errorf("%s", answer)
 	}
 	// The program must not hold the listener: if the supervisor dies, the kernel has to see
@@ -216,5 +222,47 @@ func superviseAndExec(sockPath, path string, argv []string, trapOpens bool, fuse
 		_ = unix.Close(dev) // the supervisor has its own; ours would keep a dead mount alive
 	}
 	_ = unix.Close(sock)
-	return unix.Exec(path, argv, os.Environ())
+	return unix.Exec(path, argv, overlayEnv(os.Environ(), strings.Split(strings.TrimSuffix(programEnv, "\x00"), "\x00")))
+}
+
+// readToEnd reads fd until its end of file.
+func readToEnd(fd int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if n == 0 {
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+// overlayEnv returns base with each KEY=VALUE of vars in place of base's KEY, or added.
+func overlayEnv(base, vars []string) []string {
+	index := map[string]int{}
+	out := slices.Clone(base)
+	for i, kv := range out {
+		k, _, _ := strings.Cut(kv, "=")
+		index[k] = i
+	}
+	for _, kv := range vars {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			continue
+		}
+		if i, ok := index[k]; ok {
+			out[i] = kv
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
 }

@@ -254,7 +254,7 @@ func runUnder(t *testing.T, s *Supervisor, scenario string, args ...string) stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, err := s.Command(append([]string{self}, args...), append(os.Environ(), "LAYER_TEST_CHILD="+scenario))
+	cmd, err := s.Command(append([]string{self}, args...), os.Environ(), []string{"LAYER_TEST_CHILD=" + scenario})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestAcceptReportsTheArrivalsClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, err := s.Command([]string{self}, append(os.Environ(), "LAYER_TEST_CHILD=accept"))
+	cmd, err := s.Command([]string{self}, os.Environ(), []string{"LAYER_TEST_CHILD=accept"})
 	if err != nil {
 		t.Fatal(err)
 	}

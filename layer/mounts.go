@@ -119,11 +119,6 @@ func outermost(mounts []Mount) []Mount {
 	return kept
 }
 
-// within tells whether path is dir or below it.
-func within(path, dir string) bool {
-	return path == dir || dir == "/" || strings.HasPrefix(path, dir+"/")
-}
-
 func mountPaths(mounts []Mount) []string {
 	paths := make([]string, len(mounts))
 	for i, m := range mounts {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,11 @@ type Supervisor struct {
 	udpMu    sync.Mutex
 	udpFlows map[flowKey]*udpFlow
 
+	// programEnvs are the variables laid over each program's environment, by the number its
+	// helper names in the handover (programEnvVar).
+	programEnvMu sync.Mutex
+	programEnvs  [][]string
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -58,7 +64,11 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	dir, err := os.MkdirTemp("", "remocal-layer-")
+	if err := checkShadowing(cfg); err != nil {
+		return nil, err
+	}
+	removeStale(os.TempDir(), cfg.Log)
+	dir, err := os.MkdirTemp("", dirPattern())
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +106,12 @@ func checkPtraceScope() error {
 	return nil
 }
 
-// Command returns the command that runs argv under the layer with env. A `go run` or `go test`
-// keeps the toolchain outside the layer: only the program it builds runs under it (-exec).
-func (s *Supervisor) Command(argv, env []string) (*exec.Cmd, error) {
+// Command returns the command that runs argv under the layer. env is the command's
+// environment; programEnv (KEY=VALUE) is laid over it for the program under the layer only. A
+// `go run` or `go test` keeps the toolchain outside the layer: only the program it builds runs
+// under it (-exec), so the toolchain runs with env alone, and the program with the environment
+// the toolchain gives it (its working directory, GOCOVERDIR) and programEnv over that.
+func (s *Supervisor) Command(argv, env, programEnv []string) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the plugin's executable: %w", err)
@@ -109,7 +122,11 @@ func (s *Supervisor) Command(argv, env []string) (*exec.Cmd, error) {
 	} else {
 		cmd = exec.Command(self, append([]string{HelperArg}, argv...)...)
 	}
-	cmd.Env = append(append([]string(nil), env...), socketEnv+"="+s.control.Addr().String())
+	s.programEnvMu.Lock()
+	id := len(s.programEnvs)
+	s.programEnvs = append(s.programEnvs, slices.Clone(programEnv))
+	s.programEnvMu.Unlock()
+	cmd.Env = append(slices.Clone(env), socketEnv+"="+s.control.Addr().String(), programEnvVar+"="+strconv.Itoa(id))
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if s.plan != "" {
 		cmd.Env = append(cmd.Env, planEnv+"="+s.plan)
@@ -166,13 +183,13 @@ func (s *Supervisor) acceptHelpers() {
 		go func() {
 			defer s.wg.Done()
 			defer conn.Close()
-			l, err := s.takeListener(conn)
+			l, env, err := s.takeListener(conn)
 			if err != nil {
 				s.log.Error("layer helper refused", "err", err)
 				_, _ = conn.Write([]byte(err.Error() + "\n"))
 				return
 			}
-			if _, err := conn.Write([]byte("ok\n")); err != nil {
+			if err := answerHelper(conn, env); err != nil {
 				l.Close()
 				return
 			}
@@ -181,40 +198,46 @@ func (s *Supervisor) acceptHelpers() {
 	}
 }
 
-// takeListener reads the helper's listener number and duplicates it with pidfd_getfd, and
-// starts serving the FUSE devices whose numbers follow it on the line.
-func (s *Supervisor) takeListener(conn *net.UnixConn) (*seccomp.Listener, error) {
+// takeListener reads the helper's handover line: the number of its program's environment, then
+// of its listener, which it duplicates with pidfd_getfd, then of the FUSE devices, which it
+// starts serving. It returns the listener and the program's environment.
+func (s *Supervisor) takeListener(conn *net.UnixConn) (*seccomp.Listener, []string, error) {
 	raw, err := conn.SyscallConn()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var cred *unix.Ucred
 	var credErr error
 	if err := raw.Control(func(fd uintptr) { cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if credErr != nil {
-		return nil, fmt.Errorf("identify the helper: %w", credErr)
+		return nil, nil, fmt.Errorf("identify the helper: %w", credErr)
 	}
 	if int(cred.Uid) != os.Getuid() {
-		return nil, fmt.Errorf("helper of uid %d refused", cred.Uid)
+		return nil, nil, fmt.Errorf("helper of uid %d refused", cred.Uid)
 	}
 	line := make([]byte, 512)
 	n, err := conn.Read(line)
 	if err != nil {
-		return nil, fmt.Errorf("read the helper's listener: %w", err)
+		return nil, nil, fmt.Errorf("read the helper's listener: %w", err)
 	}
 	var numbers []int
 	for _, field := range strings.Fields(string(line[:n])) {
 		number, err := strconv.Atoi(field)
 		if err != nil {
-			return nil, fmt.Errorf("malformed descriptor number %q", field)
+			return nil, nil, fmt.Errorf("malformed descriptor number %q", field)
 		}
 		numbers = append(numbers, number)
 	}
-	if len(numbers) != 1+len(s.mounts) {
-		return nil, fmt.Errorf("malformed handover %q", line[:n])
+	if len(numbers) != 2+len(s.mounts) {
+		return nil, nil, fmt.Errorf("malformed handover %q", line[:n])
 	}
+	env, ok := s.programEnv(numbers[0])
+	if !ok {
+		return nil, nil, fmt.Errorf("unknown program environment %d", numbers[0])
+	}
+	numbers = numbers[1:]
 	fds := make([]int, 0, len(numbers))
 	for _, number := range numbers {
 		fd, err := takeFD(int(cred.Pid), number)
@@ -223,9 +246,9 @@ func (s *Supervisor) takeListener(conn *net.UnixConn) (*seccomp.Listener, error)
 				unix.Close(fd)
 			}
 			if errors.Is(err, unix.EPERM) {
-				return nil, fmt.Errorf("pidfd_getfd: %w (this machine forbids taking descriptors from the program: a container's seccomp profile or Yama ptrace_scope; run outside such a container or allow ptrace)", err)
+				return nil, nil, fmt.Errorf("pidfd_getfd: %w (this machine forbids taking descriptors from the program: a container's seccomp profile or Yama ptrace_scope; run outside such a container or allow ptrace)", err)
 			}
-			return nil, fmt.Errorf("pidfd_getfd: %w (Linux 5.9 or newer is needed)", err)
+			return nil, nil, fmt.Errorf("pidfd_getfd: %w (Linux 5.9 or newer is needed)", err)
 		}
 		fds = append(fds, fd)
 	}
@@ -234,7 +257,32 @@ func (s *Supervisor) takeListener(conn *net.UnixConn) (*seccomp.Listener, error)
 		// outlast the supervisor's Close by the time the program takes to die.
 		go s.mounts[i].Serve(os.NewFile(uintptr(fd), "fuse:"+s.mounts[i].Path))
 	}
-	return seccomp.NewListener(fds[0]), nil
+	return seccomp.NewListener(fds[0]), env, nil
+}
+
+func (s *Supervisor) programEnv(id int) ([]string, bool) {
+	s.programEnvMu.Lock()
+	defer s.programEnvMu.Unlock()
+	if id < 0 || id >= len(s.programEnvs) {
+		return nil, false
+	}
+	return s.programEnvs[id], true
+}
+
+// answerHelper accepts the helper's handover: "ok", then its program's environment, each
+// variable ended by a NUL, up to the end of our direction. The environment travels here rather
+// than in the helper's own, which `go run` hands to the whole toolchain.
+func answerHelper(conn *net.UnixConn, env []string) error {
+	var b strings.Builder
+	b.WriteString("ok\n")
+	for _, kv := range env {
+		b.WriteString(kv)
+		b.WriteByte(0)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return err
+	}
+	return conn.CloseWrite()
 }
 
 // serveListener receives notifications until every process under this filter has exited, or

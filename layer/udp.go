@@ -167,9 +167,11 @@ func (s *Supervisor) recvfrom(c *call) {
 		return
 	}
 	buf := make([]byte, min(c.arg(2), maxDatagram+1))
-	n, from, err := unix.Recvfrom(fd, buf, int(c.arg(3)))
-	if err != nil {
-		c.fail(errnoOf(err))
+	n, from, errno := s.receive(c, fd, buf, int(c.arg(3)))
+	if errno != 0 {
+		if c.stillWaiting() {
+			c.fail(errno)
+		}
 		return
 	}
 	src, _ := sockaddrOf(from)
@@ -185,6 +187,30 @@ func (s *Supervisor) recvfrom(c *call) {
 		return
 	}
 	c.ret(int64(n))
+}
+
+// receive receives on the program's socket fd as the program's recvfrom would: at once (or
+// EAGAIN) when the socket is non-blocking or flags say MSG_DONTWAIT, else waiting for a
+// datagram while the program waits, up to the socket's receive timeout. A plain blocking
+// receive here would hold on to the socket after the program is gone, and take a datagram
+// meant for a later call.
+func (s *Supervisor) receive(c *call, fd int, buf []byte, flags int) (int, unix.Sockaddr, unix.Errno) {
+	blocking, deadline, errno := blockingCall(fd, flags)
+	if errno != 0 {
+		return 0, nil, errno
+	}
+	for {
+		n, from, err := unix.Recvfrom(fd, buf, flags|unix.MSG_DONTWAIT)
+		if err == nil {
+			return n, from, 0
+		}
+		if err != unix.EAGAIN || !blocking {
+			return 0, nil, errnoOf(err)
+		}
+		if errno := s.waitReadable(c, fd, deadline); errno != 0 {
+			return 0, nil, errno
+		}
+	}
 }
 
 func (s *Supervisor) newUDPFlow(fam uint16, remote netip.AddrPort) (*udpFlow, error) {

@@ -24,7 +24,9 @@ type Supervisor struct{}
 func New(Config) (*Supervisor, error) { return nil, ErrUnsupported }
 
 // Command fails off Linux.
-func (*Supervisor) Command(argv, env []string) (*exec.Cmd, error) { return nil, ErrUnsupported }
+func (*Supervisor) Command(argv, env, programEnv []string) (*exec.Cmd, error) {
+	return nil, ErrUnsupported
+}
 
 // Close does nothing.
 func (*Supervisor) Close() error { return nil }

@@ -45,7 +45,7 @@ type fileConfig struct {
 	Local      []string `yaml:"local" cmd:"exec" doc:"Keep connections to these CIDRs, IPs or HOST:PORTs on this machine instead of making them from the pod (--local)."`
 	NoOutgoing bool     `yaml:"no-outgoing" cmd:"exec" doc:"Make every outgoing connection and DNS lookup from this machine, not from the pod (--no-outgoing)."`
 
-	EnvInclude []string          `yaml:"env-include" cmd:"exec" doc:"Take only the remote variables matching these globs (--env-include)."`
+	EnvInclude []string          `yaml:"env-include" cmd:"exec" doc:"Take only the remote variables matching these globs; the exact name of a variable kept local by default (LD_PRELOAD, GOFLAGS...) takes it as well (--env-include)."`
 	EnvExclude []string          `yaml:"env-exclude" cmd:"exec" doc:"Leave out the remote variables matching these globs (--env-exclude)."`
 	Env        map[string]string `yaml:"env" cmd:"exec" scalar:"any" doc:"Variables set in the command's environment, over local and remote ones (-e KEY=VALUE)."`
 	EnvFile    string            `yaml:"env-file" cmd:"exec" doc:"Write the remote environment to this file instead of running a command, or as well as a command given after -- (--env-file)."`

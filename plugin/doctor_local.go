@@ -76,7 +76,7 @@ func trialRun(ctx context.Context, self string) error {
 		return err
 	}
 	defer sup.Close()
-	cmd, err := sup.Command([]string{self, layer.HelperArg, "--probe"}, os.Environ())
+	cmd, err := sup.Command([]string{self, layer.HelperArg, "--probe"}, os.Environ(), nil)
 	if err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ func (o *ExecOptions) AddFlags(cmd *cobra.Command) {
 	o.layerOptions.AddFlags(cmd)
 	o.fsOptions.AddFlags(cmd)
 	f := cmd.Flags()
-	f.StringArrayVar(&o.EnvInclude, "env-include", nil, "take only remote variables matching this glob (repeatable)")
+	f.StringArrayVar(&o.EnvInclude, "env-include", nil, "take only remote variables matching this glob (repeatable); the exact NAME of a variable kept local by default (PATH, LD_PRELOAD, GOFLAGS...: see the README) takes the pod's value of that one as well")
 	f.StringArrayVar(&o.EnvExclude, "env-exclude", nil, "leave out remote variables matching this glob (repeatable)")
 	f.StringArrayVarP(&o.EnvSet, "env", "e", nil, "set KEY=VALUE in the command's environment, over local and remote (repeatable)")
 	f.StringVar(&o.EnvFile, "env-file", "", "write the remote environment (with -e overrides) to this file as KEY=VALUE lines instead of running a command")
@@ -134,7 +134,7 @@ func (o *ExecOptions) Complete(cmd *cobra.Command, args []string) error {
 	case dash == 0:
 		o.command = args // the target is the configuration file's
 	}
-	o.envRules = environ.Rules{Include: o.EnvInclude, Exclude: o.EnvExclude, KeepLocal: environ.DefaultKeepLocal(), Overrides: o.EnvSet}
+	o.envRules = environ.Rules{Include: o.EnvInclude, Exclude: o.EnvExclude, KeepLocal: environ.DefaultKeepLocal(), Guarded: environ.DefaultGuarded(), Overrides: o.EnvSet}
 	o.fsAsked = cmd.Flags().Changed("fs-mode") || cmd.Flags().Changed("fs-remote")
 	return o.sessionOptions.Complete(target)
 }
@@ -186,6 +186,9 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if withheld := o.envRules.Withheld(remoteEnv); len(withheld) > 0 {
+		p.step("kept local: %s (--env-include NAME to take one from the pod)", strings.Join(withheld, ", "))
+	}
 	if o.EnvFile != "" {
 		lines := o.envRules.Remote(remoteEnv)
 		if err := writeEnvFile(o.EnvFile, lines); err != nil {
@@ -201,7 +204,9 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		return err
 	}
 	defer sup.Close()
-	cmd, err := sup.Command(o.command, o.envRules.Merge(os.Environ(), remoteEnv))
+	// The pod's variables go to the program alone: what runs outside the layer for it (go
+	// run's toolchain) has the local environment and the user's -e.
+	cmd, err := sup.Command(o.command, o.envRules.Local(os.Environ()), o.envRules.Remote(remoteEnv))
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -212,6 +214,46 @@ func (o *fsOptions) lookRemote(ctx context.Context, sess *session, candidates []
 	return tree, nil
 }
 
+// leaveSystemPaths drops the pod's files that would be shown over this machine's system files
+// (/usr, /etc/ld.so.preload...) or over the program's own (keep), and returns their paths,
+// sorted. A pod's spec is not the developer's to trust: its mount paths choose where its files
+// land here.
+func (t *remoteTree) leaveSystemPaths(keep []string) []string {
+	shown := append(slices.Collect(maps.Keys(t.files)), t.dirs...)
+	refused := layer.Shadowing(shown, keep...)
+	for _, p := range refused {
+		delete(t.files, p)
+		t.dirs = slices.DeleteFunc(t.dirs, func(d string) bool { return d == p })
+	}
+	slices.Sort(refused)
+	return refused
+}
+
+// programFiles are the local files the program runs from, which no pod file may be shown
+// over: its executable, remocal's own (the layer's helper), and, for go run and go test, where
+// go builds the program.
+func programFiles(command []string) []string {
+	var files []string
+	if len(command) > 0 {
+		if p, err := exec.LookPath(command[0]); err == nil {
+			if abs, err := filepath.Abs(p); err == nil {
+				files = append(files, abs)
+			}
+		}
+		if filepath.Base(command[0]) == "go" {
+			tmp := os.Getenv("GOTMPDIR")
+			if tmp == "" {
+				tmp = os.TempDir()
+			}
+			files = append(files, filepath.Join(tmp, "go-build"))
+		}
+	}
+	if self, err := os.Executable(); err == nil {
+		files = append(files, self)
+	}
+	return files
+}
+
 // remoteGlob expands glob (absolute) against the pod's filesystem, one directory listing per
 // element that has a pattern.
 func remoteGlob(ctx context.Context, sess *session, glob string) ([]string, error) {
@@ -266,6 +308,9 @@ func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *session, p *prog
 	}
 	for _, path := range tree.tooLarge {
 		p.warn("the pod's %s is larger than --fs-max-file-size (%d bytes): the local one stays", path, o.maxFileSize)
+	}
+	if refused := tree.leaveSystemPaths(programFiles(o.command)); len(refused) > 0 {
+		p.warn("the pod's %s stay local: shown there, the pod's files would choose code that runs on this machine (--fs-local silences this)", strings.Join(refused, ", "))
 	}
 	if len(tree.files) > 0 && cfg.Files == nil {
 		cfg.Files = map[string][]byte{}

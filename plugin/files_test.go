@@ -44,6 +44,36 @@ func TestRemoteCandidates(t *testing.T) {
 	}
 }
 
+// A pod's mount paths are its spec's to choose: those over this machine's system files or the
+// program's own stay local.
+func TestLeaveSystemPaths(t *testing.T) {
+	program := filepath.Join(t.TempDir(), "app")
+	if err := os.WriteFile(program, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tree := remoteTree{
+		dirs:  []string{"/etc", "/usr/local/lib", "/data", filepath.Dir(program), "/srv"},
+		files: map[string][]byte{"/etc/ld.so.preload": []byte("/data/evil.so\n"), "/etc/hostname": []byte("web\n")},
+	}
+	refused := tree.leaveSystemPaths(programFiles([]string{program}))
+	if want := []string{"/etc", "/etc/ld.so.preload", filepath.Dir(program), "/usr/local/lib"}; !slices.Equal(refused, want) {
+		t.Errorf("refused %q, want %q", refused, want)
+	}
+	if want := []string{"/data", "/srv"}; !slices.Equal(tree.dirs, want) {
+		t.Errorf("dirs %q, want %q", tree.dirs, want)
+	}
+	if _, ok := tree.files["/etc/hostname"]; !ok || len(tree.files) != 1 {
+		t.Errorf("files %v, want /etc/hostname alone", tree.files)
+	}
+	// go run builds the program in the temporary directory: a pod's /tmp would hide it.
+	t.Setenv("GOTMPDIR", "")
+	t.Setenv("TMPDIR", "/tmp")
+	tree = remoteTree{dirs: []string{"/tmp", "/data"}}
+	if refused := tree.leaveSystemPaths(programFiles([]string{"go", "run", "."})); !slices.Equal(refused, []string{"/tmp"}) {
+		t.Errorf("go run: refused %q, want /tmp", refused)
+	}
+}
+
 func TestFSNotFound(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)

@@ -5,28 +5,30 @@ package environ
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 )
 
-// DefaultKeepLocal returns the variables that describe the developer's machine rather than the
-// app: taking the pod's PATH or HOME would break the local toolchain.
-func DefaultKeepLocal() []string {
-	return []string{"PATH", "HOME", "USER", "SHELL", "TERM", "LANG", "PWD", "TMPDIR", "KUBECONFIG"}
-}
-
-// Rules decide how the remote environment is merged. Include and Exclude are shell globs on the
-// variable name (path.Match syntax); an empty Include takes every name.
+// Rules decide how the remote environment is merged. Include, Exclude, KeepLocal and Guarded
+// are shell globs on the variable name (path.Match syntax).
 type Rules struct {
-	Include   []string
-	Exclude   []string
+	// Include takes only the remote variables it matches; empty takes every name. A pattern
+	// that is exactly the name of a kept-local or guarded variable takes that one in on
+	// purpose, and narrows nothing.
+	Include []string
+	Exclude []string
+	// KeepLocal are variables of this machine whose remote values stay out silently.
 	KeepLocal []string
+	// Guarded are variables that would choose code to run here: their remote values stay out,
+	// and Withheld names them.
+	Guarded   []string
 	Overrides []string // KEY=VALUE, applied last
 }
 
 // Validate checks the globs and overrides, so a typo fails before the session starts.
 func (r Rules) Validate() error {
-	for _, g := range append(append([]string{}, r.Include...), r.Exclude...) {
+	for _, g := range slices.Concat(r.Include, r.Exclude, r.KeepLocal, r.Guarded) {
 		if _, err := path.Match(g, ""); err != nil {
 			return fmt.Errorf("bad pattern %q: %w", g, err)
 		}
@@ -42,11 +44,10 @@ func (r Rules) Validate() error {
 // Remote returns the remote variables the rules take, plus the overrides, as KEY=VALUE sorted by
 // key: what --env-file writes.
 func (r Rules) Remote(remote []string) []string {
-	keep := set(r.KeepLocal)
 	vars := map[string]string{}
 	for _, kv := range remote {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" || keep[k] || !r.takes(k) {
+		if !ok || k == "" || !r.takes(k) {
 			continue
 		}
 		vars[k] = v
@@ -59,26 +60,59 @@ func (r Rules) Remote(remote []string) []string {
 }
 
 // Merge returns the local environment with the remote variables the rules take (and the
-// overrides) laid over it.
-func (r Rules) Merge(local, remote []string) []string {
-	vars := map[string]string{}
-	for _, kv := range local {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			vars[k] = v
+// overrides) laid over it: the program's environment.
+func (r Rules) Merge(local, remote []string) []string { return overlay(local, r.Remote(remote)) }
+
+// Local returns the local environment with only the overrides laid over it: the environment of
+// what runs on this machine for the program without being it, such as the toolchain of a
+// `go run`. The overrides are the user's own, and -e CGO_ENABLED=0 is meant for the toolchain.
+func (r Rules) Local(local []string) []string {
+	return overlay(local, Rules{Overrides: r.Overrides}.Remote(nil))
+}
+
+// overlay returns base with vars laid over it, sorted by key.
+func overlay(base, vars []string) []string {
+	m := map[string]string{}
+	for _, list := range [][]string{base, vars} {
+		for _, kv := range list {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				m[k] = v
+			}
 		}
 	}
-	for _, kv := range r.Remote(remote) {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
+	return sorted(m)
+}
+
+// Withheld returns the names of the remote variables that stay out because they are guarded,
+// sorted: what the session tells the user it left out.
+func (r Rules) Withheld(remote []string) []string {
+	var names []string
+	for _, kv := range remote {
+		k, _, ok := strings.Cut(kv, "=")
+		if ok && k != "" && matchAny(r.Guarded, k) && !r.takes(k) && !matchAny(r.Exclude, k) && !slices.Contains(names, k) {
+			names = append(names, k)
+		}
 	}
-	return sorted(vars)
+	sort.Strings(names)
+	return names
 }
 
 func (r Rules) takes(key string) bool {
-	if len(r.Include) > 0 && !matchAny(r.Include, key) {
+	if matchAny(r.Exclude, key) {
 		return false
 	}
-	return !matchAny(r.Exclude, key)
+	kept := matchAny(r.KeepLocal, key) || matchAny(r.Guarded, key)
+	if kept {
+		return slices.Contains(r.Include, key)
+	}
+	narrowing := slices.DeleteFunc(slices.Clone(r.Include), r.namesKept)
+	return len(narrowing) == 0 || matchAny(narrowing, key)
+}
+
+// namesKept tells an Include pattern that names one kept-local or guarded variable exactly: it
+// asks for that variable in addition, rather than for only it.
+func (r Rules) namesKept(pattern string) bool {
+	return !strings.ContainsAny(pattern, `*?[\`) && (matchAny(r.KeepLocal, pattern) || matchAny(r.Guarded, pattern))
 }
 
 func matchAny(globs []string, key string) bool {
@@ -88,14 +122,6 @@ func matchAny(globs []string, key string) bool {
 		}
 	}
 	return false
-}
-
-func set(keys []string) map[string]bool {
-	m := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		m[k] = true
-	}
-	return m
 }
 
 func sorted(vars map[string]string) []string {

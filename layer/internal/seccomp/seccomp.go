@@ -71,13 +71,25 @@ func Install(filter []unix.SockFilter) (int, error) {
 		return -1, fmt.Errorf("set no_new_privs: %w", err)
 	}
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	fd, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
-		unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&prog)))
+	// Once the supervisor has received a notification, only a fatal signal may end the wait
+	// (Linux 5.19): otherwise a signal makes the kernel drop the notification and restart the
+	// syscall, and the supervisor, already dialing the pod for a connect, would dial again for
+	// the restarted one, to find the socket connected by the first (EISCONN). Older kernels
+	// refuse the flag with EINVAL, and go without.
+	fd, errno := installFilter(&prog, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER|unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
+	if errno == unix.EINVAL {
+		fd, errno = installFilter(&prog, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+	}
 	runtime.KeepAlive(filter)
 	if errno != 0 {
 		return -1, fmt.Errorf("install seccomp filter: %w", errno)
 	}
-	return int(fd), nil
+	return fd, nil
+}
+
+func installFilter(prog *unix.SockFprog, flags uintptr) (int, unix.Errno) {
+	fd, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(prog)))
+	return int(fd), errno
 }
 
 // Supported reports whether the kernel offers user notifications (Linux 5.0) with the ADDFD

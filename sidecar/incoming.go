@@ -544,7 +544,8 @@ func (in *incoming) renew(ctx context.Context, table *redirect.Table) {
 		case <-tick.C:
 		}
 		if err := table.Renew(); err != nil {
-			in.log.WarnContext(ctx, "the pod's ports go back to the app if the lease lapses", "err", err)
+			// The next renewal may succeed before the lease lapses and the ports go back to the app.
+			in.log.WarnContext(ctx, "renew the redirects' lease", "err", err)
 		}
 	}
 }

@@ -16,7 +16,7 @@ func TestRedirectsLapseWithoutRenewal(t *testing.T) {
 	n := newTestNet(t)
 	n.serveAppAndSidecar(t)
 	opt := nftables.WithNetNSFd(n.podFD)
-	const term = time.Second
+	const term = 2 * time.Second
 	table, err := open("lease", "remocal-abcde", term, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -26,11 +26,11 @@ func TestRedirectsLapseWithoutRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	target, redirected := podAddr+":8000", "sidecar "+podAddr+":8000"
-	for i := range 4 { // renewed for twice the term
+	for i := range 6 { // renewed for longer than the term
 		if got := n.ask(t, target); got != redirected {
 			t.Fatalf("renewal %d: %q, want %q", i, got, redirected)
 		}
-		time.Sleep(term / 2)
+		time.Sleep(term / 4)
 		if err := table.Renew(); err != nil {
 			t.Fatal(err)
 		}

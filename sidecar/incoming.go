@@ -531,21 +531,3 @@ func pipe(a, b *net.TCPConn) {
 	_ = a.CloseWrite()
 	<-done
 }
-
-// renew keeps table's lease, and so its redirects, in force until ctx ends: if this process
-// stops, they lapse by themselves.
-func (in *incoming) renew(ctx context.Context, table *redirect.Table) {
-	tick := time.NewTicker(redirect.RenewEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if err := table.Renew(); err != nil {
-			// The next renewal may succeed before the lease lapses and the ports go back to the app.
-			in.log.WarnContext(ctx, "renew the redirects' lease", "err", err)
-		}
-	}
-}

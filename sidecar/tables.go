@@ -67,6 +67,24 @@ func (in *incoming) heldElsewhere(ctx context.Context, port uint16) error {
 	return nil
 }
 
+// renew keeps table's lease, and so its redirects, in force until ctx ends: if this process
+// stops, they lapse by themselves.
+func (in *incoming) renew(ctx context.Context, table *redirect.Table) {
+	tick := time.NewTicker(redirect.RenewEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := table.Renew(); err != nil {
+			// The next renewal may succeed before the lease lapses and the ports go back to the app.
+			in.log.WarnContext(ctx, "renew the redirects' lease", "err", err)
+		}
+	}
+}
+
 // removeDeadTables deletes the tables of sidecars that no longer run.
 func removeDeadTables(ctx context.Context, log *slog.Logger) {
 	if _, err := redirectTables(ctx, log, true); err != nil {

@@ -23,6 +23,7 @@ import (
 func TestStealSurvivesDirectConnectionsToItsListener(t *testing.T) {
 	s := newLayerSetup(t)
 	sess := startSteal(t, s)
+	stolen := time.Now()
 	defer sess.stop(syscall.SIGINT)
 	listener := redirectListener(t, s)
 	worker := s.env.sidecarWorker(t, s.echo.pod)
@@ -49,6 +50,8 @@ func TestStealSurvivesDirectConnectionsToItsListener(t *testing.T) {
 	if after > before+10 {
 		t.Errorf("the sidecar's descriptors grew from %d to %d", before, after)
 	}
+	// Past the redirect's lease (8 s), which the sidecar keeps renewing while it runs.
+	time.Sleep(time.Until(stolen.Add(10 * time.Second)))
 	if body := get("http://" + s.echo.podIP + ":8080/still-stolen"); !strings.HasPrefix(body, "local /") {
 		t.Fatalf("the stolen port no longer comes to the local server: %q\n%s", body, sess.stderr.String())
 	}

@@ -46,6 +46,7 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		"--port=" + strconv.Itoa(p.Port),
 		"--ttl=" + p.TTL.String(),
 		"--direct=" + strconv.FormatBool(p.Direct),
+		"--name=" + name,
 	}
 	no, yes := false, true
 	root := int64(0)

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,10 +29,15 @@ import (
 // network as it found it.
 type incoming struct {
 	log *slog.Logger
+	// holder names this sidecar in its table's rules (its container name): another sidecar of
+	// the pod that finds a port taken tells its user whose it is. Empty: the table's name.
+	holder string
 
 	mu    sync.Mutex
 	table *redirect.Table
 	ln    *net.TCPListener
+	// stopRenewing ends the renewal of the table's lease, which keeps its redirects in force.
+	stopRenewing context.CancelFunc
 	// fromClient says the sidecar may connect to the app from a redirected client's address
 	// (redirect.DialFrom); otherwise the app sees the pod's own.
 	fromClient bool
@@ -71,8 +75,9 @@ func (s subscription) describe() string {
 	return fmt.Sprintf("%s of the HTTP requests matching header %q path %q", s.mode, s.header, s.path)
 }
 
-func newIncoming(log *slog.Logger) *incoming {
-	return &incoming{log: log, subs: map[uint16][]subscription{}, changed: map[uint16]chan struct{}{}, captures: capture.NewSocket(log), copies: newBudget("mirror copies", copyBudget)}
+// newIncoming's holder is the sidecar's name in its table's rules.
+func newIncoming(log *slog.Logger, holder string) *incoming {
+	return &incoming{log: log, holder: holder, subs: map[uint16][]subscription{}, changed: map[uint16]chan struct{}{}, captures: capture.NewSocket(log), copies: newBudget("mirror copies", copyBudget)}
 }
 
 // subscribe sends the pod's new connections on port to client: all of them (steal), or a copy
@@ -118,8 +123,7 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 			return err
 		}
 	}
-	to := uint16(in.ln.Addr().(*net.TCPAddr).Port)
-	if err := in.table.Redirect(port, to); err != nil {
+	if err := in.redirect(ctx, port); err != nil {
 		in.stopIfIdle() // a table made for this subscription alone goes with it
 		return err
 	}
@@ -197,8 +201,8 @@ func requestFilter(req wire.Subscribe) (*httpfilter.Filter, error) {
 	return &f, nil
 }
 
-// start opens the listener and the table, after removing the tables of dead sidecars. Called
-// with mu held.
+// start opens the listener and the table, after removing the tables of dead sidecars, and
+// renews the table's lease until the table goes. Called with mu held.
 func (in *incoming) start(ctx context.Context) error {
 	removeDeadTables(ctx, in.log)
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{})
@@ -207,12 +211,19 @@ func (in *incoming) start(ctx context.Context) error {
 	}
 	// The table is named after the listener's port: a table whose port nobody listens on
 	// belongs to a dead sidecar (removeDeadTables).
-	table, err := redirect.Open(strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	table, err := redirect.Open(strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), in.holder)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	in.ln, in.table = ln, table
+	renewing, stop := context.WithCancel(context.WithoutCancel(ctx))
+	in.stopRenewing = stop
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		in.renew(renewing, table)
+	}()
 	in.fromClient = true
 	if err := errors.Join(table.MarkAnswers(), redirect.DeliverMarkedLocally(-1)); err != nil {
 		in.fromClient = false
@@ -295,11 +306,12 @@ func (in *incoming) stopIfIdle() {
 			return
 		}
 	}
+	in.stopRenewing()
 	if err := in.table.Close(); err != nil {
 		in.log.Error("delete redirect table", "err", err)
 	}
 	in.ln.Close()
-	in.table, in.ln = nil, nil
+	in.table, in.ln, in.stopRenewing = nil, nil, nil
 }
 
 // close removes everything, when the sidecar stops.
@@ -320,12 +332,24 @@ func (in *incoming) close() {
 	in.wg.Wait()
 }
 
-func (in *incoming) accept(ln *net.TCPListener) {
+// accept serves the listener's connections until it is closed. The table sends the pod's
+// ports here until then, so the listener outlives a failure to accept (out of descriptors or
+// memory, a connection aborted before it was taken): it waits, longer each time in a row, and
+// tries again.
+func (in *incoming) accept(ln interface{ AcceptTCP() (*net.TCPConn, error) }) {
+	var wait time.Duration
 	for {
 		c, err := ln.AcceptTCP()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
+		if err != nil {
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			in.log.Warn("accept a redirected connection", "err", err, "retryIn", wait)
+			time.Sleep(wait)
+			continue
+		}
+		wait = 0
 		in.wg.Add(1)
 		go func() {
 			defer in.wg.Done()
@@ -341,6 +365,14 @@ func (in *incoming) handle(c *net.TCPConn) {
 	dst, err := redirect.OriginalDst(c)
 	if err != nil {
 		in.log.Error("redirected connection without its destination", "err", err)
+		return
+	}
+	if dst.Port() == uint16(c.LocalAddr().(*net.TCPAddr).Port) {
+		// Not redirected: made to the listener itself, which listens on every address. Its
+		// destination is the listener, and passing it through would connect to the listener
+		// again, and so on until the sidecar runs out of descriptors.
+		in.log.Debug("refused a connection made straight to the redirect listener", "from", c.RemoteAddr())
+		_ = c.SetLinger(0)
 		return
 	}
 	in.mu.Lock()
@@ -503,51 +535,4 @@ func pipe(a, b *net.TCPConn) {
 	_, _ = a.ReadFrom(b)
 	_ = a.CloseWrite()
 	<-done
-}
-
-// removeDeadTables deletes the tables of sidecars that no longer run.
-func removeDeadTables(ctx context.Context, log *slog.Logger) {
-	if _, err := redirectTables(ctx, log, true); err != nil {
-		log.WarnContext(ctx, "list redirect tables", "err", err)
-	}
-}
-
-// redirectTables lists the redirect tables in the pod's network namespace, and deletes those
-// of dead sidecars when clean is set: a table's name carries the port its sidecar listens on,
-// and a port nobody listens on is a dead sidecar's.
-func redirectTables(ctx context.Context, log *slog.Logger, clean bool) ([]wire.RedirectTable, error) {
-	names, err := redirect.Tables()
-	if err != nil {
-		return nil, err
-	}
-	var tables []wire.RedirectTable
-	for _, name := range names {
-		ports, err := redirect.TablePorts(name)
-		if err != nil {
-			log.WarnContext(ctx, "list a redirect table's rules", "table", name, "err", err)
-		}
-		t := wire.RedirectTable{Name: name, Ports: ports, Live: sidecarListens(name)}
-		if clean && !t.Live {
-			if err := redirect.DeleteTable(name); err != nil {
-				log.WarnContext(ctx, "remove a dead sidecar's redirect table", "table", name, "err", err)
-			} else {
-				t.Removed = true
-				log.InfoContext(ctx, "removed a dead sidecar's redirect table", "table", name, "ports", ports)
-			}
-		}
-		tables = append(tables, t)
-	}
-	return tables, nil
-}
-
-// sidecarListens reports whether the sidecar that owns a table still runs: whether its
-// listener port, in the table's name, takes connections. Only a refusal says it is dead.
-func sidecarListens(table string) bool {
-	port := strings.TrimPrefix(table, redirect.TablePrefix)
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 500*time.Millisecond)
-	if err == nil {
-		c.Close()
-		return true
-	}
-	return !errors.Is(err, syscall.ECONNREFUSED)
 }

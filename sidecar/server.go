@@ -67,7 +67,7 @@ func newServer(cfg Config, log *slog.Logger) *server {
 		cfg:     cfg,
 		log:     log,
 		idle:    newIdleTimer(cfg.TTL),
-		in:      newIncoming(log),
+		in:      newIncoming(log, cfg.Name),
 		files:   newBudget("file contents", fileBudget),
 		clients: semaphore.NewWeighted(maxClients),
 		streams: semaphore.NewWeighted(maxStreams),

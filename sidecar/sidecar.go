@@ -42,6 +42,9 @@ type Config struct {
 	// Direct also serves QUIC on the pod's addresses, not only on loopback. Either way the UDP
 	// socket is not served while clients are connected only over the port-forward path (direct.go).
 	Direct bool
+	// Name is the sidecar's container name, for people: another sidecar of the pod that finds
+	// one of this one's ports taken names it to its user.
+	Name string
 	// ProcRoot is where the target's processes are visible; "/proc" but for tests.
 	ProcRoot string
 	// UDPIdle ends a UDP relay without datagrams for this long; zero is two minutes.
@@ -62,6 +65,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientPin, "client-pin", c.ClientPin, "fingerprint (sha256:HEX) of the only client key to accept")
 	fs.IntVar(&c.Port, "port", c.Port, "UDP (direct) and loopback TCP (port-forward) port to serve QUIC on")
 	fs.BoolVar(&c.Direct, "direct", c.Direct, "also serve QUIC over UDP on the pod's addresses")
+	fs.StringVar(&c.Name, "name", c.Name, "this sidecar's container name, to tell other sidecars of the pod whose a port is")
 }
 
 // Validate reports a configuration that Run cannot honour.

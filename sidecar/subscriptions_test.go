@@ -14,7 +14,7 @@ import (
 func TestIncomingList(t *testing.T) {
 	mine, _ := quicPair(t)
 	other, _ := quicPair(t)
-	in := newIncoming(slog.New(slog.DiscardHandler))
+	in := newIncoming(slog.New(slog.DiscardHandler), "")
 	if got := in.list(mine); got != nil {
 		t.Fatalf("no subscription: list = %#v, want nil", got)
 	}

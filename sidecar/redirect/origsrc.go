@@ -79,7 +79,7 @@ func netlinkHandle(nsFD int) (*netlink.Handle, error) {
 // connection's mark onto the app's answers, which a route chain then routes again by it.
 func (t *Table) MarkAnswers() error {
 	mark := binaryutil.NativeEndian.PutUint32(sourceMark)
-	return t.apply(func(c *nftables.Conn) {
+	return t.apply(func(c *nftables.Conn) error {
 		chain := c.AddChain(&nftables.Chain{
 			Name:     "output",
 			Table:    t.table,
@@ -97,6 +97,7 @@ func (t *Table) MarkAnswers() error {
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: mark},
 			&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
 		}})
+		return nil
 	})
 }
 

@@ -1,8 +1,10 @@
 // Package redirect owns a sidecar's nftables table in the pod's network namespace. The table
 // redirects new TCP connections for subscribed ports to the sidecar's listener (steal and
-// mirror); the sidecar's own connections to the app never pass the prerouting hook, so they are
-// not redirected back. Tables are named after their owner, so a new sidecar can list and remove
-// the tables of dead ones.
+// mirror), but only those addressed to the pod itself, and only while the sidecar renews the
+// table's lease; the sidecar's own connections to the app never pass the prerouting hook, so
+// they are not redirected back. Tables are named after their owner, so a new sidecar can list
+// and remove the tables of dead ones, and their rules carry their holder's name, so it can tell
+// people whose a port is.
 //
 // It speaks netlink through github.com/google/nftables: the sidecar image has no nft or
 // iptables binary.
@@ -13,10 +15,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,23 +32,38 @@ const chainName = "prerouting"
 
 // Table is one sidecar's table, with a NAT chain on the prerouting hook.
 type Table struct {
-	opts  []nftables.ConnOption
-	table *nftables.Table
-	chain *nftables.Chain
+	opts   []nftables.ConnOption
+	table  *nftables.Table
+	chain  *nftables.Chain
+	lease  *nftables.Set
+	term   time.Duration // how long a renewal of the lease holds
+	holder []byte        // the rules' comment (nft's user data), naming the sidecar
 
-	mu    sync.Mutex
-	rules map[uint16]uint64 // subscribed port -> rule handle
+	mu     sync.Mutex
+	rules  map[uint16]uint64 // subscribed port -> rule handle
+	closed bool
 }
 
-// Open creates (or takes over) the table of owner. opts select the network namespace
-// (nftables.WithNetNSFd); none means the caller's.
-func Open(owner string, opts ...nftables.ConnOption) (*Table, error) {
+// Open creates (or takes over) the table of owner, with its lease held for LeaseTerm. holder
+// names the sidecar for people (its container name): other sidecars that find one of its ports
+// taken quote it. opts select the network namespace (nftables.WithNetNSFd); none means the
+// caller's.
+func Open(owner, holder string, opts ...nftables.ConnOption) (*Table, error) {
+	return open(owner, holder, LeaseTerm, opts...)
+}
+
+// open is Open with the lease's term chosen, for tests that watch it lapse.
+func open(owner, holder string, term time.Duration, opts ...nftables.ConnOption) (*Table, error) {
 	if owner == "" || strings.ContainsAny(owner, " \t\n") {
 		return nil, fmt.Errorf("bad table owner %q", owner)
 	}
-	t := &Table{opts: opts, rules: map[uint16]uint64{}}
+	if holder == "" {
+		holder = TablePrefix + owner
+	}
+	t := &Table{opts: opts, term: term, rules: map[uint16]uint64{}}
+	t.holder = userdata.AppendString(nil, userdata.TypeComment, holderComment+holder)
 	t.table = &nftables.Table{Name: TablePrefix + owner, Family: nftables.TableFamilyINet}
-	err := t.apply(func(c *nftables.Conn) {
+	err := t.apply(func(c *nftables.Conn) error {
 		// Deleting first makes Open idempotent: a restarted sidecar with the same name starts
 		// from an empty table, never from rules it no longer tracks.
 		c.AddTable(t.table)
@@ -57,6 +76,7 @@ func Open(owner string, opts ...nftables.ConnOption) (*Table, error) {
 			Hooknum:  nftables.ChainHookPrerouting,
 			Priority: nftables.ChainPriorityNATDest,
 		})
+		return t.addLease(c)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create nftables table %s: %w", t.table.Name, explain(err))
@@ -67,7 +87,11 @@ func Open(owner string, opts ...nftables.ConnOption) (*Table, error) {
 // Name is the table's name.
 func (t *Table) Name() string { return t.table.Name }
 
-// Redirect sends new TCP connections to port on to instead. A port is redirected at most once.
+// holderComment starts the comment of every redirect rule, before the holder's name.
+const holderComment = "remocal sidecar "
+
+// Redirect sends new TCP connections to port of the pod's own addresses on to instead, while
+// the lease holds. A port is redirected at most once.
 func (t *Table) Redirect(port, to uint16) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -78,18 +102,23 @@ func (t *Table) Redirect(port, to uint16) error {
 	if err != nil {
 		return err
 	}
-	conn.AddRule(&nftables.Rule{
-		Table: t.table,
-		Chain: t.chain,
-		Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
-			&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(to)},
-			&expr.Redir{RegisterProtoMin: 1},
-		},
-	})
+	exprs := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+		// fib daddr type local: only connections to the pod itself. A pod that routes (or one
+		// on the node's network) also sees packets for other hosts on its way, and those are
+		// not ours to take.
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+	}
+	exprs = append(exprs, t.leaseHeld()...)
+	exprs = append(exprs,
+		&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(to)},
+		&expr.Redir{RegisterProtoMin: 1},
+	)
+	conn.AddRule(&nftables.Rule{Table: t.table, Chain: t.chain, Exprs: exprs, UserData: t.holder})
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("redirect port %d: %w", port, explain(err))
 	}
@@ -131,24 +160,42 @@ func redirectedPort(r *nftables.Rule) (uint16, bool) {
 	return 0, false
 }
 
-// TablePorts lists the ports a remocal table redirects, whichever sidecar made it.
-func TablePorts(name string, opts ...nftables.ConnOption) ([]uint16, error) {
+// Info is what a remocal table tells of its sidecar, whichever sidecar made it.
+type Info struct {
+	// Ports are the redirected ports.
+	Ports []uint16
+	// Holder names the sidecar (its container name, or its table's name when it had none);
+	// empty for a table without rules, or made by a sidecar that did not write it.
+	Holder string
+	// Lapsed says the lease ran out: its sidecar stopped renewing it, so it is dead, and none
+	// of its redirects applies any more. A table made before leases existed never lapses.
+	Lapsed bool
+}
+
+// Inspect reads a remocal table.
+func Inspect(name string, opts ...nftables.ConnOption) (Info, error) {
 	conn, err := nftables.New(opts...)
 	if err != nil {
-		return nil, err
+		return Info{}, err
 	}
 	table := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
 	rules, err := conn.GetRules(table, &nftables.Chain{Name: chainName, Table: table})
 	if err != nil {
-		return nil, fmt.Errorf("list the rules of %s: %w", name, explain(err))
+		return Info{}, fmt.Errorf("list the rules of %s: %w", name, explain(err))
 	}
-	var ports []uint16
+	var info Info
 	for _, r := range rules {
 		if p, ok := redirectedPort(r); ok {
-			ports = append(ports, p)
+			info.Ports = append(info.Ports, p)
+		}
+		if c, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && strings.HasPrefix(c, holderComment) {
+			info.Holder = strings.TrimPrefix(c, holderComment)
 		}
 	}
-	return ports, nil
+	if info.Lapsed, err = lapsed(conn, table); err != nil {
+		return info, fmt.Errorf("read the lease of %s: %w", name, explain(err))
+	}
+	return info, nil
 }
 
 // Remove stops redirecting port. New connections reach the app again; redirected ones that
@@ -160,8 +207,8 @@ func (t *Table) Remove(port uint16) error {
 	if !ok {
 		return nil
 	}
-	err := t.apply(func(c *nftables.Conn) {
-		_ = c.DelRule(&nftables.Rule{Table: t.table, Chain: t.chain, Handle: handle})
+	err := t.apply(func(c *nftables.Conn) error {
+		return c.DelRule(&nftables.Rule{Table: t.table, Chain: t.chain, Handle: handle})
 	})
 	if err != nil {
 		return fmt.Errorf("stop redirecting port %d: %w", port, explain(err))
@@ -186,15 +233,19 @@ func (t *Table) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.rules = map[uint16]uint64{}
+	t.closed = true
 	return DeleteTable(t.table.Name, t.opts...)
 }
 
-func (t *Table) apply(change func(c *nftables.Conn)) error {
+// apply makes the changes of change in one transaction.
+func (t *Table) apply(change func(c *nftables.Conn) error) error {
 	conn, err := nftables.New(t.opts...)
 	if err != nil {
 		return err
 	}
-	change(conn)
+	if err := change(conn); err != nil {
+		return err
+	}
 	return conn.Flush()
 }
 

@@ -59,6 +59,32 @@ func newTestNet(t *testing.T) *testNet {
 	return n
 }
 
+// beyondAddr is a host behind the pod, which routes for the client to it.
+const beyondAddr = "198.18.250.6"
+
+// addBeyond puts a third namespace behind the pod (198.18.250.4/30), makes the pod a router to
+// it, and returns its descriptor.
+func (n *testNet) addBeyond(t *testing.T) int {
+	t.Helper()
+	beyond := newNetns(t)
+	suffix := strconv.Itoa(os.Getpid() % 100000)
+	podIf, beyondIf := "rmcrb"+suffix, "rmcrbb"+suffix
+	run(t, "ip", "link", "add", podIf, "type", "veth", "peer", "name", beyondIf)
+	run(t, "ip", "link", "set", podIf, "netns", fdPath(n.podFD))
+	run(t, "ip", "link", "set", beyondIf, "netns", fdPath(beyond))
+	inNS := func(fd int, args ...string) {
+		run(t, append([]string{"nsenter", "--net=" + fdPath(fd)}, args...)...)
+	}
+	inNS(n.podFD, "ip", "addr", "add", "198.18.250.5/30", "dev", podIf)
+	inNS(n.podFD, "ip", "link", "set", podIf, "up")
+	inNS(n.podFD, "sh", "-c", "echo 1 >/proc/sys/net/ipv4/ip_forward")
+	inNS(beyond, "ip", "addr", "add", beyondAddr+"/30", "dev", beyondIf)
+	inNS(beyond, "ip", "link", "set", beyondIf, "up")
+	inNS(beyond, "ip", "route", "add", "default", "via", "198.18.250.5")
+	inNS(n.clientFD, "ip", "route", "add", "198.18.250.4/30", "via", podAddr)
+	return beyond
+}
+
 func run(t *testing.T, argv ...string) {
 	t.Helper()
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
@@ -144,8 +170,10 @@ func (n *testNet) ask(t *testing.T, addr string) string {
 	return strings.TrimSpace(line)
 }
 
-func TestRedirectToTheSidecarAndBack(t *testing.T) {
-	n := newTestNet(t)
+// serveAppAndSidecar listens in the pod on 8000 as the app, answering "app", and on 8001 as the
+// sidecar, answering "sidecar" and the original destination.
+func (n *testNet) serveAppAndSidecar(t *testing.T) {
+	t.Helper()
 	in(t, n.podFD, func() {
 		app, err := net.Listen("tcp", ":8000")
 		if err != nil {
@@ -166,8 +194,13 @@ func TestRedirectToTheSidecarAndBack(t *testing.T) {
 			return "sidecar " + dst.String()
 		})
 	})
+}
+
+func TestRedirectToTheSidecarAndBack(t *testing.T) {
+	n := newTestNet(t)
+	n.serveAppAndSidecar(t)
 	opt := nftables.WithNetNSFd(n.podFD)
-	table, err := Open("test", opt)
+	table, err := Open("test", "", opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,14 +245,14 @@ func TestRedirectToTheSidecarAndBack(t *testing.T) {
 func TestLeftoversOfADeadSidecarAreRemoved(t *testing.T) {
 	n := newTestNet(t)
 	opt := nftables.WithNetNSFd(n.podFD)
-	dead, err := Open("dead", opt)
+	dead, err := Open("dead", "", opt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := dead.Redirect(80, 8001); err != nil {
 		t.Fatal(err)
 	}
-	live, err := Open("live", opt)
+	live, err := Open("live", "", opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +260,11 @@ func TestLeftoversOfADeadSidecarAreRemoved(t *testing.T) {
 	if err := dead.Redirect(8443, 8001); err != nil {
 		t.Fatal(err)
 	}
-	if ports, err := TablePorts(dead.Name(), opt); err != nil || !slices.Equal(ports, []uint16{80, 8443}) {
-		t.Fatalf("TablePorts(%s) = %v, %v; want [80 8443]", dead.Name(), ports, err)
+	if info, err := Inspect(dead.Name(), opt); err != nil || !slices.Equal(info.Ports, []uint16{80, 8443}) {
+		t.Fatalf("Inspect(%s) = %+v, %v; want ports [80 8443]", dead.Name(), info, err)
 	}
-	if ports, err := TablePorts(live.Name(), opt); err != nil || len(ports) != 0 {
-		t.Fatalf("TablePorts(%s) = %v, %v; want none", live.Name(), ports, err)
+	if info, err := Inspect(live.Name(), opt); err != nil || len(info.Ports) != 0 {
+		t.Fatalf("Inspect(%s) = %+v, %v; want no port", live.Name(), info, err)
 	}
 	names, err := Tables(opt)
 	if err != nil {
@@ -251,7 +284,7 @@ func TestLeftoversOfADeadSidecarAreRemoved(t *testing.T) {
 		t.Fatal("deleted a table that is not ours")
 	}
 	// Reopening a table by the same owner starts empty.
-	again, err := Open("live", opt)
+	again, err := Open("live", "", opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +326,7 @@ func TestDialFromTheClientsAddress(t *testing.T) {
 	if line, err := dialFrom(); err == nil {
 		t.Fatalf("answered %q without the marks: the test proves nothing", line)
 	}
-	table, err := Open("origsrc", nftables.WithNetNSFd(n.podFD))
+	table, err := Open("origsrc", "", nftables.WithNetNSFd(n.podFD))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,5 +344,35 @@ func TestDialFromTheClientsAddress(t *testing.T) {
 		if line, err := dialFrom(); err != nil || line != "app sees 198.18.250.2" {
 			t.Fatalf("answered %q, %v; want the app to see the client's address", line, err)
 		}
+	}
+}
+
+// A pod that routes (or one on the node's network) sees connections for other hosts pass
+// through its prerouting hook: only those for the pod itself are redirected.
+func TestOnlyConnectionsToThePodAreRedirected(t *testing.T) {
+	n := newTestNet(t)
+	n.serveAppAndSidecar(t)
+	beyond := n.addBeyond(t)
+	in(t, beyond, func() {
+		ln, err := net.Listen("tcp", ":8000")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		serve(t, ln, func(*net.TCPConn) string { return "beyond" })
+	})
+	table, err := Open("fib", "", nftables.WithNetNSFd(n.podFD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer table.Close()
+	if err := table.Redirect(8000, 8001); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := n.ask(t, podAddr+":8000"), "sidecar "+podAddr+":8000"; got != want {
+		t.Fatalf("to the pod: %q, want %q", got, want)
+	}
+	if got := n.ask(t, beyondAddr+":8000"); got != "beyond" {
+		t.Fatalf("through the pod: %q, want the host behind it to answer", got)
 	}
 }

@@ -1,0 +1,141 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/sidecar/redirect"
+)
+
+// The pod's redirect tables: this sidecar's, and those other sidecars of the pod left, live or
+// dead.
+
+// redirect sends port's new connections to the listener, unless another live sidecar of the
+// pod redirects it already: both tables would redirect it, and each connection would go to
+// one of the two sessions, as the tables' order happens to say, without either user knowing.
+// Called with mu held, and the table open.
+func (in *incoming) redirect(ctx context.Context, port uint16) error {
+	to := uint16(in.ln.Addr().(*net.TCPAddr).Port)
+	if port == to {
+		return fmt.Errorf("port %d is where the sidecar takes redirected connections: %w", port, syscall.EADDRINUSE)
+	}
+	lockCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	unlock, err := redirect.Lock(lockCtx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := in.heldElsewhere(ctx, port); err != nil {
+		return err
+	}
+	return in.table.Redirect(port, to)
+}
+
+// heldElsewhere refuses port when the table of another live sidecar of the pod redirects it,
+// naming that sidecar. Called with mu held and the pod's redirect lock.
+func (in *incoming) heldElsewhere(ctx context.Context, port uint16) error {
+	names, err := redirect.Tables()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if name == in.table.Name() {
+			continue
+		}
+		info, err := redirect.Inspect(name)
+		if err != nil {
+			in.log.WarnContext(ctx, "read a redirect table", "table", name, "err", err)
+		}
+		if !slices.Contains(info.Ports, port) || !tableAlive(name, info) {
+			continue
+		}
+		holder := info.Holder
+		if holder == "" {
+			holder = name
+		}
+		return fmt.Errorf("port %d is taken by another sidecar of this pod, %s (nftables table %s): %w", port, holder, name, syscall.EADDRINUSE)
+	}
+	return nil
+}
+
+// renew keeps table's lease, and so its redirects, in force until ctx ends: if this process
+// stops, they lapse by themselves.
+func (in *incoming) renew(ctx context.Context, table *redirect.Table) {
+	tick := time.NewTicker(redirect.RenewEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := table.Renew(); err != nil {
+			// The next renewal may succeed before the lease lapses and the ports go back to the app.
+			in.log.WarnContext(ctx, "renew the redirects' lease", "err", err)
+		}
+	}
+}
+
+// removeDeadTables deletes the tables of sidecars that no longer run.
+func removeDeadTables(ctx context.Context, log *slog.Logger) {
+	if _, err := redirectTables(ctx, log, true); err != nil {
+		log.WarnContext(ctx, "list redirect tables", "err", err)
+	}
+}
+
+// redirectTables lists the redirect tables in the pod's network namespace, and deletes those
+// of dead sidecars when clean is set: a table's name carries the port its sidecar listens on,
+// and a port nobody listens on is a dead sidecar's.
+func redirectTables(ctx context.Context, log *slog.Logger, clean bool) ([]wire.RedirectTable, error) {
+	names, err := redirect.Tables()
+	if err != nil {
+		return nil, err
+	}
+	var tables []wire.RedirectTable
+	for _, name := range names {
+		info, err := redirect.Inspect(name)
+		if err != nil {
+			log.WarnContext(ctx, "read a redirect table", "table", name, "err", err)
+		}
+		t := wire.RedirectTable{Name: name, Ports: info.Ports, Live: tableAlive(name, info)}
+		if clean && !t.Live {
+			if err := redirect.DeleteTable(name); err != nil {
+				log.WarnContext(ctx, "remove a dead sidecar's redirect table", "table", name, "err", err)
+			} else {
+				t.Removed = true
+				log.InfoContext(ctx, "removed a dead sidecar's redirect table", "table", name, "ports", info.Ports)
+			}
+		}
+		tables = append(tables, t)
+	}
+	return tables, nil
+}
+
+// tableAlive reports whether the sidecar that owns a table still runs: its lease holds (it
+// renews it), and its listener takes connections (a sidecar whose worker just died still holds
+// the lease for a few seconds, and its guard must remove its table at once).
+func tableAlive(name string, info redirect.Info) bool {
+	return !info.Lapsed && sidecarListens(name)
+}
+
+// sidecarListens reports whether the sidecar that owns a table may run: whether its listener
+// port, in the table's name, takes connections (it closes them at once, since they were not
+// redirected, but that is after it took them). Only a refusal says it is dead.
+func sidecarListens(table string) bool {
+	port := strings.TrimPrefix(table, redirect.TablePrefix)
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 500*time.Millisecond)
+	if err == nil {
+		c.Close()
+		return true
+	}
+	return !errors.Is(err, syscall.ECONNREFUSED)
+}

@@ -34,6 +34,12 @@ func (o *DoctorOptions) targetCheck(ctx context.Context) (*target, check) {
 		c.Fix = fmt.Sprintf("kubectl get pods -n %s lists what there is; -c chooses the container", o.namespace)
 		return nil, c
 	}
+	if err := refuseHostNamespaces(t.pod); err != nil {
+		// exec would refuse it before adding anything: so must the rows after this one.
+		c.Status, c.Detail = statusFail, err.Error()
+		c.Fix = "target a pod without hostNetwork and hostPID"
+		return nil, c
+	}
 	c.Status, c.Detail = statusOK, fmt.Sprintf("pod %s, container %s", t.pod.Name, t.container)
 	if t.via != "" {
 		c.Detail = t.via + ": " + c.Detail

@@ -123,6 +123,9 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseHostNamespaces(t.pod); err != nil {
+		return nil, err
+	}
 	if t.via != "" {
 		p.step("target %s: pod %s, container %s", t.via, t.pod.Name, t.container)
 	} else {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -88,11 +87,11 @@ func (o *sessionOptions) Complete(target string) error {
 	if o.client, err = kubernetes.NewForConfig(o.restConfig); err != nil {
 		return err
 	}
-	dir, err := os.UserConfigDir()
+	dir, err := userDir()
 	if err != nil {
 		return fmt.Errorf("find a directory for the client key: %w", err)
 	}
-	o.keyPath = filepath.Join(dir, "remocal", "client-key.pem")
+	o.keyPath = filepath.Join(dir, "client-key.pem")
 	return nil
 }
 

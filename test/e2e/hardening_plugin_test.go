@@ -1,8 +1,15 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -49,5 +56,73 @@ func TestHostNamespacesRefused(t *testing.T) {
 				t.Errorf("the pod has %d ephemeral containers: something was added before the refusal", n)
 			}
 		})
+	}
+}
+
+// runWith is plugin.run with more environment variables.
+func (p *plugin) runWith(t *testing.T, environ []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := p.command(ctx, args...)
+	cmd.Env = append(cmd.Env, environ...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	begin := time.Now()
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(begin)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run plugin: %v", err)
+	}
+	t.Logf("kubectl remocal %s: exit %d in %s\nstderr:\n%s", strings.Join(args, " "), r.code, r.took.Round(time.Millisecond), r.stderr)
+	return r
+}
+
+// A repository's .remocal.yaml that sets env-file to ~/.bashrc is refused in one line before
+// the cluster is reached, and the file is untouched; once the user trusts the file, it is taken.
+// HOME is a temporary directory: no real ~/.bashrc is at risk.
+func TestUntrustedConfigFileRefused(t *testing.T) {
+	env := newEnv(t)
+	echo := env.deployEcho(t)
+	p := env.plugin(t)
+	p.dir = t.TempDir() // the cloned repository
+	p.bare = true
+	home := t.TempDir()
+	bashrc := filepath.Join(home, ".bashrc")
+	const original = "# the user's own\n"
+	if err := os.WriteFile(bashrc, []byte(original), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := "target: deployment/echo\nnamespace: " + env.namespace + "\nenv-file: " + bashrc + "\n"
+	if err := os.WriteFile(filepath.Join(p.dir, ".remocal.yaml"), []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	homeEnv := []string{"HOME=" + home}
+
+	r := p.runWith(t, homeEnv, "exec")
+	assertOneLineError(t, r, ".remocal.yaml:3: env-file (chooses a file of this machine to write): taken only from a file you trust")
+	if !strings.Contains(r.stderr, "kubectl remocal config trust .remocal.yaml") {
+		t.Errorf("the error does not say how to trust the file:\n%s", r.stderr)
+	}
+	if b, err := os.ReadFile(bashrc); err != nil || string(b) != original {
+		t.Errorf("~/.bashrc was touched: %q, %v", b, err)
+	}
+	if n := env.ephemeralContainers(t, echo.pod); n != 0 {
+		t.Errorf("the pod has %d ephemeral containers: the cluster was reached", n)
+	}
+
+	if r := p.runWith(t, homeEnv, "config", "trust"); r.code != 0 || !strings.Contains(r.stdout, "which sets env-file") {
+		t.Fatalf("config trust: exit %d, stdout %q", r.code, r.stdout)
+	}
+	if r := p.runWith(t, homeEnv, "exec"); r.code != 0 {
+		t.Fatalf("exec after trusting the file: exit %d", r.code)
+	}
+	if b, _ := os.ReadFile(bashrc); !strings.Contains(string(b), "ECHO_FROM_SECRET=s3cret") {
+		t.Errorf("the trusted file's env-file was not written:\n%s", b)
 	}
 }

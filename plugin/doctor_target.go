@@ -152,7 +152,11 @@ func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec core
 		env = skipped(env.Name, "no path to the sidecar answered")
 	} else {
 		envCtx, cancel := bounded(ctx)
-		vars, err := sess.Environ(envCtx)
+		err := sess.nameTarget(containerID(pod, container))
+		var vars []string
+		if err == nil {
+			vars, err = sess.Environ(envCtx)
+		}
 		cancel()
 		if err != nil {
 			env.Status, env.Detail = statusFail, err.Error()

@@ -142,7 +142,9 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 		sess, how, err := o.connectQuickly(ctx, pod, ec, id)
 		if err == nil {
 			p.step("connected (%s)", how)
-			sess.target = t
+			if err := sess.useTarget(t); err != nil {
+				return nil, err
+			}
 			return sess, nil
 		}
 		if ctx.Err() != nil {
@@ -159,8 +161,21 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 		return nil, err
 	}
 	p.step("connected (%s)", how)
-	sess.target = t
+	if err := sess.useTarget(t); err != nil {
+		return nil, err
+	}
 	return sess, nil
+}
+
+// useTarget makes t the session's target, on the sidecar's side too; it closes the session when
+// the sidecar cannot serve t.
+func (s *session) useTarget(t *target) error {
+	s.target = t
+	if err := s.nameTarget(containerID(t.pod, t.container)); err != nil {
+		s.Close()
+		return err
+	}
+	return nil
 }
 
 // reuseDialTimeout bounds the connection to a sidecar that the pod's status says runs.

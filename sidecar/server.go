@@ -20,7 +20,7 @@ import (
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
 func features() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureInspect}
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureInspect, wire.FeatureTarget}
 }
 
 // Application error codes on QUIC connections and streams.
@@ -36,6 +36,8 @@ type server struct {
 	idle  *idleTimer
 	in    *incoming
 	roots targetRootCache
+	// target is the target container's instance, once a client named it.
+	target targetProcess
 }
 
 // serve accepts connections until the listener closes.
@@ -119,7 +121,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 		return
 	}
 	reply := wire.HelloReply{Version: wire.Version, Features: wire.Negotiate(hello.Features, features()), Sidecar: version.Get().Version}
-	if pid, err := targetPID(s.cfg.ProcRoot); err == nil {
+	if pid, err := s.target.pid(s.cfg.ProcRoot); err == nil {
 		reply.TargetPID = int32(pid)
 	}
 	log.InfoContext(ctx, "hello", "clientVersion", hello.Client, "features", reply.Features)
@@ -156,6 +158,8 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 			answer = s.redirects(ctx, log, m.Clean)
 		case wire.Subscriptions:
 			answer = s.subscriptions(conn)
+		case wire.Target:
+			answer = s.nameTarget(ctx, log, m)
 		default:
 			rejectStream(stream, fmt.Errorf("unexpected message %T on the control stream", msg))
 			return
@@ -173,6 +177,16 @@ func (s *server) redirects(ctx context.Context, log *slog.Logger, clean bool) wi
 		return wire.ErrorOf(err)
 	}
 	return wire.RedirectsReply{Tables: tables}
+}
+
+// nameTarget answers a Target request.
+func (s *server) nameTarget(ctx context.Context, log *slog.Logger, m wire.Target) wire.Message {
+	pid, err := s.target.name(s.cfg.ProcRoot, m.ContainerID)
+	if err != nil {
+		return wire.ErrorOf(err)
+	}
+	log.InfoContext(ctx, "target", "container", shortID(m.ContainerID), "pid", pid)
+	return wire.TargetReply{PID: int32(pid)}
 }
 
 // subscriptions answers a Subscriptions request; a list too long for one frame (far beyond a
@@ -200,7 +214,7 @@ func (s *server) sendEnviron(stream *quic.Stream) error {
 }
 
 func (s *server) environ() ([]wire.EnvReply, error) {
-	pid, err := targetPID(s.cfg.ProcRoot)
+	pid, err := s.target.pid(s.cfg.ProcRoot)
 	if err != nil {
 		return nil, err
 	}

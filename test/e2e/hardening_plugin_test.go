@@ -126,3 +126,35 @@ func TestUntrustedConfigFileRefused(t *testing.T) {
 		t.Errorf("the trusted file's env-file was not written:\n%s", b)
 	}
 }
+
+// In a pod that shares one PID namespace among its containers, the target's environment is its
+// own even when another container started first and so has the lowest PID (a mesh proxy).
+func TestSharedProcessNamespaceTarget(t *testing.T) {
+	env := newEnv(t)
+	p := env.plugin(t)
+	container := func(name string) corev1.Container {
+		return corev1.Container{
+			Name: name, Image: testApp(), ImagePullPolicy: corev1.PullIfNotPresent,
+			Command: []string{"/testapp", "sleep"},
+			Env:     []corev1.EnvVar{{Name: "ROLE", Value: name}},
+		}
+	}
+	proxy := container("proxy")
+	// The kubelet starts the next container only when this hook has run: the proxy's process
+	// is up, with the lower PID, before the app's exists.
+	proxy.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/testapp", "ls", "/"}}}}
+	share := true
+	env.createDeploymentSpec(t, "shared", corev1.PodSpec{ShareProcessNamespace: &share, Containers: []corev1.Container{proxy, container("app")}})
+	if _, err := env.waitReadyPod(env.ctx(t), "app=shared"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"app", "proxy"} {
+		r := p.run(t, "exec", "deployment/shared", "-c", c, "--", "env")
+		if r.code != 0 {
+			t.Fatalf("exec -c %s: exit %d", c, r.code)
+		}
+		if want := "ROLE=" + c + "\n"; !strings.Contains(r.stdout, want) {
+			t.Errorf("exec -c %s: the environment lacks %q (another container's process was taken):\n%s", c, want, r.stdout)
+		}
+	}
+}

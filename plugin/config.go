@@ -34,6 +34,7 @@ type fileConfig struct {
 	SidecarImage string        `yaml:"sidecar-image" trust:"chooses the image that runs in the pod" doc:"Image of the sidecar added to the pod (--sidecar-image)."`
 	StartTimeout time.Duration `yaml:"start-timeout" doc:"How long to wait for the sidecar to run, a duration such as 90s (--start-timeout; default 1m)."`
 	TTL          time.Duration `yaml:"ttl" doc:"A new sidecar exits after this long without a client, a duration such as 30m (--ttl; default 10m)."`
+	MaxLifetime  time.Duration `yaml:"max-lifetime" doc:"A new sidecar ends its sessions and exits after this long even with clients, a duration such as 24h (--max-lifetime; default 12h)."`
 	Transport    string        `yaml:"transport" enum:"auto,direct,port-forward" doc:"How to reach the sidecar (--transport): auto (direct when the pod IP is reachable, else port-forward), direct, port-forward."`
 
 	Steal       bool     `yaml:"steal" cmd:"exec" doc:"New connections to the pod's ports the command listens on come to it instead of the pod's app (--steal); default: a copy of them (mirror)."`

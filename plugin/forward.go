@@ -240,6 +240,9 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-sess.conn.Context().Done():
 		err = fmt.Errorf("the link to the sidecar ended: %w", context.Cause(sess.conn.Context()))
+		if endedAtMaxLifetime(context.Cause(sess.conn.Context())) {
+			err = ExitError{Code: 1} // the session said why, in its one line
+		}
 	}
 	for _, ln := range listeners {
 		ln.Close()

@@ -22,7 +22,8 @@ type sidecarParams struct {
 	ClientPin string // fingerprint of the only client key the sidecar accepts
 	Port      int    // QUIC over UDP (direct) and stream-carried QUIC over TCP (port-forward)
 	TTL       time.Duration
-	Direct    bool // also listen for QUIC on the pod's addresses, not only on loopback
+	Lifetime  time.Duration // the sidecar's --max-lifetime
+	Direct    bool          // also listen for QUIC on the pod's addresses, not only on loopback
 	Level     podSecurityLevel
 	RunAsUser *int64 // the target's user, needed under the restricted level
 }
@@ -45,6 +46,7 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		"--client-pin=" + p.ClientPin,
 		"--port=" + strconv.Itoa(p.Port),
 		"--ttl=" + p.TTL.String(),
+		"--max-lifetime=" + p.Lifetime.String(),
 		"--direct=" + strconv.FormatBool(p.Direct),
 	}
 	no, yes := false, true
@@ -102,17 +104,24 @@ func sidecarArg(args []string, name string) (string, bool) {
 }
 
 // reusableSidecar finds a running sidecar in pod that serves the same client key, targets the same
-// container and runs the same image (and serves the direct path when needDirect): reusing it skips
-// the image pull and container start (warm start). Ephemeral containers cannot be changed, so
-// anything else means a new one.
-func reusableSidecar(pod *corev1.Pod, image, container, pin string, needDirect bool) (corev1.EphemeralContainer, bool) {
-	running := map[string]bool{}
+// container and runs the same image (and serves the direct path when needDirect), with at least
+// reuseMinLifetime of its maximum lifetime left at now: reusing it skips the image pull and
+// container start (warm start). Ephemeral containers cannot be changed, so anything else means
+// a new one.
+func reusableSidecar(pod *corev1.Pod, image, container, pin string, needDirect bool, now time.Time) (corev1.EphemeralContainer, bool) {
+	started := map[string]time.Time{} // of the running ones
 	for _, s := range pod.Status.EphemeralContainerStatuses {
-		running[s.Name] = s.State.Running != nil
+		if s.State.Running != nil {
+			started[s.Name] = s.State.Running.StartedAt.Time
+		}
 	}
 	for i := len(pod.Spec.EphemeralContainers) - 1; i >= 0; i-- { // newest first
 		ec := pod.Spec.EphemeralContainers[i]
-		if !strings.HasPrefix(ec.Name, sidecarNamePrefix) || !running[ec.Name] {
+		start, running := started[ec.Name]
+		if !strings.HasPrefix(ec.Name, sidecarNamePrefix) || !running {
+			continue
+		}
+		if left, ok := lifetimeLeft(ec, start, now); ok && left < reuseMinLifetime {
 			continue
 		}
 		if ec.Image != image || ec.TargetContainerName != container {

@@ -82,6 +82,10 @@ func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
 	defer cancel()
 	go func() {
 		<-ctx.Done()
+		if errors.Is(context.Cause(ctx), errMaxLifetime) {
+			_ = conn.CloseWithError(quic.ApplicationErrorCode(wire.CloseMaxLifetime), errMaxLifetime.Error())
+			return
+		}
 		_ = conn.CloseWithError(codeOK, "sidecar stopping")
 	}()
 	for {

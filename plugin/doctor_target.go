@@ -60,7 +60,7 @@ func (o *DoctorOptions) sidecarChecks(ctx context.Context, t *target) []check {
 	}
 	pin := id.Fingerprint()
 	var replaced string
-	if ec, ok := reusableSidecar(t.pod, o.SidecarImage, t.container, pin, o.Transport == "direct", time.Now()); ok {
+	if ec, ok := reusableSidecar(t.pod, o.want(t.container, pin), time.Now()); ok {
 		rows, answered := o.linkChecks(ctx, t.pod, ec, id, t.container)
 		if answered || ctx.Err() != nil {
 			c.Status, c.Detail = statusOK, fmt.Sprintf("%s runs %s (reused, as exec would)", ec.Name, o.SidecarImage)

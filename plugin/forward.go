@@ -174,6 +174,7 @@ func (o *PortForwardOptions) Validate() error {
 		}
 		o.reverse = append(o.reverse, rf)
 	}
+	o.needs = sidecarNeeds{redirect: len(o.reverse) > 0} // -R steals the pod's ports
 	o.forwards = o.forwards[:0]
 	for _, l := range o.Local {
 		f, err := parseForward(l)

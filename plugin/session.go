@@ -34,6 +34,9 @@ type sessionOptions struct {
 	// inspect marks the sessions of commands that only look (ls, clean): the sidecar's TTL
 	// is left as it was when they end.
 	inspect bool
+	// needs is what the command asks of the pod's network (steal, mirror): the capabilities
+	// a sidecar it adds is given, and that one it reuses must have. Set before startSession.
+	needs sidecarNeeds
 
 	// fileTarget is the configuration file's target: the TARGET when the command line names
 	// none. Set by applyConfigFile.
@@ -142,7 +145,7 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 	pin := id.Fingerprint()
 
 	pod := t.pod
-	if ec, reused := reusableSidecar(pod, o.SidecarImage, t.container, pin, o.Transport == "direct", time.Now()); reused {
+	if ec, reused := reusableSidecar(pod, o.want(t.container, pin), time.Now()); reused {
 		p.step("reusing sidecar %s", ec.Name)
 		sess, how, err := o.connectQuickly(ctx, pod, ec, id)
 		if err == nil {
@@ -179,6 +182,11 @@ func (s *session) ready(p *progress, t *target, ec corev1.EphemeralContainer) (*
 	return s, nil
 }
 
+// want is what a sidecar to reuse for container must offer.
+func (o *sessionOptions) want(container, pin string) sidecarWant {
+	return sidecarWant{image: o.SidecarImage, container: container, pin: pin, direct: o.Transport == "direct", needs: o.needs}
+}
+
 // reuseDialTimeout bounds the connection to a sidecar that the pod's status says runs.
 const reuseDialTimeout = 5 * time.Second
 
@@ -202,6 +210,7 @@ func (o *sessionOptions) addSidecar(ctx context.Context, p *progress, pod *corev
 		Direct:    o.Transport != "port-forward",
 		Level:     level,
 		RunAsUser: targetUser(pod, container),
+		Needs:     o.needs,
 	})
 	if len(lost) > 0 {
 		p.warn("namespace %s enforces Pod Security %q: no %s; the environment, outgoing traffic and files still work", pod.Namespace, level, strings.Join(lost, ", no "))

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,13 +27,14 @@ type sidecarParams struct {
 	Direct    bool          // also listen for QUIC on the pod's addresses, not only on loopback
 	Level     podSecurityLevel
 	RunAsUser *int64 // the target's user, needed under the restricted level
+	Needs     sidecarNeeds
 }
 
 // sidecarContainer builds the ephemeral container for p, with the least privilege the namespace's
-// Pod Security level allows:
-//   - privileged: NET_ADMIN (to redirect the pod's ports for steal), NET_RAW (to capture the
-//     packets of a mirrored port) and SYS_PTRACE (to read /proc/PID/environ and /proc/PID/root
-//     of a target that runs as another user);
+// Pod Security level allows and the session needs:
+//   - privileged: NET_ADMIN (to redirect the pod's ports for steal) when the session redirects,
+//     NET_RAW (to capture the packets of a mirrored port) when it mirrors, and SYS_PTRACE (to
+//     read /proc/PID/environ and /proc/PID/root of a target that runs as another user);
 //   - baseline: the runtime's default capabilities, nothing added (forbidden); root can still
 //     read a root target that has no more capabilities than those defaults, another user's
 //     target as that user (SETUID and SETGID are defaults), and mirror where the defaults hold
@@ -77,7 +79,7 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		lost = append(lost, "steal (NET_ADMIN is forbidden; mirror works where the runtime grants NET_RAW by default, as containerd does)")
 	default:
 		sc.RunAsUser, sc.RunAsNonRoot = &root, &no
-		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_PTRACE"}
+		sc.Capabilities.Add = p.Needs.capabilities()
 	}
 	return corev1.EphemeralContainer{
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
@@ -103,12 +105,20 @@ func sidecarArg(args []string, name string) (string, bool) {
 	return "", false
 }
 
+// sidecarWant is what a session wants of a sidecar it would reuse.
+type sidecarWant struct {
+	image, container, pin string
+	direct                bool // it serves the direct path
+	needs                 sidecarNeeds
+}
+
 // reusableSidecar finds a running sidecar in pod that serves the same client key, targets the same
-// container and runs the same image (and serves the direct path when needDirect), with at least
-// reuseMinLifetime of its maximum lifetime left at now: reusing it skips the image pull and
-// container start (warm start). Ephemeral containers cannot be changed, so anything else means
-// a new one.
-func reusableSidecar(pod *corev1.Pod, image, container, pin string, needDirect bool, now time.Time) (corev1.EphemeralContainer, bool) {
+// container and runs the same image (and serves the direct path when wanted), has the
+// capabilities the session needs (grants), and has at least reuseMinLifetime of its maximum
+// lifetime left at now: reusing it skips the image pull and container start (warm start).
+// Ephemeral containers cannot be changed, so anything else means a new one, given what this
+// session needs; the other stays for its own clients until its TTL.
+func reusableSidecar(pod *corev1.Pod, w sidecarWant, now time.Time) (corev1.EphemeralContainer, bool) {
 	started := map[string]time.Time{} // of the running ones
 	for _, s := range pod.Status.EphemeralContainerStatuses {
 		if s.State.Running != nil {
@@ -124,17 +134,34 @@ func reusableSidecar(pod *corev1.Pod, image, container, pin string, needDirect b
 		if left, ok := lifetimeLeft(ec, start, now); ok && left < reuseMinLifetime {
 			continue
 		}
-		if ec.Image != image || ec.TargetContainerName != container {
+		if ec.Image != w.image || ec.TargetContainerName != w.container || !grants(ec, w.needs) {
 			continue
 		}
-		if direct, _ := sidecarArg(ec.Args, "direct"); needDirect && direct != "true" {
+		if direct, _ := sidecarArg(ec.Args, "direct"); w.direct && direct != "true" {
 			continue
 		}
-		if got, _ := sidecarArg(ec.Args, "client-pin"); got == pin {
+		if got, _ := sidecarArg(ec.Args, "client-pin"); got == w.pin {
 			return ec, true
 		}
 	}
 	return corev1.EphemeralContainer{}, false
+}
+
+// grants tells whether the sidecar ec has the capabilities needs takes. A sidecar added under
+// the privileged level lists what it was given (SYS_PTRACE always, so that is how it is told
+// apart); one added under baseline or restricted was given none to add, and a new one in the
+// same namespace would get no more, so it serves as it is.
+func grants(ec corev1.EphemeralContainer, needs sidecarNeeds) bool {
+	sc := ec.SecurityContext
+	if sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Add, "SYS_PTRACE") {
+		return true
+	}
+	for _, c := range needs.capabilities() {
+		if !slices.Contains(sc.Capabilities.Add, c) {
+			return false
+		}
+	}
+	return true
 }
 
 // sidecarPort reads the port an existing sidecar listens on.

@@ -2,16 +2,20 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // A pod that shares the node's network or processes is refused before anything is added to it:
@@ -156,5 +160,47 @@ func TestSharedProcessNamespaceTarget(t *testing.T) {
 		if want := "ROLE=" + c + "\n"; !strings.Contains(r.stdout, want) {
 			t.Errorf("exec -c %s: the environment lacks %q (another container's process was taken):\n%s", c, want, r.stdout)
 		}
+	}
+}
+
+// A sidecar gets NET_ADMIN only for a session that steals, NET_RAW only for one that mirrors. A
+// later session reuses a sidecar that has what it needs, and adds a new one when none has.
+func TestSidecarCapabilitiesPerSession(t *testing.T) {
+	env := newEnv(t)
+	echo := env.deployEcho(t)
+	p := env.plugin(t)
+	caps := func() [][]corev1.Capability {
+		t.Helper()
+		pod, err := env.client.CoreV1().Pods(env.namespace).Get(env.ctx(t), echo.pod, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all [][]corev1.Capability
+		for _, ec := range pod.Spec.EphemeralContainers {
+			all = append(all, ec.SecurityContext.Capabilities.Add)
+		}
+		return all
+	}
+	run := func(wantReuse bool, args ...string) {
+		t.Helper()
+		r := p.run(t, append([]string{"exec", "pod/" + echo.pod}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		if reused := strings.Contains(r.stderr, "reusing sidecar"); reused != wantReuse {
+			t.Errorf("exec %s: reused %v, want %v", strings.Join(args, " "), reused, wantReuse)
+		}
+	}
+
+	run(false, "--", "true") // mirror, the default
+	run(false, "--steal", "--", "true")
+	run(true, "--", "true")
+	run(true, "--no-incoming", "--", "true")
+	// In any order: the API server's merge of the patch decides where a new one goes.
+	want := [][]corev1.Capability{{"NET_ADMIN", "SYS_PTRACE"}, {"NET_RAW", "SYS_PTRACE"}}
+	got := caps()
+	slices.SortFunc(got, func(a, b []corev1.Capability) int { return cmp.Compare(a[0], b[0]) })
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the sidecars' capabilities: %v, want %v", got, want)
 	}
 }

@@ -43,6 +43,7 @@ type CleanOptions struct {
 func NewCmdClean(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &CleanOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
 	o.inspect = true
+	o.needs = sidecarNeeds{redirect: true} // the redirect tables are nftables'
 	cmd := &cobra.Command{
 		Use:                   "clean TYPE/NAME [-c CONTAINER] [--list]",
 		DisableFlagsInUseLine: true,

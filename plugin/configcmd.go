@@ -3,6 +3,7 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -27,7 +28,12 @@ command line also drops the file's steal and HTTP filters, and --steal its
 no-incoming. Paths are relative to the working directory, as on the command line.
 
 A key the file should not have, or a value of the wrong type, is an error that
-names the file, the line and the valid choices.`
+names the file, the line and the valid choices.
+
+A .remocal.yaml found in the working directory may have come with a cloned
+repository: the keys that choose the cluster, the image, what is written or
+where a file goes are refused, with the key named, until you run 'kubectl
+remocal config trust' (see its help). --config and $REMOCAL_CONFIG are trusted.`
 
 	configExample = `  # A .remocal.yaml: the web deployment, stealing alice's requests
   target: deployment/web
@@ -71,6 +77,27 @@ complete the file.`,
 			}
 			_, err = fmt.Fprintf(streams.Out, "%s\n", b)
 			return err
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "trust [FILE]",
+		Short: "Let a " + configFileName + " found in the working directory set the keys that need trust",
+		Long: `Trust a configuration file as it is now (default: ` + configFileName + ` in the working
+directory). A file found in the working directory may have come with a cloned
+repository, so its keys that choose the cluster, the image that runs in the
+pod, what is written or where a file goes (` + strings.Join(trustedKeys("", fileKeys), ", ") + `;
+fs-mode only as write, port-forward.local only beyond loopback) are refused
+until you trust it. The trust is kept by the file's absolute path and the
+SHA-256 of its content, in ` + trustStoreName + ` in the plugin's directory under
+your configuration directory: editing the file takes it back. A file named by
+--config or $` + configEnv + ` needs no trust.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			path := configFileName
+			if len(args) == 1 {
+				path = args[0]
+			}
+			return trustFile(path, streams.Out)
 		},
 	})
 	return cmd

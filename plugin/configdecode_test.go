@@ -44,6 +44,7 @@ fs-max-file-size: 4Mi
 port-forward:
   local: ["8080:orders.shop.svc.cluster.local:80"]
   remote: ["8080:3000"]
+max-lifetime: 24h
 `
 	got, err := decodeConfig("f.yaml", []byte(file))
 	if err != nil {
@@ -51,7 +52,7 @@ port-forward:
 	}
 	want := &fileConfig{
 		Target: "deployment/web", Namespace: "shop", Context: "kind-dev", Container: "app",
-		SidecarImage: "registry.example/remocal-sidecar:v1", StartTimeout: 90 * time.Second, TTL: 90 * time.Minute,
+		SidecarImage: "registry.example/remocal-sidecar:v1", StartTimeout: 90 * time.Second, TTL: 90 * time.Minute, MaxLifetime: 24 * time.Hour,
 		Transport: "port-forward", Steal: true, HTTPHeader: "X-Dev: alice", HTTPPath: "^/api/",
 		PortMap: []string{"8080:80"}, Ports: []string{"8080", "9090,9091"}, IgnorePorts: []string{"9229"},
 		Local: []string{"10.0.0.0/8", "db.local:5432"}, EnvInclude: []string{"APP_*"}, EnvExclude: []string{"*_SECRET"},

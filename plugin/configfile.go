@@ -52,7 +52,14 @@ func (o *sessionOptions) applyConfigFile(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if err := applyConfig(cfg, path, cmd); err != nil {
+	plan := planConfig(cfg, path, cmd)
+	if namedBy == "" {
+		// Found, not named: it may come with a cloned repository.
+		if err := checkTrust(path, data, plan); err != nil {
+			return err
+		}
+	}
+	if err := newApplier(cfg, path, cmd).apply(plan); err != nil {
 		return err
 	}
 	// A file picked up from the working directory changes what a command line means: say so.
@@ -79,12 +86,21 @@ func configPath(flags *pflag.FlagSet, getenv func(string) string) (path, namedBy
 // applyConfig sets each flag of cmd named by a key of cfg, unless the command line set it.
 // Keys of another command are left out: a file written for exec serves port-forward too.
 func applyConfig(cfg *fileConfig, file string, cmd *cobra.Command) error {
+	return newApplier(cfg, file, cmd).apply(planConfig(cfg, file, cmd))
+}
+
+// newApplier notes what the command line gave, before the file's values mark their flags as
+// changed too.
+func newApplier(cfg *fileConfig, file string, cmd *cobra.Command) *applier {
 	flags := cmd.Flags()
-	// What the command line gave, before the file's values mark their flags as changed too.
 	given := map[string]bool{}
 	flags.Visit(func(f *pflag.Flag) { given[f.Name] = true })
-	a := applier{file: file, lines: cfg.lines, cmd: cmd.Name(), flags: flags, given: given}
-	return a.keys("", fileKeys, reflect.ValueOf(cfg).Elem())
+	return &applier{file: file, lines: cfg.lines, cmd: cmd.Name(), flags: flags, given: given}
+}
+
+// planConfig lists what applying cfg to cmd would set, setting nothing.
+func planConfig(cfg *fileConfig, file string, cmd *cobra.Command) []assignment {
+	return newApplier(cfg, file, cmd).plan("", fileKeys, reflect.ValueOf(cfg).Elem())
 }
 
 type applier struct {
@@ -95,7 +111,19 @@ type applier struct {
 	given map[string]bool
 }
 
-func (a *applier) keys(prefix string, keys []configKey, v reflect.Value) error {
+// assignment is one key of the file that sets its flag: the values as the command line would
+// give them.
+type assignment struct {
+	path   string // "steal", "port-forward.local"
+	key    configKey
+	line   int
+	values []string
+}
+
+// plan lists the keys under prefix that the file sets, the command takes, and the command line
+// leaves to the file.
+func (a *applier) plan(prefix string, keys []configKey, v reflect.Value) []assignment {
+	var plan []assignment
 	for _, k := range keys {
 		path := prefix + k.name
 		line, set := a.lines[path]
@@ -103,21 +131,27 @@ func (a *applier) keys(prefix string, keys []configKey, v reflect.Value) error {
 			continue
 		}
 		if k.section != nil {
-			if err := a.keys(path+".", k.section, v.Field(k.index).Elem()); err != nil {
-				return err
-			}
+			plan = append(plan, a.plan(path+".", k.section, v.Field(k.index).Elem())...)
 			continue
 		}
 		if k.flag == "" || a.overridden(k.flag) {
 			continue
 		}
-		if a.flags.Lookup(k.flag) == nil {
+		plan = append(plan, assignment{path: path, key: k, line: line, values: flagValues(v.Field(k.index))})
+	}
+	return plan
+}
+
+// apply sets the flags of plan.
+func (a *applier) apply(plan []assignment) error {
+	for _, as := range plan {
+		if a.flags.Lookup(as.key.flag) == nil {
 			// TestConfigKeysAreTheFlags keeps this from happening.
-			return fmt.Errorf("configuration key %s: no flag --%s for %s", path, k.flag, a.cmd)
+			return fmt.Errorf("configuration key %s: no flag --%s for %s", as.path, as.key.flag, a.cmd)
 		}
-		for _, s := range flagValues(v.Field(k.index)) {
-			if err := a.flags.Set(k.flag, s); err != nil {
-				return &configError{a.file, line, fmt.Sprintf("%s: %v", path, err)}
+		for _, s := range as.values {
+			if err := a.flags.Set(as.key.flag, s); err != nil {
+				return &configError{a.file, as.line, fmt.Sprintf("%s: %v", as.path, err)}
 			}
 		}
 	}

@@ -63,6 +63,8 @@ type DoctorOptions struct {
 // NewCmdDoctor returns "kubectl remocal doctor".
 func NewCmdDoctor(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &DoctorOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
+	// The sidecar exec adds by default, so that the next exec reuses it: one that mirrors.
+	o.needs = sidecarNeeds{capture: true}
 	cmd := &cobra.Command{
 		Use:                   "doctor [TYPE/NAME] [-c CONTAINER] [-o json|yaml]",
 		DisableFlagsInUseLine: true,

@@ -14,7 +14,7 @@ import (
 // that level, so doctor cannot disagree with exec. runAsUser is the target's user (nil when
 // unknown: no TARGET, or the pod spec does not say).
 func securityChecks(namespace string, nl namespaceLevel, haveTarget bool, runAsUser *int64) []check {
-	ec, lost := sidecarContainer(sidecarParams{Level: nl.level, RunAsUser: runAsUser})
+	ec, lost := sidecarContainer(sidecarParams{Level: nl.level, RunAsUser: runAsUser, Needs: allNeeds})
 	sc := ec.SecurityContext
 
 	level := check{Name: "pod security", Status: statusOK}
@@ -43,7 +43,7 @@ func securityChecks(namespace string, nl namespaceLevel, haveTarget bool, runAsU
 		rights.Fix = "set runAsUser on the target container or its pod, so that the sidecar can run as that user"
 	}
 
-	steal := check{Name: "steal/mirror", Status: statusOK, Detail: "the sidecar gets NET_ADMIN to redirect a stolen port, and NET_RAW to copy a mirrored port's packets"}
+	steal := check{Name: "steal/mirror", Status: statusOK, Detail: "a session that steals gets a sidecar with NET_ADMIN to redirect the port, one that mirrors NET_RAW to copy its packets"}
 	if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Add, "NET_ADMIN") {
 		steal.Status = statusWarn
 		steal.Detail = fmt.Sprintf("steal unavailable: redirecting the pod's ports needs NET_ADMIN, which Pod Security %s does not let a container add", nl.level)

@@ -34,6 +34,12 @@ func (o *DoctorOptions) targetCheck(ctx context.Context) (*target, check) {
 		c.Fix = fmt.Sprintf("kubectl get pods -n %s lists what there is; -c chooses the container", o.namespace)
 		return nil, c
 	}
+	if err := refuseHostNamespaces(t.pod); err != nil {
+		// exec would refuse it before adding anything: so must the rows after this one.
+		c.Status, c.Detail = statusFail, err.Error()
+		c.Fix = "target a pod without hostNetwork and hostPID"
+		return nil, c
+	}
 	c.Status, c.Detail = statusOK, fmt.Sprintf("pod %s, container %s", t.pod.Name, t.container)
 	if t.via != "" {
 		c.Detail = t.via + ": " + c.Detail
@@ -54,7 +60,7 @@ func (o *DoctorOptions) sidecarChecks(ctx context.Context, t *target) []check {
 	}
 	pin := id.Fingerprint()
 	var replaced string
-	if ec, ok := reusableSidecar(t.pod, o.SidecarImage, t.container, pin, o.Transport == "direct"); ok {
+	if ec, ok := reusableSidecar(t.pod, o.want(t.container, pin), time.Now()); ok {
 		rows, answered := o.linkChecks(ctx, t.pod, ec, id, t.container)
 		if answered || ctx.Err() != nil {
 			c.Status, c.Detail = statusOK, fmt.Sprintf("%s runs %s (reused, as exec would)", ec.Name, o.SidecarImage)
@@ -146,7 +152,11 @@ func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec core
 		env = skipped(env.Name, "no path to the sidecar answered")
 	} else {
 		envCtx, cancel := bounded(ctx)
-		vars, err := sess.Environ(envCtx)
+		err := sess.nameTarget(containerID(pod, container))
+		var vars []string
+		if err == nil {
+			vars, err = sess.Environ(envCtx)
+		}
 		cancel()
 		if err != nil {
 			env.Status, env.Detail = statusFail, err.Error()

@@ -19,7 +19,7 @@ func TestDoctorCommandLine(t *testing.T) {
 	for args, want := range map[string]string{
 		"doctor -o xml":                `--output must be 'json' or 'yaml', not "xml" (see 'kubectl remocal doctor --help')`,
 		"doctor pod/a pod/b":           "accepts at most 1 arg(s), received 2",
-		"doctor pod/a --ttl=0s":        "--start-timeout and --ttl must be positive",
+		"doctor pod/a --ttl=0s":        "--start-timeout, --ttl and --max-lifetime must be positive",
 		"doctor pod/a --transport udp": `--transport must be auto, direct or port-forward, not "udp"`,
 	} {
 		_, _, err := execute(t, strings.Fields(args)...)

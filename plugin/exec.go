@@ -136,6 +136,7 @@ func (o *ExecOptions) Complete(cmd *cobra.Command, args []string) error {
 	}
 	o.envRules = environ.Rules{Include: o.EnvInclude, Exclude: o.EnvExclude, KeepLocal: environ.DefaultKeepLocal(), Guarded: environ.DefaultGuarded(), Overrides: o.EnvSet}
 	o.fsAsked = cmd.Flags().Changed("fs-mode") || cmd.Flags().Changed("fs-remote")
+	o.needs = o.sidecarNeeds()
 	return o.sessionOptions.Complete(target)
 }
 

@@ -174,6 +174,7 @@ func (o *PortForwardOptions) Validate() error {
 		}
 		o.reverse = append(o.reverse, rf)
 	}
+	o.needs = sidecarNeeds{redirect: len(o.reverse) > 0} // -R steals the pod's ports
 	o.forwards = o.forwards[:0]
 	for _, l := range o.Local {
 		f, err := parseForward(l)
@@ -240,6 +241,9 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-sess.conn.Context().Done():
 		err = fmt.Errorf("the link to the sidecar ended: %w", context.Cause(sess.conn.Context()))
+		if endedAtMaxLifetime(context.Cause(sess.conn.Context())) {
+			err = ExitError{Code: 1} // the session said why, in its one line
+		}
 	}
 	for _, ln := range listeners {
 		ln.Close()

@@ -31,7 +31,7 @@ const directProbeTimeout = 1500 * time.Millisecond
 // clientFeatures are what this plugin can use; inspect says the session only looks (ls,
 // clean), which leaves the sidecar's TTL as it was.
 func clientFeatures(inspect bool) []string {
-	f := []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions}
+	f := []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureTarget}
 	if inspect {
 		f = append(f, wire.FeatureInspect)
 	}

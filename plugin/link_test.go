@@ -28,6 +28,8 @@ type fakeSidecar struct {
 	answer   func(w io.Writer, req wire.Message)
 	dial     func(stream *quic.Stream, req wire.Dial)
 	fs       func(stream *quic.Stream, r *wire.Reader, req wire.FSRequest)
+	// accepted, if set, gets the client's connection.
+	accepted func(conn *quic.Conn)
 }
 
 // session starts the fake and returns a session connected to it.
@@ -76,6 +78,9 @@ func (f fakeSidecar) serve(ctx context.Context, ln *quic.Listener) {
 	conn, err := ln.Accept(ctx)
 	if err != nil {
 		return
+	}
+	if f.accepted != nil {
+		f.accepted(conn)
 	}
 	for {
 		stream, err := conn.AcceptStream(ctx)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,12 +27,16 @@ type sessionOptions struct {
 	SidecarImage string
 	StartTimeout time.Duration
 	TTL          time.Duration
+	MaxLifetime  time.Duration
 	Transport    string
 	// BreakLinkEvery is a hidden test flag: break the port-forward connection at this period.
 	BreakLinkEvery time.Duration
 	// inspect marks the sessions of commands that only look (ls, clean): the sidecar's TTL
 	// is left as it was when they end.
 	inspect bool
+	// needs is what the command asks of the pod's network (steal, mirror): the capabilities
+	// a sidecar it adds is given, and that one it reuses must have. Set before startSession.
+	needs sidecarNeeds
 
 	// fileTarget is the configuration file's target: the TARGET when the command line names
 	// none. Set by applyConfigFile.
@@ -54,7 +56,9 @@ func newSessionOptions(configFlags *genericclioptions.ConfigFlags) sessionOption
 		SidecarImage: version.DefaultSidecarImage(),
 		StartTimeout: 60 * time.Second,
 		TTL:          10 * time.Minute,
-		Transport:    "auto",
+		// The sidecar's own default, which the plugin always passes on.
+		MaxLifetime: 12 * time.Hour,
+		Transport:   "auto",
 	}
 }
 
@@ -65,6 +69,7 @@ func (o *sessionOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.SidecarImage, "sidecar-image", o.SidecarImage, "image of the sidecar added to the pod")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the sidecar to run")
 	f.DurationVar(&o.TTL, "ttl", o.TTL, "a new sidecar exits after this long without a client")
+	f.DurationVar(&o.MaxLifetime, "max-lifetime", o.MaxLifetime, "a new sidecar ends its sessions and exits after this long, even with clients")
 	f.StringVar(&o.Transport, "transport", o.Transport, "how to reach the sidecar: auto (direct when the pod IP is reachable, else port-forward), direct, port-forward")
 	f.DurationVar(&o.BreakLinkEvery, "debug-break-link-every", 0, "break the port-forward connection at this period (tests the link's recovery)")
 	_ = f.MarkHidden("debug-break-link-every")
@@ -88,11 +93,13 @@ func (o *sessionOptions) Complete(target string) error {
 	if o.client, err = kubernetes.NewForConfig(o.restConfig); err != nil {
 		return err
 	}
-	dir, err := os.UserConfigDir()
+	dir, err := userDir()
 	if err != nil {
 		return fmt.Errorf("find a directory for the client key: %w", err)
 	}
-	o.keyPath = filepath.Join(dir, "remocal", "client-key.pem")
+	if o.keyPath, err = clientKeyPath(dir, o.configFlags); err != nil {
+		return fmt.Errorf("find the client key: %w", err)
+	}
 	return nil
 }
 
@@ -106,8 +113,8 @@ func (o *sessionOptions) Validate() error {
 	default:
 		return fmt.Errorf("--transport must be auto, direct or port-forward, not %q", o.Transport)
 	}
-	if o.StartTimeout <= 0 || o.TTL <= 0 {
-		return errors.New("--start-timeout and --ttl must be positive")
+	if o.StartTimeout <= 0 || o.TTL <= 0 || o.MaxLifetime <= 0 {
+		return errors.New("--start-timeout, --ttl and --max-lifetime must be positive")
 	}
 	if o.SidecarImage == "" {
 		return errors.New("--sidecar-image must not be empty")
@@ -123,6 +130,9 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseHostNamespaces(t.pod); err != nil {
+		return nil, err
+	}
 	if t.via != "" {
 		p.step("target %s: pod %s, container %s", t.via, t.pod.Name, t.container)
 	} else {
@@ -135,13 +145,12 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 	pin := id.Fingerprint()
 
 	pod := t.pod
-	if ec, reused := reusableSidecar(pod, o.SidecarImage, t.container, pin, o.Transport == "direct"); reused {
+	if ec, reused := reusableSidecar(pod, o.want(t.container, pin), time.Now()); reused {
 		p.step("reusing sidecar %s", ec.Name)
 		sess, how, err := o.connectQuickly(ctx, pod, ec, id)
 		if err == nil {
 			p.step("connected (%s)", how)
-			sess.target = t
-			return sess, nil
+			return sess.ready(p, t, ec)
 		}
 		if ctx.Err() != nil {
 			return nil, err
@@ -157,8 +166,25 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 		return nil, err
 	}
 	p.step("connected (%s)", how)
-	sess.target = t
-	return sess, nil
+	return sess.ready(p, t, ec)
+}
+
+// ready makes t the session's target, on the sidecar ec's side too, and has the session say so
+// on p when ec ends it at its maximum lifetime. It closes the session when the sidecar cannot
+// serve t.
+func (s *session) ready(p *progress, t *target, ec corev1.EphemeralContainer) (*session, error) {
+	s.target = t
+	if err := s.nameTarget(containerID(t.pod, t.container)); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.reportMaxLifetime(p, ec)
+	return s, nil
+}
+
+// want is what a sidecar to reuse for container must offer.
+func (o *sessionOptions) want(container, pin string) sidecarWant {
+	return sidecarWant{image: o.SidecarImage, container: container, pin: pin, direct: o.Transport == "direct", needs: o.needs}
 }
 
 // reuseDialTimeout bounds the connection to a sidecar that the pod's status says runs.
@@ -180,9 +206,11 @@ func (o *sessionOptions) addSidecar(ctx context.Context, p *progress, pod *corev
 		ClientPin: pin,
 		Port:      40000 + rand.IntN(20000),
 		TTL:       o.TTL,
+		Lifetime:  o.MaxLifetime,
 		Direct:    o.Transport != "port-forward",
 		Level:     level,
 		RunAsUser: targetUser(pod, container),
+		Needs:     o.needs,
 	})
 	if len(lost) > 0 {
 		p.warn("namespace %s enforces Pod Security %q: no %s; the environment, outgoing traffic and files still work", pod.Namespace, level, strings.Join(lost, ", no "))

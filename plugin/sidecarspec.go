@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,16 +23,18 @@ type sidecarParams struct {
 	ClientPin string // fingerprint of the only client key the sidecar accepts
 	Port      int    // QUIC over UDP (direct) and stream-carried QUIC over TCP (port-forward)
 	TTL       time.Duration
-	Direct    bool // also listen for QUIC on the pod's addresses, not only on loopback
+	Lifetime  time.Duration // the sidecar's --max-lifetime
+	Direct    bool          // also listen for QUIC on the pod's addresses, not only on loopback
 	Level     podSecurityLevel
 	RunAsUser *int64 // the target's user, needed under the restricted level
+	Needs     sidecarNeeds
 }
 
 // sidecarContainer builds the ephemeral container for p, with the least privilege the namespace's
-// Pod Security level allows:
-//   - privileged: NET_ADMIN (to redirect the pod's ports for steal), NET_RAW (to capture the
-//     packets of a mirrored port) and SYS_PTRACE (to read /proc/PID/environ and /proc/PID/root
-//     of a target that runs as another user);
+// Pod Security level allows and the session needs:
+//   - privileged: NET_ADMIN (to redirect the pod's ports for steal) when the session redirects,
+//     NET_RAW (to capture the packets of a mirrored port) when it mirrors, and SYS_PTRACE (to
+//     read /proc/PID/environ and /proc/PID/root of a target that runs as another user);
 //   - baseline: the runtime's default capabilities, nothing added (forbidden); root can still
 //     read a root target that has no more capabilities than those defaults, another user's
 //     target as that user (SETUID and SETGID are defaults), and mirror where the defaults hold
@@ -45,6 +48,7 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		"--client-pin=" + p.ClientPin,
 		"--port=" + strconv.Itoa(p.Port),
 		"--ttl=" + p.TTL.String(),
+		"--max-lifetime=" + p.Lifetime.String(),
 		"--direct=" + strconv.FormatBool(p.Direct),
 		"--name=" + name,
 	}
@@ -76,7 +80,7 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		lost = append(lost, "steal (NET_ADMIN is forbidden; mirror works where the runtime grants NET_RAW by default, as containerd does)")
 	default:
 		sc.RunAsUser, sc.RunAsNonRoot = &root, &no
-		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_PTRACE"}
+		sc.Capabilities.Add = p.Needs.capabilities()
 	}
 	return corev1.EphemeralContainer{
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
@@ -102,31 +106,63 @@ func sidecarArg(args []string, name string) (string, bool) {
 	return "", false
 }
 
+// sidecarWant is what a session wants of a sidecar it would reuse.
+type sidecarWant struct {
+	image, container, pin string
+	direct                bool // it serves the direct path
+	needs                 sidecarNeeds
+}
+
 // reusableSidecar finds a running sidecar in pod that serves the same client key, targets the same
-// container and runs the same image (and serves the direct path when needDirect): reusing it skips
-// the image pull and container start (warm start). Ephemeral containers cannot be changed, so
-// anything else means a new one.
-func reusableSidecar(pod *corev1.Pod, image, container, pin string, needDirect bool) (corev1.EphemeralContainer, bool) {
-	running := map[string]bool{}
+// container and runs the same image (and serves the direct path when wanted), has the
+// capabilities the session needs (grants), and has at least reuseMinLifetime of its maximum
+// lifetime left at now: reusing it skips the image pull and container start (warm start).
+// Ephemeral containers cannot be changed, so anything else means a new one, given what this
+// session needs; the other stays for its own clients until its TTL.
+func reusableSidecar(pod *corev1.Pod, w sidecarWant, now time.Time) (corev1.EphemeralContainer, bool) {
+	started := map[string]time.Time{} // of the running ones
 	for _, s := range pod.Status.EphemeralContainerStatuses {
-		running[s.Name] = s.State.Running != nil
+		if s.State.Running != nil {
+			started[s.Name] = s.State.Running.StartedAt.Time
+		}
 	}
 	for i := len(pod.Spec.EphemeralContainers) - 1; i >= 0; i-- { // newest first
 		ec := pod.Spec.EphemeralContainers[i]
-		if !strings.HasPrefix(ec.Name, sidecarNamePrefix) || !running[ec.Name] {
+		start, running := started[ec.Name]
+		if !strings.HasPrefix(ec.Name, sidecarNamePrefix) || !running {
 			continue
 		}
-		if ec.Image != image || ec.TargetContainerName != container {
+		if left, ok := lifetimeLeft(ec, start, now); ok && left < reuseMinLifetime {
 			continue
 		}
-		if direct, _ := sidecarArg(ec.Args, "direct"); needDirect && direct != "true" {
+		if ec.Image != w.image || ec.TargetContainerName != w.container || !grants(ec, w.needs) {
 			continue
 		}
-		if got, _ := sidecarArg(ec.Args, "client-pin"); got == pin {
+		if direct, _ := sidecarArg(ec.Args, "direct"); w.direct && direct != "true" {
+			continue
+		}
+		if got, _ := sidecarArg(ec.Args, "client-pin"); got == w.pin {
 			return ec, true
 		}
 	}
 	return corev1.EphemeralContainer{}, false
+}
+
+// grants tells whether the sidecar ec has the capabilities needs takes. A sidecar added under
+// the privileged level lists what it was given (SYS_PTRACE always, so that is how it is told
+// apart); one added under baseline or restricted was given none to add, and a new one in the
+// same namespace would get no more, so it serves as it is.
+func grants(ec corev1.EphemeralContainer, needs sidecarNeeds) bool {
+	sc := ec.SecurityContext
+	if sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Add, "SYS_PTRACE") {
+		return true
+	}
+	for _, c := range needs.capabilities() {
+		if !slices.Contains(sc.Capabilities.Add, c) {
+			return false
+		}
+	}
+	return true
 }
 
 // sidecarPort reads the port an existing sidecar listens on.

@@ -1,12 +1,14 @@
 package plugin
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestSidecarContainerBySecurityLevel(t *testing.T) {
@@ -27,8 +29,8 @@ func TestSidecarContainerBySecurityLevel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.level), func(t *testing.T) {
 			ec, lost := sidecarContainer(sidecarParams{
-				Image: "img", Target: "app", ClientPin: "sha256:ab", Port: 45000, TTL: time.Minute,
-				Level: tt.level, RunAsUser: tt.user,
+				Image: "img", Target: "app", ClientPin: "sha256:ab", Port: 45000, TTL: time.Minute, Lifetime: 12 * time.Hour,
+				Level: tt.level, RunAsUser: tt.user, Needs: allNeeds,
 			})
 			sc := ec.SecurityContext
 			if tt.level == psaBaseline {
@@ -57,6 +59,9 @@ func TestSidecarContainerBySecurityLevel(t *testing.T) {
 			}
 			if pin, _ := sidecarArg(ec.Args, "client-pin"); pin != "sha256:ab" {
 				t.Errorf("client-pin arg = %q", pin)
+			}
+			if lifetime, _ := sidecarArg(ec.Args, "max-lifetime"); lifetime != "12h0m0s" {
+				t.Errorf("max-lifetime arg = %q", lifetime)
 			}
 		})
 	}
@@ -91,17 +96,156 @@ func TestReusableSidecar(t *testing.T) {
 		pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, ec)
 		pod.Status.EphemeralContainerStatuses = append(pod.Status.EphemeralContainerStatuses, st)
 	}
-	ec, ok := reusableSidecar(pod, "img:1", "app", "sha256:me", false)
+	ec, ok := reusableSidecar(pod, sidecarWant{image: "img:1", container: "app", pin: "sha256:me"}, time.Now())
 	if !ok || ec.Name != "remocal-good1" {
 		t.Fatalf("reusableSidecar = %q, %v; want remocal-good1", ec.Name, ok)
 	}
 	if port, err := sidecarPort(ec); err != nil || port != 45000 {
 		t.Fatalf("sidecarPort = %d, %v", port, err)
 	}
-	if _, ok := reusableSidecar(pod, "img:1", "other-container", "sha256:me", false); ok {
+	if _, ok := reusableSidecar(pod, sidecarWant{image: "img:1", container: "other-container", pin: "sha256:me"}, time.Now()); ok {
 		t.Fatal("reused a sidecar that targets another container")
 	}
-	if _, ok := reusableSidecar(pod, "img:1", "app", "sha256:me", true); ok {
+	if _, ok := reusableSidecar(pod, sidecarWant{image: "img:1", container: "app", pin: "sha256:me", direct: true}, time.Now()); ok {
 		t.Fatal("reused a loopback-only sidecar for --transport direct")
+	}
+}
+
+// A sidecar near its maximum lifetime is not reused: the session would be cut short. One of a
+// version without a maximum is reused as before.
+func TestReusableSidecarLifetime(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	mk := func(started time.Time, args ...string) *corev1.Pod {
+		ec := corev1.EphemeralContainer{
+			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "remocal-x", Image: "img", Args: append([]string{"--client-pin=sha256:me", "--port=45000"}, args...)},
+			TargetContainerName:      "app",
+		}
+		st := corev1.ContainerStatus{Name: "remocal-x", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(started)}}}
+		return &corev1.Pod{
+			Spec:   corev1.PodSpec{EphemeralContainers: []corev1.EphemeralContainer{ec}},
+			Status: corev1.PodStatus{EphemeralContainerStatuses: []corev1.ContainerStatus{st}},
+		}
+	}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want bool
+	}{
+		{"fresh", mk(now.Add(-time.Minute), "--max-lifetime=12h0m0s"), true},
+		{"two hours left", mk(now.Add(-10*time.Hour), "--max-lifetime=12h0m0s"), true},
+		{"half an hour left", mk(now.Add(-11*time.Hour-30*time.Minute), "--max-lifetime=12h0m0s"), false},
+		{"past it", mk(now.Add(-13*time.Hour), "--max-lifetime=12h0m0s"), false},
+		{"no maximum (older sidecar)", mk(now.Add(-100 * time.Hour)), true},
+	}
+	for _, tt := range tests {
+		if _, ok := reusableSidecar(tt.pod, sidecarWant{image: "img", container: "app", pin: "sha256:me"}, now); ok != tt.want {
+			t.Errorf("%s: reused = %v, want %v", tt.name, ok, tt.want)
+		}
+	}
+}
+
+// Under the privileged level a sidecar gets only the capabilities its session needs; under the
+// others it gets none to add, whatever the session needs.
+func TestSidecarCapabilitiesBySessionNeeds(t *testing.T) {
+	tests := []struct {
+		name     string
+		needs    sidecarNeeds
+		level    podSecurityLevel
+		wantCaps []corev1.Capability
+		wantLost int
+	}{
+		{name: "no incoming traffic", wantCaps: []corev1.Capability{"SYS_PTRACE"}},
+		{name: "mirror", needs: sidecarNeeds{capture: true}, wantCaps: []corev1.Capability{"NET_RAW", "SYS_PTRACE"}},
+		{name: "steal", needs: sidecarNeeds{redirect: true}, wantCaps: []corev1.Capability{"NET_ADMIN", "SYS_PTRACE"}},
+		{name: "baseline steal", level: psaBaseline, needs: sidecarNeeds{redirect: true}, wantLost: 1},
+		{name: "restricted steal", level: psaRestricted, needs: sidecarNeeds{redirect: true}, wantLost: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ec, lost := sidecarContainer(sidecarParams{Image: "img", Level: cmp.Or(tt.level, psaPrivileged), Needs: tt.needs})
+			var caps []corev1.Capability
+			if c := ec.SecurityContext.Capabilities; c != nil {
+				caps = c.Add
+			}
+			if !slices.Equal(caps, tt.wantCaps) {
+				t.Errorf("caps = %v, want %v", caps, tt.wantCaps)
+			}
+			if len(lost) != tt.wantLost {
+				t.Errorf("lost = %q, want %d items", lost, tt.wantLost)
+			}
+		})
+	}
+}
+
+// A sidecar is reused only when it has the capabilities the session needs; otherwise a new one
+// is added. One added under baseline or restricted (nothing added) serves as it is: a new one
+// would get no more.
+func TestReusableSidecarCapabilities(t *testing.T) {
+	pod := &corev1.Pod{}
+	add := func(name string, sc *corev1.SecurityContext) {
+		pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, corev1.EphemeralContainer{
+			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: name, Image: "img", Args: []string{"--client-pin=sha256:me"}, SecurityContext: sc},
+			TargetContainerName:      "app",
+		})
+		pod.Status.EphemeralContainerStatuses = append(pod.Status.EphemeralContainerStatuses, corev1.ContainerStatus{
+			Name: name, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
+		})
+	}
+	privileged := func(needs sidecarNeeds) *corev1.SecurityContext {
+		ec, _ := sidecarContainer(sidecarParams{Level: psaPrivileged, Needs: needs})
+		return ec.SecurityContext
+	}
+	want := func(needs sidecarNeeds) string {
+		ec, ok := reusableSidecar(pod, sidecarWant{image: "img", container: "app", pin: "sha256:me", needs: needs}, time.Now())
+		if !ok {
+			return ""
+		}
+		return ec.Name
+	}
+
+	add("remocal-mirror", privileged(sidecarNeeds{capture: true}))
+	if got := want(sidecarNeeds{redirect: true}); got != "" {
+		t.Errorf("a steal session reused %s, which has no NET_ADMIN", got)
+	}
+	if got := want(sidecarNeeds{}); got != "remocal-mirror" {
+		t.Errorf("a session without incoming traffic reused %q, want remocal-mirror", got)
+	}
+	add("remocal-steal", privileged(sidecarNeeds{redirect: true}))
+	if got := want(sidecarNeeds{redirect: true}); got != "remocal-steal" {
+		t.Errorf("a steal session reused %q, want remocal-steal", got)
+	}
+	// The newest lacks NET_RAW: the older mirror sidecar serves a mirror session.
+	if got := want(sidecarNeeds{capture: true}); got != "remocal-mirror" {
+		t.Errorf("a mirror session reused %q, want remocal-mirror", got)
+	}
+	// An earlier version's sidecar has everything.
+	add("remocal-old", &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_PTRACE"}}})
+	if got := want(allNeeds); got != "remocal-old" {
+		t.Errorf("a session needing everything reused %q, want remocal-old", got)
+	}
+
+	pod = &corev1.Pod{}
+	baseline, _ := sidecarContainer(sidecarParams{Level: psaBaseline, Needs: allNeeds})
+	add("remocal-baseline", baseline.SecurityContext)
+	if got := want(sidecarNeeds{redirect: true}); got != "remocal-baseline" {
+		t.Errorf("under baseline a steal session reused %q, want remocal-baseline: a new one would get no more", got)
+	}
+}
+
+func TestExecSidecarNeeds(t *testing.T) {
+	tests := []struct {
+		name string
+		o    ExecOptions
+		want sidecarNeeds
+	}{
+		{name: "mirror by default", o: ExecOptions{command: []string{"srv"}}, want: sidecarNeeds{capture: true}},
+		{name: "steal", o: ExecOptions{command: []string{"srv"}, layerOptions: layerOptions{Steal: true}}, want: sidecarNeeds{redirect: true}},
+		{name: "no incoming", o: ExecOptions{command: []string{"srv"}, layerOptions: layerOptions{NoIncoming: true}}},
+		{name: "env-file only", o: ExecOptions{}},
+	}
+	for _, tt := range tests {
+		if got := tt.o.sidecarNeeds(); got != tt.want {
+			t.Errorf("%s: needs %+v, want %+v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -82,7 +82,7 @@ func checkTargetPath(path string) error {
 // targetRoot opens the target's root directory as the kernel shows it (its mount namespace,
 // whatever our own is), to resolve paths in with openBeneath. The caller closes it.
 func (s *server) targetRoot() (int, error) {
-	pid, err := targetPID(s.cfg.ProcRoot)
+	pid, err := s.target.pid(s.cfg.ProcRoot)
 	if err != nil {
 		return -1, err
 	}

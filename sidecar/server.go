@@ -22,7 +22,7 @@ import (
 
 // features are what this sidecar offers; the hello negotiates the intersection with the client's.
 func features() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureInspect}
+	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureInspect, wire.FeatureTarget}
 }
 
 // Application error codes on QUIC connections and streams.
@@ -60,6 +60,8 @@ type server struct {
 	maxSubscriptions int
 	// subscribing makes a client's count of subscriptions and its new one one step.
 	subscribing sync.Mutex
+	// target is the target container's instance, once a client named it.
+	target targetProcess
 }
 
 func newServer(cfg Config, log *slog.Logger) *server {
@@ -129,6 +131,10 @@ func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
 	defer cancel()
 	go func() {
 		<-ctx.Done()
+		if errors.Is(context.Cause(ctx), errMaxLifetime) {
+			_ = conn.CloseWithError(quic.ApplicationErrorCode(wire.CloseMaxLifetime), errMaxLifetime.Error())
+			return
+		}
 		_ = conn.CloseWithError(codeOK, "sidecar stopping")
 	}()
 	for {
@@ -175,7 +181,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 		return
 	}
 	reply := wire.HelloReply{Version: wire.Version, Features: wire.Negotiate(hello.Features, features()), Sidecar: version.Get().Version}
-	if pid, err := targetPID(s.cfg.ProcRoot); err == nil {
+	if pid, err := s.target.pid(s.cfg.ProcRoot); err == nil {
 		reply.TargetPID = int32(pid)
 	}
 	log.InfoContext(ctx, "hello", "clientVersion", hello.Client, "features", reply.Features)
@@ -212,6 +218,8 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 			answer = s.redirects(ctx, log, m.Clean)
 		case wire.Subscriptions:
 			answer = s.subscriptions(conn)
+		case wire.Target:
+			answer = s.nameTarget(ctx, log, m)
 		default:
 			rejectStream(stream, fmt.Errorf("unexpected message %T on the control stream", msg))
 			return
@@ -248,6 +256,16 @@ func (s *server) redirects(ctx context.Context, log *slog.Logger, clean bool) wi
 	return wire.RedirectsReply{Tables: tables}
 }
 
+// nameTarget answers a Target request.
+func (s *server) nameTarget(ctx context.Context, log *slog.Logger, m wire.Target) wire.Message {
+	pid, err := s.target.name(s.cfg.ProcRoot, m.ContainerID)
+	if err != nil {
+		return wire.ErrorOf(err)
+	}
+	log.InfoContext(ctx, "target", "container", shortID(m.ContainerID), "pid", pid)
+	return wire.TargetReply{PID: int32(pid)}
+}
+
 // subscriptions answers a Subscriptions request; a list too long for one frame (far beyond a
 // real pod's) is an Error, not a broken control stream.
 func (s *server) subscriptions(conn *quic.Conn) wire.Message {
@@ -273,7 +291,7 @@ func (s *server) sendEnviron(stream *quic.Stream) error {
 }
 
 func (s *server) environ() ([]wire.EnvReply, error) {
-	pid, err := targetPID(s.cfg.ProcRoot)
+	pid, err := s.target.pid(s.cfg.ProcRoot)
 	if err != nil {
 		return nil, err
 	}

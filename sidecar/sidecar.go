@@ -31,10 +31,17 @@ import (
 // a sidecar nobody uses must end by itself.
 const DefaultTTL = 10 * time.Minute
 
+// DefaultMaxLifetime bounds a sidecar's life even while clients stay connected: a client that
+// never lets go (a forgotten terminal) would otherwise keep the pod's ports redirected and the
+// sidecar's rights in the pod for good.
+const DefaultMaxLifetime = 12 * time.Hour
+
 // Config is the sidecar's checked configuration, built once from its command line.
 type Config struct {
 	// TTL is how long the sidecar runs without a client before it exits.
 	TTL time.Duration
+	// MaxLifetime is how long the sidecar runs at most, clients or not.
+	MaxLifetime time.Duration
 	// ClientPin is the fingerprint of the only client key accepted ("sha256:...").
 	ClientPin string
 	// Port is the UDP port of the direct path and the TCP port of the port-forward path.
@@ -56,12 +63,13 @@ type Config struct {
 
 // NewConfig returns the configuration used when no flag is given.
 func NewConfig() Config {
-	return Config{TTL: DefaultTTL, ProcRoot: "/proc"}
+	return Config{TTL: DefaultTTL, MaxLifetime: DefaultMaxLifetime, ProcRoot: "/proc"}
 }
 
 // AddFlags binds the configuration to the sidecar's command-line flags.
 func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TTL, "ttl", c.TTL, "exit after this long without a client")
+	fs.DurationVar(&c.MaxLifetime, "max-lifetime", c.MaxLifetime, "end every session and exit after this long, clients or not")
 	fs.StringVar(&c.ClientPin, "client-pin", c.ClientPin, "fingerprint (sha256:HEX) of the only client key to accept")
 	fs.IntVar(&c.Port, "port", c.Port, "UDP (direct) and loopback TCP (port-forward) port to serve QUIC on")
 	fs.BoolVar(&c.Direct, "direct", c.Direct, "also serve QUIC over UDP on the pod's addresses")
@@ -72,6 +80,9 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 func (c Config) Validate() error {
 	if c.TTL <= 0 {
 		return fmt.Errorf("--ttl must be positive, got %s", c.TTL)
+	}
+	if c.MaxLifetime <= 0 {
+		return fmt.Errorf("--max-lifetime must be positive, got %s", c.MaxLifetime)
 	}
 	if !strings.HasPrefix(c.ClientPin, "sha256:") {
 		return fmt.Errorf("--client-pin must be sha256:HEX, got %q", c.ClientPin)
@@ -102,6 +113,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		"port", cfg.Port,
 		"direct", cfg.Direct,
 		"ttl", cfg.TTL.String(),
+		"maxLifetime", cfg.MaxLifetime.String(),
 	)
 
 	srv := newServer(cfg, logger)
@@ -142,23 +154,33 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	})
 	g.Go(func() error { return direct.run(ctx, srv.serve) })
 	g.Go(func() error {
+		lifetime := time.NewTimer(cfg.MaxLifetime)
+		defer lifetime.Stop()
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-srv.idle.Expired():
 			logger.InfoContext(ctx, "sidecar stopping", "reason", "no client within ttl", "ttl", cfg.TTL.String())
 			cancel(errTTL)
-			return nil
+		case <-lifetime.C:
+			// The clients' connections close with wire.CloseMaxLifetime, and the redirects go
+			// with the sessions, as at any other end.
+			logger.InfoContext(ctx, "sidecar stopping", "reason", "max lifetime reached", "maxLifetime", cfg.MaxLifetime.String())
+			cancel(errMaxLifetime)
 		}
+		return nil
 	})
 	<-ctx.Done()
-	if cause := context.Cause(ctx); !errors.Is(cause, errTTL) {
+	if cause := context.Cause(ctx); !errors.Is(cause, errTTL) && !errors.Is(cause, errMaxLifetime) {
 		logger.InfoContext(ctx, "sidecar stopping", "reason", cause.Error())
 	}
-	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errTTL) {
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errTTL) && !errors.Is(err, errMaxLifetime) {
 		return err
 	}
 	return nil
 }
 
-var errTTL = errors.New("no client within ttl")
+var (
+	errTTL         = errors.New("no client within ttl")
+	errMaxLifetime = errors.New("max lifetime reached")
+)

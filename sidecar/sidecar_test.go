@@ -23,11 +23,12 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{name: "valid", cfg: validConfig(0)},
-		{name: "short ttl", cfg: Config{TTL: time.Millisecond, ClientPin: testPin, Port: 1}},
-		{name: "zero ttl", cfg: Config{ClientPin: testPin, Port: 1}, wantErr: "--ttl must be positive, got 0s"},
-		{name: "negative ttl", cfg: Config{TTL: -time.Second, ClientPin: testPin, Port: 1}, wantErr: "--ttl must be positive, got -1s"},
-		{name: "no pin", cfg: Config{TTL: time.Second, Port: 1}, wantErr: `--client-pin must be sha256:HEX, got ""`},
-		{name: "bad port", cfg: Config{TTL: time.Second, ClientPin: testPin, Port: 70000}, wantErr: "--port must be 1-65535, got 70000"},
+		{name: "short ttl", cfg: Config{TTL: time.Millisecond, MaxLifetime: time.Hour, ClientPin: testPin, Port: 1}},
+		{name: "zero ttl", cfg: Config{MaxLifetime: time.Hour, ClientPin: testPin, Port: 1}, wantErr: "--ttl must be positive, got 0s"},
+		{name: "negative ttl", cfg: Config{TTL: -time.Second, MaxLifetime: time.Hour, ClientPin: testPin, Port: 1}, wantErr: "--ttl must be positive, got -1s"},
+		{name: "zero max lifetime", cfg: Config{TTL: time.Second, ClientPin: testPin, Port: 1}, wantErr: "--max-lifetime must be positive, got 0s"},
+		{name: "no pin", cfg: Config{TTL: time.Second, MaxLifetime: time.Hour, Port: 1}, wantErr: `--client-pin must be sha256:HEX, got ""`},
+		{name: "bad port", cfg: Config{TTL: time.Second, MaxLifetime: time.Hour, ClientPin: testPin, Port: 70000}, wantErr: "--port must be 1-65535, got 70000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,13 +48,14 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigAddFlags(t *testing.T) {
 	tests := []struct {
-		name    string
-		args    []string
-		wantTTL time.Duration
+		name         string
+		args         []string
+		wantTTL      time.Duration
+		wantLifetime time.Duration
 	}{
-		{name: "default", args: nil, wantTTL: DefaultTTL},
-		{name: "double dash", args: []string{"--ttl", "30s"}, wantTTL: 30 * time.Second},
-		{name: "equals", args: []string{"-ttl=1h"}, wantTTL: time.Hour},
+		{name: "default", args: nil, wantTTL: DefaultTTL, wantLifetime: DefaultMaxLifetime},
+		{name: "double dash", args: []string{"--ttl", "30s"}, wantTTL: 30 * time.Second, wantLifetime: DefaultMaxLifetime},
+		{name: "equals", args: []string{"-ttl=1h", "--max-lifetime=2h"}, wantTTL: time.Hour, wantLifetime: 2 * time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,8 +66,8 @@ func TestConfigAddFlags(t *testing.T) {
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatalf("Parse(%q) = %v", tt.args, err)
 			}
-			if cfg.TTL != tt.wantTTL {
-				t.Errorf("TTL = %s, want %s", cfg.TTL, tt.wantTTL)
+			if cfg.TTL != tt.wantTTL || cfg.MaxLifetime != tt.wantLifetime {
+				t.Errorf("TTL = %s, max lifetime %s; want %s, %s", cfg.TTL, cfg.MaxLifetime, tt.wantTTL, tt.wantLifetime)
 			}
 		})
 	}

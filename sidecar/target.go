@@ -2,20 +2,115 @@ package sidecar
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// targetPID finds the target container's main process. With targetContainerName the sidecar
-// shares the target's PID namespace, where that process is PID 1, unless the pod shares one PID
-// namespace among all its containers (shareProcessNamespace), where PID 1 is the pod's pause
-// process: then the target is the oldest process that is neither pause nor one of ours.
+// targetProcess finds the target container's main process, by the runtime's container ID once
+// a client has named it (wire.Target). One per sidecar, not per client: every client of a
+// sidecar targets the same container (the plugin reuses a sidecar only for that), and the
+// newest ID a client read from the pod status is the container's running instance. The zero
+// value knows no ID.
+type targetProcess struct {
+	mu          sync.Mutex
+	containerID string
+}
+
+// name makes id the target container's ID and returns its main process. An ID that is not a
+// runtime's, or that no process has, is refused and leaves the ID known before.
+func (t *targetProcess) name(procRoot, id string) (int, error) {
+	if !isContainerID(id) {
+		return 0, fmt.Errorf("%q is not a container ID (hex digits, as in the pod status after \"containerd://\")", id)
+	}
+	pid, err := containerPID(procRoot, id)
+	if err != nil {
+		return 0, err
+	}
+	t.mu.Lock()
+	t.containerID = id
+	t.mu.Unlock()
+	return pid, nil
+}
+
+// pid returns the target's main process: that of the named container, else targetPID's guess.
+func (t *targetProcess) pid(procRoot string) (int, error) {
+	t.mu.Lock()
+	id := t.containerID
+	t.mu.Unlock()
+	if id == "" {
+		return targetPID(procRoot)
+	}
+	return containerPID(procRoot, id)
+}
+
+// isContainerID accepts what runtimes use: at least 32 hex digits (64 in practice), so that the
+// ID cannot match another part of a cgroup path ("kubepods", a pod UID's pieces).
+func isContainerID(id string) bool {
+	if len(id) < 32 {
+		return false
+	}
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// containerPID returns the lowest PID whose cgroup names the container id: its first process.
+// Every runtime puts a container's processes in a cgroup named after its ID, under the systemd
+// driver (cri-containerd-ID.scope, crio-ID.scope, docker-ID.scope) and cgroupfs alike
+// (.../podUID/ID), in cgroup v1 and v2, and a cgroup namespace shows the path relative to ours,
+// ID included. When no process matches in a PID namespace of the target's own (PID 1 is not the
+// pod's pause), that namespace holds only the target, as without an ID; in a shared one it
+// would be a guess among the pod's containers, so it is an error.
+func containerPID(procRoot, id string) (int, error) {
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		return 0, fmt.Errorf("list processes: %w", err)
+	}
+	best := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || (best != 0 && pid > best) {
+			continue
+		}
+		if inContainer(procRoot, pid, id) {
+			best = pid
+		}
+	}
+	switch {
+	case best != 0:
+		return best, nil
+	case !isPause(procRoot, 1):
+		return targetPID(procRoot)
+	}
+	return 0, fmt.Errorf("no process of container %s in the pod's shared PID namespace: %w", shortID(id), errNoContainer)
+}
+
+var errNoContainer = errors.New("the container is not running (it may have restarted)")
+
+// inContainer reports whether pid's cgroup names the container id.
+func inContainer(procRoot string, pid int, id string) bool {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cgroup"))
+	return err == nil && bytes.Contains(b, []byte(id))
+}
+
+func shortID(id string) string { return id[:min(len(id), 12)] }
+
+// targetPID guesses the target container's main process without its ID. With
+// targetContainerName the sidecar shares the target's PID namespace, where that process is PID 1,
+// unless the pod shares one PID namespace among all its containers (shareProcessNamespace), where
+// PID 1 is the pod's pause process: then the guess is the oldest process that is neither pause
+// nor one of ours, which may be another container's.
 func targetPID(procRoot string) (int, error) {
 	self := os.Getpid()
 	entries, err := os.ReadDir(procRoot)

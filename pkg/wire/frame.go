@@ -100,6 +100,10 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseSubscriptions)
 	case TypeSubscriptionsReply:
 		return exact(t, p, parseSubscriptionsReply)
+	case TypeTarget:
+		return exact(t, p, parseTarget)
+	case TypeTargetReply:
+		return exact(t, p, parseTargetReply)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

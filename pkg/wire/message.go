@@ -35,6 +35,8 @@ const (
 	// FeatureInspect, offered by a client, says it only looks (kubectl remocal ls, clean): its
 	// connection does not restart the sidecar's TTL when it ends.
 	FeatureInspect = "inspect"
+	// FeatureTarget: Target on the control stream, to name the target container's instance.
+	FeatureTarget = "target"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low
@@ -76,6 +78,8 @@ const (
 	TypeFSReply
 	TypeSubscriptions
 	TypeSubscriptionsReply
+	TypeTarget
+	TypeTargetReply
 )
 
 func (t Type) String() string {
@@ -120,6 +124,10 @@ func (t Type) String() string {
 		return "subscriptions"
 	case TypeSubscriptionsReply:
 		return "subscriptions-reply"
+	case TypeTarget:
+		return "target"
+	case TypeTargetReply:
+		return "target-reply"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

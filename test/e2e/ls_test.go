@@ -67,7 +67,8 @@ func TestLs(t *testing.T) {
 	if r := s.plugin.run(t, "ls"); r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "No remocal sidecars in namespace "+e.namespace) {
 		t.Fatalf("ls before any exec: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	if r := s.plugin.run(t, "exec", "deployment/echo", "--", "true"); r.code != 0 {
+	// --steal: the sidecar has NET_ADMIN, so the steal session below reuses it.
+	if r := s.plugin.run(t, "exec", "deployment/echo", "--steal", "--", "true"); r.code != 0 {
 		t.Fatalf("exec: exit %d", r.code)
 	}
 	list := s.plugin.ls(t)

@@ -11,13 +11,18 @@ import (
 )
 
 // systemPaths are this machine's files that a program needs to be this machine's: its
-// programs and libraries, the dynamic loader's configuration (a pod's /etc/ld.so.preload would
-// load its code into every program), and the kernel's filesystems. The pod's files are never
-// shown over them, nor over a directory that holds one (/etc, /).
+// programs and libraries (with the links that choose among them, /etc/alternatives, and the
+// package managers' trees /nix and /snap), the dynamic loader's configuration (a pod's
+// /etc/ld.so.preload would load its code into every program), what a login shell sources, and
+// the kernel's filesystems. The pod's files are never shown over them, nor over a directory
+// that holds one (/etc, /). /opt is left out on purpose: images put their apps and their
+// configuration there, and a program that runs a local tool from /opt is rare.
 func systemPaths() []string {
 	return []string{
-		"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr",
+		"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/nix", "/snap",
+		"/etc/alternatives",
 		"/etc/ld.so.preload", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+		"/etc/profile", "/etc/profile.d", "/etc/bash.bashrc", "/etc/environment",
 		"/proc", "/sys", "/dev",
 	}
 }

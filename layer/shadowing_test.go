@@ -24,10 +24,11 @@ func TestShadowing(t *testing.T) {
 	paths := []string{
 		"/etc/ld.so.preload", "/etc/ld.so.conf.d/x.conf", "/etc", "/", "/usr", "/usr/local/lib", "/lib64", "/bin/sh", "/proc/self",
 		filepath.Join(dir, "bin"), link + "/doc", filepath.Join(dir, "bin", "app"),
-		"/etc/hosts", "/etc/resolv.conf", "/etc/app", "/var/run/secrets/kubernetes.io/serviceaccount", filepath.Join(dir, "data"), "/usrdata", "/etc/ld.so.preloaded",
+		"/etc/alternatives/java", "/etc/profile.d/app.sh", "/nix/store",
+		"/etc/hosts", "/etc/resolv.conf", "/etc/app", "/var/run/secrets/kubernetes.io/serviceaccount", filepath.Join(dir, "data"), "/usrdata", "/etc/ld.so.preloaded", "/opt/app/config",
 	}
 	got := Shadowing(paths, program)
-	want := paths[:12]
+	want := paths[:15]
 	if !slices.Equal(got, want) {
 		t.Fatalf("Shadowing =\n%v\nwant\n%v", got, want)
 	}

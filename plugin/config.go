@@ -69,7 +69,7 @@ type fileConfig struct {
 // portForwardConfig is the port-forward section of the file.
 type portForwardConfig struct {
 	Local  []string `yaml:"local" trust:"can listen beyond this machine's loopback" doc:"[LOCALHOST:]LOCALPORT:HOST:PORT, forward a local port to HOST:PORT as seen from the pod (-L)."`
-	Remote []string `yaml:"remote" doc:"REMOTEPORT:LOCALPORT, new connections to the pod's REMOTEPORT come to this machine's LOCALPORT (-R)."`
+	Remote []string `yaml:"remote" trust:"sends the pod's clients to a port of this machine" doc:"REMOTEPORT:LOCALPORT, new connections to the pod's REMOTEPORT come to this machine's LOCALPORT (-R)."`
 }
 
 // configKey is one key of the file, as fileConfig's tags describe it.

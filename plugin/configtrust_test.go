@@ -12,7 +12,7 @@ import (
 // The keys a discovered file needs trust for: a new key that chooses where to connect, what
 // runs, what is written or where a file goes must be added here and tagged, by decision.
 func TestConfigKeysThatNeedTrust(t *testing.T) {
-	want := []string{"context", "sidecar-image", "env-file", "fs-mode", "port-forward.local"}
+	want := []string{"context", "sidecar-image", "env-file", "fs-mode", "port-forward.local", "port-forward.remote"}
 	if got := trustedKeys("", fileKeys); !slices.Equal(got, want) {
 		t.Errorf("keys that need trust = %q, want %q", got, want)
 	}

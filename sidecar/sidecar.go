@@ -49,6 +49,9 @@ type Config struct {
 	// Direct also serves QUIC on the pod's addresses, not only on loopback. Either way the UDP
 	// socket is not served while clients are connected only over the port-forward path (direct.go).
 	Direct bool
+	// IgnoredFlags are the command line's flags this sidecar does not know (SplitUnknownFlags),
+	// logged after the start line.
+	IgnoredFlags []string
 	// Name is the sidecar's container name, for people: another sidecar of the pod that finds
 	// one of this one's ports taken names it to its user.
 	Name string
@@ -115,6 +118,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		"ttl", cfg.TTL.String(),
 		"maxLifetime", cfg.MaxLifetime.String(),
 	)
+	if len(cfg.IgnoredFlags) > 0 {
+		logger.WarnContext(ctx, "ignored flags this sidecar does not know: the plugin is newer", "flags", cfg.IgnoredFlags)
+	}
 
 	srv := newServer(cfg, logger)
 	defer srv.in.close()

@@ -53,9 +53,13 @@ func (in *incoming) heldElsewhere(ctx context.Context, port uint16) error {
 		}
 		info, err := redirect.Inspect(name)
 		if err != nil {
-			in.log.WarnContext(ctx, "read a redirect table", "table", name, "err", err)
+			if !sidecarListens(name) {
+				continue // a dead sidecar's: whatever it holds, it redirects to nobody
+			}
+			// Unread, a live sidecar's ports might hold this one: both would redirect it.
+			return fmt.Errorf("read the redirect table %s of another sidecar of this pod: %w", name, err)
 		}
-		if !slices.Contains(info.Ports, port) || !tableAlive(name, info) {
+		if !slices.Contains(info.Ports, port) || !redirecting(name, info) {
 			continue
 		}
 		holder := info.Holder
@@ -94,7 +98,10 @@ func removeDeadTables(ctx context.Context, log *slog.Logger) {
 
 // redirectTables lists the redirect tables in the pod's network namespace, and deletes those
 // of dead sidecars when clean is set: a table's name carries the port its sidecar listens on,
-// and a port nobody listens on is a dead sidecar's.
+// and a port nobody listens on is a dead sidecar's. A table whose lease lapsed while its
+// sidecar still listens (a sidecar starved of CPU for the lease's term) is not deleted: its
+// rules match nothing until its sidecar renews the lease, which gives the sidecar its ports
+// back, where a deleted table would lose them without a word to its user.
 func redirectTables(ctx context.Context, log *slog.Logger, clean bool) ([]wire.RedirectTable, error) {
 	names, err := redirect.Tables()
 	if err != nil {
@@ -106,7 +113,7 @@ func redirectTables(ctx context.Context, log *slog.Logger, clean bool) ([]wire.R
 		if err != nil {
 			log.WarnContext(ctx, "read a redirect table", "table", name, "err", err)
 		}
-		t := wire.RedirectTable{Name: name, Ports: info.Ports, Live: tableAlive(name, info)}
+		t := wire.RedirectTable{Name: name, Ports: info.Ports, Live: sidecarListens(name)}
 		if clean && !t.Live {
 			if err := redirect.DeleteTable(name); err != nil {
 				log.WarnContext(ctx, "remove a dead sidecar's redirect table", "table", name, "err", err)
@@ -120,10 +127,10 @@ func redirectTables(ctx context.Context, log *slog.Logger, clean bool) ([]wire.R
 	return tables, nil
 }
 
-// tableAlive reports whether the sidecar that owns a table still runs: its lease holds (it
+// redirecting reports whether a table's redirects are in force: its lease holds (its sidecar
 // renews it), and its listener takes connections (a sidecar whose worker just died still holds
-// the lease for a few seconds, and its guard must remove its table at once).
-func tableAlive(name string, info redirect.Info) bool {
+// the lease for a few seconds).
+func redirecting(name string, info redirect.Info) bool {
 	return !info.Lapsed && sidecarListens(name)
 }
 

@@ -36,7 +36,8 @@ func run() int {
 	printVersion := fs.Bool("version", false, "print the version as JSON and exit")
 	worker := fs.Bool(strings.TrimPrefix(sidecar.WorkerFlag, "--"), false, "do the work (set by the guard process for its child)")
 	cfg.AddFlags(fs)
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	args, unknown := sidecar.SplitUnknownFlags(fs, os.Args[1:])
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -62,6 +63,7 @@ func run() int {
 		}
 		return sidecar.Guard(ctx, os.Args[1:], logger)
 	}
+	cfg.IgnoredFlags = unknown
 	if err := sidecar.Run(ctx, cfg, logger); err != nil {
 		logger.Error("sidecar failed", "err", err.Error())
 		return 1

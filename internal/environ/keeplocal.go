@@ -33,10 +33,13 @@ func DefaultGuarded() []string {
 		// Node and npm.
 		"NODE_OPTIONS", "NODE_PATH", "npm_config_*", "NPM_CONFIG_*",
 		// Python and pip.
-		"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONPLATLIBDIR", "PYTHONBREAKPOINT", "PIP_*",
+		"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONPLATLIBDIR", "PYTHONBREAKPOINT", "PYTHONWARNINGS", "PIP_*",
 		// Ruby, Perl, Lua, PHP.
 		"RUBYOPT", "RUBYLIB", "BUNDLE_*", "PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB",
 		"LUA_INIT", "LUA_PATH", "LUA_CPATH", "PHPRC", "PHP_INI_SCAN_DIR",
+		// Rust's cargo (wrappers, linkers, flags, its configuration) and make's flags.
+		"CARGO_*", "RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTFLAGS", "RUSTDOCFLAGS", "RUSTUP_*",
+		"MAKEFLAGS", "MFLAGS", "MAKEFILES",
 		// The JVM (-javaagent) and its build tools, .NET start-up hooks and profilers.
 		"JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH", "MAVEN_OPTS", "GRADLE_OPTS",
 		"DOTNET_STARTUP_HOOKS", "CORECLR_*",

@@ -61,9 +61,10 @@ var (
 // Mount is a FUSE filesystem at Path in the program's view. Each program started under the
 // layer has a mount namespace of its own, so a filesystem is mounted once per program: Serve
 // gets that mount's FUSE device and serves it until the mount goes (when the program and its
-// children have exited), then returns.
+// children have exited), then returns. Its context ends with the supervisor (Close), which may
+// come first.
 type Mount struct {
 	Path     string
 	ReadOnly bool
-	Serve    func(dev *os.File)
+	Serve    func(ctx context.Context, dev *os.File)
 }

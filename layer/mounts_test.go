@@ -119,8 +119,8 @@ func (m *memFS) OnAdd(ctx context.Context) {
 	}
 }
 
-func serveMem(t *testing.T, files map[string]string) func(dev *os.File) {
-	return func(dev *os.File) {
+func serveMem(t *testing.T, files map[string]string) func(context.Context, *os.File) {
+	return func(_ context.Context, dev *os.File) {
 		// go-fuse closes what it serves: a duplicate, so that dev is not closed twice.
 		fd, err := unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 		dev.Close()

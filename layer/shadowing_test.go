@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,7 +39,7 @@ func TestShadowing(t *testing.T) {
 func TestNewRefusesFilesOverSystemPaths(t *testing.T) {
 	for _, cfg := range []Config{
 		{Files: map[string][]byte{"/etc/ld.so.preload": []byte("/tmp/evil.so\n")}},
-		{Mounts: []Mount{{Path: "/usr/lib", Serve: func(*os.File) {}}}},
+		{Mounts: []Mount{{Path: "/usr/lib", Serve: func(context.Context, *os.File) {}}}},
 	} {
 		if s, err := New(cfg); err == nil {
 			s.Close()

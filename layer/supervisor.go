@@ -255,7 +255,7 @@ func (s *Supervisor) takeListener(conn *net.UnixConn) (*seccomp.Listener, []stri
 	for i, fd := range fds[1:] {
 		// Not tracked in wg: a mount lives as long as the program's namespace, which may
 		// outlast the supervisor's Close by the time the program takes to die.
-		go s.mounts[i].Serve(os.NewFile(uintptr(fd), "fuse:"+s.mounts[i].Path))
+		go s.mounts[i].Serve(s.ctx, os.NewFile(uintptr(fd), "fuse:"+s.mounts[i].Path))
 	}
 	return seccomp.NewListener(fds[0]), env, nil
 }

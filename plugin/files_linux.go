@@ -3,6 +3,7 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,7 +21,7 @@ import (
 const remoteCacheTimeout = time.Second
 
 // serveRemoteDir returns what serves the pod's directory dir on a FUSE device.
-func (o *ExecOptions) serveRemoteDir(sess *session, dir string) func(dev *os.File) {
+func (o *ExecOptions) serveRemoteDir(sess *session, dir string) func(ctx context.Context, dev *os.File) {
 	log := slog.New(logr.ToSlogHandler(klog.Background().WithName("files")))
 	opts := remotefs.Options{
 		Root:         dir,
@@ -33,8 +34,8 @@ func (o *ExecOptions) serveRemoteDir(sess *session, dir string) func(dev *os.Fil
 			fmt.Fprintf(o.ErrOut, "remocal: the pod's %s is larger than --fs-max-file-size (%d bytes): its open fails with EFBIG\n", path, limit)
 		},
 	}
-	return func(dev *os.File) {
-		if err := remotefs.Serve(dev, sess, opts); err != nil {
+	return func(ctx context.Context, dev *os.File) {
+		if err := remotefs.Serve(ctx, dev, sess, opts); err != nil {
 			log.Error("serve the pod's files", "dir", dir, "err", err)
 		}
 	}

@@ -57,7 +57,7 @@ func (s *server) readTargetFile(ctx context.Context, path string, h *hold) ([]by
 	if err := checkTargetPath(path); err != nil {
 		return nil, err
 	}
-	root, err := s.targetRoot()
+	root, err := s.targetRoot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -81,12 +81,12 @@ func checkTargetPath(path string) error {
 
 // targetRoot opens the target's root directory as the kernel shows it (its mount namespace,
 // whatever our own is), to resolve paths in with openBeneath. The caller closes it.
-func (s *server) targetRoot() (int, error) {
+func (s *server) targetRoot(ctx context.Context) (int, error) {
 	pid, err := s.target.pid(s.cfg.ProcRoot)
 	if err != nil {
 		return -1, err
 	}
-	return s.roots.open(s.cfg.ProcRoot, pid)
+	return s.roots.open(ctx, s.cfg.ProcRoot, pid)
 }
 
 // readBounded reads f to its end, refusing with EFBIG one larger than limit, and holding in h

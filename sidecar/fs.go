@@ -104,7 +104,7 @@ func (s *server) fsOp(ctx context.Context, req wire.FSRequest, data []byte, h *h
 	if err != nil {
 		return nil, &os.PathError{Op: op, Path: req.Path, Err: err}
 	}
-	root, err := s.targetRoot()
+	root, err := s.targetRoot(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -286,7 +286,7 @@ func TestFSReadDirOverTheBound(t *testing.T) {
 		}
 	}
 	var roots targetRootCache
-	rootDir, err := roots.open(procRoot, 1)
+	rootDir, err := roots.open(t.Context(), procRoot, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -229,10 +229,13 @@ func (in *incoming) start(ctx context.Context) error {
 		in.fromClient = false
 		in.log.WarnContext(ctx, "the app will see the pod's own address for the connections the sidecar passes on", "err", err)
 	}
+	// The redirected connections outlive the subscription that opened the listener: each ends
+	// with its client or its app, not with that request.
+	serving := context.WithoutCancel(ctx)
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
-		in.accept(ln)
+		in.accept(serving, ln)
 	}()
 	return nil
 }
@@ -336,7 +339,7 @@ func (in *incoming) close() {
 // ports here until then, so the listener outlives a failure to accept (out of descriptors or
 // memory, a connection aborted before it was taken): it waits, longer each time in a row, and
 // tries again.
-func (in *incoming) accept(ln interface{ AcceptTCP() (*net.TCPConn, error) }) {
+func (in *incoming) accept(ctx context.Context, ln interface{ AcceptTCP() (*net.TCPConn, error) }) {
 	var wait time.Duration
 	for {
 		c, err := ln.AcceptTCP()
@@ -353,14 +356,14 @@ func (in *incoming) accept(ln interface{ AcceptTCP() (*net.TCPConn, error) }) {
 		in.wg.Add(1)
 		go func() {
 			defer in.wg.Done()
-			in.handle(c)
+			in.handle(ctx, c)
 		}()
 	}
 }
 
 // handle carries one redirected connection to its port's client, or to the app when the port
 // is no longer subscribed (the connection raced an unsubscribe).
-func (in *incoming) handle(c *net.TCPConn) {
+func (in *incoming) handle(ctx context.Context, c *net.TCPConn) {
 	defer c.Close()
 	dst, err := redirect.OriginalDst(c)
 	if err != nil {
@@ -381,16 +384,16 @@ func (in *incoming) handle(c *net.TCPConn) {
 	in.mu.Unlock()
 	arrival := wire.Incoming{Port: dst.Port(), Remote: c.RemoteAddr().String()}
 	if len(subs) == 0 {
-		in.passThrough(c, dst, nil)
+		in.passThrough(ctx, c, dst, nil)
 		return
 	}
 	switch sub := subs[0]; {
 	case sub.mode == wire.ModeMirror:
 		copies := newMirrorCopy(in.log, in.copies, sub.client, arrival)
-		in.passThrough(c, dst, copies)
+		in.passThrough(ctx, c, dst, copies)
 		copies.finish()
 	case sub.filter != nil:
-		in.routeRequests(c, dst, subs, changed, arrival)
+		in.routeRequests(ctx, c, dst, subs, changed, arrival)
 	default:
 		stream, err := openIncoming(sub.client, arrival)
 		if err != nil {
@@ -404,11 +407,11 @@ func (in *incoming) handle(c *net.TCPConn) {
 // routeRequests sends each request of c to the client of the first subscription whose filter
 // matches it, each connection to a client on a stream of its own, and the others to the app
 // at dst.
-func (in *incoming) routeRequests(c *net.TCPConn, dst netip.AddrPort, subs []subscription, changed <-chan struct{}, arrival wire.Incoming) {
+func (in *incoming) routeRequests(ctx context.Context, c *net.TCPConn, dst netip.AddrPort, subs []subscription, changed <-chan struct{}, arrival wire.Incoming) {
 	// The connection ends with any session that filters it, and when the port's sessions
 	// change (one joins, or gives the port up): the client connects again, and its next
 	// connection is routed among the sessions there are then.
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -500,9 +503,9 @@ func openIncoming(client *quic.Conn, arrival wire.Incoming) (*quic.Stream, error
 // passThrough connects c to the app it was going to, at dst, and copies both ways; what c
 // sends also goes to copies when there are any. When the app refuses, c is reset, as the app's
 // port would have reset it.
-func (in *incoming) passThrough(c *net.TCPConn, dst netip.AddrPort, copies *mirrorCopy) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	app, err := in.dialApp(ctx, c, dst)
+func (in *incoming) passThrough(ctx context.Context, c *net.TCPConn, dst netip.AddrPort, copies *mirrorCopy) {
+	dialing, cancel := context.WithTimeout(ctx, 5*time.Second)
+	app, err := in.dialApp(dialing, c, dst)
 	cancel()
 	if err != nil {
 		_ = c.SetLinger(0)

@@ -118,7 +118,7 @@ func TestAcceptOutlivesAcceptErrors(t *testing.T) {
 	var log bytes.Buffer
 	in := newIncoming(slog.New(slog.NewTextHandler(&log, nil)), "")
 	ln := &failingListener{n: 4}
-	in.accept(ln)
+	in.accept(t.Context(), ln)
 	if ln.n != 0 {
 		t.Fatalf("accept gave up with %d failures to come: %s", ln.n, log.String())
 	}

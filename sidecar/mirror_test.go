@@ -100,7 +100,7 @@ func TestMirrorPassesThroughAndCopiesWhatTheClientSends(t *testing.T) {
 	go func() {
 		defer close(done)
 		copies := newMirrorCopy(slog.New(slog.DiscardHandler), newBudget("mirror copies", copyBudget), sidecarEnd, wire.Incoming{Port: app.Port(), Remote: client.LocalAddr().String()})
-		newIncoming(slog.New(slog.DiscardHandler), "").passThrough(redirected, app, copies)
+		newIncoming(slog.New(slog.DiscardHandler), "").passThrough(t.Context(), redirected, app, copies)
 		copies.finish()
 		redirected.Close()
 	}()
@@ -155,7 +155,7 @@ func TestMirrorDropsACopyThatFallsBehind(t *testing.T) {
 	copies := newMirrorCopy(slog.New(slog.DiscardHandler), newBudget("mirror copies", copyBudget), sidecarEnd, wire.Incoming{Port: app.Port(), Remote: "198.18.0.1:1"})
 	go func() {
 		defer close(done)
-		newIncoming(slog.New(slog.DiscardHandler), "").passThrough(redirected, app, copies)
+		newIncoming(slog.New(slog.DiscardHandler), "").passThrough(t.Context(), redirected, app, copies)
 		copies.finish()
 		redirected.Close()
 	}()

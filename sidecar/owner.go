@@ -35,13 +35,13 @@ const ownerOpenTimeout = 5 * time.Second
 // the sidecar started with the target's user and group (CAP_SETUID and CAP_SETGID are among the
 // runtime's defaults) opens the file and hands the descriptor back; an open descriptor serves
 // whoever holds it.
-func openProc(procRoot string, pid int, name string, flags int) (int, error) {
+func openProc(ctx context.Context, procRoot string, pid int, name string, flags int) (int, error) {
 	path := filepath.Join(procRoot, strconv.Itoa(pid), name)
 	fd, err := openDirect(path, flags)
 	if !refused(err) {
 		return fd, err
 	}
-	return openProcAsOwner(procRoot, pid, path, flags, err)
+	return openProcAsOwner(ctx, procRoot, pid, path, flags, err)
 }
 
 // openDirect opens path with flags as the sidecar itself.
@@ -57,12 +57,12 @@ func refused(err error) bool {
 
 // openProcAsOwner opens path, a file of process pid that the sidecar was refused (refusal),
 // through the owner opener started as pid's user and group.
-func openProcAsOwner(procRoot string, pid int, path string, flags int, refusal error) (int, error) {
+func openProcAsOwner(ctx context.Context, procRoot string, pid int, path string, flags int, refusal error) (int, error) {
 	uid, gid, err := processOwner(procRoot, pid)
 	if err != nil || uid == uint32(os.Geteuid()) {
 		return -1, refusal // another user would not help
 	}
-	fd, err := openAsOwner(path, flags, uid, gid)
+	fd, err := openAsOwner(ctx, path, flags, uid, gid)
 	if err != nil {
 		return -1, fmt.Errorf("%w; as its owner (uid %d, gid %d): %w", refusal, uid, gid, err)
 	}
@@ -109,7 +109,7 @@ func processOwner(procRoot string, pid int) (uid, gid uint32, err error) {
 
 // openAsOwner starts the sidecar's own binary as uid and gid, with no supplementary groups,
 // to open path, and receives the descriptor on a socket pair.
-func openAsOwner(path string, flags int, uid, gid uint32) (int, error) {
+func openAsOwner(ctx context.Context, path string, flags int, uid, gid uint32) (int, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("socket pair: %w", err)
@@ -118,7 +118,7 @@ func openAsOwner(path string, flags int, uid, gid uint32) (int, error) {
 	defer ours.Close()
 	theirs := os.NewFile(uintptr(pair[1]), "owner-opener")
 
-	ctx, cancel := context.WithTimeout(context.Background(), ownerOpenTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ownerOpenTimeout)
 	defer cancel()
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "/proc/self/exe", OwnerOpenerArg, path, strconv.Itoa(flags))
@@ -203,7 +203,7 @@ type targetRootCache struct {
 }
 
 // open returns a descriptor of pid's root directory (O_PATH) that the caller closes.
-func (c *targetRootCache) open(procRoot string, pid int) (int, error) {
+func (c *targetRootCache) open(ctx context.Context, procRoot string, pid int) (int, error) {
 	const flags = unix.O_PATH | unix.O_DIRECTORY
 	path := filepath.Join(procRoot, strconv.Itoa(pid), "root")
 	fd, err := openDirect(path, flags)
@@ -214,7 +214,7 @@ func (c *targetRootCache) open(procRoot string, pid int) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.held || c.pid != pid || c.start != start || start == "" {
-		fd, err := openProcAsOwner(procRoot, pid, path, flags, err)
+		fd, err := openProcAsOwner(ctx, procRoot, pid, path, flags, err)
 		if err != nil {
 			return -1, err
 		}

@@ -44,7 +44,7 @@ func TestOpenAsOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fd, err := openAsOwner(path, unix.O_RDONLY, owner, owner)
+	fd, err := openAsOwner(t.Context(), path, unix.O_RDONLY, owner, owner)
 	if err != nil {
 		t.Fatalf("as the owner: %v", err)
 	}
@@ -54,10 +54,10 @@ func TestOpenAsOwner(t *testing.T) {
 		t.Fatalf("read through the handed-back descriptor: %q, %v", b, err)
 	}
 
-	if _, err := openAsOwner(path, unix.O_RDONLY, stranger, stranger); !errors.Is(err, unix.EACCES) {
+	if _, err := openAsOwner(t.Context(), path, unix.O_RDONLY, stranger, stranger); !errors.Is(err, unix.EACCES) {
 		t.Errorf("as another user: %v, want EACCES", err)
 	}
-	if _, err := openAsOwner(filepath.Join(dir, "missing"), unix.O_RDONLY, owner, owner); !errors.Is(err, unix.ENOENT) {
+	if _, err := openAsOwner(t.Context(), filepath.Join(dir, "missing"), unix.O_RDONLY, owner, owner); !errors.Is(err, unix.ENOENT) {
 		t.Errorf("a missing file: %v, want ENOENT", err)
 	}
 }

@@ -204,7 +204,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 			}
 			continue
 		case wire.EnvRequest:
-			if err := s.sendEnviron(stream); err != nil {
+			if err := s.sendEnviron(ctx, stream); err != nil {
 				return
 			}
 			continue
@@ -277,8 +277,8 @@ func (s *server) subscriptions(conn *quic.Conn) wire.Message {
 }
 
 // sendEnviron answers an EnvRequest: the target's environment in as many replies as it takes.
-func (s *server) sendEnviron(stream *quic.Stream) error {
-	replies, err := s.environ()
+func (s *server) sendEnviron(ctx context.Context, stream *quic.Stream) error {
+	replies, err := s.environ(ctx)
 	if err != nil {
 		return wire.WriteMessage(stream, wire.ErrorOf(err))
 	}
@@ -290,12 +290,12 @@ func (s *server) sendEnviron(stream *quic.Stream) error {
 	return nil
 }
 
-func (s *server) environ() ([]wire.EnvReply, error) {
+func (s *server) environ(ctx context.Context) ([]wire.EnvReply, error) {
 	pid, err := s.target.pid(s.cfg.ProcRoot)
 	if err != nil {
 		return nil, err
 	}
-	env, err := readEnviron(s.cfg.ProcRoot, pid)
+	env, err := readEnviron(ctx, s.cfg.ProcRoot, pid)
 	if err != nil {
 		return nil, fmt.Errorf("%w (a target running as another user needs the SYS_PTRACE capability, or CAP_SETUID and CAP_SETGID to open it as that user)", err)
 	}

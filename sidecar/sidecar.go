@@ -1,13 +1,34 @@
 // Package sidecar is the agent that the plugin adds to a target pod as an ephemeral container.
 //
-// It serves QUIC to exactly one client key (pinned on its command line), over UDP on the pod's
-// addresses (the direct path) and over TCP on loopback (the port-forward path, where QUIC packets
-// travel inside the byte stream). It answers the client's requests from inside the pod: the
-// target container's environment (read from /proc/PID/environ through the shared PID
-// namespace) and outgoing connections made from the pod's network namespace.
+// It serves QUIC to exactly one client key (pinned on its command line, --client-pin; its own
+// key's fingerprint is its first log line, which the plugin reads and pins), over UDP on the
+// pod's addresses (the direct path, paused while clients use only the other) and over TCP on
+// loopback (the port-forward path, where QUIC packets travel inside the byte stream). It
+// answers the client's requests (pkg/wire) from inside the pod:
 //
-// Ephemeral containers can never be removed or restarted, so the sidecar ends by itself after TTL
-// without a client. It must stay a small static binary: it imports no k8s.io package and no cobra.
+//   - the target container: named by its runtime container ID (wire.Target), its main process
+//     found by cgroup; its environment read from /proc/PID/environ through the shared PID
+//     namespace, or, when the kernel refuses the sidecar (no CAP_SYS_PTRACE), by a child started
+//     as the process's own user (the owner opener, OwnerOpenerArg);
+//   - outgoing connections, TCP and UDP (as framed datagrams), dialled from the pod's network
+//     namespace;
+//   - the target's files, read and changed beneath its root (/proc/PID/root, opened the same
+//     way), for the plugin's FUSE mounts and served files;
+//   - incoming traffic: a port stolen (an nftables redirect to the sidecar's listener, whole or
+//     by HTTP filter) or mirrored (copies from a packet capture, or through the redirect where
+//     no packet socket can be had), each connection carried to the client on a stream the
+//     sidecar opens; the listing of the ports clients hold, and of the pod's redirect tables,
+//     whose dead ones it removes. Every table has a lease the sidecar renews, and a guard
+//     process (Guard) removes the tables nobody serves when the worker dies, so the pod's
+//     traffic never stays redirected to a process that is gone.
+//
+// The sidecar's memory is the app pod's, so what clients can make it hold is bounded: clients,
+// streams, subscriptions, and the file contents and mirror copies in flight each have a limit
+// (server.go, budget.go).
+//
+// Ephemeral containers can never be removed or restarted, so the sidecar ends by itself after
+// --ttl without a client, and after --max-lifetime in any case. It must stay a small static
+// binary: it imports no k8s.io package and no cobra, and nothing of the plugin or the layer.
 package sidecar
 
 import (

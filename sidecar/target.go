@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -151,8 +152,8 @@ func isPause(procRoot string, pid int) bool {
 
 // readEnviron returns the process's environment as it was at exec: the container runtime's
 // variables, including those that came from Secrets, ConfigMaps, envFrom and service links.
-func readEnviron(procRoot string, pid int) ([]string, error) {
-	fd, err := openProc(procRoot, pid, "environ", unix.O_RDONLY)
+func readEnviron(ctx context.Context, procRoot string, pid int) ([]string, error) {
+	fd, err := openProc(ctx, procRoot, pid, "environ", unix.O_RDONLY)
 	if err != nil {
 		return nil, fmt.Errorf("read the environment of pid %d: %w", pid, err)
 	}

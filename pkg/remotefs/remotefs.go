@@ -66,8 +66,9 @@ type Options struct {
 }
 
 // Serve serves the FUSE device dev, already mounted, until the mount goes away. It takes dev
-// over, and closes it.
-func Serve(dev *os.File, remote Remote, opts Options) error {
+// over, and closes it. The remote is watched for gone entries (watch) until ctx ends or the
+// mount goes, whichever is first.
+func Serve(ctx context.Context, dev *os.File, remote Remote, opts Options) error {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -96,7 +97,7 @@ func Serve(dev *os.File, remote Remote, opts Options) error {
 		unix.Close(fd)
 		return err
 	}
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go fsys.watch(ctx, root)
 	server.Serve()

@@ -137,7 +137,7 @@ func mount(t *testing.T, remote Remote, opts Options) string {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- Serve(dev, remote, opts) }()
+	go func() { done <- Serve(t.Context(), dev, remote, opts) }()
 	disablePoll(t, dir)
 	t.Cleanup(func() {
 		_ = unix.Unmount(dir, unix.MNT_DETACH)

@@ -1,6 +1,5 @@
-// Package wire is the control protocol between the plugin and the sidecar, carried on QUIC
-// streams: the hello and feature negotiation, the environment request, heartbeats, errors, and
-// the request that opens a proxied connection from inside the pod.
+// Package wire is the protocol between the plugin and the sidecar, carried on QUIC streams:
+// the messages, their framing and bounds, and the errno numbers both ends agree on.
 //
 // Every message travels as one frame:
 //
@@ -13,11 +12,29 @@
 // header alone. Decoding is exact: short fields, trailing bytes and non-minimal varints are
 // malformed, so every message has exactly one encoding and the fuzz tests can compare bytes.
 //
-// The control stream opens with [Hello] from the client and [HelloReply] (or [Error]) from the
-// sidecar; the protocol [Version] is checked there, and later additions to the protocol are
-// switched on by features named in the hello rather than by new versions. A data stream opens
-// with [Dial] and [DialReply] and then carries the proxied connection's raw bytes, which is why
-// [Reader] never reads past the end of a frame. A filesystem stream carries one operation on the
-// target container's files, [FSRequest] frames and then [FSReply] frames, so that no operation
-// waits on another or on the control stream.
+// A stream is told apart by its first message:
+//
+//   - The control stream opens with [Hello] from the client and [HelloReply] (or [Error]) from
+//     the sidecar; the protocol [Version] is checked there, and later additions to the protocol
+//     are switched on by the features named in the hello ([Negotiate]) rather than by new
+//     versions. Then the client's requests, answered in order: [EnvRequest] by [EnvReply]
+//     frames (as many as the environment needs, [SplitEnviron]); [FileRequest] by [FileReply]
+//     chunks; [Heartbeat], echoed; [Subscribe] (steal or mirror a pod port, whole or by HTTP
+//     filter) and [Unsubscribe] by [SubscribeReply]; [Subscriptions] by [SubscriptionsReply];
+//     [Redirects] (list, and clean, the pod's redirect tables) by [RedirectsReply]; [Target]
+//     (the target container by its runtime ID) by [TargetReply]. An [Error] may stand in place
+//     of any answer.
+//   - A data stream opens with [Dial] and [DialReply] and then carries the proxied connection:
+//     its raw bytes for TCP, which is why [Reader] never reads past the end of a frame, or
+//     datagrams for UDP, each with a 2-byte length ([WriteDatagram], [ReadDatagram]).
+//   - A filesystem stream carries one operation on the target container's files, [FSRequest]
+//     frames and then [FSReply] frames (see [FSOp]), so that no operation waits on another or on
+//     the control stream.
+//   - An incoming stream is opened by the sidecar: [Incoming] names the pod port and the client
+//     of a connection that reached it, whose bytes the stream then carries (a mirror's copy one
+//     way).
+//
+// Failures of a dial or a file operation carry the pod's Linux errno ([ErrnoOf]), whatever the
+// platform at either end, so that the local program gets the pod's error. A sidecar that reached
+// its maximum lifetime closes its connections with [CloseMaxLifetime].
 package wire

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 )
 
 // addSidecar adds ec to the pod through the ephemeralcontainers subresource, as kubectl debug
@@ -153,13 +156,6 @@ func waitError(ctx context.Context, name string, timeout time.Duration, err erro
 	return fmt.Errorf("wait for sidecar %s: %w", name, err)
 }
 
-// sidecarStartLine is the sidecar's first log line: its key fingerprint, which the plugin pins.
-type sidecarStartLine struct {
-	Msg         string `json:"msg"`
-	Fingerprint string `json:"fingerprint"`
-	Version     string `json:"version"`
-}
-
 // readSidecarFingerprint reads the sidecar's first log line through the pod log API. The log is
 // the channel the cluster already authenticates: whoever may read it may use the pod anyway.
 func readSidecarFingerprint(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string) (string, error) {
@@ -171,13 +167,13 @@ func readSidecarFingerprint(ctx context.Context, client kubernetes.Interface, po
 		return "", fmt.Errorf("read the sidecar's log: %w", err)
 	}
 	defer stream.Close()
-	line, err := bufio.NewReader(stream).ReadString('\n')
+	line, err := bufio.NewReader(stream).ReadBytes('\n')
 	if err != nil {
 		return "", fmt.Errorf("read the sidecar's first log line: %w", err)
 	}
-	var start sidecarStartLine
-	if err := json.Unmarshal([]byte(line), &start); err != nil || !strings.HasPrefix(start.Fingerprint, "sha256:") {
-		return "", fmt.Errorf("the sidecar's first log line carries no key fingerprint: %q", strings.TrimSpace(line))
+	start, err := sidecarapi.ParseStartLine(line)
+	if err != nil {
+		return "", fmt.Errorf("the sidecar's first log line carries no key fingerprint: %q", bytes.TrimSpace(line))
 	}
 	return start.Fingerprint, nil
 }

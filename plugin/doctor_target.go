@@ -61,7 +61,7 @@ func (o *DoctorOptions) sidecarChecks(ctx context.Context, t *target) []check {
 	pin := id.Fingerprint()
 	var replaced string
 	if ec, ok := reusableSidecar(t.pod, o.want(t.container, pin), time.Now()); ok {
-		rows, answered := o.linkChecks(ctx, t.pod, ec, id, t.container)
+		rows, answered := o.reusedLinkChecks(ctx, t.pod, ec, id, t.container)
 		if answered || ctx.Err() != nil {
 			c.Status, c.Detail = statusOK, fmt.Sprintf("%s runs %s (reused, as exec would)", ec.Name, o.SidecarImage)
 			return append([]check{c}, rows...)
@@ -72,7 +72,7 @@ func (o *DoctorOptions) sidecarChecks(ctx context.Context, t *target) []check {
 	if row, out := timeLeft(ctx, c.Name); out {
 		return []check{row}
 	}
-	ec, pod, err := o.addBoundedSidecar(ctx, t, pin)
+	added, err := o.addBoundedSidecar(ctx, t, pin)
 	switch {
 	case err != nil && isUserError(err) && wait.Interrupted(err):
 		c.Status = statusWarn
@@ -85,14 +85,14 @@ func (o *DoctorOptions) sidecarChecks(ctx context.Context, t *target) []check {
 		return []check{c}
 	}
 	c.Status = statusOK
-	c.Detail = fmt.Sprintf("%s added: image %s pulled and running; exec reuses it%s", ec.Name, o.SidecarImage, replaced)
-	rows, _ := o.linkChecks(ctx, pod, ec, id, t.container)
+	c.Detail = fmt.Sprintf("%s added: image %s pulled and running; exec reuses it%s", added.ec.Name, o.SidecarImage, replaced)
+	rows, _ := o.linkChecks(ctx, added.pod, added.ec, added.port, id, t.container)
 	return append([]check{c}, rows...)
 }
 
 // addBoundedSidecar is exec's addSidecar (permissions, Pod Security level, patch, wait for it to
 // run, pull failures seen in the events) with its wait cut to what the run has left.
-func (o *DoctorOptions) addBoundedSidecar(ctx context.Context, t *target, pin string) (corev1.EphemeralContainer, *corev1.Pod, error) {
+func (o *DoctorOptions) addBoundedSidecar(ctx context.Context, t *target, pin string) (addedSidecar, error) {
 	deadline, _ := ctx.Deadline()
 	o.StartTimeout = min(o.StartTimeout, time.Until(deadline)-linkReserve)
 	if o.StartTimeout <= 0 {
@@ -106,15 +106,21 @@ func (o *DoctorOptions) addBoundedSidecar(ctx context.Context, t *target, pin st
 	return o.addSidecar(ctx, newProgress(w), t.pod, t.container, pin)
 }
 
-// linkChecks connects to the sidecar ec over each path exec may take, and reads the target's
-// environment through one that answered. It reports whether any did.
-func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity, container string) ([]check, bool) {
-	if row, out := timeLeft(ctx, "link"); out {
-		return []check{row}, false
-	}
+// reusedLinkChecks is linkChecks for a sidecar found in the pod, whose port is read from its
+// command line.
+func (o *DoctorOptions) reusedLinkChecks(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity, container string) ([]check, bool) {
 	port, err := sidecarPort(ec)
 	if err != nil {
 		return []check{{Name: "link", Status: statusFail, Detail: err.Error(), Fix: "a sidecar of another remocal version: pass --sidecar-image matching this plugin"}}, false
+	}
+	return o.linkChecks(ctx, pod, ec, port, id, container)
+}
+
+// linkChecks connects to the sidecar ec, which serves port, over each path exec may take, and
+// reads the target's environment through one that answered. It reports whether any did.
+func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, port int, id transport.Identity, container string) ([]check, bool) {
+	if row, out := timeLeft(ctx, "link"); out {
+		return []check{row}, false
 	}
 	keyCtx, cancel := bounded(ctx)
 	serverPin, err := readSidecarFingerprint(keyCtx, o.client, pod, ec.Name)
@@ -174,7 +180,7 @@ func (o *DoctorOptions) directCheck(ctx context.Context, p linkParams, ec corev1
 	if o.Transport == "port-forward" {
 		return skipped(c.Name, "--transport port-forward"), nil
 	}
-	if flag, _ := sidecarArg(ec.Args, "direct"); flag != "true" {
+	if !sidecarFlags(ec).Direct {
 		return skipped(c.Name, fmt.Sprintf("%s was started with --transport port-forward: it listens on loopback only", ec.Name)), nil
 	}
 	if p.pod.Status.PodIP == "" {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -208,7 +209,7 @@ func readOptional(path string) []byte {
 // dialForLayer carries one of the program's connections through the sidecar.
 func (s *session) dialForLayer(ctx context.Context, network, address string) (layer.Conn, error) {
 	deadline, ok := ctx.Deadline()
-	timeout := 30 * time.Second
+	timeout := sidecarapi.DialTimeout
 	if ok {
 		timeout = time.Until(deadline)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/quic-go/quic-go"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -15,18 +16,14 @@ import (
 // session on one with less would be cut short within the hour.
 const reuseMinLifetime = time.Hour
 
-// lifetimeLeft is how long the sidecar ec, started at start, runs before its --max-lifetime
-// ends it; ok is false for a sidecar of a version without one, which has no maximum.
-func lifetimeLeft(ec corev1.EphemeralContainer, start, now time.Time) (left time.Duration, ok bool) {
-	v, ok := sidecarArg(ec.Args, "max-lifetime")
-	if !ok {
+// lifetimeLeft is how long a sidecar with flags, started at start, runs before its
+// --max-lifetime ends it; ok is false for a sidecar of a version without one, which has no
+// maximum.
+func lifetimeLeft(flags sidecarapi.Flags, start, now time.Time) (left time.Duration, ok bool) {
+	if flags.MaxLifetime == 0 || start.IsZero() {
 		return 0, false
 	}
-	lifetime, err := time.ParseDuration(v)
-	if err != nil || start.IsZero() {
-		return 0, false
-	}
-	return start.Add(lifetime).Sub(now), true
+	return start.Add(flags.MaxLifetime).Sub(now), true
 }
 
 // endedAtMaxLifetime tells whether the sidecar closed the connection because it reached its
@@ -42,8 +39,7 @@ func endedAtMaxLifetime(cause error) bool {
 func (s *session) reportMaxLifetime(p *progress, ec corev1.EphemeralContainer) {
 	stop := context.AfterFunc(s.conn.Context(), func() {
 		if endedAtMaxLifetime(context.Cause(s.conn.Context())) {
-			lifetime, _ := sidecarArg(ec.Args, "max-lifetime")
-			p.warn("sidecar %s reached its maximum lifetime (%s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)", ec.Name, lifetime)
+			p.warn("sidecar %s reached its maximum lifetime (%s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)", ec.Name, sidecarFlags(ec).MaxLifetime)
 		}
 	})
 	s.closers = append(s.closers, closerFunc(func() { stop() }))

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/version"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
@@ -31,11 +32,9 @@ const directProbeTimeout = 1500 * time.Millisecond
 // clientFeatures are what this plugin can use; inspect says the session only looks (ls,
 // clean), which leaves the sidecar's TTL as it was.
 func clientFeatures(inspect bool) []string {
-	f := []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureTarget}
-	if inspect {
-		f = append(f, wire.FeatureInspect)
-	}
-	return f
+	return slices.DeleteFunc(sidecarapi.Features(), func(f string) bool {
+		return f == wire.FeatureInspect && !inspect
+	})
 }
 
 type linkParams struct {

@@ -224,7 +224,7 @@ func sidecarRows(pods []corev1.Pod, pin string, now time.Time) []sidecarRow {
 			if !strings.HasPrefix(ec.Name, sidecarNamePrefix) {
 				continue
 			}
-			owner, _ := sidecarArg(ec.Args, "client-pin")
+			owner := sidecarFlags(ec).ClientPin
 			r := sidecarRow{
 				Namespace: pod.Namespace,
 				Pod:       pod.Name,

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/version"
 )
@@ -55,9 +56,9 @@ func newSessionOptions(configFlags *genericclioptions.ConfigFlags) sessionOption
 		configFlags:  configFlags,
 		SidecarImage: version.DefaultSidecarImage(),
 		StartTimeout: 60 * time.Second,
-		TTL:          10 * time.Minute,
-		// The sidecar's own default, which the plugin always passes on.
-		MaxLifetime: 12 * time.Hour,
+		// The sidecar's own defaults, which the plugin always passes on.
+		TTL:         sidecarapi.DefaultTTL,
+		MaxLifetime: sidecarapi.DefaultMaxLifetime,
 		Transport:   "auto",
 	}
 }
@@ -157,16 +158,16 @@ func (o *sessionOptions) startSession(ctx context.Context, p *progress) (*sessio
 		}
 		p.warn("sidecar %s does not answer (%v); adding a new one", ec.Name, err)
 	}
-	ec, pod, err := o.addSidecar(ctx, p, pod, t.container, pin)
+	added, err := o.addSidecar(ctx, p, pod, t.container, pin)
 	if err != nil {
 		return nil, err
 	}
-	sess, how, err := o.connect(ctx, pod, ec, id)
+	sess, how, err := o.connect(ctx, added.pod, added.ec.Name, added.port, id)
 	if err != nil {
 		return nil, err
 	}
 	p.step("connected (%s)", how)
-	return sess.ready(p, t, ec)
+	return sess.ready(p, t, added.ec)
 }
 
 // ready makes t the session's target, on the sidecar ec's side too, and has the session say so
@@ -190,24 +191,34 @@ func (o *sessionOptions) want(container, pin string) sidecarWant {
 // reuseDialTimeout bounds the connection to a sidecar that the pod's status says runs.
 const reuseDialTimeout = 5 * time.Second
 
+// addedSidecar is a sidecar just added to a pod and running.
+type addedSidecar struct {
+	ec   corev1.EphemeralContainer
+	port int         // as the plugin chose it, not read back from ec's command line
+	pod  *corev1.Pod // the pod with ec running
+}
+
 // addSidecar checks what the user may do, adds a new sidecar to the pod and waits until it
 // runs.
-func (o *sessionOptions) addSidecar(ctx context.Context, p *progress, pod *corev1.Pod, container, pin string) (corev1.EphemeralContainer, *corev1.Pod, error) {
+func (o *sessionOptions) addSidecar(ctx context.Context, p *progress, pod *corev1.Pod, container, pin string) (addedSidecar, error) {
 	if err := checkPermissions(ctx, o.client, pod.Namespace); err != nil {
-		return corev1.EphemeralContainer{}, nil, err
+		return addedSidecar{}, err
 	}
 	level, err := namespaceSecurityLevel(ctx, o.client, pod.Namespace)
 	if err != nil {
-		return corev1.EphemeralContainer{}, nil, err
+		return addedSidecar{}, err
+	}
+	flags := sidecarapi.Flags{
+		ClientPin:   pin,
+		Port:        40000 + rand.IntN(20000),
+		TTL:         o.TTL,
+		MaxLifetime: o.MaxLifetime,
+		Direct:      o.Transport != "port-forward",
 	}
 	ec, lost := sidecarContainer(sidecarParams{
 		Image:     o.SidecarImage,
 		Target:    container,
-		ClientPin: pin,
-		Port:      40000 + rand.IntN(20000),
-		TTL:       o.TTL,
-		Lifetime:  o.MaxLifetime,
-		Direct:    o.Transport != "port-forward",
+		Flags:     flags,
 		Level:     level,
 		RunAsUser: targetUser(pod, container),
 		Needs:     o.needs,
@@ -216,14 +227,14 @@ func (o *sessionOptions) addSidecar(ctx context.Context, p *progress, pod *corev
 		p.warn("namespace %s enforces Pod Security %q: no %s; the environment, outgoing traffic and files still work", pod.Namespace, level, strings.Join(lost, ", no "))
 	}
 	if err := addSidecar(ctx, o.client, pod, ec); err != nil {
-		return corev1.EphemeralContainer{}, nil, err
+		return addedSidecar{}, err
 	}
 	p.step("added sidecar %s (%s), waiting for it to run", ec.Name, o.SidecarImage)
 	if pod, err = waitSidecarRunning(ctx, o.client, pod, ec.Name, o.StartTimeout); err != nil {
-		return corev1.EphemeralContainer{}, nil, err
+		return addedSidecar{}, err
 	}
 	p.step("sidecar running")
-	return ec, pod, nil
+	return addedSidecar{ec: ec, port: flags.Port, pod: pod}, nil
 }
 
 // connectQuickly is connect for a sidecar that the pod's status says runs: a live one answers
@@ -233,6 +244,10 @@ func (o *sessionOptions) addSidecar(ctx context.Context, p *progress, pod *corev
 // by itself in the background (a port-forward stream to a dead port ends only with its own
 // timeout); what it connects then is closed.
 func (o *sessionOptions) connectQuickly(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) (*session, string, error) {
+	port, err := sidecarPort(ec)
+	if err != nil {
+		return nil, "", err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	type result struct {
 		sess *session
@@ -241,7 +256,7 @@ func (o *sessionOptions) connectQuickly(ctx context.Context, pod *corev1.Pod, ec
 	}
 	done := make(chan result, 1)
 	go func() {
-		sess, how, err := o.connect(ctx, pod, ec, id)
+		sess, how, err := o.connect(ctx, pod, ec.Name, port, id)
 		done <- result{sess, how, err}
 	}()
 	timer := time.NewTimer(reuseDialTimeout)
@@ -273,13 +288,9 @@ func (f closerFunc) Close() error {
 	return nil
 }
 
-// connect opens the session with the sidecar ec of pod.
-func (o *sessionOptions) connect(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) (*session, string, error) {
-	serverPin, err := readSidecarFingerprint(ctx, o.client, pod, ec.Name)
-	if err != nil {
-		return nil, "", err
-	}
-	port, err := sidecarPort(ec)
+// connect opens the session with the sidecar of pod named name, which serves port.
+func (o *sessionOptions) connect(ctx context.Context, pod *corev1.Pod, name string, port int, id transport.Identity) (*session, string, error) {
+	serverPin, err := readSidecarFingerprint(ctx, o.client, pod, name)
 	if err != nil {
 		return nil, "", err
 	}

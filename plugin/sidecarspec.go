@@ -3,12 +3,13 @@ package plugin
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 )
 
 // sidecarNamePrefix marks remocal's ephemeral containers; the rest of the name is random because
@@ -16,15 +17,12 @@ import (
 const sidecarNamePrefix = "remocal-"
 
 // sidecarParams is what a new sidecar is started with. Everything the plugin needs to find and
-// reuse it later is in its command line, which the pod spec keeps.
+// reuse it later is in its command line (Flags), which the pod spec keeps.
 type sidecarParams struct {
-	Image     string
-	Target    string // targetContainerName: shares that container's PID namespace
-	ClientPin string // fingerprint of the only client key the sidecar accepts
-	Port      int    // QUIC over UDP (direct) and stream-carried QUIC over TCP (port-forward)
-	TTL       time.Duration
-	Lifetime  time.Duration // the sidecar's --max-lifetime
-	Direct    bool          // also listen for QUIC on the pod's addresses, not only on loopback
+	Image  string
+	Target string // targetContainerName: shares that container's PID namespace
+	// Flags are the sidecar's command line but its name, which sidecarContainer chooses.
+	Flags     sidecarapi.Flags
 	Level     podSecurityLevel
 	RunAsUser *int64 // the target's user, needed under the restricted level
 	Needs     sidecarNeeds
@@ -43,15 +41,8 @@ type sidecarParams struct {
 //
 // It also returns what the level takes away, for one line of warning.
 func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
-	name := sidecarNamePrefix + rand.String(5)
-	args := []string{
-		"--client-pin=" + p.ClientPin,
-		"--port=" + strconv.Itoa(p.Port),
-		"--ttl=" + p.TTL.String(),
-		"--max-lifetime=" + p.Lifetime.String(),
-		"--direct=" + strconv.FormatBool(p.Direct),
-		"--name=" + name,
-	}
+	flags := p.Flags
+	flags.Name = sidecarNamePrefix + rand.String(5)
 	no, yes := false, true
 	root := int64(0)
 	sc := &corev1.SecurityContext{
@@ -84,10 +75,10 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 	}
 	return corev1.EphemeralContainer{
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
-			Name:                     name,
+			Name:                     flags.Name,
 			Image:                    p.Image,
 			ImagePullPolicy:          corev1.PullIfNotPresent,
-			Args:                     args,
+			Args:                     flags.Args(),
 			SecurityContext:          sc,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		},
@@ -95,15 +86,12 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 	}, lost
 }
 
-// sidecarArg returns the value of --name=VALUE in an existing sidecar's args.
-func sidecarArg(args []string, name string) (string, bool) {
-	prefix := "--" + name + "="
-	for _, a := range args {
-		if v, ok := strings.CutPrefix(a, prefix); ok {
-			return v, true
-		}
-	}
-	return "", false
+// sidecarFlags reads the command line of the existing sidecar ec. A flag it lacks (a sidecar
+// older than the flag) or that does not parse stays zero: the callers decide on what they read,
+// and a sidecar that cannot be read fails when used (sidecarPort).
+func sidecarFlags(ec corev1.EphemeralContainer) sidecarapi.Flags {
+	f, _ := sidecarapi.ParseArgs(ec.Args)
+	return f
 }
 
 // sidecarWant is what a session wants of a sidecar it would reuse.
@@ -132,16 +120,17 @@ func reusableSidecar(pod *corev1.Pod, w sidecarWant, now time.Time) (corev1.Ephe
 		if !strings.HasPrefix(ec.Name, sidecarNamePrefix) || !running {
 			continue
 		}
-		if left, ok := lifetimeLeft(ec, start, now); ok && left < reuseMinLifetime {
+		flags := sidecarFlags(ec)
+		if left, ok := lifetimeLeft(flags, start, now); ok && left < reuseMinLifetime {
 			continue
 		}
 		if ec.Image != w.image || ec.TargetContainerName != w.container || !grants(ec, w.needs) {
 			continue
 		}
-		if direct, _ := sidecarArg(ec.Args, "direct"); w.direct && direct != "true" {
+		if w.direct && !flags.Direct {
 			continue
 		}
-		if got, _ := sidecarArg(ec.Args, "client-pin"); got == w.pin {
+		if flags.ClientPin == w.pin {
 			return ec, true
 		}
 	}
@@ -165,11 +154,16 @@ func grants(ec corev1.EphemeralContainer, needs sidecarNeeds) bool {
 	return true
 }
 
-// sidecarPort reads the port an existing sidecar listens on.
+// sidecarPort reads the port an existing sidecar listens on. A sidecar just added need not:
+// its port is what the plugin wrote.
 func sidecarPort(ec corev1.EphemeralContainer) (int, error) {
-	v, ok := sidecarArg(ec.Args, "port")
-	if !ok {
+	flags, err := sidecarapi.ParseArgs(ec.Args)
+	switch {
+	case flags.Port != 0:
+		return flags.Port, nil
+	case err != nil:
+		return 0, fmt.Errorf("sidecar %s: %w", ec.Name, err)
+	default:
 		return 0, fmt.Errorf("sidecar %s has no --port argument", ec.Name)
 	}
-	return strconv.Atoi(v)
 }

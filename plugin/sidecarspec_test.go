@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 )
 
 func TestSidecarContainerBySecurityLevel(t *testing.T) {
@@ -29,7 +31,7 @@ func TestSidecarContainerBySecurityLevel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.level), func(t *testing.T) {
 			ec, lost := sidecarContainer(sidecarParams{
-				Image: "img", Target: "app", ClientPin: "sha256:ab", Port: 45000, TTL: time.Minute, Lifetime: 12 * time.Hour,
+				Image: "img", Target: "app", Flags: sidecarapi.Flags{ClientPin: "sha256:ab", Port: 45000, TTL: time.Minute, MaxLifetime: 12 * time.Hour},
 				Level: tt.level, RunAsUser: tt.user, Needs: allNeeds,
 			})
 			sc := ec.SecurityContext
@@ -57,11 +59,9 @@ func TestSidecarContainerBySecurityLevel(t *testing.T) {
 			if !strings.HasPrefix(ec.Name, sidecarNamePrefix) || ec.TargetContainerName != "app" {
 				t.Errorf("name %q target %q", ec.Name, ec.TargetContainerName)
 			}
-			if pin, _ := sidecarArg(ec.Args, "client-pin"); pin != "sha256:ab" {
-				t.Errorf("client-pin arg = %q", pin)
-			}
-			if lifetime, _ := sidecarArg(ec.Args, "max-lifetime"); lifetime != "12h0m0s" {
-				t.Errorf("max-lifetime arg = %q", lifetime)
+			want := []string{"--client-pin=sha256:ab", "--port=45000", "--ttl=1m0s", "--max-lifetime=12h0m0s", "--direct=false", "--name=" + ec.Name}
+			if !slices.Equal(ec.Args, want) {
+				t.Errorf("args = %q, want %q", ec.Args, want)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -105,7 +106,7 @@ func TestMirrorCopiesBudget(t *testing.T) {
 // Past maxClients, a new client connection is closed at once, saying why; one that leaves
 // makes room.
 func TestClientsPastTheCapAreRefused(t *testing.T) {
-	srv := newServer(Config{TTL: time.Hour}, slog.New(slog.DiscardHandler))
+	srv := newServer(Config{Flags: sidecarapi.Flags{TTL: time.Hour}}, slog.New(slog.DiscardHandler))
 	srv.clients = semaphore.NewWeighted(2)
 	_, dial := serveOnLoopback(t, srv, 16)
 	first, second := dial(), dial()
@@ -140,7 +141,7 @@ func TestClientsPastTheCapAreRefused(t *testing.T) {
 
 // Past maxStreams, all clients together, a new stream is reset at once.
 func TestStreamsPastTheCapAreRefused(t *testing.T) {
-	srv := newServer(Config{TTL: time.Hour}, slog.New(slog.DiscardHandler))
+	srv := newServer(Config{Flags: sidecarapi.Flags{TTL: time.Hour}}, slog.New(slog.DiscardHandler))
 	srv.streams = semaphore.NewWeighted(2)
 	_, dial := serveOnLoopback(t, srv, 16)
 	openControl(t, dial())
@@ -163,7 +164,7 @@ func TestSubscriptionsPerClientAreCapped(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("a mirror by capture needs CAP_NET_RAW")
 	}
-	srv := newServer(Config{TTL: time.Hour}, slog.New(slog.DiscardHandler))
+	srv := newServer(Config{Flags: sidecarapi.Flags{TTL: time.Hour}}, slog.New(slog.DiscardHandler))
 	srv.maxSubscriptions = 2
 	_, dial := serveOnLoopback(t, srv, 16)
 	control, r := openControl(t, dial(), wire.FeatureMirror)

@@ -16,14 +16,10 @@ import (
 	"github.com/quic-go/quic-go"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/version"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
-
-// features are what this sidecar offers; the hello negotiates the intersection with the client's.
-func features() []string {
-	return []string{wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile, wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects, wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureInspect, wire.FeatureTarget}
-}
 
 // Application error codes on QUIC connections and streams.
 const (
@@ -180,7 +176,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 		_ = wire.WriteMessage(stream, wire.Error{Code: wire.ErrCodeVersion, Reason: fmt.Sprintf("sidecar speaks protocol %d, client %d", wire.Version, hello.Version)})
 		return
 	}
-	reply := wire.HelloReply{Version: wire.Version, Features: wire.Negotiate(hello.Features, features()), Sidecar: version.Get().Version}
+	reply := wire.HelloReply{Version: wire.Version, Features: wire.Negotiate(hello.Features, sidecarapi.Features()), Sidecar: version.Get().Version}
 	if pid, err := s.target.pid(s.cfg.ProcRoot); err == nil {
 		reply.TargetPID = int32(pid)
 	}
@@ -312,7 +308,7 @@ func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	if timeout <= 0 || timeout > time.Minute {
-		timeout = 30 * time.Second
+		timeout = sidecarapi.DialTimeout
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	target, err := (&net.Dialer{}).DialContext(dctx, req.Network, req.Address)

@@ -34,7 +34,6 @@ package sidecar
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -44,38 +43,20 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/version"
 )
 
-// DefaultTTL is how long a sidecar waits for a client. Ephemeral containers can never be removed, so
-// a sidecar nobody uses must end by itself.
-const DefaultTTL = 10 * time.Minute
-
-// DefaultMaxLifetime bounds a sidecar's life even while clients stay connected: a client that
-// never lets go (a forgotten terminal) would otherwise keep the pod's ports redirected and the
-// sidecar's rights in the pod for good.
-const DefaultMaxLifetime = 12 * time.Hour
-
 // Config is the sidecar's checked configuration, built once from its command line.
 type Config struct {
-	// TTL is how long the sidecar runs without a client before it exits.
-	TTL time.Duration
-	// MaxLifetime is how long the sidecar runs at most, clients or not.
-	MaxLifetime time.Duration
-	// ClientPin is the fingerprint of the only client key accepted ("sha256:...").
-	ClientPin string
-	// Port is the UDP port of the direct path and the TCP port of the port-forward path.
-	Port int
-	// Direct also serves QUIC on the pod's addresses, not only on loopback. Either way the UDP
-	// socket is not served while clients are connected only over the port-forward path (direct.go).
-	Direct bool
-	// IgnoredFlags are the command line's flags this sidecar does not know (SplitUnknownFlags),
-	// logged after the start line.
+	// Flags are the command line's flags, as the plugin writes them. Direct or not, the UDP
+	// socket is not served while clients are connected only over the port-forward path
+	// (direct.go).
+	sidecarapi.Flags
+	// IgnoredFlags are the command line's flags this sidecar does not know
+	// (sidecarapi.SplitUnknownFlags), logged after the start line.
 	IgnoredFlags []string
-	// Name is the sidecar's container name, for people: another sidecar of the pod that finds
-	// one of this one's ports taken names it to its user.
-	Name string
 	// ProcRoot is where the target's processes are visible; "/proc" but for tests.
 	ProcRoot string
 	// UDPIdle ends a UDP relay without datagrams for this long; zero is two minutes.
@@ -87,17 +68,7 @@ type Config struct {
 
 // NewConfig returns the configuration used when no flag is given.
 func NewConfig() Config {
-	return Config{TTL: DefaultTTL, MaxLifetime: DefaultMaxLifetime, ProcRoot: "/proc"}
-}
-
-// AddFlags binds the configuration to the sidecar's command-line flags.
-func (c *Config) AddFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&c.TTL, "ttl", c.TTL, "exit after this long without a client")
-	fs.DurationVar(&c.MaxLifetime, "max-lifetime", c.MaxLifetime, "end every session and exit after this long, clients or not")
-	fs.StringVar(&c.ClientPin, "client-pin", c.ClientPin, "fingerprint (sha256:HEX) of the only client key to accept")
-	fs.IntVar(&c.Port, "port", c.Port, "UDP (direct) and loopback TCP (port-forward) port to serve QUIC on")
-	fs.BoolVar(&c.Direct, "direct", c.Direct, "also serve QUIC over UDP on the pod's addresses")
-	fs.StringVar(&c.Name, "name", c.Name, "this sidecar's container name, to tell other sidecars of the pod whose a port is")
+	return Config{Flags: sidecarapi.NewFlags(), ProcRoot: "/proc"}
 }
 
 // Validate reports a configuration that Run cannot honour.
@@ -128,17 +99,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	v := version.Get()
-	// The first line must carry the fingerprint: the plugin reads it through the pod log API and
-	// pins it, so nobody else who can reach the port can pose as this sidecar.
-	logger.InfoContext(ctx, "sidecar started",
-		"fingerprint", id.Fingerprint(),
-		"version", v.Version,
-		"commit", v.Commit,
-		"port", cfg.Port,
-		"direct", cfg.Direct,
-		"ttl", cfg.TTL.String(),
-		"maxLifetime", cfg.MaxLifetime.String(),
-	)
+	sidecarapi.StartLine{
+		Fingerprint: id.Fingerprint(),
+		Version:     v.Version,
+		Commit:      v.Commit,
+		Port:        cfg.Port,
+		Direct:      cfg.Direct,
+		TTL:         cfg.TTL,
+		MaxLifetime: cfg.MaxLifetime,
+	}.Log(ctx, logger)
 	if len(cfg.IgnoredFlags) > 0 {
 		logger.WarnContext(ctx, "ignored flags this sidecar does not know: the plugin is newer", "flags", cfg.IgnoredFlags)
 	}

@@ -5,14 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/remocal/kubectl-remocal/internal/testnet"
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/version"
 )
 
@@ -23,12 +22,12 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{name: "valid", cfg: validConfig(0)},
-		{name: "short ttl", cfg: Config{TTL: time.Millisecond, MaxLifetime: time.Hour, ClientPin: testPin, Port: 1}},
-		{name: "zero ttl", cfg: Config{MaxLifetime: time.Hour, ClientPin: testPin, Port: 1}, wantErr: "--ttl must be positive, got 0s"},
-		{name: "negative ttl", cfg: Config{TTL: -time.Second, MaxLifetime: time.Hour, ClientPin: testPin, Port: 1}, wantErr: "--ttl must be positive, got -1s"},
-		{name: "zero max lifetime", cfg: Config{TTL: time.Second, ClientPin: testPin, Port: 1}, wantErr: "--max-lifetime must be positive, got 0s"},
-		{name: "no pin", cfg: Config{TTL: time.Second, MaxLifetime: time.Hour, Port: 1}, wantErr: `--client-pin must be sha256:HEX, got ""`},
-		{name: "bad port", cfg: Config{TTL: time.Second, MaxLifetime: time.Hour, ClientPin: testPin, Port: 70000}, wantErr: "--port must be 1-65535, got 70000"},
+		{name: "short ttl", cfg: Config{Flags: sidecarapi.Flags{TTL: time.Millisecond, MaxLifetime: time.Hour, ClientPin: testPin, Port: 1}}},
+		{name: "zero ttl", cfg: Config{Flags: sidecarapi.Flags{MaxLifetime: time.Hour, ClientPin: testPin, Port: 1}}, wantErr: "--ttl must be positive, got 0s"},
+		{name: "negative ttl", cfg: Config{Flags: sidecarapi.Flags{TTL: -time.Second, MaxLifetime: time.Hour, ClientPin: testPin, Port: 1}}, wantErr: "--ttl must be positive, got -1s"},
+		{name: "zero max lifetime", cfg: Config{Flags: sidecarapi.Flags{TTL: time.Second, ClientPin: testPin, Port: 1}}, wantErr: "--max-lifetime must be positive, got 0s"},
+		{name: "no pin", cfg: Config{Flags: sidecarapi.Flags{TTL: time.Second, MaxLifetime: time.Hour, Port: 1}}, wantErr: `--client-pin must be sha256:HEX, got ""`},
+		{name: "bad port", cfg: Config{Flags: sidecarapi.Flags{TTL: time.Second, MaxLifetime: time.Hour, ClientPin: testPin, Port: 70000}}, wantErr: "--port must be 1-65535, got 70000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,33 +40,6 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if err == nil || err.Error() != tt.wantErr {
 				t.Fatalf("Validate() = %v, want %q", err, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestConfigAddFlags(t *testing.T) {
-	tests := []struct {
-		name         string
-		args         []string
-		wantTTL      time.Duration
-		wantLifetime time.Duration
-	}{
-		{name: "default", args: nil, wantTTL: DefaultTTL, wantLifetime: DefaultMaxLifetime},
-		{name: "double dash", args: []string{"--ttl", "30s"}, wantTTL: 30 * time.Second, wantLifetime: DefaultMaxLifetime},
-		{name: "equals", args: []string{"-ttl=1h", "--max-lifetime=2h"}, wantTTL: time.Hour, wantLifetime: 2 * time.Hour},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := NewConfig()
-			fs := flag.NewFlagSet("remocal-sidecar", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			cfg.AddFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatalf("Parse(%q) = %v", tt.args, err)
-			}
-			if cfg.TTL != tt.wantTTL || cfg.MaxLifetime != tt.wantLifetime {
-				t.Errorf("TTL = %s, max lifetime %s; want %s, %s", cfg.TTL, cfg.MaxLifetime, tt.wantTTL, tt.wantLifetime)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/version"
 	"github.com/remocal/kubectl-remocal/sidecar"
 )
@@ -36,7 +37,7 @@ func run() int {
 	printVersion := fs.Bool("version", false, "print the version as JSON and exit")
 	worker := fs.Bool(strings.TrimPrefix(sidecar.WorkerFlag, "--"), false, "do the work (set by the guard process for its child)")
 	cfg.AddFlags(fs)
-	args, unknown := sidecar.SplitUnknownFlags(fs, os.Args[1:])
+	args, unknown := sidecarapi.SplitUnknownFlags(fs, os.Args[1:])
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -2,14 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
@@ -103,20 +103,19 @@ func TestSidecarRefusesAnotherKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	ec := pod.Spec.EphemeralContainers[len(pod.Spec.EphemeralContainers)-1]
-	var port int
-	for _, a := range ec.Args {
-		if v, ok := strings.CutPrefix(a, "--port="); ok {
-			port, _ = strconv.Atoi(v)
-		}
+	flags, err := sidecarapi.ParseArgs(ec.Args)
+	if err != nil {
+		t.Fatal(err)
 	}
+	port := flags.Port
 	logs, err := env.client.CoreV1().Pods(env.namespace).GetLogs(echo.pod, &corev1.PodLogOptions{Container: ec.Name}).DoRaw(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var first struct{ Fingerprint string }
-	line, _ := bufio.NewReader(strings.NewReader(string(logs))).ReadString('\n')
-	if err := json.Unmarshal([]byte(line), &first); err != nil || first.Fingerprint == "" {
-		t.Fatalf("no fingerprint in the sidecar's first log line %q", line)
+	line, _ := bufio.NewReader(bytes.NewReader(logs)).ReadBytes('\n')
+	first, err := sidecarapi.ParseStartLine(line)
+	if err != nil {
+		t.Fatalf("the sidecar's first log line %q: %v", line, err)
 	}
 
 	intruder, err := transport.NewIdentity()

@@ -4,6 +4,7 @@ package layer
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,11 +18,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/remocal/kubectl-remocal/internal/testnet"
 )
 
 func init() {
 	childScenarios["accept-signalled"] = childAcceptSignalled
 	childScenarios["recv-signalled"] = childRecvSignalled
+	childScenarios["connect-interrupted"] = childConnectInterrupted
 }
 
 // signalOwnThread handles SIGINT (Go's handler, SA_RESTART), reports it on stdout, and sends
@@ -98,6 +102,36 @@ func childRecvSignalled(args []string) int {
 	fmt.Println("recvfrom:", err)
 	handled()
 	return 0
+}
+
+// childConnectInterrupted connects a blocking socket to args[0] (through the pod) while its
+// thread gets SIGINT, and says how the connect ended.
+func childConnectInterrupted(args []string) int {
+	dst := netip.MustParseAddrPort(args[0])
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	handled := signalOwnThread()
+	err = unix.Connect(fd, &unix.SockaddrInet4{Port: int(dst.Port()), Addr: dst.Addr().As4()})
+	fmt.Println("connect:", err)
+	handled()
+	return 0
+}
+
+// slowDial is pod's dial, which takes a while for TCP.
+func slowDial(pod *fakePod, delay time.Duration) DialFunc {
+	return func(ctx context.Context, network, address string) (Conn, error) {
+		if network == "tcp" {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return pod.dial(ctx, network, address)
+	}
 }
 
 // childOutput is the stdout of a program run under the layer, line by line.
@@ -221,6 +255,25 @@ func TestSignalDuringBlockingRecvfromInterruptsIt(t *testing.T) {
 	child.expect(2*time.Second, "handler: interrupt", "recvfrom: interrupted system call")
 }
 
+// A signal to a thread waiting for a remote connect runs its handler at once; as Go's handler
+// asks (SA_RESTART), the connect then goes on waiting for the same dial, and connects.
+func TestSignalDuringRemoteConnectRunsTheHandler(t *testing.T) {
+	pod := &fakePod{t: t, routes: map[string]string{"tcp 198.18.7.10:80": testnet.TCPEcho(t)}}
+	s := newTestSupervisor(t, Config{Dial: slowDial(pod, 2*time.Second)})
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := startUnder(t, s, []string{self, "198.18.7.10:80"}, "LAYER_TEST_CHILD=connect-interrupted")
+	child.expect(1500*time.Millisecond, "handler: interrupt")
+	child.expect(5*time.Second, "connect: <nil>")
+	pod.mu.Lock()
+	defer pod.mu.Unlock()
+	if len(pod.dials) != 1 {
+		t.Fatalf("dialed %q, want once", pod.dials)
+	}
+}
+
 // pythonUnderTest is a Python interpreter's path, or skips the test.
 func pythonUnderTest(t *testing.T) string {
 	t.Helper()
@@ -253,8 +306,8 @@ except Interrupted:
     print("call interrupted", flush=True)
 `
 
-// Ctrl-C reaches a Python program blocked in accept or recvfrom under the layer: its handler
-// runs at once, which takes an EINTR from the call.
+// Ctrl-C reaches a Python program blocked in accept, recvfrom or a remote connect under the
+// layer: its handler runs at once, which takes an EINTR from the call.
 func TestSIGINTInterruptsPythonsBlockingCalls(t *testing.T) {
 	python := pythonUnderTest(t)
 	silent, err := net.ListenPacket("udp4", "127.0.0.1:0") // never answers
@@ -263,11 +316,13 @@ func TestSIGINTInterruptsPythonsBlockingCalls(t *testing.T) {
 	}
 	defer silent.Close()
 	pod := &fakePod{t: t, routes: map[string]string{"udp 198.18.7.9:53": silent.LocalAddr().String()}}
-	s := newTestSupervisor(t, Config{Dial: pod.dial})
+	pod.routes["tcp 198.18.7.11:80"] = testnet.TCPEcho(t)
+	s := newTestSupervisor(t, Config{Dial: slowDial(pod, 10*time.Second)})
 	defer s.ExpectArrival(netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("198.18.9.9:4242"))()
 	for _, tc := range []struct{ name, setup, call string }{
 		{"accept", `s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()`, "s.accept()"},
 		{"recvfrom", `s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"ping", ("198.18.7.9", 53))`, "s.recvfrom(100)"},
+		{"connect", `s = socket.socket()`, `s.connect(("198.18.7.11", 80))`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			script := "import socket\n" + tc.setup + "\nprint(\"waiting\", flush=True)\n" + strings.Replace(pythonInterrupted, "CALL", tc.call, 1)

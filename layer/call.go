@@ -24,6 +24,17 @@ func (c *call) arg(i int) uint64   { return c.n.Data.Args[i] }
 func (c *call) argFD(i int) int    { return int(int32(c.n.Data.Args[i])) }
 func (c *call) stillWaiting() bool { return c.l.Valid(c.n.ID) }
 
+// interruption is how the call, waiting on a socket (with a timeout: timed), should end for
+// the signals pending for its thread: 0 to go on. The caller then checks that the call still
+// waits, which proves the thread read was the call's.
+func (c *call) interruption(timed bool) unix.Errno {
+	t, err := readThreadSignals(c.tid())
+	if err != nil {
+		return 0 // the thread is gone, as stillWaiting will say
+	}
+	return t.interruption(timed)
+}
+
 // dup takes a duplicate of the caller's descriptor argument i; the caller closes it. The
 // thread's pidfd is opened before the check that the notification still waits: the check then
 // proves that the thread id had not been reused by another process when the pidfd was made.

@@ -13,7 +13,7 @@ import (
 )
 
 // dialTimeout bounds a connect carried to the pod, like the kernel's SYN retries do locally
-// (shorter: a program that set its own timeout cannot interrupt a trapped connect).
+// (shorter: the program's own SO_SNDTIMEO does not end a trapped connect; a signal does).
 const dialTimeout = 30 * time.Second
 
 // connect(fd, addr, addrlen): a destination kept local runs in the kernel, decided in the
@@ -39,6 +39,11 @@ func (s *Supervisor) connectRemote(c *call, dst netip.AddrPort) {
 		return
 	}
 	defer unix.Close(fd)
+	if g, ok := s.dialings.of(info.ino); ok {
+		// A connect restarted after a signal, or made again: the first one's dial goes on.
+		s.awaitDial(c, fd, info.ino, g)
+		return
+	}
 	if _, redirected := s.sockets.peer(info.ino); redirected {
 		// A second connect on a redirected socket: the kernel answers EISCONN or EALREADY
 		// from the socket's real state.
@@ -55,26 +60,81 @@ func (s *Supervisor) connectRemote(c *call, dst netip.AddrPort) {
 	}
 }
 
+// connectTCP dials dst from the pod for the program's socket fd, in a goroutine of its own
+// that outlives the call if a signal ends it (see dialings), and answers c with the result.
 func (s *Supervisor) connectTCP(c *call, fd int, info socketInfo, dst netip.AddrPort) {
+	g, started := s.dialings.start(info.ino)
+	if started {
+		own, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			s.dialings.finish(info.ino, g, 0, errnoOf(err))
+		} else {
+			go func() {
+				defer unix.Close(own)
+				val, errno := s.dialTCP(own, info, dst)
+				s.dialings.finish(info.ino, g, val, errno)
+			}()
+		}
+	}
+	s.awaitDial(c, fd, info.ino, g)
+}
+
+// dialTCP dials dst from the pod and connects the program's socket fd to the relay carrying
+// it. It returns what the program's connect returns: val, or errno when not 0.
+func (s *Supervisor) dialTCP(fd int, info socketInfo, dst netip.AddrPort) (val int64, errno unix.Errno) {
 	remote := netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
 	ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
 	conn, err := s.cfg.Dial(ctx, "tcp", remote.String())
 	cancel()
 	if err != nil {
 		s.log.Debug("connect through the pod failed", "dst", remote, "err", err)
-		c.fail(errnoOf(err))
-		return
+		return 0, errnoOf(err)
 	}
 	result, err := s.relay.attach(fd, info, conn, func() { s.sockets.forget(info.ino) })
 	if err != nil {
 		conn.Close()
 		s.log.Error("connect the program's socket to the relay", "dst", remote, "err", err)
-		c.fail(errnoOf(err))
-		return
+		return 0, errnoOf(err)
 	}
 	s.sockets.setPeer(info.ino, dst)
-	s.log.Debug("connect through the pod", "dst", remote, "tid", c.tid())
-	c.ret(result)
+	s.log.Debug("connect through the pod", "dst", remote)
+	return result, 0
+}
+
+// awaitDial answers c with the end of dial g of the program's socket fd (inode ino), unless a
+// signal for the thread comes first: the connect then ends as the kernel's blocking connect
+// does, with ERESTARTSYS (EINTR with a send timeout, SO_SNDTIMEO), and the connection goes on
+// in the background: the restarted connect, or the program's next one, waits for it. Canceling
+// the dial instead would make a restarting program dial anew at each signal, and so never
+// connect under a stream of them.
+func (s *Supervisor) awaitDial(c *call, fd int, ino uint64, g *dialing) {
+	timed := false
+	if tv, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO); err == nil {
+		timed = tv.Sec != 0 || tv.Usec != 0
+	}
+	tick := time.NewTicker(waitPollMillis * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.done:
+			val, errno := s.dialings.claim(ino, g)
+			if errno != 0 {
+				c.fail(errno)
+			} else {
+				c.ret(val)
+			}
+			return
+		case <-tick.C:
+			signalled := c.interruption(timed)
+			if !c.stillWaiting() {
+				return // killed; the dial's end waits for a later connect, if any
+			}
+			if signalled != 0 {
+				c.fail(signalled)
+				return
+			}
+		}
+	}
 }
 
 // errnoOf is the errno the program gets for a failed remote connect: the pod's own when the

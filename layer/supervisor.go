@@ -32,6 +32,8 @@ type Supervisor struct {
 	sockets *socketTable
 	// arrivals are the pod's clients of the connections the plugin is making to the program.
 	arrivals arrivals
+	// dialings are the program's remote connects under way.
+	dialings dialings
 
 	// plan is the encoded mount plan for the helper (none when empty); userns tells whether
 	// the helper can have the namespaces to carry it out. mounts are the served filesystems,

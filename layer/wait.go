@@ -10,7 +10,8 @@ import (
 
 // waitPollMillis is how long one wait of a blocking call lasts before checking that the
 // program still waits: it may have been killed, or (before Linux 5.19) a signal may have taken
-// the call away.
+// the call away; or a signal may wait for it, which with WAIT_KILLABLE_RECV the kernel delivers
+// only once the call is answered.
 const waitPollMillis = 100
 
 // blockingCall tells whether a receive on the program's socket fd, with the call's flags,
@@ -31,8 +32,9 @@ func blockingCall(fd, flags int) (blocking bool, deadline time.Time, errno unix.
 
 // waitReadable waits until fd is readable while the program waits in c, and until deadline
 // (zero: no limit). It returns 0 when fd is readable, EAGAIN at the deadline (what the
-// socket's timeout makes the kernel return), and EINTR when the program no longer waits or the
-// supervisor is closing: then the call must not be answered.
+// socket's timeout makes the kernel return), EINTR or ERESTARTSYS when a signal waits for the
+// program's thread (see threadSignals.interruption), and EINTR when the program no longer
+// waits or the supervisor is closing. The caller answers the call with it if it still waits.
 func (s *Supervisor) waitReadable(c *call, fd int, deadline time.Time) unix.Errno {
 	for {
 		wait := waitPollMillis
@@ -51,8 +53,15 @@ func (s *Supervisor) waitReadable(c *call, fd int, deadline time.Time) unix.Errn
 		if n > 0 {
 			return 0
 		}
-		if s.ctx.Err() != nil || !c.stillWaiting() {
+		if s.ctx.Err() != nil {
 			return unix.EINTR
+		}
+		signalled := c.interruption(!deadline.IsZero())
+		if !c.stillWaiting() {
+			return unix.EINTR
+		}
+		if signalled != 0 {
+			return signalled
 		}
 	}
 }

@@ -102,10 +102,12 @@ func (d *directPath) serveWhileWanted(ctx context.Context, serve func(context.Co
 	}()
 	d.until(ctx, false, served)
 	cancel()
-	// Closing the listener also ends its connections: a client whose handshake was finishing
-	// just now falls back to the port-forward path, as one that found the path paused does.
-	cerr := ln.Close()
+	// serve closes its connections before it returns, and only then the listener: closing
+	// it also ends the connections still in their handshake (a client whose handshake was
+	// finishing just now falls back to the port-forward path, as one that found the path
+	// paused does), and no connection's closing frame is lost with the socket.
 	<-served
+	cerr := ln.Close()
 	return errors.Join(serr, cerr)
 }
 

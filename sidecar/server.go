@@ -125,13 +125,16 @@ func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		<-ctx.Done()
-		if errors.Is(context.Cause(ctx), errMaxLifetime) {
+	// When the sidecar stops, the connection is closed before handle returns, and so before
+	// the listener and its socket close: closed later, its CONNECTION_CLOSE would never be
+	// sent, and the client would learn why only from its idle timeout.
+	defer func() {
+		switch {
+		case errors.Is(context.Cause(ctx), errMaxLifetime):
 			_ = conn.CloseWithError(quic.ApplicationErrorCode(wire.CloseMaxLifetime), errMaxLifetime.Error())
-			return
+		case ctx.Err() != nil:
+			_ = conn.CloseWithError(codeOK, "sidecar stopping")
 		}
-		_ = conn.CloseWithError(codeOK, "sidecar stopping")
 	}()
 	for {
 		stream, err := conn.AcceptStream(ctx)

@@ -143,10 +143,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	g.Go(func() error { return srv.serve(ctx, direct.counted(forwardLn, false)) })
 	g.Go(func() error {
-		<-ctx.Done()
-		return forwardLn.Close()
+		// serve returns when ctx ends, once its connections are closed: only then the
+		// listener, so their closing frames are sent.
+		err := srv.serve(ctx, direct.counted(forwardLn, false))
+		return errors.Join(err, forwardLn.Close())
 	})
 	g.Go(func() error { return direct.run(ctx, srv.serve) })
 	g.Go(func() error {

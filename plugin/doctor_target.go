@@ -134,7 +134,10 @@ func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec core
 	direct, directSess := o.directCheck(ctx, p, ec)
 	forward, forwardSess := o.portForwardCheck(ctx, p)
 	defer func() {
-		for _, s := range []*session{directSess, forwardSess} {
+		// The port-forward session first: while the sidecar has only a port-forward client
+		// it pauses its direct path, and a doctor or exec right after this one would find
+		// it paused until that client's departure is noticed.
+		for _, s := range []*session{forwardSess, directSess} {
 			if s != nil {
 				s.Close()
 			}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -145,4 +146,62 @@ func sidecarListens(table string) bool {
 		return true
 	}
 	return !errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// start opens the listener and the table, after removing the tables of dead sidecars, and
+// renews the table's lease until the table goes. Called with mu held.
+func (in *incoming) start(ctx context.Context) error {
+	removeDeadTables(ctx, in.log)
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{})
+	if err != nil {
+		return fmt.Errorf("listen for redirected connections: %w", err)
+	}
+	// The table is named after the listener's port: a table whose port nobody listens on
+	// belongs to a dead sidecar (removeDeadTables).
+	table, err := redirect.Open(strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), in.holder)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	in.ln, in.table = ln, table
+	renewing, stop := context.WithCancel(context.WithoutCancel(ctx))
+	in.stopRenewing = stop
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		in.renew(renewing, table)
+	}()
+	in.fromClient = true
+	if err := errors.Join(table.MarkAnswers(), redirect.DeliverMarkedLocally(-1)); err != nil {
+		in.fromClient = false
+		in.log.WarnContext(ctx, "the app will see the pod's own address for the connections the sidecar passes on", "err", err)
+	}
+	// The redirected connections outlive the subscription that opened the listener: each ends
+	// with its client or its app, not with that request.
+	serving := context.WithoutCancel(ctx)
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		in.accept(serving, ln)
+	}()
+	return nil
+}
+
+// stopIfIdle deletes the table and the listener when no port is redirected. Called with mu
+// held.
+func (in *incoming) stopIfIdle() {
+	if in.table == nil {
+		return
+	}
+	for _, subs := range in.subs {
+		if subs[0].capture == nil {
+			return
+		}
+	}
+	in.stopRenewing()
+	if err := in.table.Close(); err != nil {
+		in.log.Error("delete redirect table", "err", err)
+	}
+	in.ln.Close()
+	in.table, in.ln, in.stopRenewing = nil, nil, nil
 }

@@ -1,0 +1,126 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// ls's query: your running sidecars asked for the pod ports their sessions hold.
+
+// lsAskTimeout bounds the whole question to one sidecar: connecting and its answer.
+const lsAskTimeout = 5 * time.Second
+
+// lsParallel bounds how many sidecars are asked at once.
+const lsParallel = 8
+
+// askSubscriptions asks each of your running sidecars for its subscriptions, in parallel, each
+// within lsAskTimeout, and fills in the rows.
+func (o *LsOptions) askSubscriptions(ctx context.Context, rows []sidecarRow, pods []corev1.Pod, id transport.Identity) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, lsParallel)
+	for i := range rows {
+		r := &rows[i]
+		if r.SubscriptionsUnknown != "" {
+			continue
+		}
+		pod, ec, ok := findSidecar(pods, r.Namespace, r.Pod, r.Sidecar)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			subs, err := o.ask(ctx, pod, ec, id)
+			if err != nil {
+				r.SubscriptionsUnknown = oneLine(err.Error())
+				return
+			}
+			r.asked = true
+			r.Subscriptions = make([]lsSubscription, len(subs))
+			for j, s := range subs {
+				r.Subscriptions[j] = lsSubscription{Port: s.Port, Mode: s.Mode, Header: s.Header, Path: s.Path, Client: s.Client, Capture: s.Capture}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func findSidecar(pods []corev1.Pod, namespace, pod, name string) (*corev1.Pod, corev1.EphemeralContainer, bool) {
+	for i := range pods {
+		if pods[i].Namespace != namespace || pods[i].Name != pod {
+			continue
+		}
+		for _, ec := range pods[i].Spec.EphemeralContainers {
+			if ec.Name == name {
+				return &pods[i], ec, true
+			}
+		}
+	}
+	return nil, corev1.EphemeralContainer{}, false
+}
+
+// ask connects to one sidecar as a session does and asks for its subscriptions. The whole of it
+// is bounded: a sidecar that just died, or a link that stalls, costs lsAskTimeout at most, and
+// what is still running then is left to end by itself.
+func (o *LsOptions) ask(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) ([]wire.SubscriptionInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, lsAskTimeout)
+	defer cancel()
+	type result struct {
+		subs []wire.SubscriptionInfo
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sess, _, err := o.connectQuickly(ctx, pod, ec, id)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		subs, err := sess.Subscriptions()
+		sess.Close()
+		done <- result{subs, err}
+	}()
+	select {
+	case r := <-done:
+		return r.subs, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no answer within %s", lsAskTimeout)
+	}
+}
+
+// errOldSidecar: the sidecar predates the Subscriptions request.
+var errOldSidecar = errors.New("a sidecar of an older remocal version cannot list them")
+
+// Subscriptions asks the sidecar for the pod ports its sessions hold.
+func (s *session) Subscriptions() ([]wire.SubscriptionInfo, error) {
+	if !slices.Contains(s.hello.Features, wire.FeatureSubscriptions) {
+		return nil, errOldSidecar
+	}
+	s.controlMu.Lock()
+	defer s.controlMu.Unlock()
+	if err := wire.WriteMessage(s.control, wire.Subscriptions{}); err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	msg, err := s.reader.ReadMessage()
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	switch m := msg.(type) {
+	case wire.SubscriptionsReply:
+		return m.Subscriptions, nil
+	case wire.Error:
+		return nil, fmt.Errorf("the sidecar cannot list its subscriptions: %s", m.Reason)
+	default:
+		s.outOfStep()
+		return nil, fmt.Errorf("list subscriptions: unexpected reply %T", msg)
+	}
+}

@@ -137,28 +137,6 @@ func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, checkTimeout)
 }
 
-// within runs f and gives up when ctx ends, for the client-go calls that take no context (the
-// resource builder): no check may outlast the run. f then goes on in the background until the
-// process exits, which is soon.
-func within[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, fmt.Errorf("no answer in time: %w", ctx.Err())
-	}
-}
-
 // timeLeft is a failed row for a check that the run's budget left no time for.
 func timeLeft(ctx context.Context, name string) (check, bool) {
 	if ctx.Err() == nil {

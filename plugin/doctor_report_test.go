@@ -2,11 +2,9 @@ package plugin
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -104,23 +102,5 @@ func TestDoctorValidateOutput(t *testing.T) {
 		if err := o.Validate(); (err == nil) != ok {
 			t.Errorf("-o %q: %v", format, err)
 		}
-	}
-}
-
-func TestWithinGivesUpAtTheDeadline(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	release := make(chan struct{})
-	defer close(release)
-	begin := time.Now()
-	_, err := within(ctx, func() (int, error) {
-		<-release // a call that takes no context and does not answer
-		return 1, nil
-	})
-	if err == nil || time.Since(begin) > time.Second {
-		t.Errorf("within returned %v after %s, want a timeout after 50ms", err, time.Since(begin))
-	}
-	if v, err := within(t.Context(), func() (int, error) { return 7, nil }); v != 7 || err != nil {
-		t.Errorf("within = %d, %v", v, err)
 	}
 }

@@ -28,7 +28,7 @@ func (o *DoctorOptions) targetCheck(ctx context.Context) (*target, check) {
 	defer cancel()
 	t, err := within(ctx, func() (*target, error) {
 		return resolveTarget(ctx, o.configFlags, o.namespace, o.targetRef, o.Container, checkTimeout)
-	})
+	}, nil)
 	if err != nil {
 		c.Status, c.Detail = statusFail, err.Error()
 		c.Fix = fmt.Sprintf("kubectl get pods -n %s lists what there is; -c chooses the container", o.namespace)

@@ -74,27 +74,18 @@ func findSidecar(pods []corev1.Pod, namespace, pod, name string) (*corev1.Pod, c
 func (o *LsOptions) ask(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) ([]wire.SubscriptionInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, lsAskTimeout)
 	defer cancel()
-	type result struct {
-		subs []wire.SubscriptionInfo
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
+	subs, err := within(ctx, func() ([]wire.SubscriptionInfo, error) {
 		sess, _, err := o.connectQuickly(ctx, pod, ec, id)
 		if err != nil {
-			done <- result{err: err}
-			return
+			return nil, err
 		}
-		subs, err := sess.Subscriptions()
-		sess.Close()
-		done <- result{subs, err}
-	}()
-	select {
-	case r := <-done:
-		return r.subs, r.err
-	case <-ctx.Done():
+		defer sess.Close()
+		return sess.Subscriptions()
+	}, nil)
+	if errors.Is(err, errNoAnswer) {
 		return nil, fmt.Errorf("no answer within %s", lsAskTimeout)
 	}
+	return subs, err
 }
 
 // errOldSidecar: the sidecar predates the Subscriptions request.

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -117,30 +118,18 @@ func (f *portForwarder) connect(ctx context.Context) (httpstream.Connection, err
 	dialer := portforward.NewFallbackDialerForStreaming(wsDialer, spdyDialer, func(err error) bool {
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
-	type result struct {
-		conn httpstream.Connection
-		err  error
-	}
 	// The dialer takes no context; bound it here so a hung API server cannot hang the session.
-	done := make(chan result, 1)
-	go func() {
+	conn, err := within(ctx, func() (httpstream.Connection, error) {
 		conn, _, err := dialer.Dial(portforward.PortForwardProtocolV1Name)
-		done <- result{conn, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("port-forward to pod %s: %w", f.pod, r.err)
+		if err != nil {
+			return nil, fmt.Errorf("port-forward to pod %s: %w", f.pod, err)
 		}
-		return r.conn, nil
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.conn != nil {
-				r.conn.Close()
-			}
-		}()
+		return conn, nil
+	}, func(conn httpstream.Connection) { conn.Close() })
+	if errors.Is(err, errNoAnswer) {
 		return nil, ctx.Err()
 	}
+	return conn, err
 }
 
 // streamConn is a port-forward data stream as a net.Conn. Deadlines are not supported by the

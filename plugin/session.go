@@ -249,35 +249,26 @@ func (o *sessionOptions) connectQuickly(ctx context.Context, pod *corev1.Pod, ec
 		return nil, "", err
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	// The bound is the wait's alone: the session it yields lives on ctx.
+	wait, stop := context.WithTimeout(context.WithoutCancel(ctx), reuseDialTimeout)
+	defer stop()
 	type result struct {
 		sess *session
 		how  string
-		err  error
 	}
-	done := make(chan result, 1)
-	go func() {
+	r, err := within(wait, func() (result, error) {
 		sess, how, err := o.connect(ctx, pod, ec.Name, port, id)
-		done <- result{sess, how, err}
-	}()
-	timer := time.NewTimer(reuseDialTimeout)
-	defer timer.Stop()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			cancel()
-			return nil, "", r.err
-		}
-		r.sess.closers = append(r.sess.closers, closerFunc(cancel))
-		return r.sess, r.how, nil
-	case <-timer.C:
+		return result{sess, how}, err
+	}, func(r result) { r.sess.Close() })
+	if err != nil {
 		cancel()
-		go func() {
-			if r := <-done; r.err == nil {
-				r.sess.Close()
-			}
-		}()
-		return nil, "", fmt.Errorf("no answer within %s", reuseDialTimeout)
+		if errors.Is(err, errNoAnswer) {
+			return nil, "", fmt.Errorf("no answer within %s", reuseDialTimeout)
+		}
+		return nil, "", err
 	}
+	r.sess.closers = append(r.sess.closers, closerFunc(cancel))
+	return r.sess, r.how, nil
 }
 
 // closerFunc is a cancel function as an io.Closer.

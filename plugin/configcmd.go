@@ -1,12 +1,16 @@
 package plugin
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 const (
@@ -59,19 +63,19 @@ remocal config trust' (see its help). --config and $REMOCAL_CONFIG are trusted.`
 func NewCmdConfig(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "config",
-		Short:   "About the configuration file, " + configFileName,
+		Short:   "About the configuration file, " + configfile.FileName,
 		Long:    configLong,
 		Example: configExample,
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "schema",
-		Short: "Print the JSON Schema of " + configFileName + ", for editors",
+		Short: "Print the JSON Schema of " + configfile.FileName + ", for editors",
 		Long: `Print the JSON Schema (draft 2020-12) of the configuration file: every key, its
 type and what it does. Editors with a YAML language server use it to check and
 complete the file.`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			b, err := json.MarshalIndent(configSchema(), "", "  ")
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := json.MarshalIndent(configfile.Schema(flagOf(cmd.Root())), "", "  ")
 			if err != nil {
 				return err
 			}
@@ -81,19 +85,19 @@ complete the file.`,
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "trust [FILE]",
-		Short: "Let a " + configFileName + " found in the working directory set the keys that need trust",
-		Long: `Trust a configuration file as it is now (default: ` + configFileName + ` in the working
+		Short: "Let a " + configfile.FileName + " found in the working directory set the keys that need trust",
+		Long: `Trust a configuration file as it is now (default: ` + configfile.FileName + ` in the working
 directory). A file found in the working directory may have come with a cloned
 repository, so its keys that choose the cluster, the image that runs in the
-pod, what is written or where a file goes (` + strings.Join(trustedKeys("", fileKeys), ", ") + `;
+pod, what is written or where a file goes (` + strings.Join(trustedKeys("", configfile.Keys()), ", ") + `;
 fs-mode only as write, port-forward.local only beyond loopback) are refused
 until you trust it. The trust is kept by the file's absolute path and the
 SHA-256 of its content, in ` + trustStoreName + ` in the plugin's directory under
 your configuration directory: editing the file takes it back. A file named by
---config or $` + configEnv + ` needs no trust.`,
+--config or $` + configfile.Env + ` needs no trust.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			path := configFileName
+			path := configfile.FileName
 			if len(args) == 1 {
 				path = args[0]
 			}
@@ -101,4 +105,17 @@ your configuration directory: editing the file takes it back. A file named by
 		},
 	})
 	return cmd
+}
+
+// flagOf finds a key's flag on the command that owns it, under root, so that the schema
+// describes each key with its flag's usage. The keys of both commands are exec's, whose
+// session flags port-forward shares.
+func flagOf(root *cobra.Command) configfile.FlagLookup {
+	return func(name, flag string) *pflag.Flag {
+		cmd, _, err := root.Find([]string{cmp.Or(name, "exec")})
+		if err != nil {
+			return nil
+		}
+		return cmd.Flag(flag)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 // parsedExec returns exec's options after parsing args and applying the configuration file
@@ -25,7 +26,7 @@ func parsedExec(t *testing.T, file string, args ...string) (*ExecOptions, *cobra
 	cmd := &cobra.Command{Use: "exec"}
 	configFlags.AddFlags(cmd.PersistentFlags())
 	o.AddFlags(cmd)
-	addConfigFlag(cmd)
+	configfile.AddFlag(cmd)
 	applyParsed(t, cmd, file, args)
 	return o, cmd
 }
@@ -35,11 +36,11 @@ func applyParsed(t *testing.T, cmd *cobra.Command, file string, args []string) {
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatalf("parse %q: %v", args, err)
 	}
-	cfg, err := decodeConfig("f.yaml", []byte(file))
+	cfg, err := configfile.Decode("f.yaml", []byte(file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := applyConfig(cfg, "f.yaml", cmd); err != nil {
+	if err := configfile.Apply(cmd, "f.yaml", configfile.Plan(cfg, "f.yaml", cmd)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -141,43 +142,6 @@ func TestConfigPortForwardSection(t *testing.T) {
 	}
 }
 
-func TestConfigPath(t *testing.T) {
-	env := func(v string) func(string) string {
-		return func(name string) string {
-			if name == configEnv {
-				return v
-			}
-			return ""
-		}
-	}
-	tests := []struct {
-		name          string
-		args          []string
-		env           string
-		path, namedBy string
-	}{
-		{name: "working directory", path: ".remocal.yaml"},
-		{name: "environment", env: "/etc/r.yaml", path: "/etc/r.yaml", namedBy: "$REMOCAL_CONFIG"},
-		{name: "flag over environment", args: []string{"--config", "my.yaml"}, env: "/etc/r.yaml", path: "my.yaml", namedBy: "--config"},
-		{name: "none", args: []string{"--config="}, env: "/etc/r.yaml", path: "", namedBy: "--config"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			flags := pflag.NewFlagSet("t", pflag.ContinueOnError)
-			cmd := &cobra.Command{}
-			addConfigFlag(cmd)
-			flags.AddFlagSet(cmd.Flags())
-			if err := flags.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			path, namedBy := configPath(flags, env(tt.env))
-			if path != tt.path || namedBy != tt.namedBy {
-				t.Errorf("configPath = %q, %q; want %q, %q", path, namedBy, tt.path, tt.namedBy)
-			}
-		})
-	}
-}
-
 // The whole command: where the file comes from, and that its errors and its target reach the
 // user through the command's own error path.
 func TestConfigFileThroughTheCommand(t *testing.T) {
@@ -187,7 +151,7 @@ func TestConfigFileThroughTheCommand(t *testing.T) {
 	t.Cleanup(func() { layerAvailable = saved })
 	t.Setenv("KUBECONFIG", "")
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv(configEnv, "")
+	t.Setenv(configfile.Env, "")
 	kubeconfig := []string{"--kubeconfig", writeKubeconfig(t, "https://127.0.0.1:1")}
 	dir := t.TempDir()
 	t.Chdir(dir)
@@ -213,7 +177,7 @@ func TestConfigFileThroughTheCommand(t *testing.T) {
 	_, err := run("exec", "--", "env")
 	wantErr(err, `.remocal.yaml:3: unknown key "stael" (did you mean "steal"?); valid keys: `)
 
-	t.Setenv(configEnv, write("env.yaml", "ttl: 10\n"))
+	t.Setenv(configfile.Env, write("env.yaml", "ttl: 10\n"))
 	_, err = run("exec", "--", "env")
 	wantErr(err, "env.yaml:1: ttl: want a duration")
 
@@ -222,10 +186,10 @@ func TestConfigFileThroughTheCommand(t *testing.T) {
 
 	_, err = run("exec", "--config", "missing.yaml", "--", "env")
 	wantErr(err, "--config: open missing.yaml: ")
-	t.Setenv(configEnv, "missing.yaml")
+	t.Setenv(configfile.Env, "missing.yaml")
 	_, err = run("exec", "--", "env")
 	wantErr(err, "$REMOCAL_CONFIG: open missing.yaml: ")
-	t.Setenv(configEnv, "")
+	t.Setenv(configfile.Env, "")
 
 	// --config '' reads no file, not even the working directory's.
 	_, err = run("exec", "--config=", "--", "env")
@@ -265,37 +229,37 @@ func TestConfigKeysAreTheFlags(t *testing.T) {
 	}
 	// Not keys: the file cannot name another file, a test flag stays off it, and doctor's
 	// report format is not a session's setting.
-	notKeys := []string{configFlag, "debug-break-link-every", "output"}
+	notKeys := []string{configfile.Flag, "debug-break-link-every", "output"}
 	// kubectl's connection flags: the file holds the two that pick where, not credentials.
 	global := []string{"namespace", "context"}
 
 	hasKey := map[string]map[string]bool{"exec": {}, "port-forward": {}, "doctor": {}}
-	var check func(prefix string, keys []configKey, only string)
-	check = func(prefix string, keys []configKey, only string) {
+	var check func(prefix string, keys []configfile.Key, only string)
+	check = func(prefix string, keys []configfile.Key, only string) {
 		for _, k := range keys {
-			if k.doc == "" {
-				t.Errorf("key %s%s has no doc", prefix, k.name)
+			if configfile.Description(k, cmp.Or(k.Cmd, only), flagOf(root)) == "" {
+				t.Errorf("key %s%s has no description: no doc tag, no flag", prefix, k.Name)
 			}
-			cmdName := cmp.Or(k.cmd, only)
-			if k.section != nil {
-				check(prefix+k.name+".", k.section, k.cmd)
+			cmdName := cmp.Or(k.Cmd, only)
+			if k.Section != nil {
+				check(prefix+k.Name+".", k.Section, k.Cmd)
 				continue
 			}
-			if k.flag == "" {
+			if k.Flag == "" {
 				continue // target
 			}
 			for name, cmd := range commands {
 				if cmdName != "" && cmdName != name {
 					continue
 				}
-				if cmd.Flags().Lookup(k.flag) == nil && cmd.InheritedFlags().Lookup(k.flag) == nil {
-					t.Errorf("key %s%s: %s has no --%s", prefix, k.name, name, k.flag)
+				if cmd.Flags().Lookup(k.Flag) == nil && cmd.InheritedFlags().Lookup(k.Flag) == nil {
+					t.Errorf("key %s%s: %s has no --%s", prefix, k.Name, name, k.Flag)
 				}
-				hasKey[name][k.flag] = true
+				hasKey[name][k.Flag] = true
 			}
 		}
 	}
-	check("", fileKeys, "")
+	check("", configfile.Keys(), "")
 	for _, g := range global {
 		if !hasKey["exec"][g] || !hasKey["port-forward"][g] {
 			t.Errorf("no key for kubectl's --%s", g)
@@ -307,11 +271,5 @@ func TestConfigKeysAreTheFlags(t *testing.T) {
 				t.Errorf("%s --%s has no key in the file", name, f.Name)
 			}
 		})
-	}
-	// A key the applier cannot turn into flag values panics here rather than in a session.
-	for _, k := range fileKeys {
-		if k.section == nil {
-			flagValues(reflect.New(k.typ).Elem())
-		}
 	}
 }

@@ -1,13 +1,16 @@
 package plugin
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 // schemaOf runs "config schema" and parses what it prints.
@@ -29,25 +32,31 @@ func TestConfigSchemaCoversEveryKey(t *testing.T) {
 	if s["$schema"] != "https://json-schema.org/draft/2020-12/schema" {
 		t.Errorf("$schema = %v", s["$schema"])
 	}
-	var check func(path string, obj map[string]any, keys []configKey)
-	check = func(path string, obj map[string]any, keys []configKey) {
+	lookup := flagOf(NewCmdRemocal(genericiooptions.NewTestIOStreamsDiscard()))
+	var check func(path string, obj map[string]any, keys []configfile.Key, cmd string)
+	check = func(path string, obj map[string]any, keys []configfile.Key, cmd string) {
 		if obj["type"] != "object" || obj["additionalProperties"] != false {
 			t.Errorf("%s: type %v, additionalProperties %v; want a closed object", path, obj["type"], obj["additionalProperties"])
 		}
 		props, _ := obj["properties"].(map[string]any)
 		var names []string
 		for _, k := range keys {
-			names = append(names, k.name)
-			p, ok := props[k.name].(map[string]any)
+			names = append(names, k.Name)
+			p, ok := props[k.Name].(map[string]any)
 			if !ok {
-				t.Errorf("%s%s: not in the schema", path, k.name)
+				t.Errorf("%s%s: not in the schema", path, k.Name)
 				continue
 			}
-			if d, _ := p["description"].(string); !strings.Contains(d, k.doc) || (k.cmd != "" && !strings.HasPrefix(d, k.cmd+": ")) {
-				t.Errorf("%s%s: description %q", path, k.name, d)
+			// The description is the flag's usage, or the doc of a key that is no flag.
+			want := configfile.Description(k, cmp.Or(k.Cmd, cmd), lookup)
+			if k.Cmd != "" {
+				want = k.Cmd + ": " + want
 			}
-			if k.section != nil {
-				check(path+k.name+".", p, k.section)
+			if d, _ := p["description"].(string); d != want || strings.HasSuffix(d, ": ") {
+				t.Errorf("%s%s: description %q, want %q", path, k.Name, d, want)
+			}
+			if k.Section != nil {
+				check(path+k.Name+".", p, k.Section, k.Cmd)
 			}
 		}
 		for name := range props {
@@ -56,7 +65,7 @@ func TestConfigSchemaCoversEveryKey(t *testing.T) {
 			}
 		}
 	}
-	check("", s, fileKeys)
+	check("", s, configfile.Keys(), "")
 }
 
 // What the schema allows, the decoder takes, key by key; and a null, which the schema never
@@ -67,11 +76,11 @@ func TestConfigSchemaAgreesWithTheDecoder(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for _, v := range samples(t, p.(map[string]any)) {
 				file := fmt.Sprintf("%s: %s\n", name, v)
-				if _, err := decodeConfig("f.yaml", []byte(file)); err != nil {
+				if _, err := configfile.Decode("f.yaml", []byte(file)); err != nil {
 					t.Errorf("the schema allows\n%sbut the decoder says %v", file, err)
 				}
 			}
-			if _, err := decodeConfig("f.yaml", []byte(name+": null\n")); err == nil {
+			if _, err := configfile.Decode("f.yaml", []byte(name+": null\n")); err == nil {
 				t.Errorf("the decoder takes %s: null", name)
 			}
 		})
@@ -126,21 +135,4 @@ func samples(t *testing.T, s map[string]any) []string {
 		}
 	}
 	return values
-}
-
-func TestDurationPattern(t *testing.T) {
-	re := regexp.MustCompile(durationPattern)
-	for _, s := range []string{"90s", "1h30m", "1.5h", "0", "300ms", "2us", "-1m", ".5s"} {
-		if _, err := time.ParseDuration(s); err != nil {
-			t.Fatalf("bad test value %q: %v", s, err)
-		}
-		if !re.MatchString(s) {
-			t.Errorf("the pattern refuses %q, which time.ParseDuration reads", s)
-		}
-	}
-	for _, s := range []string{"10", "1d", "soon", "", "1h 30m"} {
-		if re.MatchString(s) {
-			t.Errorf("the pattern allows %q", s)
-		}
-	}
 }

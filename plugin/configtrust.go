@@ -15,11 +15,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 // A configuration file found in the working directory may have come with a cloned repository:
 // its keys that choose the cluster, the image that runs, what is written or where a file goes
-// (the trust tag of fileConfig) are taken only when the user has trusted that very content.
+// (the trust tag of configfile.File) are taken only when the user has trusted that very content.
 // A file named by --config or $REMOCAL_CONFIG is the user's choice and needs no trust.
 //
 // Left out on purpose: namespace and target (the cluster is the user's own context, its RBAC
@@ -32,14 +34,14 @@ import (
 const trustStoreName = "trusted-configs"
 
 // needsTrust tells whether a's values may come only from a trusted file.
-func needsTrust(a assignment) bool {
+func needsTrust(a configfile.Assignment) bool {
 	switch {
-	case a.key.trust == "":
+	case a.Key.Trust == "":
 		return false
-	case a.path == "fs-mode":
-		return slices.Contains(a.values, fsModeWrite)
-	case a.path == "port-forward.local":
-		return slices.ContainsFunc(a.values, listensBeyondLoopback)
+	case a.Path == "fs-mode":
+		return slices.Contains(a.Values, fsModeWrite)
+	case a.Path == "port-forward.local":
+		return slices.ContainsFunc(a.Values, listensBeyondLoopback)
 	}
 	return true
 }
@@ -61,8 +63,8 @@ func listensBeyondLoopback(spec string) bool {
 
 // checkTrust refuses, in one line, a discovered file whose plan sets a key that needs trust,
 // unless the user trusted the file with this content.
-func checkTrust(file string, data []byte, plan []assignment) error {
-	var keys []assignment
+func checkTrust(file string, data []byte, plan []configfile.Assignment) error {
+	var keys []configfile.Assignment
 	for _, a := range plan {
 		if needsTrust(a) {
 			keys = append(keys, a)
@@ -88,11 +90,11 @@ func checkTrust(file string, data []byte, plan []assignment) error {
 	}
 	names := make([]string, len(keys))
 	for i, a := range keys {
-		names[i] = fmt.Sprintf("%s (%s)", a.path, a.key.trust)
+		names[i] = fmt.Sprintf("%s (%s)", a.Path, a.Key.Trust)
 	}
-	return &configError{file, keys[0].line, fmt.Sprintf(
+	return &configfile.Error{File: file, Line: keys[0].Line, Msg: fmt.Sprintf(
 		"%s: taken only from a file you trust, and %s; read it, then run 'kubectl remocal config trust %s', or name it with --%s",
-		strings.Join(names, ", "), why, file, configFlag)}
+		strings.Join(names, ", "), why, file, configfile.Flag)}
 }
 
 type trustState int
@@ -213,7 +215,7 @@ func trustFile(path string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := decodeConfig(path, data)
+	cfg, err := configfile.Decode(path, data)
 	if err != nil {
 		return err
 	}
@@ -226,8 +228,8 @@ func trustFile(path string, out io.Writer) error {
 		return err
 	}
 	var keys []string
-	for _, k := range trustedKeys("", fileKeys) {
-		if _, set := cfg.lines[k]; set {
+	for _, k := range trustedKeys("", configfile.Keys()) {
+		if cfg.Sets(k) {
 			keys = append(keys, k)
 		}
 	}
@@ -240,14 +242,14 @@ func trustFile(path string, out io.Writer) error {
 }
 
 // trustedKeys are the paths of the keys that a discovered file needs trust to set.
-func trustedKeys(prefix string, keys []configKey) []string {
+func trustedKeys(prefix string, keys []configfile.Key) []string {
 	var paths []string
 	for _, k := range keys {
 		switch {
-		case k.section != nil:
-			paths = append(paths, trustedKeys(prefix+k.name+".", k.section)...)
-		case k.trust != "":
-			paths = append(paths, prefix+k.name)
+		case k.Section != nil:
+			paths = append(paths, trustedKeys(prefix+k.Name+".", k.Section)...)
+		case k.Trust != "":
+			paths = append(paths, prefix+k.Name)
 		}
 	}
 	return paths

@@ -7,13 +7,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 // The keys a discovered file needs trust for: a new key that chooses where to connect, what
 // runs, what is written or where a file goes must be added here and tagged, by decision.
 func TestConfigKeysThatNeedTrust(t *testing.T) {
 	want := []string{"context", "sidecar-image", "env-file", "fs-mode", "port-forward.local", "port-forward.remote"}
-	if got := trustedKeys("", fileKeys); !slices.Equal(got, want) {
+	if got := trustedKeys("", configfile.Keys()); !slices.Equal(got, want) {
 		t.Errorf("keys that need trust = %q, want %q", got, want)
 	}
 }
@@ -39,14 +41,14 @@ func TestNeedsTrust(t *testing.T) {
 			if err := cmd.ParseFlags(tt.args); err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := decodeConfig("f.yaml", []byte(tt.file))
+			cfg, err := configfile.Decode("f.yaml", []byte(tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}
 			var got []string
-			for _, a := range planConfig(cfg, "f.yaml", cmd) {
+			for _, a := range configfile.Plan(cfg, "f.yaml", cmd) {
 				if needsTrust(a) {
-					got = append(got, a.path)
+					got = append(got, a.Path)
 				}
 			}
 			if !slices.Equal(got, tt.want) {
@@ -138,14 +140,14 @@ func TestConfigTrustThroughTheCommand(t *testing.T) {
 	t.Cleanup(func() { layerAvailable = saved })
 	t.Setenv("KUBECONFIG", "")
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv(configEnv, "")
+	t.Setenv(configfile.Env, "")
 	kubeconfig := []string{"--kubeconfig", writeKubeconfig(t, "https://127.0.0.1:1")}
 	dir := t.TempDir()
 	t.Chdir(dir)
 	victim := filepath.Join(t.TempDir(), ".bashrc")
 	write := func(content string) {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(content), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, configfile.FileName), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,20 +172,20 @@ func TestConfigTrustThroughTheCommand(t *testing.T) {
 	}
 
 	// Named, the same file is the user's choice.
-	if err := exec("--config", configFileName); !errors.Is(err, reachedRun) {
+	if err := exec("--config", configfile.FileName); !errors.Is(err, reachedRun) {
 		t.Errorf("--config: %v, want it to reach Run", err)
 	}
-	t.Setenv(configEnv, configFileName)
+	t.Setenv(configfile.Env, configfile.FileName)
 	if err := exec(); !errors.Is(err, reachedRun) {
 		t.Errorf("$REMOCAL_CONFIG: %v, want it to reach Run", err)
 	}
-	t.Setenv(configEnv, "")
+	t.Setenv(configfile.Env, "")
 
 	stdout, _, err := execute(t, "config", "trust")
 	if err != nil {
 		t.Fatal(err)
 	}
-	abs := filepath.Join(dir, configFileName)
+	abs := filepath.Join(dir, configfile.FileName)
 	if want := "trusted " + abs + " (sha256 " + contentHash([]byte(content)) + "), which sets env-file; "; !strings.HasPrefix(stdout, want) {
 		t.Errorf("config trust printed %q, want it to start with %q", stdout, want)
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 const (
@@ -88,7 +90,7 @@ func NewCmdDoctor(configFlags *genericclioptions.ConfigFlags, streams genericioo
 		},
 	}
 	o.sessionOptions.AddFlags(cmd)
-	addConfigFlag(cmd)
+	configfile.AddFlag(cmd)
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Output format. One of: (json, yaml).")
 	return cmd
 }

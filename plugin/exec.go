@@ -17,6 +17,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/internal/environ"
 	"github.com/remocal/kubectl-remocal/layer"
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 const (
@@ -103,7 +104,7 @@ func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericioopt
 		},
 	}
 	o.AddFlags(cmd)
-	addConfigFlag(cmd)
+	configfile.AddFlag(cmd)
 	return cmd
 }
 

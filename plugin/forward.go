@@ -17,6 +17,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 const (
@@ -154,7 +155,7 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 	o.sessionOptions.AddFlags(cmd)
 	cmd.Flags().StringArrayVarP(&o.Local, "local", "L", nil, "forward [LOCALHOST:]LOCALPORT to HOST:PORT as seen from the pod; /udp for UDP (repeatable)")
 	cmd.Flags().StringArrayVarP(&o.Remote, "remote", "R", nil, "REMOTEPORT:LOCALPORT: new connections to the pod's REMOTEPORT come to this machine's LOCALPORT (repeatable)")
-	addConfigFlag(cmd)
+	configfile.AddFlag(cmd)
 	return cmd
 }
 

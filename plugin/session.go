@@ -17,6 +17,7 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/version"
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 // sessionOptions are the flags and clients of every command that attaches to a pod through a
@@ -107,7 +108,7 @@ func (o *sessionOptions) Complete(target string) error {
 // Validate checks the session flags without I/O.
 func (o *sessionOptions) Validate() error {
 	if o.targetRef == "" {
-		return errors.New("a TARGET (TYPE/NAME) is required, on the command line or as \"target\" in " + configFileName)
+		return errors.New("a TARGET (TYPE/NAME) is required, on the command line or as \"target\" in " + configfile.FileName)
 	}
 	switch o.Transport {
 	case "auto", "direct", "port-forward":

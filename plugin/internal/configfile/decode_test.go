@@ -1,4 +1,4 @@
-package plugin
+package configfile
 
 import (
 	"errors"
@@ -46,11 +46,11 @@ port-forward:
   remote: ["8080:3000"]
 max-lifetime: 24h
 `
-	got, err := decodeConfig("f.yaml", []byte(file))
+	got, err := Decode("f.yaml", []byte(file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &fileConfig{
+	want := &File{
 		Target: "deployment/web", Namespace: "shop", Context: "kind-dev", Container: "app",
 		SidecarImage: "registry.example/remocal-sidecar:v1", StartTimeout: 90 * time.Second, TTL: 90 * time.Minute, MaxLifetime: 24 * time.Hour,
 		Transport: "port-forward", Steal: true, HTTPHeader: "X-Dev: alice", HTTPPath: "^/api/",
@@ -60,7 +60,7 @@ max-lifetime: 24h
 		Env:     map[string]string{"LOG_LEVEL": "debug", "PORT": "8080", "DEBUG": "true", "HEX": "0x1F", "EMPTY": ""},
 		EnvFile: ".env.remote", FSMode: "write", FSRemote: []string{"/data/*"}, FSLocal: []string{"/etc/app/local.yaml"},
 		FSNotFound: []string{"~/.kube"}, FSMaxFileSize: "4Mi",
-		PortForward: &portForwardConfig{Local: []string{"8080:orders.shop.svc.cluster.local:80"}, Remote: []string{"8080:3000"}},
+		PortForward: &PortForward{Local: []string{"8080:orders.shop.svc.cluster.local:80"}, Remote: []string{"8080:3000"}},
 	}
 	lines := got.lines
 	got.lines = nil
@@ -73,9 +73,9 @@ max-lifetime: 24h
 	// Every key of the file, sections included, was recorded: the file covers them all.
 	var paths []string
 	for _, k := range fileKeys {
-		paths = append(paths, k.name)
-		for _, s := range k.section {
-			paths = append(paths, k.name+"."+s.name)
+		paths = append(paths, k.Name)
+		for _, s := range k.Section {
+			paths = append(paths, k.Name+"."+s.Name)
 		}
 	}
 	for _, p := range paths {
@@ -87,12 +87,12 @@ max-lifetime: 24h
 
 func TestDecodeConfigEmptyAndAliases(t *testing.T) {
 	for _, file := range []string{"", "# only a comment\n", "---\n"} {
-		cfg, err := decodeConfig("f.yaml", []byte(file))
+		cfg, err := Decode("f.yaml", []byte(file))
 		if err != nil || len(cfg.lines) != 0 {
 			t.Errorf("decode(%q) = %+v, %v; want nothing set", file, cfg, err)
 		}
 	}
-	cfg, err := decodeConfig("f.yaml", []byte("env-include: &globs [\"APP_*\"]\nfs-remote: *globs\n"))
+	cfg, err := Decode("f.yaml", []byte("env-include: &globs [\"APP_*\"]\nfs-remote: *globs\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,13 +159,13 @@ func TestDecodeConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := decodeConfig("f.yaml", []byte(tt.file))
-			var ce *configError
+			_, err := Decode("f.yaml", []byte(tt.file))
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("decode = %v, want a configError", err)
+				t.Fatalf("decode = %v, want a Error", err)
 			}
-			if ce.line != tt.line {
-				t.Errorf("line %d, want %d (%v)", ce.line, tt.line, err)
+			if ce.Line != tt.line {
+				t.Errorf("line %d, want %d (%v)", ce.Line, tt.line, err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {

@@ -1,4 +1,4 @@
-package plugin
+package configfile
 
 import (
 	"bytes"
@@ -15,29 +15,29 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// configError is a mistake in the configuration file, at a line: it prints as FILE:LINE: MSG,
+// Error is a mistake in the configuration file, at a line: it prints as FILE:LINE: MSG,
 // which editors and terminals turn into a link.
-type configError struct {
-	file string
-	line int
-	msg  string
+type Error struct {
+	File string
+	Line int // 0 for the whole file
+	Msg  string
 }
 
-func (e *configError) Error() string {
-	if e.line == 0 {
-		return e.file + ": " + e.msg
+func (e *Error) Error() string {
+	if e.Line == 0 {
+		return e.File + ": " + e.Msg
 	}
-	return fmt.Sprintf("%s:%d: %s", e.file, e.line, e.msg)
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 }
 
-// decodeConfig reads the content of a configuration file; file names it in errors.
+// Decode reads the content of a configuration file; file names it in errors.
 //
 // The decoder walks yaml.v3's node tree itself rather than using yaml's struct decoding: that
 // one reports a wrong key or type as Go sees it ("field stael not found in type
-// plugin.fileConfig", "cannot unmarshal !!str into bool"), while the user needs the key's name,
+// configfile.File", "cannot unmarshal !!str into bool"), while the user needs the key's name,
 // the line and the values that would have been right.
-func decodeConfig(file string, data []byte) (*fileConfig, error) {
-	cfg := &fileConfig{lines: map[string]int{}}
+func Decode(file string, data []byte) (*File, error) {
+	cfg := &File{lines: map[string]int{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	switch err := dec.Decode(&doc); {
@@ -51,7 +51,7 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 		if err != nil {
 			return nil, syntaxError(file, err)
 		}
-		return nil, &configError{file, next.Line, "a second YAML document (---): the file holds one"}
+		return nil, &Error{file, next.Line, "a second YAML document (---): the file holds one"}
 	}
 	if len(doc.Content) == 0 || doc.Content[0].ShortTag() == "!!null" {
 		return cfg, nil // only comments
@@ -86,7 +86,7 @@ func syntaxError(file string, err error) error {
 	if slices.Contains(parserProblems, msg) {
 		line++
 	}
-	return &configError{file, line, "not valid YAML: " + msg}
+	return &Error{file, line, "not valid YAML: " + msg}
 }
 
 type decoder struct {
@@ -95,19 +95,19 @@ type decoder struct {
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) error {
-	return &configError{d.file, n.Line, fmt.Sprintf(format, args...)}
+	return &Error{d.file, n.Line, fmt.Sprintf(format, args...)}
 }
 
 // mapping decodes node, a mapping of keys, into the struct v. prefix is the section's path
 // ("" or "port-forward.").
-func (d *decoder) mapping(prefix string, node *yaml.Node, v reflect.Value, keys []configKey) error {
+func (d *decoder) mapping(prefix string, node *yaml.Node, v reflect.Value, keys []Key) error {
 	node = resolve(node)
 	if node.Kind != yaml.MappingNode {
 		where := "the file"
 		if prefix != "" {
 			where = strings.TrimSuffix(prefix, ".")
 		}
-		return d.errorf(node, "%s: want a mapping of keys such as %s: ..., not %s", where, keys[0].name, describe(node))
+		return d.errorf(node, "%s: want a mapping of keys such as %s: ..., not %s", where, keys[0].Name, describe(node))
 	}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		kn, vn := node.Content[i], node.Content[i+1]
@@ -115,7 +115,7 @@ func (d *decoder) mapping(prefix string, node *yaml.Node, v reflect.Value, keys 
 		if kn.Kind != yaml.ScalarNode || !ok {
 			return d.errorf(kn, "%s", unknownKey(prefix, kn, keys))
 		}
-		path := prefix + k.name
+		path := prefix + k.Name
 		if first, dup := d.lines[path]; dup {
 			return d.errorf(kn, "%s is set twice (first at line %d)", path, first)
 		}
@@ -127,19 +127,19 @@ func (d *decoder) mapping(prefix string, node *yaml.Node, v reflect.Value, keys 
 	return nil
 }
 
-func findKey(keys []configKey, name string) (configKey, bool) {
-	i := slices.IndexFunc(keys, func(k configKey) bool { return k.name == name })
+func findKey(keys []Key, name string) (Key, bool) {
+	i := slices.IndexFunc(keys, func(k Key) bool { return k.Name == name })
 	if i < 0 {
-		return configKey{}, false
+		return Key{}, false
 	}
 	return keys[i], true
 }
 
 // unknownKey says what is wrong with key kn, the valid keys and the likeliest of them.
-func unknownKey(prefix string, kn *yaml.Node, keys []configKey) string {
+func unknownKey(prefix string, kn *yaml.Node, keys []Key) string {
 	names := make([]string, len(keys))
 	for i, k := range keys {
-		names[i] = k.name
+		names[i] = k.Name
 	}
 	slices.Sort(names)
 	in := ""
@@ -157,11 +157,11 @@ func unknownKey(prefix string, kn *yaml.Node, keys []configKey) string {
 }
 
 // value decodes node into the field v of key k.
-func (d *decoder) value(path string, k configKey, node *yaml.Node, v reflect.Value) error {
+func (d *decoder) value(path string, k Key, node *yaml.Node, v reflect.Value) error {
 	switch {
-	case k.section != nil:
+	case k.Section != nil:
 		v.Set(reflect.New(k.typ.Elem()))
-		return d.mapping(path+".", node, v.Elem(), k.section)
+		return d.mapping(path+".", node, v.Elem(), k.Section)
 	case k.typ == durationType:
 		s, err := d.scalar(path, node, "", "a duration such as 90s or 10m")
 		if err != nil {
@@ -179,12 +179,12 @@ func (d *decoder) value(path string, k configKey, node *yaml.Node, v reflect.Val
 		// yaml.v3 tags only true/false (any case) as booleans; yes/on stay strings, caught above.
 		v.SetBool(strings.EqualFold(node.Value, "true"))
 	case k.typ.Kind() == reflect.String:
-		s, err := d.scalar(path, node, k.scalar, want(k))
+		s, err := d.scalar(path, node, k.Scalar, want(k))
 		if err != nil {
 			return err
 		}
-		if k.enum != nil && !slices.Contains(k.enum, s) {
-			return d.errorf(node, "%s: want one of %s, not %q", path, strings.Join(k.enum, ", "), s)
+		if k.Enum != nil && !slices.Contains(k.Enum, s) {
+			return d.errorf(node, "%s: want one of %s, not %q", path, strings.Join(k.Enum, ", "), s)
 		}
 		v.SetString(s)
 	case k.typ.Kind() == reflect.Slice:
@@ -193,7 +193,7 @@ func (d *decoder) value(path string, k configKey, node *yaml.Node, v reflect.Val
 		}
 		list := make([]string, 0, len(node.Content))
 		for _, item := range node.Content {
-			s, err := d.scalar(path, resolve(item), k.scalar, "a list of "+wantItems(k))
+			s, err := d.scalar(path, resolve(item), k.Scalar, "a list of "+wantItems(k))
 			if err != nil {
 				return err
 			}
@@ -218,7 +218,7 @@ func (d *decoder) value(path string, k configKey, node *yaml.Node, v reflect.Val
 			if _, dup := m[name]; dup {
 				return d.errorf(kn, "%s.%s is set twice", path, name)
 			}
-			if m[name], err = d.scalar(path+"."+name, vn, k.scalar, "a string, a number or true/false (\"\" for an empty value)"); err != nil {
+			if m[name], err = d.scalar(path+"."+name, vn, k.Scalar, "a string, a number or true/false (\"\" for an empty value)"); err != nil {
 				return err
 			}
 		}
@@ -245,27 +245,27 @@ func (d *decoder) scalar(path string, node *yaml.Node, kinds, wanted string) (st
 }
 
 // want names what a string key takes, for errors.
-func want(k configKey) string {
+func want(k Key) string {
 	switch {
-	case k.enum != nil:
-		return "one of " + strings.Join(k.enum, ", ")
-	case k.scalar == "int":
+	case k.Enum != nil:
+		return "one of " + strings.Join(k.Enum, ", ")
+	case k.Scalar == "int":
 		return "a string or a number"
 	}
 	return "a string"
 }
 
 // wantItems names what the items of a list key are, for errors.
-func wantItems(k configKey) string {
-	if k.scalar == "int" {
+func wantItems(k Key) string {
+	if k.Scalar == "int" {
 		return "strings or numbers"
 	}
 	return "strings"
 }
 
 // example is an example value of a list key, for errors.
-func example(k configKey) string {
-	if k.scalar == "int" {
+func example(k Key) string {
+	if k.Scalar == "int" {
 		return "8080, 9090"
 	}
 	return "a, b"

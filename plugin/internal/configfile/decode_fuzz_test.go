@@ -1,4 +1,4 @@
-package plugin
+package configfile
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 )
 
 // FuzzDecodeConfig decodes whatever a cloned repository's .remocal.yaml may hold: never a
-// panic, every refusal is one configError naming the file, and a file decodes the same twice.
+// panic, every refusal is one Error naming the file, and a file decodes the same twice.
 func FuzzDecodeConfig(f *testing.F) {
 	for _, seed := range []string{
 		"target: deployment/web\nnamespace: shop\nsteal: true\n",
@@ -23,18 +23,18 @@ func FuzzDecodeConfig(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := decodeConfig("f.yaml", data)
+		cfg, err := Decode("f.yaml", data)
 		if err != nil {
-			var ce *configError
-			if !errors.As(err, &ce) || ce.file != "f.yaml" {
-				t.Fatalf("error %q (%T) is not a configError of f.yaml", err, err)
+			var ce *Error
+			if !errors.As(err, &ce) || ce.File != "f.yaml" {
+				t.Fatalf("error %q (%T) is not a Error of f.yaml", err, err)
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error %q is more than one line", err)
 			}
 			return
 		}
-		again, err := decodeConfig("f.yaml", data)
+		again, err := Decode("f.yaml", data)
 		if err != nil || !reflect.DeepEqual(cfg, again) {
 			t.Fatalf("decoding twice gave %+v then %+v, %v", cfg, again, err)
 		}

@@ -32,7 +32,9 @@ func TestWithinReleasesALateAnswer(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		answer := make(chan struct{})
 		released := make(chan int, 1)
+		gaveUp := make(chan struct{})
 		go func() {
+			defer close(gaveUp)
 			_, err := within(ctx, func() (int, error) {
 				<-answer
 				if fail {
@@ -46,6 +48,7 @@ func TestWithinReleasesALateAnswer(t *testing.T) {
 			close(answer)
 		}()
 		cancel()
+		<-gaveUp
 		select {
 		case v := <-released:
 			if fail || v != 7 {

@@ -68,9 +68,16 @@ func (p *plugin) command(ctx context.Context, args ...string) *exec.Cmd {
 
 func (p *plugin) run(t *testing.T, args ...string) result {
 	t.Helper()
+	return p.runWith(t, nil, args...)
+}
+
+// runWith is run with more environment variables.
+func (p *plugin) runWith(t *testing.T, environ []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	cmd := p.command(ctx, args...)
+	cmd.Env = append(cmd.Env, environ...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	begin := time.Now()

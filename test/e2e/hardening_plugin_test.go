@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"cmp"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,30 +56,6 @@ func TestHostNamespacesRefused(t *testing.T) {
 			}
 		})
 	}
-}
-
-// runWith is plugin.run with more environment variables.
-func (p *plugin) runWith(t *testing.T, environ []string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := p.command(ctx, args...)
-	cmd.Env = append(cmd.Env, environ...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	begin := time.Now()
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(begin)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("run plugin: %v", err)
-	}
-	t.Logf("kubectl remocal %s: exit %d in %s\nstderr:\n%s", strings.Join(args, " "), r.code, r.took.Round(time.Millisecond), r.stderr)
-	return r
 }
 
 // A repository's .remocal.yaml that sets env-file to ~/.bashrc is refused in one line before

@@ -142,19 +142,28 @@ func TestConfigPortForwardSection(t *testing.T) {
 	}
 }
 
-// The whole command: where the file comes from, and that its errors and its target reach the
-// user through the command's own error path.
-func TestConfigFileThroughTheCommand(t *testing.T) {
-	reachedRun := errors.New("reached Run")
+// commandBench prepares a command's run up to the cluster: a kubeconfig of an API server that
+// does not answer, config homes and a working directory of the test's own, and exec stopped
+// with reachedRun where it would start the program.
+func commandBench(t *testing.T) (kubeconfig []string, dir string, reachedRun error) {
+	t.Helper()
+	reachedRun = errors.New("reached Run")
 	saved := layerAvailable
 	layerAvailable = func() error { return reachedRun }
 	t.Cleanup(func() { layerAvailable = saved })
 	t.Setenv("KUBECONFIG", "")
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv(configfile.Env, "")
-	kubeconfig := []string{"--kubeconfig", writeKubeconfig(t, "https://127.0.0.1:1")}
-	dir := t.TempDir()
+	kubeconfig = []string{"--kubeconfig", writeKubeconfig(t, "https://127.0.0.1:1")}
+	dir = t.TempDir()
 	t.Chdir(dir)
+	return kubeconfig, dir, reachedRun
+}
+
+// The whole command: where the file comes from, and that its errors and its target reach the
+// user through the command's own error path.
+func TestConfigFileThroughTheCommand(t *testing.T) {
+	kubeconfig, dir, reachedRun := commandBench(t)
 	write := func(name, content string) string {
 		t.Helper()
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {

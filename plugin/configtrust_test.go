@@ -134,16 +134,7 @@ func TestTrustStore(t *testing.T) {
 // written or reached, until the user trusts it; editing it takes the trust back; --config and
 // $REMOCAL_CONFIG need none.
 func TestConfigTrustThroughTheCommand(t *testing.T) {
-	reachedRun := errors.New("reached Run")
-	saved := layerAvailable
-	layerAvailable = func() error { return reachedRun }
-	t.Cleanup(func() { layerAvailable = saved })
-	t.Setenv("KUBECONFIG", "")
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv(configfile.Env, "")
-	kubeconfig := []string{"--kubeconfig", writeKubeconfig(t, "https://127.0.0.1:1")}
-	dir := t.TempDir()
-	t.Chdir(dir)
+	kubeconfig, dir, reachedRun := commandBench(t)
 	victim := filepath.Join(t.TempDir(), ".bashrc")
 	write := func(content string) {
 		t.Helper()

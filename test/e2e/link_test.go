@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,10 +149,19 @@ func TestSidecarRefusesAnotherKey(t *testing.T) {
 // forward starts `kubectl remocal port-forward` to remote and returns the local address.
 func (p *plugin) forward(t *testing.T, target, remote string, extra ...string) (string, *syncBuffer) {
 	t.Helper()
+	local, stderr, _ := p.startForward(t, target, remote, extra...)
+	return local, stderr
+}
+
+// startForward starts `kubectl remocal port-forward` to remote, waits until it forwards, and
+// returns the local address, its stderr, and interrupt, which ends it with SIGINT as Ctrl-C
+// would and waits (killing it after 20 s). What is still running when the test ends is killed.
+func (p *plugin) startForward(t *testing.T, target, remote string, extra ...string) (local string, stderr *syncBuffer, interrupt func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	args := append([]string{"port-forward", target, "-L", "0:" + remote}, extra...)
 	cmd := p.command(ctx, args...)
-	stderr := &syncBuffer{}
+	stderr = &syncBuffer{}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -159,11 +170,31 @@ func (p *plugin) forward(t *testing.T, target, remote string, extra ...string) (
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cancel()
+	done := make(chan struct{})
+	go func() {
 		_ = cmd.Wait()
-		t.Logf("port-forward stderr:\n%s", stderr.String())
-	})
+		close(done)
+	}()
+	var once sync.Once
+	end := func(stop func()) {
+		once.Do(func() {
+			stop()
+			<-done
+			cancel()
+			t.Logf("port-forward stderr:\n%s", stderr.String())
+		})
+	}
+	t.Cleanup(func() { end(cancel) })
+	interrupt = func() {
+		end(func() {
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cancel()
+			}
+		})
+	}
 	lines := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(out).ReadString('\n')
@@ -177,10 +208,10 @@ func (p *plugin) forward(t *testing.T, target, remote string, extra ...string) (
 		if len(f) < 3 {
 			t.Fatalf("unexpected port-forward output %q; stderr:\n%s", line, stderr.String())
 		}
-		return f[2], stderr
+		return f[2], stderr, interrupt
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("port-forward did not start; stderr:\n%s", stderr.String())
-		return "", nil
+		return "", nil, nil
 	}
 }
 

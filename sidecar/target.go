@@ -23,6 +23,9 @@ import (
 type targetProcess struct {
 	mu          sync.Mutex
 	containerID string
+	// found is the container's main process when last looked for: every file request asks,
+	// and one cgroup read that still shows it there spares a scan of every process's.
+	found int
 }
 
 // name makes id the target container's ID and returns its main process. An ID that is not a
@@ -36,7 +39,7 @@ func (t *targetProcess) name(procRoot, id string) (int, error) {
 		return 0, err
 	}
 	t.mu.Lock()
-	t.containerID = id
+	t.containerID, t.found = id, pid
 	t.mu.Unlock()
 	return pid, nil
 }
@@ -44,12 +47,25 @@ func (t *targetProcess) name(procRoot, id string) (int, error) {
 // pid returns the target's main process: that of the named container, else targetPID's guess.
 func (t *targetProcess) pid(procRoot string) (int, error) {
 	t.mu.Lock()
-	id := t.containerID
+	id, found := t.containerID, t.found
 	t.mu.Unlock()
 	if id == "" {
 		return targetPID(procRoot)
 	}
-	return containerPID(procRoot, id)
+	// The main process stays the container's lowest while it lives: the container's others are
+	// its descendants, started after it.
+	if found != 0 && inContainer(procRoot, found, id) {
+		return found, nil
+	}
+	pid, err := containerPID(procRoot, id)
+	if err == nil && inContainer(procRoot, pid, id) {
+		t.mu.Lock()
+		if t.containerID == id {
+			t.found = pid
+		}
+		t.mu.Unlock()
+	}
+	return pid, err
 }
 
 // isContainerID accepts what runtimes use: at least 32 hex digits (64 in practice), so that the

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,24 +35,53 @@ func addSidecar(ctx context.Context, client kubernetes.Interface, pod *corev1.Po
 	switch {
 	case err == nil:
 		return nil
-	case apierrors.IsNotFound(err) && strings.Contains(err.Error(), "the server could not find the requested resource"):
-		// A 404 on the subresource itself, not on the pod: as kubectl debug explains it.
+	case subresourceMissing(err):
 		return &userError{msg: "ephemeral containers are disabled for this cluster (the pods/ephemeralcontainers subresource does not exist); remocal needs Kubernetes 1.25 or later", cause: err}
-	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "violates PodSecurity"):
-		return &userError{msg: fmt.Sprintf("Pod Security admission refused the sidecar in namespace %s: %s", pod.Namespace, podSecurityReason(err)), cause: err}
 	case apierrors.IsForbidden(err):
+		if reason, ok := podSecurityRefusal(err); ok {
+			return &userError{msg: fmt.Sprintf("Pod Security admission refused the sidecar in namespace %s: %s", pod.Namespace, reason), cause: err}
+		}
 		return &userError{msg: fmt.Sprintf("not allowed to add an ephemeral container to pod %s: %s; ask for patch on pods/ephemeralcontainers", pod.Name, apierrors.ReasonForError(err)), cause: err}
 	default:
 		return fmt.Errorf("add sidecar to pod %s: %w", pod.Name, err)
 	}
 }
 
-func podSecurityReason(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "violates PodSecurity"); i >= 0 {
-		return msg[i:]
+// subresourceMissing tells a 404 on the ephemeralcontainers subresource itself from one on the
+// pod, as kubectl debug does: the API server answers a path it does not serve with a Status that
+// names no object, and a pod that is gone with one that names it. A 404 that is not the API
+// server's Status at all (client-go then makes one up, naming the pod of the request) is taken
+// as the path's too: the pod was just read, and the API server answers a missing one with a
+// Status.
+func subresourceMissing(err error) bool {
+	status, ok := errors.AsType[*apierrors.StatusError](err)
+	if !ok || status.Status().Reason != metav1.StatusReasonNotFound {
+		return false
 	}
-	return msg
+	details := status.Status().Details
+	if details == nil || details.Name == "" {
+		return true
+	}
+	return slices.ContainsFunc(details.Causes, func(c metav1.StatusCause) bool {
+		return c.Type == metav1.CauseTypeUnexpectedServerResponse
+	})
+}
+
+// podSecurityRefusal is the reason Pod Security admission gave for refusing the patch, when it
+// is what refused it. Its 403 has the shape of any other (an RBAC refusal's): no cause or field
+// tells them apart, only the message the admission plugin writes, "pods "web" is forbidden:
+// violates PodSecurity "restricted:latest": ...".
+func podSecurityRefusal(err error) (string, bool) {
+	status, ok := errors.AsType[*apierrors.StatusError](err)
+	if !ok {
+		return "", false
+	}
+	const mark = "violates PodSecurity"
+	msg := status.Status().Message
+	if i := strings.Index(msg, mark); i >= 0 {
+		return msg[i:], true
+	}
+	return "", false
 }
 
 // fatalWaitingReasons are container states that will not resolve by waiting: fail at once with

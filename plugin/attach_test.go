@@ -2,13 +2,19 @@ package plugin
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // A sidecar the kubelet reports Started whose status never follows is a stuck pod (after a node
@@ -40,5 +46,73 @@ func TestSidecarStartedButStatusStuck(t *testing.T) {
 	}
 	if got, err := waitSidecarRunning(ctx, client, pod, "remocal-abcde", 3*time.Second); err != nil || got == nil {
 		t.Fatalf("waitSidecarRunning = %v, %v; want running", got, err)
+	}
+}
+
+// Each refusal of the patch that adds the sidecar is one line saying what to do, decided from
+// what the API server's Status says rather than its wording.
+func TestAddSidecarErrors(t *testing.T) {
+	pods := schema.GroupResource{Resource: "pods"}
+	tests := []struct {
+		name string
+		err  error
+		want string
+		user bool // a line for the user, the API's error only under -v
+	}{
+		{
+			name: "no ephemeralcontainers subresource",
+			// The API server's answer to a path it does not serve: a Status that names nothing.
+			err:  apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "", 0, false),
+			want: "ephemeral containers are disabled for this cluster (the pods/ephemeralcontainers subresource does not exist); remocal needs Kubernetes 1.25 or later",
+			user: true,
+		},
+		{
+			name: "a 404 that is no Status",
+			// client-go's own Status for a body it cannot read: it names the pod of the request.
+			err:  apierrors.NewGenericServerResponse(http.StatusNotFound, "patch", pods, "web", "404 page not found", 0, true),
+			want: "ephemeral containers are disabled for this cluster",
+			user: true,
+		},
+		{
+			name: "pod gone",
+			err:  apierrors.NewNotFound(pods, "web"),
+			want: `add sidecar to pod web: pods "web" not found`,
+		},
+		{
+			name: "Pod Security",
+			err:  apierrors.NewForbidden(pods, "web", errors.New(`violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "remocal-x" must set securityContext.allowPrivilegeEscalation=false)`)),
+			want: `Pod Security admission refused the sidecar in namespace ns: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "remocal-x" must set securityContext.allowPrivilegeEscalation=false)`,
+			user: true,
+		},
+		{
+			name: "RBAC",
+			err:  apierrors.NewForbidden(schema.GroupResource{Resource: "pods/ephemeralcontainers"}, "web", errors.New(`User "dev" cannot patch resource "pods/ephemeralcontainers" in API group "" in the namespace "ns"`)),
+			want: "not allowed to add an ephemeral container to pod web: Forbidden; ask for patch on pods/ephemeralcontainers",
+			user: true,
+		},
+		{
+			name: "anything else",
+			err:  apierrors.NewInternalError(errors.New("etcd is down")),
+			want: "add sidecar to pod web: Internal error occurred: etcd is down",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}}
+			client := fake.NewClientset(pod)
+			client.PrependReactor("patch", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+				if action.GetSubresource() != "ephemeralcontainers" {
+					t.Errorf("patch of %q, want the ephemeralcontainers subresource", action.GetSubresource())
+				}
+				return true, nil, tt.err
+			})
+			err := addSidecar(t.Context(), client, pod, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "remocal-x"}})
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("addSidecar = %v, want %q", err, tt.want)
+			}
+			if isUserError(err) != tt.user || !errors.Is(err, tt.err) {
+				t.Errorf("addSidecar = %#v: user error %v (want %v), wraps the API's error %v", err, isUserError(err), tt.user, errors.Is(err, tt.err))
+			}
+		})
 	}
 }

@@ -35,15 +35,15 @@ redirects of running sidecars are listed and left alone.`
 // CleanOptions holds the flags of "kubectl remocal clean".
 type CleanOptions struct {
 	genericiooptions.IOStreams
-	sessionOptions
+	attachFlags
 	ListOnly bool
+
+	attacher *attacher // set by Complete
 }
 
 // NewCmdClean returns "kubectl remocal clean".
 func NewCmdClean(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &CleanOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
-	o.inspect = true
-	o.needs = sidecarNeeds{redirect: true} // the redirect tables are nftables'
+	o := &CleanOptions{attachFlags: newAttachFlags(configFlags), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:                   "clean TYPE/NAME [-c CONTAINER] [--list]",
 		DisableFlagsInUseLine: true,
@@ -52,16 +52,18 @@ func NewCmdClean(configFlags *genericclioptions.ConfigFlags, streams genericioop
 		Example:               cleanExample,
 		Args:                  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.sessionOptions.Complete(args[0]); err != nil {
+			var err error
+			// It only looks, and the redirect tables are nftables': NET_ADMIN.
+			if o.attacher, err = o.attachFlags.Complete(args[0], sessionUse{needs: sidecarNeeds{redirect: true}, inspect: true}); err != nil {
 				return err
 			}
-			if err := o.sessionOptions.Validate(); err != nil {
+			if err := o.attachFlags.Validate(); err != nil {
 				return usageError(cmd, err)
 			}
 			return o.Run(cmd.Context())
 		},
 	}
-	o.sessionOptions.AddFlags(cmd)
+	o.attachFlags.AddFlags(cmd)
 	cmd.Flags().BoolVar(&o.ListOnly, "list", false, "only list the redirects; remove nothing")
 	return cmd
 }
@@ -70,7 +72,7 @@ func NewCmdClean(configFlags *genericclioptions.ConfigFlags, streams genericioop
 // prints them.
 func (o *CleanOptions) Run(ctx context.Context) error {
 	p := newProgress(o.ErrOut)
-	sess, err := o.startSession(ctx, p)
+	sess, err := o.attacher.start(ctx, p)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 // applyConfigFile sets the flags of cmd that the command line did not set from the
 // configuration file, if there is one, and keeps its target for Complete. It runs before
 // Complete, so what the file says goes through the same parsing and validation as flags.
-func (o *sessionOptions) applyConfigFile(cmd *cobra.Command) error {
+func (f *attachFlags) applyConfigFile(cmd *cobra.Command) error {
 	path, namedBy := configfile.Path(cmd.Flags(), os.Getenv)
 	if path == "" {
 		return nil
@@ -45,6 +45,6 @@ func (o *sessionOptions) applyConfigFile(cmd *cobra.Command) error {
 	}
 	// A file picked up from the working directory changes what a command line means: say so.
 	fmt.Fprintf(cmd.ErrOrStderr(), "remocal: settings from %s\n", path)
-	o.fileTarget = cfg.Target
+	f.fileTarget = cfg.Target
 	return nil
 }

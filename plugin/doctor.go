@@ -55,18 +55,18 @@ const checkTimeout = 5 * time.Second
 // DoctorOptions holds the flags and state of "kubectl remocal doctor".
 type DoctorOptions struct {
 	genericiooptions.IOStreams
-	sessionOptions
+	attachFlags
 	Output string
 
-	// clientErr is why the kubeconfig gave no client: a row of the report, not a failed command.
+	// Set by Complete: the attacher, or why the kubeconfig gave none (a row of the report,
+	// not a failed command).
+	attacher  *attacher
 	clientErr error
 }
 
 // NewCmdDoctor returns "kubectl remocal doctor".
 func NewCmdDoctor(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &DoctorOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
-	// The sidecar exec adds by default, so that the next exec reuses it: one that mirrors.
-	o.needs = sidecarNeeds{capture: true}
+	o := &DoctorOptions{attachFlags: newAttachFlags(configFlags), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:                   "doctor [TYPE/NAME] [-c CONTAINER] [-o json|yaml]",
 		DisableFlagsInUseLine: true,
@@ -89,7 +89,7 @@ func NewCmdDoctor(configFlags *genericclioptions.ConfigFlags, streams genericioo
 			return o.Run(cmd.Context())
 		},
 	}
-	o.sessionOptions.AddFlags(cmd)
+	o.attachFlags.AddFlags(cmd)
 	configfile.AddFlag(cmd)
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Output format. One of: (json, yaml).")
 	return cmd
@@ -102,7 +102,8 @@ func (o *DoctorOptions) Complete(args []string) error {
 	if len(args) == 1 {
 		target = args[0]
 	}
-	o.clientErr = o.sessionOptions.Complete(target)
+	// The sidecar exec adds by default, so that the next exec reuses it: one that mirrors.
+	o.attacher, o.clientErr = o.attachFlags.Complete(target, sessionUse{needs: sidecarNeeds{capture: true}})
 	return nil
 }
 
@@ -114,7 +115,7 @@ func (o *DoctorOptions) Validate() error {
 	if o.targetRef == "" {
 		return nil // the session flags matter only with a TARGET
 	}
-	return o.sessionOptions.Validate()
+	return o.attachFlags.Validate()
 }
 
 // Run checks, prints the report, and fails with exit code 1 (and no message of its own: the

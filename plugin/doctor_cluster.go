@@ -61,9 +61,10 @@ func (o *DoctorOptions) apiServerCheck(ctx context.Context) (check, *discovery.D
 		c.Fix = "check KUBECONFIG, --kubeconfig and --context (kubectl config current-context)"
 		return c, nil
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(o.restConfig)
+	rc := o.attacher.restConfig
+	dc, err := discovery.NewDiscoveryClientForConfig(rc)
 	if err != nil {
-		c.Detail = fmt.Sprintf("create a client for %s: %v", o.restConfig.Host, err)
+		c.Detail = fmt.Sprintf("create a client for %s: %v", rc.Host, err)
 		c.Fix = "check the cluster entry of the kubeconfig"
 		return c, nil
 	}
@@ -71,12 +72,12 @@ func (o *DoctorOptions) apiServerCheck(ctx context.Context) (check, *discovery.D
 	defer cancel()
 	info, err := dc.ServerVersionWithContext(ctx)
 	if err != nil {
-		c.Detail = describeServerError(err, o.restConfig.Host, checkTimeout)
+		c.Detail = describeServerError(err, rc.Host, checkTimeout)
 		c.Fix = "check that the cluster runs and that this machine reaches it (kubectl version); the other checks need it"
 		return c, nil
 	}
 	c.Status = statusOK
-	c.Detail = fmt.Sprintf("%s answers: Kubernetes %s", o.restConfig.Host, info.GitVersion)
+	c.Detail = fmt.Sprintf("%s answers: Kubernetes %s", rc.Host, info.GitVersion)
 	return c, dc
 }
 
@@ -109,26 +110,27 @@ func (o *DoctorOptions) permissionChecks(ctx context.Context) []check {
 	for i, p := range perms {
 		plain[i] = p.permission
 	}
+	ns := o.attacher.namespace
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	reviews, err := reviewPermissions(ctx, o.client, o.namespace, plain)
+	reviews, err := reviewPermissions(ctx, o.attacher.client, ns, plain)
 	if err != nil {
 		return []check{{Name: "rbac", Status: statusFail, Detail: err.Error(),
 			Fix: "exec makes the same SelfSubjectAccessReviews; every authenticated user may normally make them"}}
 	}
 	checks := make([]check, len(reviews))
 	for i, r := range reviews {
-		c := check{Name: "rbac " + r.permission.String(), Status: statusOK, Detail: fmt.Sprintf("allowed in namespace %s", o.namespace)}
+		c := check{Name: "rbac " + r.permission.String(), Status: statusOK, Detail: fmt.Sprintf("allowed in namespace %s", ns)}
 		if !r.allowed {
 			c.Status = statusWarn
 			if perms[i].required {
 				c.Status = statusFail
 			}
-			c.Detail = fmt.Sprintf("denied in namespace %s; needed %s", o.namespace, r.why)
+			c.Detail = fmt.Sprintf("denied in namespace %s; needed %s", ns, r.why)
 			if r.reason != "" {
-				c.Detail = fmt.Sprintf("denied in namespace %s (%s); needed %s", o.namespace, r.reason, r.why)
+				c.Detail = fmt.Sprintf("denied in namespace %s (%s); needed %s", ns, r.reason, r.why)
 			}
-			c.Fix = fmt.Sprintf("ask a cluster admin for a Role granting %s in namespace %s", r.permission, o.namespace)
+			c.Fix = fmt.Sprintf("ask a cluster admin for a Role granting %s in namespace %s", r.permission, ns)
 		}
 		checks[i] = c
 	}
@@ -141,9 +143,10 @@ func (o *DoctorOptions) securityLevelChecks(ctx context.Context, t *target) []ch
 	if c, out := timeLeft(ctx, "pod security"); out {
 		return []check{c}
 	}
+	ns := o.attacher.namespace
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	nl, err := readSecurityLevel(ctx, o.client, o.namespace)
+	nl, err := readSecurityLevel(ctx, o.attacher.client, ns)
 	if err != nil {
 		return []check{{Name: "pod security", Status: statusFail, Detail: err.Error(),
 			Fix: fmt.Sprintf("the level must be privileged, baseline or restricted: ask an admin to correct the %s label", psaEnforceLabel)}}
@@ -152,5 +155,5 @@ func (o *DoctorOptions) securityLevelChecks(ctx context.Context, t *target) []ch
 	if t != nil {
 		user = targetUser(t.pod, t.container)
 	}
-	return securityChecks(o.namespace, nl, t != nil, user)
+	return securityChecks(ns, nl, t != nil, user)
 }

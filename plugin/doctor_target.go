@@ -27,11 +27,11 @@ func (o *DoctorOptions) targetCheck(ctx context.Context) (*target, check) {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	t, err := within(ctx, func() (*target, error) {
-		return resolveTarget(ctx, o.configFlags, o.namespace, o.targetRef, o.Container, checkTimeout)
+		return o.attacher.resolve(ctx, checkTimeout)
 	}, nil)
 	if err != nil {
 		c.Status, c.Detail = statusFail, err.Error()
-		c.Fix = fmt.Sprintf("kubectl get pods -n %s lists what there is; -c chooses the container", o.namespace)
+		c.Fix = fmt.Sprintf("kubectl get pods -n %s lists what there is; -c chooses the container", o.attacher.namespace)
 		return nil, c
 	}
 	if err := refuseHostNamespaces(t.pod); err != nil {
@@ -52,15 +52,15 @@ func (o *DoctorOptions) targetCheck(ctx context.Context) (*target, check) {
 // exec with the same image, target container and transport reuses it (until its --ttl).
 func (o *DoctorOptions) sidecarChecks(ctx context.Context, t *target) []check {
 	c := check{Name: "sidecar"}
-	id, err := transport.LoadOrCreateIdentity(o.keyPath)
+	id, err := transport.LoadOrCreateIdentity(o.attacher.keyPath)
 	if err != nil {
-		c.Status, c.Detail = statusFail, fmt.Sprintf("client key %s: %v", o.keyPath, err)
+		c.Status, c.Detail = statusFail, fmt.Sprintf("client key %s: %v", o.attacher.keyPath, err)
 		c.Fix = "remove the file, or check its permissions; a new key is made when it is missing"
 		return []check{c}
 	}
 	pin := id.Fingerprint()
 	var replaced string
-	if ec, ok := reusableSidecar(t.pod, o.want(t.container, pin), time.Now()); ok {
+	if ec, ok := reusableSidecar(t.pod, o.attacher.want(t.container, pin), time.Now()); ok {
 		rows, answered := o.reusedLinkChecks(ctx, t.pod, ec, id, t.container)
 		if answered || ctx.Err() != nil {
 			c.Status, c.Detail = statusOK, fmt.Sprintf("%s runs %s (reused, as exec would)", ec.Name, o.SidecarImage)
@@ -90,20 +90,25 @@ func (o *DoctorOptions) sidecarChecks(ctx context.Context, t *target) []check {
 	return append([]check{c}, rows...)
 }
 
-// addBoundedSidecar is exec's addSidecar (permissions, Pod Security level, patch, wait for it to
-// run, pull failures seen in the events) with its wait cut to what the run has left.
+// addBoundedSidecar adds a sidecar as exec does (permissions, Pod Security level, patch, wait
+// for it to run, pull failures seen in the events) with its wait cut to what the run has left.
 func (o *DoctorOptions) addBoundedSidecar(ctx context.Context, t *target, pin string) (addedSidecar, error) {
+	a := *o.attacher
 	deadline, _ := ctx.Deadline()
-	o.StartTimeout = min(o.StartTimeout, time.Until(deadline)-linkReserve)
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = time.Second
+	a.startTimeout = min(a.startTimeout, time.Until(deadline)-linkReserve)
+	if a.startTimeout <= 0 {
+		a.startTimeout = time.Second
+	}
+	level, err := a.preflight(ctx, t.pod.Namespace)
+	if err != nil {
+		return addedSidecar{}, err
 	}
 	// exec's progress lines would only repeat the rows; -v shows them.
 	var w io.Writer = io.Discard
 	if klog.V(1).Enabled() {
 		w = o.ErrOut
 	}
-	return o.addSidecar(ctx, newProgress(w), t.pod, t.container, pin)
+	return a.add(ctx, newProgress(w), t, pin, level)
 }
 
 // reusedLinkChecks is linkChecks for a sidecar found in the pod, whose port is read from its
@@ -123,13 +128,13 @@ func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec core
 		return []check{row}, false
 	}
 	keyCtx, cancel := bounded(ctx)
-	serverPin, err := readSidecarFingerprint(keyCtx, o.client, pod, ec.Name)
+	serverPin, err := readSidecarFingerprint(keyCtx, o.attacher.client, pod, ec.Name)
 	cancel()
 	if err != nil {
 		return []check{{Name: "link", Status: statusFail, Detail: err.Error(),
 			Fix: fmt.Sprintf("kubectl logs %s -n %s -c %s shows what the sidecar said", pod.Name, pod.Namespace, ec.Name)}}, false
 	}
-	p := linkParams{restConfig: o.restConfig, pod: pod, port: port, tls: transport.ClientTLS(id, serverPin)}
+	p := linkParams{restConfig: o.attacher.restConfig, pod: pod, port: port, tls: transport.ClientTLS(id, serverPin)}
 
 	direct, directSess := o.directCheck(ctx, p, ec)
 	forward, forwardSess := o.portForwardCheck(ctx, p)
@@ -149,10 +154,10 @@ func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec core
 	}
 	// A path that failed matters only when exec has no other.
 	switch {
-	case direct.Status == statusFail && forwardSess != nil && o.Transport == "auto":
+	case direct.Status == statusFail && forwardSess != nil && o.Transport == transportAuto:
 		direct.Status = statusWarn
 		direct.Fix = "nothing needed: exec takes the port-forward path, which is slower; the direct path needs the pod network routable from here (a node, a VPN)"
-	case forward.Status == statusFail && directSess != nil && o.Transport == "auto":
+	case forward.Status == statusFail && directSess != nil && o.Transport == transportAuto:
 		forward.Status = statusWarn
 		forward.Fix = "nothing needed while the direct path answers; check create pods/portforward above"
 	}
@@ -180,7 +185,7 @@ func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec core
 // directCheck is exec's direct path: QUIC over UDP to the pod IP, given up after 1.5 s.
 func (o *DoctorOptions) directCheck(ctx context.Context, p linkParams, ec corev1.EphemeralContainer) (check, *session) {
 	c := check{Name: "direct UDP"}
-	if o.Transport == "port-forward" {
+	if o.Transport == transportPortForward {
 		return skipped(c.Name, "--transport port-forward"), nil
 	}
 	if !sidecarFlags(ec).Direct {
@@ -209,7 +214,7 @@ func (o *DoctorOptions) directCheck(ctx context.Context, p linkParams, ec corev1
 // server.
 func (o *DoctorOptions) portForwardCheck(ctx context.Context, p linkParams) (check, *session) {
 	c := check{Name: "port-forward"}
-	if o.Transport == "direct" {
+	if o.Transport == transportDirect {
 		return skipped(c.Name, "--transport direct"), nil
 	}
 	if row, out := timeLeft(ctx, c.Name); out {

@@ -63,7 +63,7 @@ directory (or --config FILE, or $REMOCAL_CONFIG); flags given here win. See
 type ExecOptions struct {
 	genericiooptions.IOStreams
 
-	sessionOptions
+	attachFlags
 	layerOptions
 	fsOptions
 	EnvInclude []string
@@ -74,11 +74,12 @@ type ExecOptions struct {
 	// Set by Complete.
 	command  []string
 	envRules environ.Rules
+	attacher *attacher
 }
 
 // NewExecOptions returns the options with their defaults.
 func NewExecOptions(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *ExecOptions {
-	return &ExecOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
+	return &ExecOptions{attachFlags: newAttachFlags(configFlags), IOStreams: streams}
 }
 
 // NewCmdExec returns "kubectl remocal exec".
@@ -110,7 +111,7 @@ func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericioopt
 
 // AddFlags binds the options to cmd's flags.
 func (o *ExecOptions) AddFlags(cmd *cobra.Command) {
-	o.sessionOptions.AddFlags(cmd)
+	o.attachFlags.AddFlags(cmd)
 	o.layerOptions.AddFlags(cmd)
 	o.fsOptions.AddFlags(cmd)
 	f := cmd.Flags()
@@ -137,13 +138,14 @@ func (o *ExecOptions) Complete(cmd *cobra.Command, args []string) error {
 	}
 	o.envRules = environ.Rules{Include: o.EnvInclude, Exclude: o.EnvExclude, KeepLocal: environ.DefaultKeepLocal(), Guarded: environ.DefaultGuarded(), Overrides: o.EnvSet}
 	o.fsAsked = cmd.Flags().Changed("fs-mode") || cmd.Flags().Changed("fs-remote")
-	o.needs = o.sidecarNeeds()
-	return o.sessionOptions.Complete(target)
+	var err error
+	o.attacher, err = o.attachFlags.Complete(target, sessionUse{needs: o.sidecarNeeds()})
+	return err
 }
 
 // Validate checks the options without I/O.
 func (o *ExecOptions) Validate() error {
-	if err := o.sessionOptions.Validate(); err != nil {
+	if err := o.attachFlags.Validate(); err != nil {
 		return err
 	}
 	if len(o.command) == 0 && o.EnvFile == "" {
@@ -173,7 +175,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		}
 	}
 	p := newProgress(o.ErrOut)
-	sess, err := o.startSession(ctx, p)
+	sess, err := o.attacher.start(ctx, p)
 	if err != nil {
 		return err
 	}

@@ -99,13 +99,14 @@ func parseForward(spec string) (forward, error) {
 
 // PortForwardOptions holds the flags and state of "kubectl remocal port-forward".
 type PortForwardOptions struct {
-	sessionOptions
+	attachFlags
 	genericiooptions.IOStreams
 
 	Local    []string
 	Remote   []string
 	forwards []forward
 	reverse  []reverseForward
+	attacher *attacher // set by Complete
 }
 
 // reverseForward is one -R rule.
@@ -127,7 +128,7 @@ func parseReverse(s string) (reverseForward, error) {
 
 // NewCmdPortForward returns "kubectl remocal port-forward".
 func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &PortForwardOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
+	o := &PortForwardOptions{attachFlags: newAttachFlags(configFlags), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:                   "port-forward TYPE/NAME [-L [LOCALHOST:]LOCALPORT:HOST:PORT[/udp]]... [-R REMOTEPORT:LOCALPORT]...",
 		DisableFlagsInUseLine: true,
@@ -152,16 +153,24 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 			return o.Run(cmd.Context())
 		},
 	}
-	o.sessionOptions.AddFlags(cmd)
+	o.attachFlags.AddFlags(cmd)
 	cmd.Flags().StringArrayVarP(&o.Local, "local", "L", nil, "forward [LOCALHOST:]LOCALPORT to HOST:PORT as seen from the pod; /udp for UDP (repeatable)")
 	cmd.Flags().StringArrayVarP(&o.Remote, "remote", "R", nil, "REMOTEPORT:LOCALPORT: new connections to the pod's REMOTEPORT come to this machine's LOCALPORT (repeatable)")
 	configfile.AddFlag(cmd)
 	return cmd
 }
 
+// Complete builds the attacher for target ("" is the configuration file's). -R steals the
+// pod's ports: the sidecar needs to redirect them.
+func (o *PortForwardOptions) Complete(target string) error {
+	var err error
+	o.attacher, err = o.attachFlags.Complete(target, sessionUse{needs: sidecarNeeds{redirect: len(o.Remote) > 0}})
+	return err
+}
+
 // Validate checks the flags without I/O.
 func (o *PortForwardOptions) Validate() error {
-	if err := o.sessionOptions.Validate(); err != nil {
+	if err := o.attachFlags.Validate(); err != nil {
 		return err
 	}
 	if len(o.Local) == 0 && len(o.Remote) == 0 {
@@ -175,7 +184,6 @@ func (o *PortForwardOptions) Validate() error {
 		}
 		o.reverse = append(o.reverse, rf)
 	}
-	o.needs = sidecarNeeds{redirect: len(o.reverse) > 0} // -R steals the pod's ports
 	o.forwards = o.forwards[:0]
 	for _, l := range o.Local {
 		f, err := parseForward(l)
@@ -190,7 +198,7 @@ func (o *PortForwardOptions) Validate() error {
 // Run forwards until ctx is done (Ctrl-C) or the link fails.
 func (o *PortForwardOptions) Run(ctx context.Context) error {
 	p := newProgress(o.ErrOut)
-	sess, err := o.startSession(ctx, p)
+	sess, err := o.attacher.start(ctx, p)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ type linkParams struct {
 	restConfig *rest.Config
 	pod        *corev1.Pod
 	port       int
-	mode       string // auto, direct, port-forward
+	mode       transportMode
 	tls        *tls.Config
 	// breakEvery, when set, breaks the port-forward connection at that period: a test of the
 	// link's recovery through the real binary.
@@ -71,12 +71,12 @@ type session struct {
 // port-forward, and says hello. It reports which path it took.
 func dialSession(ctx context.Context, p linkParams) (*session, string, error) {
 	var errs []error
-	if p.mode != "port-forward" && p.pod.Status.PodIP != "" {
+	if p.mode != transportPortForward && p.pod.Status.PodIP != "" {
 		s, err := dialDirect(ctx, p)
 		if err == nil {
 			return s, "direct UDP to " + p.pod.Status.PodIP, nil
 		}
-		if p.mode == "direct" {
+		if p.mode == transportDirect {
 			return nil, "", &userError{msg: fmt.Sprintf("cannot reach the sidecar at %s over UDP: %v (try --transport port-forward)", p.pod.Status.PodIP, err), cause: err}
 		}
 		if errors.Is(err, transport.ErrPinMismatch) {

@@ -45,15 +45,16 @@ var lsOutputs = []string{"", "json", "yaml"}
 // LsOptions holds the flags and state of "kubectl remocal ls".
 type LsOptions struct {
 	genericiooptions.IOStreams
-	sessionOptions
+	attachFlags
 	AllNamespaces bool
 	Output        string
+
+	attacher *attacher // set by Complete
 }
 
 // NewCmdLs returns "kubectl remocal ls".
 func NewCmdLs(configFlags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &LsOptions{sessionOptions: newSessionOptions(configFlags), IOStreams: streams}
-	o.inspect = true
+	o := &LsOptions{attachFlags: newAttachFlags(configFlags), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:                   "ls [TYPE/NAME] [-A] [-o json|yaml]",
 		DisableFlagsInUseLine: true,
@@ -66,11 +67,12 @@ func NewCmdLs(configFlags *genericclioptions.ConfigFlags, streams genericiooptio
 			if len(args) == 1 {
 				target = args[0]
 			}
-			if err := o.sessionOptions.Complete(target); err != nil {
+			// ls reads no configuration file: only a TARGET on the command line restricts
+			// the list. It only looks.
+			var err error
+			if o.attacher, err = o.attachFlags.Complete(target, sessionUse{inspect: true}); err != nil {
 				return err
 			}
-			// Only a TARGET on the command line restricts the list, not the configuration's.
-			o.targetRef = target
 			if err := o.Validate(); err != nil {
 				return usageError(cmd, err)
 			}
@@ -80,7 +82,7 @@ func NewCmdLs(configFlags *genericclioptions.ConfigFlags, streams genericiooptio
 	f := cmd.Flags()
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "list the sidecars in all namespaces")
 	f.StringVarP(&o.Output, "output", "o", o.Output, "Output format. One of: (json, yaml).")
-	f.StringVar(&o.Transport, "transport", o.Transport, "how to reach your sidecars: auto (direct when the pod IP is reachable, else port-forward), direct, port-forward")
+	f.Var(&o.Transport, "transport", "how to reach your sidecars: "+transportUsage)
 	cmd.ValidArgsFunction = completeTarget(configFlags)
 	return cmd
 }
@@ -93,11 +95,6 @@ func (o *LsOptions) Validate() error {
 	if o.AllNamespaces && o.targetRef != "" {
 		return errors.New("a TARGET names one pod of one namespace: it does not go with --all-namespaces")
 	}
-	switch o.Transport {
-	case "auto", "direct", "port-forward":
-	default:
-		return fmt.Errorf("--transport must be auto, direct or port-forward, not %q", o.Transport)
-	}
 	return nil
 }
 
@@ -106,17 +103,17 @@ func (o *LsOptions) Run(ctx context.Context) error {
 	var pods []corev1.Pod
 	switch {
 	case o.targetRef != "":
-		t, err := resolveTarget(ctx, o.configFlags, o.namespace, o.targetRef, "", 5*time.Second)
+		t, err := o.attacher.resolve(ctx, targetWait)
 		if err != nil {
 			return err
 		}
 		pods = []corev1.Pod{*t.pod}
 	default:
-		ns := o.namespace
+		ns := o.attacher.namespace
 		if o.AllNamespaces {
 			ns = metav1.NamespaceAll
 		}
-		list, err := o.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		list, err := o.attacher.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("list the pods: %w", err)
 		}
@@ -129,7 +126,7 @@ func (o *LsOptions) Run(ctx context.Context) error {
 	rows := sidecarRows(pods, pin, time.Now())
 	o.askSubscriptions(ctx, rows, pods, id)
 	if len(rows) == 0 && o.Output == "" {
-		where := "namespace " + o.namespace
+		where := "namespace " + o.attacher.namespace
 		switch {
 		case o.AllNamespaces:
 			where = "any namespace"
@@ -145,12 +142,13 @@ func (o *LsOptions) Run(ctx context.Context) error {
 // identity loads this machine's client key, without creating one: with no key, no sidecar is
 // yours.
 func (o *LsOptions) identity() (transport.Identity, string, error) {
-	if _, err := os.Stat(o.keyPath); errors.Is(err, fs.ErrNotExist) {
+	keyPath := o.attacher.keyPath
+	if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
 		return transport.Identity{}, "", nil
 	}
-	id, err := transport.LoadOrCreateIdentity(o.keyPath)
+	id, err := transport.LoadOrCreateIdentity(keyPath)
 	if err != nil {
-		return transport.Identity{}, "", fmt.Errorf("client key %s: %w", o.keyPath, err)
+		return transport.Identity{}, "", fmt.Errorf("client key %s: %w", keyPath, err)
 	}
 	return id, id.Fingerprint(), nil
 }

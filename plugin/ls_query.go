@@ -75,7 +75,7 @@ func (o *LsOptions) ask(ctx context.Context, pod *corev1.Pod, ec corev1.Ephemera
 	ctx, cancel := context.WithTimeout(ctx, lsAskTimeout)
 	defer cancel()
 	subs, err := within(ctx, func() ([]wire.SubscriptionInfo, error) {
-		sess, _, err := o.connectQuickly(ctx, pod, ec, id)
+		sess, _, err := o.attacher.connectQuickly(ctx, pod, ec, id)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@
 package plugin
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,6 +49,9 @@ func NewCmdRemocal(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if v, ok := errors.AsType[*flagValueError](err); ok {
+			err = v
+		}
 		return usageError(c, err)
 	})
 	// cobra's generated completion command would write scripts for a "remocal" binary, which is

@@ -30,7 +30,7 @@ var supportedKinds = []string{"pod", "deployment", "statefulset", "replicaset", 
 // resolveTarget turns TYPE/NAME into a running pod, the way kubectl exec does (for a workload it
 // picks one running pod of it, waiting up to timeout for one to exist), and chooses the
 // container: -c, else the kubectl.kubernetes.io/default-container annotation, else the first.
-func resolveTarget(ctx context.Context, flags *genericclioptions.ConfigFlags, namespace, ref, container string, timeout time.Duration) (*target, error) {
+func resolveTarget(ctx context.Context, getter genericclioptions.RESTClientGetter, namespace, ref, container string, timeout time.Duration) (*target, error) {
 	kind, _, ok := strings.Cut(ref, "/")
 	if !ok {
 		return nil, fmt.Errorf("target %q is not TYPE/NAME; use one of %s, e.g. pod/web-7d9f or deployment/web", ref, strings.Join(supportedKinds, ", "))
@@ -38,20 +38,20 @@ func resolveTarget(ctx context.Context, flags *genericclioptions.ConfigFlags, na
 	if !isSupportedKind(kind) {
 		return nil, fmt.Errorf("target kind %q is not supported; use one of %s", kind, strings.Join(supportedKinds, ", "))
 	}
-	obj, err := resource.NewBuilder(flags).
+	obj, err := resource.NewBuilder(getter).
 		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
 		NamespaceParam(namespace).DefaultNamespace().
 		ResourceNames("pods", ref).
 		Do().Object()
 	if apierrors.IsNotFound(err) {
-		return nil, &userError{msg: fmt.Sprintf("%s not found in namespace %s%s", ref, namespace, existing(ctx, flags, namespace, kind)), cause: err}
+		return nil, &userError{msg: fmt.Sprintf("%s not found in namespace %s%s", ref, namespace, existing(ctx, getter, namespace, kind)), cause: err}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find %s in namespace %s: %w", ref, namespace, err)
 	}
 	// kubectl's own choice of "the" pod of a workload: running ones first, then the most
 	// recently started.
-	pod, err := polymorphichelpers.AttachablePodForObjectFn(flags, obj, timeout)
+	pod, err := polymorphichelpers.AttachablePodForObjectFn(getter, obj, timeout)
 	if wait.Interrupted(err) {
 		return nil, &userError{msg: fmt.Sprintf("%s has no pod in namespace %s (waited %s); check it with kubectl get %s -n %s", ref, namespace, timeout, ref, namespace), cause: err}
 	}
@@ -109,8 +109,8 @@ func isSupportedKind(kind string) bool {
 
 // existing names up to ten objects of kind in namespace, for a "not found" message; empty when
 // they cannot be listed.
-func existing(ctx context.Context, flags *genericclioptions.ConfigFlags, namespace, kind string) string {
-	list, err := resource.NewBuilder(flags).
+func existing(ctx context.Context, getter genericclioptions.RESTClientGetter, namespace, kind string) string {
+	list, err := resource.NewBuilder(getter).
 		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
 		NamespaceParam(namespace).DefaultNamespace().
 		ResourceTypes(kind).SelectAllParam(true).

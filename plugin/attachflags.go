@@ -1,0 +1,136 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
+	"github.com/remocal/kubectl-remocal/pkg/version"
+	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
+)
+
+// attachFlags are the flags of every command that attaches to a pod through a sidecar (exec,
+// port-forward, clean, doctor; ls takes --transport only), and its TARGET. Complete turns them
+// into the attacher that does the work.
+type attachFlags struct {
+	configFlags *genericclioptions.ConfigFlags
+
+	Container    string
+	SidecarImage string
+	StartTimeout time.Duration
+	TTL          time.Duration
+	MaxLifetime  time.Duration
+	Transport    transportMode
+	// BreakLinkEvery is a hidden test flag: break the port-forward connection at this period.
+	BreakLinkEvery time.Duration
+
+	// fileTarget is the configuration file's target: the TARGET when the command line names
+	// none. Set by applyConfigFile.
+	fileTarget string
+	// targetRef is the TARGET (TYPE/NAME) the command acts on. Set by Complete.
+	targetRef string
+}
+
+func newAttachFlags(configFlags *genericclioptions.ConfigFlags) attachFlags {
+	return attachFlags{
+		configFlags:  configFlags,
+		SidecarImage: version.DefaultSidecarImage(),
+		StartTimeout: 60 * time.Second,
+		// The sidecar's own defaults, which the plugin always passes on.
+		TTL:         sidecarapi.DefaultTTL,
+		MaxLifetime: sidecarapi.DefaultMaxLifetime,
+		Transport:   transportAuto,
+	}
+}
+
+// transportUsage is the help of --transport.
+const transportUsage = "auto (direct when the pod IP is reachable, else port-forward), direct, port-forward"
+
+// AddFlags binds the flags.
+func (f *attachFlags) AddFlags(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVarP(&f.Container, "container", "c", f.Container, "container of the pod to act as (default: the kubectl.kubernetes.io/default-container annotation, else the first)")
+	fs.StringVar(&f.SidecarImage, "sidecar-image", f.SidecarImage, "image of the sidecar added to the pod")
+	fs.DurationVar(&f.StartTimeout, "start-timeout", f.StartTimeout, "how long to wait for the sidecar to run")
+	fs.DurationVar(&f.TTL, "ttl", f.TTL, "a new sidecar exits after this long without a client")
+	fs.DurationVar(&f.MaxLifetime, "max-lifetime", f.MaxLifetime, "a new sidecar ends its sessions and exits after this long, even with clients")
+	fs.Var(&f.Transport, "transport", "how to reach the sidecar: "+transportUsage)
+	fs.DurationVar(&f.BreakLinkEvery, "debug-break-link-every", 0, "break the port-forward connection at this period (tests the link's recovery)")
+	_ = fs.MarkHidden("debug-break-link-every")
+	cmd.ValidArgsFunction = completeTarget(f.configFlags)
+	_ = cmd.RegisterFlagCompletionFunc("container", completeContainer(f.configFlags))
+}
+
+// sessionUse is what a command's session is for.
+type sessionUse struct {
+	// needs is what the command asks of the pod's network (steal, mirror): the capabilities a
+	// sidecar it adds is given, and that one it reuses must have.
+	needs sidecarNeeds
+	// inspect marks the sessions of commands that only look (ls, clean): the sidecar's TTL is
+	// left as it was when they end.
+	inspect bool
+}
+
+// Complete builds the attacher for target (TYPE/NAME; "" is the configuration file's target)
+// and use, with clients from the kubeconfig flags.
+func (f *attachFlags) Complete(target string, use sessionUse) (*attacher, error) {
+	f.targetRef = target
+	if target == "" {
+		f.targetRef = f.fileTarget
+	}
+	namespace, _, err := f.configFlags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, err
+	}
+	restConfig, err := f.configFlags.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := userDir()
+	if err != nil {
+		return nil, fmt.Errorf("find a directory for the client key: %w", err)
+	}
+	keyPath, err := clientKeyPath(dir, f.configFlags)
+	if err != nil {
+		return nil, fmt.Errorf("find the client key: %w", err)
+	}
+	return &attacher{
+		getter:         f.configFlags,
+		namespace:      namespace,
+		restConfig:     restConfig,
+		client:         client,
+		keyPath:        keyPath,
+		ref:            f.targetRef,
+		container:      f.Container,
+		image:          f.SidecarImage,
+		startTimeout:   f.StartTimeout,
+		ttl:            f.TTL,
+		maxLifetime:    f.MaxLifetime,
+		transport:      f.Transport,
+		breakLinkEvery: f.BreakLinkEvery,
+		use:            use,
+	}, nil
+}
+
+// Validate checks the flags without I/O. --transport checks itself as it is set.
+func (f *attachFlags) Validate() error {
+	if f.targetRef == "" {
+		return errors.New("a TARGET (TYPE/NAME) is required, on the command line or as \"target\" in " + configfile.FileName)
+	}
+	if f.StartTimeout <= 0 || f.TTL <= 0 || f.MaxLifetime <= 0 {
+		return errors.New("--start-timeout, --ttl and --max-lifetime must be positive")
+	}
+	if f.SidecarImage == "" {
+		return errors.New("--sidecar-image must not be empty")
+	}
+	return nil
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/kubectl-remocal/internal/testnet"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -18,7 +19,7 @@ import (
 // and again, until the sidecar ran out of descriptors. The listener still takes connections
 // afterwards, and still shows other sidecars that its own is alive.
 func TestDirectConnectionToTheListenerIsRefused(t *testing.T) {
-	if !inOwnNetns(t) {
+	if !testnet.InOwnNetns(t) {
 		return
 	}
 	// Before the fix this test ran out of descriptors: keep the damage small.

@@ -7,13 +7,14 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/remocal/kubectl-remocal/internal/testnet"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
 // A second sidecar of the pod is refused a port the first redirects, and told which sidecar
 // holds it, until the first gives it up.
 func TestPortRedirectedByAnotherSidecarIsRefused(t *testing.T) {
-	if !inOwnNetns(t) {
+	if !testnet.InOwnNetns(t) {
 		return
 	}
 	first, second := newIncoming(slog.New(slog.DiscardHandler), "remocal-first"), newIncoming(slog.New(slog.DiscardHandler), "remocal-second")

@@ -1,5 +1,6 @@
 // Package testnet has the small network servers that tests of several packages stand in for
-// remote peers with. Servers listen on loopback and stop when the test ends.
+// remote peers with, and the network namespace a test runs in when it changes the network.
+// Servers listen on loopback and stop when the test ends.
 package testnet
 
 import (

@@ -1,4 +1,4 @@
-package sidecar
+package testnet
 
 import (
 	"os"
@@ -12,11 +12,11 @@ import (
 // inNetnsEnv marks the test binary that runs one test in a network namespace of its own.
 const inNetnsEnv = "REMOCAL_TEST_IN_NETNS"
 
-// inOwnNetns runs the calling test again in a new network namespace, in a new process of the
-// test binary: the incoming side's nftables tables and sockets are the whole process's, and a
-// Go process cannot move all its threads to another namespace. It returns true in that
-// process, where the test goes on, and false in the calling one, once the test ran there.
-func inOwnNetns(t *testing.T) bool {
+// InOwnNetns runs the calling test again in a new network namespace, in a new process of the
+// test binary: nftables tables and packet sockets are the whole process's, and a Go process
+// cannot move all its threads to another namespace. It returns true in that process, where the
+// test goes on, and false in the calling one, once the test ran there.
+func InOwnNetns(t *testing.T) bool {
 	t.Helper()
 	if os.Getenv(inNetnsEnv) == "1" {
 		lo, err := netlink.LinkByName("lo")

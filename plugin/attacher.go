@@ -67,7 +67,7 @@ func (a *attacher) start(ctx context.Context, p *progress) (*session, error) {
 		return nil, err
 	}
 	if sess != nil {
-		return sess.ready(p, t, ec)
+		return sess.ready(ctx, p, t, ec)
 	}
 	level, err := a.preflight(ctx, t.pod.Namespace)
 	if err != nil {
@@ -82,7 +82,7 @@ func (a *attacher) start(ctx context.Context, p *progress) (*session, error) {
 		return nil, err
 	}
 	p.step("connected (%s)", how)
-	return sess.ready(p, t, added.ec)
+	return sess.ready(ctx, p, t, added.ec)
 }
 
 // resolve finds the target's pod and container, waiting up to wait for a workload's pod.

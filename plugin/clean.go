@@ -11,8 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-
-	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
 const (
@@ -60,7 +58,7 @@ func NewCmdClean(configFlags *genericclioptions.ConfigFlags, streams genericioop
 			if err := o.attachFlags.Validate(); err != nil {
 				return usageError(cmd, err)
 			}
-			return o.Run(cmd.Context())
+			return explainMissingFeature(o.Run(cmd.Context()))
 		},
 	}
 	o.attachFlags.AddFlags(cmd)
@@ -113,30 +111,4 @@ func formatPorts(ports []uint16) string {
 		s[i] = strconv.Itoa(int(p))
 	}
 	return strings.Join(s, ",")
-}
-
-// Redirects lists the redirect tables in the pod, deleting those of dead sidecars when clean
-// is set.
-func (s *session) Redirects(ctx context.Context, clean bool) ([]wire.RedirectTable, error) {
-	if !slices.Contains(s.hello.Features, wire.FeatureRedirects) {
-		return nil, &userError{msg: "the sidecar cannot list redirects: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)"}
-	}
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
-	if err := wire.WriteMessage(s.control, wire.Redirects{Clean: clean}); err != nil {
-		return nil, fmt.Errorf("list redirects: %w", err)
-	}
-	msg, err := s.reader.ReadMessage()
-	if err != nil {
-		return nil, fmt.Errorf("list redirects: %w", err)
-	}
-	switch m := msg.(type) {
-	case wire.RedirectsReply:
-		return m.Tables, nil
-	case wire.Error:
-		return nil, &userError{msg: "the sidecar cannot list the pod's redirects: " + m.Reason, cause: m}
-	default:
-		s.outOfStep()
-		return nil, fmt.Errorf("list redirects: unexpected reply %T", msg)
-	}
 }

@@ -166,7 +166,7 @@ func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec core
 		env = skipped(env.Name, "no path to the sidecar answered")
 	} else {
 		envCtx, cancel := bounded(ctx)
-		err := sess.nameTarget(containerID(pod, container))
+		err := sess.NameTarget(envCtx, containerID(pod, container))
 		var vars []string
 		if err == nil {
 			vars, err = sess.Environ(envCtx)

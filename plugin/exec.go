@@ -101,7 +101,7 @@ func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericioopt
 			if err := o.Validate(); err != nil {
 				return usageError(cmd, err)
 			}
-			return o.Run(cmd.Context())
+			return explainMissingFeature(o.Run(cmd.Context()))
 		},
 	}
 	o.AddFlags(cmd)

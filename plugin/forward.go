@@ -16,6 +16,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
@@ -150,7 +151,7 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 			if err := o.Validate(); err != nil {
 				return usageError(cmd, err)
 			}
-			return o.Run(cmd.Context())
+			return explainMissingFeature(o.Run(cmd.Context()))
 		},
 	}
 	o.attachFlags.AddFlags(cmd)
@@ -239,7 +240,7 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 		// Until the session closes, which gives the ports back: ctx ends first, on Ctrl-C.
 		life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 		defer endLife()
-		router := newIncomingRouter(sess, p, portChoice{}, subscription{Mode: wire.ModeSteal})
+		router := newIncomingRouter(sess, p, portChoice{}, sidecarclient.Subscription{Mode: wire.ModeSteal})
 		go router.serve(life)
 		go router.watch(life)
 		for _, r := range o.reverse {
@@ -248,9 +249,9 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 	}
 	select {
 	case <-ctx.Done():
-	case <-sess.conn.Context().Done():
-		err = fmt.Errorf("the link to the sidecar ended: %w", context.Cause(sess.conn.Context()))
-		if endedAtMaxLifetime(context.Cause(sess.conn.Context())) {
+	case <-sess.Done():
+		err = fmt.Errorf("the link to the sidecar ended: %w", sess.Err())
+		if errors.Is(err, sidecarclient.ErrMaxLifetime) {
 			err = ExitError{Code: 1} // the session said why, in its one line
 		}
 	}

@@ -73,7 +73,7 @@ func forwardUDPFlow(ctx context.Context, sess *session, pc *net.UDPConn, client 
 		fmt.Fprintf(errOut, "remocal: forward %s/udp to %s: %v\n", client, remote, err)
 		return
 	}
-	defer abandon(stream)
+	defer stream.Abandon()
 	active := make(chan struct{}, 1)
 	touch := func() {
 		select {

@@ -3,123 +3,32 @@ package plugin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	"k8s.io/klog/v2"
 
 	"github.com/remocal/kubectl-remocal/layer"
+	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
-// subscription is what the plugin asks of a pod port: the mode and, for a steal, the HTTP
-// filter.
-type subscription struct {
-	Mode   string
-	Header string // "Name: regex", or empty
-	Path   string // a regex, or empty
-}
-
-// describeFilter says which requests the filter takes.
-func (s subscription) describeFilter() string {
+// describeFilter says which requests the subscription's filter takes.
+func describeFilter(sub sidecarclient.Subscription) string {
 	var parts []string
-	if s.Header != "" {
-		parts = append(parts, "header "+strconv.Quote(s.Header))
+	if sub.Header != "" {
+		parts = append(parts, "header "+strconv.Quote(sub.Header))
 	}
-	if s.Path != "" {
-		parts = append(parts, "path "+strconv.Quote(s.Path))
+	if sub.Path != "" {
+		parts = append(parts, "path "+strconv.Quote(sub.Path))
 	}
 	return strings.Join(parts, " and ")
-}
-
-// feature is the sidecar feature the subscription needs.
-func (s subscription) feature() string {
-	switch {
-	case s.Header != "" || s.Path != "":
-		return wire.FeatureHTTPFilter
-	case s.Mode == wire.ModeMirror:
-		return wire.FeatureMirror
-	default:
-		return wire.FeatureSteal
-	}
-}
-
-// Subscribe asks the sidecar to send the pod's new connections on port to this session.
-func (s *session) Subscribe(ctx context.Context, port uint16, sub subscription) error {
-	if !slices.Contains(s.hello.Features, sub.feature()) {
-		return &userError{msg: "the sidecar cannot " + sub.feature() + ": a sidecar of an older remocal version (pass --sidecar-image matching this plugin)"}
-	}
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
-	err := s.request(fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path})
-	if err == nil {
-		if s.subscribed == nil {
-			s.subscribed = map[uint16]bool{}
-		}
-		s.subscribed[port] = true
-	}
-	return err
-}
-
-// Unsubscribe gives the pod's port back to its app.
-func (s *session) Unsubscribe(_ context.Context, port uint16) error {
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
-	return s.unsubscribe(port)
-}
-
-// unsubscribe is Unsubscribe with controlMu held.
-func (s *session) unsubscribe(port uint16) error {
-	err := s.request(fmt.Sprintf("unsubscribe port %d", port), wire.Unsubscribe{Port: port})
-	if err == nil {
-		delete(s.subscribed, port)
-	}
-	return err
-}
-
-// unsubscribeAll gives every port back before the session closes, and waits for the sidecar to
-// say so: a closing connection's last packets can be lost (a port-forward torn down with it),
-// and the sidecar would then hold the ports until QUIC's idle timeout, refusing a new session
-// started right after this one. Bounded by timeout.
-func (s *session) unsubscribeAll(timeout time.Duration) {
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
-	if len(s.subscribed) == 0 {
-		return
-	}
-	_ = s.control.SetDeadline(time.Now().Add(timeout))
-	for port := range s.subscribed {
-		if err := s.unsubscribe(port); err != nil {
-			klog.V(1).InfoS("give the pod's port back at the session's end", "port", port, "err", err)
-			return
-		}
-	}
-}
-
-// request sends a Subscribe or an Unsubscribe and reads the sidecar's answer. controlMu is held.
-func (s *session) request(what string, msg wire.Message) error {
-	if err := wire.WriteMessage(s.control, msg); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	answer, err := s.reader.ReadMessage()
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	reply, ok := answer.(wire.SubscribeReply)
-	if !ok {
-		s.outOfStep()
-		return fmt.Errorf("%s: unexpected reply %T", what, answer)
-	}
-	return reply.Err()
 }
 
 // listenerCheckPeriod is how often the router looks for listeners the program closed: a closed
@@ -132,7 +41,7 @@ type incomingRouter struct {
 	sess   *session
 	p      *progress
 	choice portChoice
-	sub    subscription
+	sub    sidecarclient.Subscription
 	// arrivals tells the layer whose connection each one to the program is: set once the
 	// layer's supervisor exists, before the program runs.
 	arrivals interface {
@@ -143,7 +52,7 @@ type incomingRouter struct {
 	routes map[uint16]netip.AddrPort // pod port -> the program's listener
 }
 
-func newIncomingRouter(sess *session, p *progress, choice portChoice, sub subscription) *incomingRouter {
+func newIncomingRouter(sess *session, p *progress, choice portChoice, sub sidecarclient.Subscription) *incomingRouter {
 	return &incomingRouter{sess: sess, p: p, choice: choice, sub: sub, routes: map[uint16]netip.AddrPort{}}
 }
 
@@ -180,14 +89,14 @@ func (r *incomingRouter) take(ctx context.Context, port uint16, local netip.Addr
 		r.mu.Lock()
 		delete(r.routes, port)
 		r.mu.Unlock()
-		r.p.warn("cannot %s the pod's port %d: %v", r.verb(), port, err)
+		r.p.warn("cannot %s the pod's port %d: %v", r.verb(), port, explainMissingFeature(err))
 		return
 	}
 	switch {
 	case r.sub.Mode == wire.ModeMirror:
 		r.p.step("mirroring the pod's port %d to %s: the pod's app still answers", port, local)
 	case r.sub.Header != "" || r.sub.Path != "":
-		r.p.step("stealing the pod's HTTP requests on port %d that match %s: they come to %s, the others go to the pod's app", port, r.sub.describeFilter(), local)
+		r.p.step("stealing the pod's HTTP requests on port %d that match %s: they come to %s, the others go to the pod's app", port, describeFilter(r.sub), local)
 	default:
 		r.p.step("stealing the pod's port %d: new connections come to %s", port, local)
 	}
@@ -237,33 +146,23 @@ func (r *incomingRouter) giveBackIfClosed(ctx context.Context, port uint16, loca
 	r.p.step("the program closed %s: the pod's port %d is its app's again", local, port)
 }
 
-// serve accepts the streams the sidecar opens, one per incoming connection, until the session
-// ends.
+// serve connects each connection the sidecar passes on to the program, until the session ends.
 func (r *incomingRouter) serve(ctx context.Context) {
 	for {
-		stream, err := r.sess.conn.AcceptStream(ctx)
+		in, err := r.sess.AcceptIncoming(ctx)
 		if err != nil {
 			return
 		}
-		go r.handle(ctx, stream)
+		go r.handle(ctx, in)
 	}
 }
 
-func (r *incomingRouter) handle(ctx context.Context, stream *quic.Stream) {
-	msg, err := wire.NewReader(stream).ReadMessage()
-	if err != nil {
-		abandon(stream)
-		return
-	}
-	in, ok := msg.(wire.Incoming)
-	if !ok {
-		abandon(stream)
-		return
-	}
+func (r *incomingRouter) handle(ctx context.Context, in *sidecarclient.Incoming) {
 	r.mu.Lock()
 	local, ok := r.routes[in.Port]
 	r.mu.Unlock()
 	var conn *net.TCPConn
+	var err error
 	if ok {
 		var arrived func()
 		conn, arrived, err = r.dialProgram(local, in.Remote)
@@ -275,7 +174,7 @@ func (r *incomingRouter) handle(ctx context.Context, stream *quic.Stream) {
 	}
 	if err != nil {
 		klog.V(1).InfoS("incoming connection refused locally", "port", in.Port, "from", in.Remote, "err", err)
-		abandon(stream)
+		in.Abandon()
 		if ok {
 			r.giveBackIfClosed(ctx, in.Port, local)
 		}
@@ -283,10 +182,10 @@ func (r *incomingRouter) handle(ctx context.Context, stream *quic.Stream) {
 	}
 	klog.V(2).InfoS("incoming connection", "port", in.Port, "from", in.Remote, "to", local, "mode", r.sub.Mode)
 	if r.sub.Mode == wire.ModeMirror {
-		mirrorStream(stream, conn)
+		mirrorStream(in.Stream, conn)
 		return
 	}
-	relayStream(stream, conn)
+	relayStream(in.Stream, conn)
 }
 
 // dialProgram connects to the program's listener at local for the pod's client at remote. Its
@@ -322,7 +221,7 @@ func (r *incomingRouter) dialProgram(local netip.AddrPort, remote string) (conn 
 
 // mirrorStream feeds the program the copy of a connection that the pod's app answers; the
 // program's answers go nowhere.
-func mirrorStream(stream *quic.Stream, conn *net.TCPConn) {
+func mirrorStream(stream *sidecarclient.Stream, conn *net.TCPConn) {
 	defer conn.Close()
 	done := make(chan struct{})
 	go func() {
@@ -331,7 +230,7 @@ func mirrorStream(stream *quic.Stream, conn *net.TCPConn) {
 	}()
 	_, _ = io.Copy(conn, stream)
 	_ = conn.CloseWrite()
-	stream.CancelWrite(0)
+	stream.Abandon()
 	// Let the program finish its answer, which a close now could cut short, but not wait for
 	// one that never closes its side.
 	select {
@@ -345,7 +244,7 @@ const mirrorDrain = 10 * time.Second
 
 // relayStream copies both ways between a QUIC stream and a TCP connection, passing each end of
 // stream on as a half-close.
-func relayStream(stream *quic.Stream, conn *net.TCPConn) {
+func relayStream(stream *sidecarclient.Stream, conn *net.TCPConn) {
 	defer conn.Close()
 	done := make(chan struct{})
 	go func() {
@@ -354,6 +253,6 @@ func relayStream(stream *quic.Stream, conn *net.TCPConn) {
 		close(done)
 	}()
 	_, _ = io.Copy(stream, conn)
-	_ = stream.Close()
+	_ = stream.CloseWrite()
 	<-done
 }

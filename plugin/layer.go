@@ -13,13 +13,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/quic-go/quic-go"
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
+	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -50,11 +50,11 @@ func (o *layerOptions) AddFlags(cmd *cobra.Command) {
 }
 
 // subscription is what the flags ask of the pod ports the program listens on.
-func (o *layerOptions) subscription() subscription {
+func (o *layerOptions) subscription() sidecarclient.Subscription {
 	if !o.Steal {
-		return subscription{Mode: wire.ModeMirror}
+		return sidecarclient.Subscription{Mode: wire.ModeMirror}
 	}
-	return subscription{Mode: wire.ModeSteal, Header: o.HTTPHeader, Path: o.HTTPPath}
+	return sidecarclient.Subscription{Mode: wire.ModeSteal, Header: o.HTTPHeader, Path: o.HTTPPath}
 }
 
 // validateIncoming checks that the incoming-traffic flags agree and that the filters parse.
@@ -218,25 +218,13 @@ func (s *session) dialForLayer(ctx context.Context, network, address string) (la
 		return nil, err
 	}
 	if network == "udp" {
-		return &datagramStream{layerConn{stream}}, nil
+		return &datagramStream{stream}, nil
 	}
-	return layerConn{stream}, nil
-}
-
-// layerConn is a QUIC stream as a TCP-like connection.
-type layerConn struct{ *quic.Stream }
-
-// CloseWrite ends our direction: a QUIC stream's Close is a half-close.
-func (c layerConn) CloseWrite() error { return c.Stream.Close() }
-
-// Close ends both directions.
-func (c layerConn) Close() error {
-	c.Stream.CancelRead(0)
-	return c.Stream.Close()
+	return stream, nil
 }
 
 // datagramStream carries datagrams on a stream, one frame each (wire.WriteDatagram).
-type datagramStream struct{ layerConn }
+type datagramStream struct{ *sidecarclient.Stream }
 
 func (d *datagramStream) Read(p []byte) (int, error) { return wire.ReadDatagram(d.Stream, p) }
 func (d *datagramStream) Write(p []byte) (int, error) {

@@ -1,15 +1,14 @@
 package plugin
 
 import (
-	"context"
 	"errors"
+	"sync"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
-	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 )
 
 // reuseMinLifetime is the least maximum lifetime a sidecar must have left to be reused: a
@@ -26,21 +25,31 @@ func lifetimeLeft(flags sidecarapi.Flags, start, now time.Time) (left time.Durat
 	return start.Add(flags.MaxLifetime).Sub(now), true
 }
 
-// endedAtMaxLifetime tells whether the sidecar closed the connection because it reached its
-// maximum lifetime.
-func endedAtMaxLifetime(cause error) bool {
-	var appErr *quic.ApplicationError
-	return errors.As(cause, &appErr) && appErr.Remote && uint64(appErr.ErrorCode) == wire.CloseMaxLifetime
-}
-
 // reportMaxLifetime has the session say, in one line on p, when the sidecar ec ends it at its
 // maximum lifetime: the program may still run, and its connections through the pod fail from
 // then on.
 func (s *session) reportMaxLifetime(p *progress, ec corev1.EphemeralContainer) {
-	stop := context.AfterFunc(s.conn.Context(), func() {
-		if endedAtMaxLifetime(context.Cause(s.conn.Context())) {
-			p.warn("sidecar %s reached its maximum lifetime (%s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)", ec.Name, sidecarFlags(ec).MaxLifetime)
+	s.closers = append(s.closers, closerFunc(warnAtMaxLifetime(s.Session, p, ec)))
+}
+
+// linkEnd is how the end of a link shows: a *sidecarclient.Session, or a test's.
+type linkEnd interface {
+	Done() <-chan struct{}
+	Err() error
+}
+
+// warnAtMaxLifetime warns on p when link ends, if the sidecar ec ended it at its maximum
+// lifetime, unless stop came first.
+func warnAtMaxLifetime(link linkEnd, p *progress, ec corev1.EphemeralContainer) (stop func()) {
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case <-link.Done():
+			if errors.Is(link.Err(), sidecarclient.ErrMaxLifetime) {
+				p.warn("sidecar %s reached its maximum lifetime (%s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)", ec.Name, sidecarFlags(ec).MaxLifetime)
+			}
+		case <-quit:
 		}
-	})
-	s.closers = append(s.closers, closerFunc(func() { stop() }))
+	}()
+	return sync.OnceFunc(func() { close(quit) })
 }

@@ -3,15 +3,15 @@ package plugin
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 )
 
 // lockedBuffer is a bytes.Buffer for one writer goroutine and a reading test.
@@ -32,25 +32,33 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
+// fakeLink is a link whose end the test chooses.
+type fakeLink struct {
+	done chan struct{}
+	err  error
+}
+
+func (l *fakeLink) Done() <-chan struct{} { return l.done }
+func (l *fakeLink) Err() error            { return l.err }
+
 // When the sidecar ends the session at its maximum lifetime, the user reads one line that says
 // so; any other end of the link says nothing here.
 func TestSessionReportsMaxLifetime(t *testing.T) {
 	ec := corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "remocal-x", Args: []string{"--max-lifetime=12h0m0s"}}}
 	for _, tt := range []struct {
 		name string
-		code uint64
+		err  error
 		want string
 	}{
-		{"max lifetime", wire.CloseMaxLifetime, "remocal: warning: sidecar remocal-x reached its maximum lifetime (12h0m0s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)\n"},
-		{"other end", 0, ""},
+		{name: "max lifetime", err: fmt.Errorf("%w: closing", sidecarclient.ErrMaxLifetime), want: "remocal: warning: sidecar remocal-x reached its maximum lifetime (12h0m0s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)\n"},
+		{name: "other end", err: errors.New("sidecar stopping")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			conns := make(chan *quic.Conn, 1)
-			s := fakeSidecar{features: clientFeatures(false), accepted: func(c *quic.Conn) { conns <- c }}.session(t)
+			link := &fakeLink{done: make(chan struct{}), err: tt.err}
 			var out lockedBuffer
-			s.reportMaxLifetime(newProgress(&out), ec)
-			(<-conns).CloseWithError(quic.ApplicationErrorCode(tt.code), "closing")
-			<-s.conn.Context().Done()
+			stop := warnAtMaxLifetime(link, newProgress(&out), ec)
+			defer stop()
+			close(link.done)
 			deadline := time.Now().Add(2 * time.Second)
 			for out.String() != tt.want && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
@@ -62,8 +70,5 @@ func TestSessionReportsMaxLifetime(t *testing.T) {
 				t.Error("more than one line")
 			}
 		})
-	}
-	if endedAtMaxLifetime(errors.New("max lifetime")) || endedAtMaxLifetime(&quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(wire.CloseMaxLifetime)}) {
-		t.Error("a local close or another error taken for the sidecar's max lifetime")
 	}
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
@@ -80,7 +80,12 @@ func (o *LsOptions) ask(ctx context.Context, pod *corev1.Pod, ec corev1.Ephemera
 			return nil, err
 		}
 		defer sess.Close()
-		return sess.Subscriptions()
+		subs, err := sess.Subscriptions(ctx)
+		var old *sidecarclient.FeatureError
+		if errors.As(err, &old) {
+			return nil, errOldSidecar
+		}
+		return subs, err
 	}, nil)
 	if errors.Is(err, errNoAnswer) {
 		return nil, fmt.Errorf("no answer within %s", lsAskTimeout)
@@ -90,28 +95,3 @@ func (o *LsOptions) ask(ctx context.Context, pod *corev1.Pod, ec corev1.Ephemera
 
 // errOldSidecar: the sidecar predates the Subscriptions request.
 var errOldSidecar = errors.New("a sidecar of an older remocal version cannot list them")
-
-// Subscriptions asks the sidecar for the pod ports its sessions hold.
-func (s *session) Subscriptions() ([]wire.SubscriptionInfo, error) {
-	if !slices.Contains(s.hello.Features, wire.FeatureSubscriptions) {
-		return nil, errOldSidecar
-	}
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
-	if err := wire.WriteMessage(s.control, wire.Subscriptions{}); err != nil {
-		return nil, fmt.Errorf("list subscriptions: %w", err)
-	}
-	msg, err := s.reader.ReadMessage()
-	if err != nil {
-		return nil, fmt.Errorf("list subscriptions: %w", err)
-	}
-	switch m := msg.(type) {
-	case wire.SubscriptionsReply:
-		return m.Subscriptions, nil
-	case wire.Error:
-		return nil, fmt.Errorf("the sidecar cannot list its subscriptions: %s", m.Reason)
-	default:
-		s.outOfStep()
-		return nil, fmt.Errorf("list subscriptions: unexpected reply %T", msg)
-	}
-}

@@ -17,9 +17,9 @@ import (
 // ready makes t the session's target, on the sidecar ec's side too, and has the session say so
 // on p when ec ends it at its maximum lifetime. It closes the session when the sidecar cannot
 // serve t.
-func (s *session) ready(p *progress, t *target, ec corev1.EphemeralContainer) (*session, error) {
+func (s *session) ready(ctx context.Context, p *progress, t *target, ec corev1.EphemeralContainer) (*session, error) {
 	s.target = t
-	if err := s.nameTarget(containerID(t.pod, t.container)); err != nil {
+	if err := s.NameTarget(ctx, containerID(t.pod, t.container)); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package plugin
+package sidecarclient
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ type fsRequest struct {
 // fsSidecar is a fake sidecar whose filesystem streams get answer's replies, sent as they are,
 // after it has gathered a write's data. It checks what the sidecar relies on: a write's later
 // requests carry only data, and the client ends its side after the request.
-func fsSidecar(t *testing.T, answer func(req fsRequest) []wire.FSReply) *session {
+func fsSidecar(t *testing.T, answer func(req fsRequest) []wire.FSReply) *Session {
 	t.Helper()
 	return fakeSidecar{
 		features: fsFeatures(),
@@ -298,8 +298,9 @@ func TestSessionFSRefusals(t *testing.T) {
 
 func TestSessionFSNeedsTheFeature(t *testing.T) {
 	s := fakeSidecar{features: []string{wire.FeatureEnv, wire.FeatureReadFile}}.session(t)
-	if _, err := s.Lstat(t.Context(), "/etc/hosts"); !isUserError(err) {
-		t.Fatalf("Lstat from a sidecar without %s = %v, want a user error", wire.FeatureFS, err)
+	var missing *FeatureError
+	if _, err := s.Lstat(t.Context(), "/etc/hosts"); !errors.As(err, &missing) || missing.Feature != wire.FeatureFS {
+		t.Fatalf("Lstat from a sidecar without %s = %v, want a FeatureError", wire.FeatureFS, err)
 	}
 }
 

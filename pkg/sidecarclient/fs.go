@@ -1,11 +1,10 @@
-package plugin
+package sidecarclient
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"syscall"
 
 	"github.com/remocal/kubectl-remocal/pkg/wire"
@@ -16,13 +15,13 @@ import (
 // in the pod keeps its errno (errors.Is with syscall.ENOENT), whatever this machine's numbers.
 
 // Lstat returns the lstat of path in the pod.
-func (s *session) Lstat(ctx context.Context, path string) (wire.FileStat, error) {
+func (s *Session) Lstat(ctx context.Context, path string) (wire.FileStat, error) {
 	reply, err := s.fsSingle(ctx, wire.FSRequest{Op: wire.FSLstat, Path: path})
 	return reply.Stat, err
 }
 
 // Stat returns the stat of path in the pod, following symlinks inside the container's root.
-func (s *session) Stat(ctx context.Context, path string) (wire.FileStat, error) {
+func (s *Session) Stat(ctx context.Context, path string) (wire.FileStat, error) {
 	reply, err := s.fsSingle(ctx, wire.FSRequest{Op: wire.FSStat, Path: path})
 	return reply.Stat, err
 }
@@ -30,7 +29,7 @@ func (s *session) Stat(ctx context.Context, path string) (wire.FileStat, error) 
 // ReadDir lists directory path in the pod, but "." and "..", each entry with its lstat. A
 // listing over wire.MaxDirEntries is an error, from the sidecar (EFBIG) or, if it sends more
 // all the same, from here.
-func (s *session) ReadDir(ctx context.Context, path string) ([]wire.DirEntry, error) {
+func (s *Session) ReadDir(ctx context.Context, path string) ([]wire.DirEntry, error) {
 	var entries []wire.DirEntry
 	err := s.fsDo(ctx, wire.FSRequest{Op: wire.FSReadDir, Path: path}, func(r wire.FSReply) error {
 		if r.More && len(r.Entries) == 0 {
@@ -49,7 +48,7 @@ func (s *session) ReadDir(ctx context.Context, path string) ([]wire.DirEntry, er
 }
 
 // ReadLink returns the target of symlink path in the pod, as it is.
-func (s *session) ReadLink(ctx context.Context, path string) (string, error) {
+func (s *Session) ReadLink(ctx context.Context, path string) (string, error) {
 	reply, err := s.fsSingle(ctx, wire.FSRequest{Op: wire.FSReadLink, Path: path})
 	return reply.Target, err
 }
@@ -57,7 +56,7 @@ func (s *session) ReadLink(ctx context.Context, path string) (string, error) {
 // ReadFileLimit reads the whole of file path in the pod, following symlinks, with the stat of
 // the file opened. A file over limit fails with EFBIG; limit is at most wire.MaxFileSize, which
 // a limit of 0 means.
-func (s *session) ReadFileLimit(ctx context.Context, path string, limit int64) ([]byte, wire.FileStat, error) {
+func (s *Session) ReadFileLimit(ctx context.Context, path string, limit int64) ([]byte, wire.FileStat, error) {
 	if limit <= 0 || limit > wire.MaxFileSize {
 		limit = wire.MaxFileSize
 	}
@@ -86,7 +85,7 @@ func (s *session) ReadFileLimit(ctx context.Context, path string, limit int64) (
 // WriteFile creates or truncates file path in the pod, sets its permission bits to mode (0
 // keeps an existing file's), and writes data, which is on the pod's disk when it returns; it
 // returns the file's stat after writing. More than wire.MaxFileSize is EFBIG without asking.
-func (s *session) WriteFile(ctx context.Context, path string, data []byte, mode uint32) (wire.FileStat, error) {
+func (s *Session) WriteFile(ctx context.Context, path string, data []byte, mode uint32) (wire.FileStat, error) {
 	if len(data) > wire.MaxFileSize {
 		return wire.FileStat{}, fmt.Errorf("write %s in the pod: %d bytes, over the %d a file may have: %w", path, len(data), wire.MaxFileSize, syscall.EFBIG)
 	}
@@ -95,13 +94,13 @@ func (s *session) WriteFile(ctx context.Context, path string, data []byte, mode 
 }
 
 // Mkdir makes directory path in the pod with permission bits mode, and returns its stat.
-func (s *session) Mkdir(ctx context.Context, path string, mode uint32) (wire.FileStat, error) {
+func (s *Session) Mkdir(ctx context.Context, path string, mode uint32) (wire.FileStat, error) {
 	reply, err := s.fsSingle(ctx, wire.FSRequest{Op: wire.FSMkdir, Path: path, Mode: mode})
 	return reply.Stat, err
 }
 
 // Remove unlinks path in the pod, or removes the empty directory path when dir is set.
-func (s *session) Remove(ctx context.Context, path string, dir bool) error {
+func (s *Session) Remove(ctx context.Context, path string, dir bool) error {
 	req := wire.FSRequest{Op: wire.FSRemove, Path: path}
 	if dir {
 		req.Flags = wire.FSRemoveDir
@@ -111,13 +110,13 @@ func (s *session) Remove(ctx context.Context, path string, dir bool) error {
 }
 
 // Rename renames from to to in the pod, replacing what to names.
-func (s *session) Rename(ctx context.Context, from, to string) error {
+func (s *Session) Rename(ctx context.Context, from, to string) error {
 	_, err := s.fsSingle(ctx, wire.FSRequest{Op: wire.FSRename, Path: from, Path2: to})
 	return err
 }
 
 // Symlink makes symlink path in the pod, pointing to target as it is, and returns its lstat.
-func (s *session) Symlink(ctx context.Context, target, path string) (wire.FileStat, error) {
+func (s *Session) Symlink(ctx context.Context, target, path string) (wire.FileStat, error) {
 	reply, err := s.fsSingle(ctx, wire.FSRequest{Op: wire.FSSymlink, Path: path, Path2: target})
 	return reply.Stat, err
 }
@@ -127,7 +126,7 @@ func (s *session) Symlink(ctx context.Context, target, path string) (wire.FileSt
 var errEmptyReply = errors.New("the sidecar sent an empty reply with more to come")
 
 // fsSingle runs an operation answered in one reply.
-func (s *session) fsSingle(ctx context.Context, req wire.FSRequest) (wire.FSReply, error) {
+func (s *Session) fsSingle(ctx context.Context, req wire.FSRequest) (wire.FSReply, error) {
 	var reply wire.FSReply
 	err := s.fsDo(ctx, req, func(r wire.FSReply) error {
 		if r.More {
@@ -147,13 +146,13 @@ func (s *session) fsSingle(ctx context.Context, req wire.FSRequest) (wire.FSRepl
 // sidecar reports ends the answer and keeps its errno; each refusing a reply ends it too.
 // Cancelling ctx ends the stream both ways, so that nothing waits for an answer that is slow
 // to come (a FIFO in the pod, a sidecar gone quiet).
-func (s *session) fsDo(ctx context.Context, req wire.FSRequest, each func(wire.FSReply) error) error {
+func (s *Session) fsDo(ctx context.Context, req wire.FSRequest, each func(wire.FSReply) error) error {
 	what := req.Op.String() + " " + req.Path
 	if req.Op == wire.FSRename {
 		what += " " + req.Path2
 	}
-	if !slices.Contains(s.hello.Features, wire.FeatureFS) {
-		return &userError{msg: "the sidecar cannot serve the pod's files: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)"}
+	if err := s.need(wire.FeatureFS, "serve the pod's files"); err != nil {
+		return err
 	}
 	stream, err := s.conn.OpenStreamSync(ctx)
 	if err != nil {

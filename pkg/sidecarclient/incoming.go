@@ -1,0 +1,127 @@
+package sidecarclient
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// Subscription is what the session asks of a pod port: the mode (wire.ModeSteal or
+// wire.ModeMirror) and, for a steal, the HTTP filter.
+type Subscription struct {
+	Mode   string
+	Header string // "Name: regex", or empty
+	Path   string // a regex, or empty
+}
+
+// feature is the sidecar feature the subscription needs.
+func (s Subscription) feature() string {
+	switch {
+	case s.Header != "" || s.Path != "":
+		return wire.FeatureHTTPFilter
+	case s.Mode == wire.ModeMirror:
+		return wire.FeatureMirror
+	default:
+		return wire.FeatureSteal
+	}
+}
+
+// Subscribe asks the sidecar to send the pod's new connections on port to this session, each
+// as a stream that AcceptIncoming returns. The session gives the port back when it closes.
+func (s *Session) Subscribe(_ context.Context, port uint16, sub Subscription) error {
+	if err := s.need(sub.feature(), sub.feature()); err != nil {
+		return err
+	}
+	s.controlMu.Lock()
+	defer s.controlMu.Unlock()
+	err := s.request(fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path})
+	if err == nil {
+		if s.subscribed == nil {
+			s.subscribed = map[uint16]bool{}
+		}
+		s.subscribed[port] = true
+	}
+	return err
+}
+
+// Unsubscribe gives the pod's port back to its app.
+func (s *Session) Unsubscribe(_ context.Context, port uint16) error {
+	s.controlMu.Lock()
+	defer s.controlMu.Unlock()
+	return s.unsubscribe(port)
+}
+
+// unsubscribe is Unsubscribe with controlMu held.
+func (s *Session) unsubscribe(port uint16) error {
+	err := s.request(fmt.Sprintf("unsubscribe port %d", port), wire.Unsubscribe{Port: port})
+	if err == nil {
+		delete(s.subscribed, port)
+	}
+	return err
+}
+
+// unsubscribeAll gives every port back before the session closes, and waits for the sidecar to
+// say so: a closing connection's last packets can be lost (a port-forward torn down with it),
+// and the sidecar would then hold the ports until QUIC's idle timeout, refusing a new session
+// started right after this one. Bounded by timeout.
+func (s *Session) unsubscribeAll(timeout time.Duration) {
+	s.controlMu.Lock()
+	defer s.controlMu.Unlock()
+	if len(s.subscribed) == 0 {
+		return
+	}
+	_ = s.control.SetDeadline(time.Now().Add(timeout))
+	for port := range s.subscribed {
+		if err := s.unsubscribe(port); err != nil {
+			s.log.Info("give the pod's port back at the session's end", "port", port, "err", err)
+			return
+		}
+	}
+}
+
+// request sends a Subscribe or an Unsubscribe and reads the sidecar's answer. controlMu is held.
+func (s *Session) request(what string, msg wire.Message) error {
+	reply, err := roundTrip[wire.SubscribeReply](s, what, "refused to "+what, msg)
+	if err != nil {
+		return err
+	}
+	return reply.Err()
+}
+
+// Incoming is a connection that reached a port this session subscribed, passed on by the
+// sidecar. For a mirrored port it carries the copy of what the client sent, and what is
+// written to it goes nowhere.
+type Incoming struct {
+	*Stream
+	Port   uint16 // the pod's port
+	Remote string // host:port of the connection's client, as the pod saw it
+}
+
+// AcceptIncoming waits for the next connection the sidecar passes on, until the session or
+// ctx ends. A stream that does not start as one (never, from a sidecar) is abandoned and the
+// wait goes on.
+func (s *Session) AcceptIncoming(ctx context.Context) (*Incoming, error) {
+	for {
+		stream, err := s.conn.AcceptStream(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// The sidecar writes the header in one write as it opens the stream, so reading it
+		// here holds up the next connection by no more than its packet.
+		stop := context.AfterFunc(ctx, func() { abandon(stream) })
+		msg, err := wire.NewReader(stream).ReadMessage()
+		stop()
+		if err != nil {
+			abandon(stream)
+			continue
+		}
+		in, ok := msg.(wire.Incoming)
+		if !ok {
+			abandon(stream)
+			continue
+		}
+		return &Incoming{Stream: &Stream{q: stream}, Port: in.Port, Remote: in.Remote}, nil
+	}
+}

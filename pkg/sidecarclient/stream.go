@@ -1,0 +1,75 @@
+package sidecarclient
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// Stream is one connection carried through the sidecar, dialled from the pod or arrived at a
+// subscribed port: a QUIC stream, which ends each direction on its own as TCP's half-close
+// does.
+type Stream struct {
+	q *quic.Stream
+}
+
+func (s *Stream) Read(p []byte) (int, error)  { return s.q.Read(p) }
+func (s *Stream) Write(p []byte) (int, error) { return s.q.Write(p) }
+
+// CloseWrite ends our direction, as TCP's FIN; reads go on until the pod's side ends.
+func (s *Stream) CloseWrite() error { return s.q.Close() }
+
+// Close ends both directions: ours after what was written, the pod's at once.
+func (s *Stream) Close() error {
+	s.q.CancelRead(0)
+	return s.q.Close()
+}
+
+// Abandon ends both directions at once, dropping what was written and not yet sent: for a
+// stream that will carry nothing more.
+func (s *Stream) Abandon() { abandon(s.q) }
+
+// abandon ends both directions of a stream that will carry nothing. Stopping only our read
+// would leave our send side open: the sidecar's end of the stream, and its place in the
+// connection's stream limit, would then stay taken until the connection ends.
+func abandon(stream *quic.Stream) {
+	stream.CancelRead(0)
+	stream.CancelWrite(0)
+}
+
+// Dial connects to address from inside the pod over network ("tcp", or "udp" whose datagrams
+// the stream carries framed, wire.WriteDatagram) and returns the stream carrying the
+// connection. A refused or unreachable destination returns the pod-side errno (errors.Is with
+// syscall.Errno).
+func (s *Session) Dial(ctx context.Context, network, address string, timeout time.Duration) (*Stream, error) {
+	stream, err := s.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req := wire.Dial{Network: network, Address: address, TimeoutMillis: uint32(timeout.Milliseconds())}
+	if err := wire.WriteMessage(stream, req); err != nil {
+		abandon(stream)
+		return nil, err
+	}
+	// The reply is read byte by byte from the stream through a Reader sized to the frame, so no
+	// relayed bytes that follow it are consumed.
+	msg, err := wire.NewReader(stream).ReadMessage()
+	if err != nil {
+		abandon(stream)
+		return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
+	}
+	reply, ok := msg.(wire.DialReply)
+	if !ok {
+		abandon(stream)
+		return nil, fmt.Errorf("dial %s from the pod: unexpected reply %T", address, msg)
+	}
+	if err := reply.Err(); err != nil {
+		abandon(stream)
+		return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
+	}
+	return &Stream{q: stream}, nil
+}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 // addSidecar adds ec to the pod through the ephemeralcontainers subresource, as kubectl debug
@@ -36,12 +37,12 @@ func addSidecar(ctx context.Context, client kubernetes.Interface, pod *corev1.Po
 	case err == nil:
 		return nil
 	case subresourceMissing(err):
-		return &userError{msg: "ephemeral containers are disabled for this cluster (the pods/ephemeralcontainers subresource does not exist); remocal needs Kubernetes 1.25 or later", cause: err}
+		return usererr.Wrap(err, "ephemeral containers are disabled for this cluster (the pods/ephemeralcontainers subresource does not exist); remocal needs Kubernetes 1.25 or later")
 	case apierrors.IsForbidden(err):
 		if reason, ok := podSecurityRefusal(err); ok {
-			return &userError{msg: fmt.Sprintf("Pod Security admission refused the sidecar in namespace %s: %s", pod.Namespace, reason), cause: err}
+			return usererr.Wrap(err, fmt.Sprintf("Pod Security admission refused the sidecar in namespace %s: %s", pod.Namespace, reason))
 		}
-		return &userError{msg: fmt.Sprintf("not allowed to add an ephemeral container to pod %s: %s; ask for patch on pods/ephemeralcontainers", pod.Name, apierrors.ReasonForError(err)), cause: err}
+		return usererr.Wrap(err, fmt.Sprintf("not allowed to add an ephemeral container to pod %s: %s; ask for patch on pods/ephemeralcontainers", pod.Name, apierrors.ReasonForError(err)))
 	default:
 		return fmt.Errorf("add sidecar to pod %s: %w", pod.Name, err)
 	}
@@ -132,7 +133,7 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 			}
 			switch {
 			case ev.Type == corev1.EventTypeWarning && ev.Reason == "Failed":
-				return false, &userError{msg: fmt.Sprintf("the sidecar cannot start: %s; check that the image exists and the node can pull it, or pass --sidecar-image", ev.Message)}
+				return false, usererr.New(fmt.Sprintf("the sidecar cannot start: %s; check that the image exists and the node can pull it, or pass --sidecar-image", ev.Message))
 			case ev.Reason == "Started":
 				// The kubelet says it started; the status follows within a second or two,
 				// unless it never will: after a node restart the kubelet runs a pod's old
@@ -144,7 +145,7 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 					startedSeen = time.Now()
 				}
 				if time.Since(startedSeen) > statusLagLimit {
-					return false, &userError{msg: fmt.Sprintf("the sidecar started, but pod %s's status is stuck: the API server refuses the kubelet's updates of it (after a node restart the kubelet ran its old ephemeral containers again); delete the pod so that its controller makes a new one, or target another pod", pod.Name)}
+					return false, usererr.New(fmt.Sprintf("the sidecar started, but pod %s's status is stuck: the API server refuses the kubelet's updates of it (after a node restart the kubelet ran its old ephemeral containers again); delete the pod so that its controller makes a new one, or target another pod", pod.Name))
 				}
 			}
 		}
@@ -164,25 +165,25 @@ func sidecarState(p *corev1.Pod, name string) (bool, error) {
 			return true, nil
 		case s.State.Terminated != nil:
 			t := s.State.Terminated
-			return false, &userError{msg: fmt.Sprintf("the sidecar exited at start (%s, exit code %d): %s", t.Reason, t.ExitCode, strings.TrimSpace(t.Message))}
+			return false, usererr.New(fmt.Sprintf("the sidecar exited at start (%s, exit code %d): %s", t.Reason, t.ExitCode, strings.TrimSpace(t.Message)))
 		case s.State.Waiting != nil && fatalWaitingReasons[s.State.Waiting.Reason]:
 			w := s.State.Waiting
 			hint := ""
 			if strings.Contains(w.Reason, "Image") {
 				hint = fmt.Sprintf("; check that %s exists and the node can pull it, or pass --sidecar-image", s.Image)
 			}
-			return false, &userError{msg: fmt.Sprintf("the sidecar cannot start: %s: %s%s", w.Reason, w.Message, hint)}
+			return false, usererr.New(fmt.Sprintf("the sidecar cannot start: %s: %s%s", w.Reason, w.Message, hint))
 		}
 	}
 	return false, nil
 }
 
 func waitError(ctx context.Context, name string, timeout time.Duration, err error) error {
-	if err == nil || isUserError(err) {
+	if err == nil || usererr.Is(err) {
 		return err
 	}
 	if ctx.Err() == nil && wait.Interrupted(err) {
-		return &userError{msg: fmt.Sprintf("the sidecar %s was not running after %s (raise --start-timeout, or check the pod's events: kubectl describe pod)", name, timeout), cause: err}
+		return usererr.Wrap(err, fmt.Sprintf("the sidecar %s was not running after %s (raise --start-timeout, or check the pod's events: kubectl describe pod)", name, timeout))
 	}
 	return fmt.Errorf("wait for sidecar %s: %w", name, err)
 }

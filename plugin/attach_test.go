@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 // A sidecar the kubelet reports Started whose status never follows is a stuck pod (after a node
@@ -33,7 +35,7 @@ func TestSidecarStartedButStatusStuck(t *testing.T) {
 	defer cancel()
 	begin := time.Now()
 	_, err := waitSidecarRunning(ctx, client, pod, "remocal-abcde", 20*time.Second)
-	if err == nil || !isUserError(err) || !strings.Contains(err.Error(), "status is stuck") {
+	if err == nil || !usererr.Is(err) || !strings.Contains(err.Error(), "status is stuck") {
 		t.Fatalf("waitSidecarRunning = %v; want the stuck-status error", err)
 	}
 	if took := time.Since(begin); took > statusLagLimit+2*time.Second {
@@ -110,8 +112,8 @@ func TestAddSidecarErrors(t *testing.T) {
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("addSidecar = %v, want %q", err, tt.want)
 			}
-			if isUserError(err) != tt.user || !errors.Is(err, tt.err) {
-				t.Errorf("addSidecar = %#v: user error %v (want %v), wraps the API's error %v", err, isUserError(err), tt.user, errors.Is(err, tt.err))
+			if usererr.Is(err) != tt.user || !errors.Is(err, tt.err) {
+				t.Errorf("addSidecar = %#v: user error %v (want %v), wraps the API's error %v", err, usererr.Is(err), tt.user, errors.Is(err, tt.err))
 			}
 		})
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
 // attacher takes a command to its target's sidecar: it resolves the target, reuses a sidecar
@@ -45,7 +46,7 @@ const targetWait = 5 * time.Second
 
 // start resolves the target, reuses its sidecar or checks what the user may do and adds one,
 // and connects to it.
-func (a *attacher) start(ctx context.Context, p *progress) (*session, error) {
+func (a *attacher) start(ctx context.Context, p *progress.Printer) (*session, error) {
 	t, err := a.resolve(ctx, min(a.startTimeout, targetWait))
 	if err != nil {
 		return nil, err
@@ -54,9 +55,9 @@ func (a *attacher) start(ctx context.Context, p *progress) (*session, error) {
 		return nil, err
 	}
 	if t.via != "" {
-		p.step("target %s: pod %s, container %s", t.via, t.pod.Name, t.container)
+		p.Step("target %s: pod %s, container %s", t.via, t.pod.Name, t.container)
 	} else {
-		p.step("target pod %s, container %s", t.pod.Name, t.container)
+		p.Step("target pod %s, container %s", t.pod.Name, t.container)
 	}
 	id, err := transport.LoadOrCreateIdentity(a.keyPath)
 	if err != nil {
@@ -81,7 +82,7 @@ func (a *attacher) start(ctx context.Context, p *progress) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.step("connected (%s)", how)
+	p.Step("connected (%s)", how)
 	return sess.ready(ctx, p, t, added.ec)
 }
 
@@ -93,21 +94,21 @@ func (a *attacher) resolve(ctx context.Context, wait time.Duration) (*target, er
 // reuse connects to the running sidecar of t's pod that serves this session, when there is
 // one and it answers. With none, or none that answers, it returns no session and no error: a
 // new sidecar is due. It fails only when ctx ends.
-func (a *attacher) reuse(ctx context.Context, p *progress, t *target, id transport.Identity) (*session, corev1.EphemeralContainer, error) {
+func (a *attacher) reuse(ctx context.Context, p *progress.Printer, t *target, id transport.Identity) (*session, corev1.EphemeralContainer, error) {
 	ec, ok := reusableSidecar(t.pod, a.want(t.container, id.Fingerprint()), time.Now())
 	if !ok {
 		return nil, ec, nil
 	}
-	p.step("reusing sidecar %s", ec.Name)
+	p.Step("reusing sidecar %s", ec.Name)
 	sess, how, err := a.connectQuickly(ctx, t.pod, ec, id)
 	if err == nil {
-		p.step("connected (%s)", how)
+		p.Step("connected (%s)", how)
 		return sess, ec, nil
 	}
 	if ctx.Err() != nil {
 		return nil, ec, err
 	}
-	p.warn("sidecar %s does not answer (%v); adding a new one", ec.Name, err)
+	p.Warn("sidecar %s does not answer (%v); adding a new one", ec.Name, err)
 	return nil, ec, nil
 }
 
@@ -135,7 +136,7 @@ type addedSidecar struct {
 
 // add adds a new sidecar for t to its pod, as the namespace's Pod Security level allows, and
 // waits until it runs.
-func (a *attacher) add(ctx context.Context, p *progress, t *target, pin string, level podSecurityLevel) (addedSidecar, error) {
+func (a *attacher) add(ctx context.Context, p *progress.Printer, t *target, pin string, level podSecurityLevel) (addedSidecar, error) {
 	pod := t.pod
 	flags := sidecarapi.Flags{
 		ClientPin:   pin,
@@ -153,17 +154,17 @@ func (a *attacher) add(ctx context.Context, p *progress, t *target, pin string, 
 		Needs:     a.use.needs,
 	})
 	if len(lost) > 0 {
-		p.warn("namespace %s enforces Pod Security %q: no %s; the environment, outgoing traffic and files still work", pod.Namespace, level, strings.Join(lost, ", no "))
+		p.Warn("namespace %s enforces Pod Security %q: no %s; the environment, outgoing traffic and files still work", pod.Namespace, level, strings.Join(lost, ", no "))
 	}
 	if err := addSidecar(ctx, a.client, pod, ec); err != nil {
 		return addedSidecar{}, err
 	}
-	p.step("added sidecar %s (%s), waiting for it to run", ec.Name, a.image)
+	p.Step("added sidecar %s (%s), waiting for it to run", ec.Name, a.image)
 	pod, err := waitSidecarRunning(ctx, a.client, pod, ec.Name, a.startTimeout)
 	if err != nil {
 		return addedSidecar{}, err
 	}
-	p.step("sidecar running")
+	p.Step("sidecar running")
 	return addedSidecar{ec: ec, port: flags.Port, pod: pod}, nil
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
 // fakeCluster is a cluster held by a fake clientset, the attacher's client, and served over
@@ -350,7 +351,7 @@ func TestAttacherStart(t *testing.T) {
 				a.transport = tt.transport
 			}
 			var out bytes.Buffer
-			sess, err := a.start(t.Context(), newProgress(&out))
+			sess, err := a.start(t.Context(), progress.New(&out))
 			if sess != nil {
 				sess.Close()
 			}

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
 const (
@@ -69,7 +71,7 @@ func NewCmdClean(configFlags *genericclioptions.ConfigFlags, streams genericioop
 // Run asks a sidecar in the pod (the running one, or a new one) for the redirect tables and
 // prints them.
 func (o *CleanOptions) Run(ctx context.Context) error {
-	p := newProgress(o.ErrOut)
+	p := progress.New(o.ErrOut)
 	sess, err := o.attacher.start(ctx, p)
 	if err != nil {
 		return err

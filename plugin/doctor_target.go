@@ -12,6 +12,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
+	"github.com/remocal/kubectl-remocal/plugin/internal/within"
 )
 
 // linkReserve is the time kept for the link and environment checks when doctor waits for a
@@ -26,7 +29,7 @@ func (o *DoctorOptions) targetCheck(ctx context.Context) (*target, check) {
 	}
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	t, err := within(ctx, func() (*target, error) {
+	t, err := within.Call(ctx, func() (*target, error) {
 		return o.attacher.resolve(ctx, checkTimeout)
 	}, nil)
 	if err != nil {
@@ -74,7 +77,7 @@ func (o *DoctorOptions) sidecarChecks(ctx context.Context, t *target) []check {
 	}
 	added, err := o.addBoundedSidecar(ctx, t, pin)
 	switch {
-	case err != nil && isUserError(err) && wait.Interrupted(err):
+	case err != nil && usererr.Is(err) && wait.Interrupted(err):
 		c.Status = statusWarn
 		c.Detail = fmt.Sprintf("added, but not running within doctor's time (the image may still be pulling): %v", err)
 		c.Fix = fmt.Sprintf("exec waits up to --start-timeout; kubectl describe pod %s -n %s shows the pull", t.pod.Name, t.pod.Namespace)
@@ -108,7 +111,7 @@ func (o *DoctorOptions) addBoundedSidecar(ctx context.Context, t *target, pin st
 	if klog.V(1).Enabled() {
 		w = o.ErrOut
 	}
-	return a.add(ctx, newProgress(w), t, pin, level)
+	return a.add(ctx, progress.New(w), t, pin, level)
 }
 
 // reusedLinkChecks is linkChecks for a sidecar found in the pod, whose port is read from its

@@ -18,6 +18,8 @@ import (
 	"github.com/remocal/kubectl-remocal/internal/environ"
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 const (
@@ -171,10 +173,10 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 	if len(o.command) > 0 {
 		// Off Linux, refuse before a sidecar is added to the pod for a program that cannot run.
 		if err := layerAvailable(); err != nil {
-			return &userError{msg: err.Error(), cause: err}
+			return usererr.Wrap(err, err.Error())
 		}
 	}
-	p := newProgress(o.ErrOut)
+	p := progress.New(o.ErrOut)
 	sess, err := o.attacher.start(ctx, p)
 	if err != nil {
 		return err
@@ -191,14 +193,14 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if withheld := o.envRules.Withheld(remoteEnv); len(withheld) > 0 {
-		p.step("kept local: %s (--env-include NAME to take one from the pod)", strings.Join(withheld, ", "))
+		p.Step("kept local: %s (--env-include NAME to take one from the pod)", strings.Join(withheld, ", "))
 	}
 	if o.EnvFile != "" {
 		lines := o.envRules.Remote(remoteEnv)
 		if err := writeEnvFile(o.EnvFile, lines); err != nil {
 			return err
 		}
-		p.step("wrote %d variables to %s", len(lines), o.EnvFile)
+		p.Step("wrote %d variables to %s", len(lines), o.EnvFile)
 		if len(o.command) == 0 {
 			return nil
 		}
@@ -214,7 +216,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.done()
+	p.Done()
 	return runLocal(o.IOStreams, cmd)
 }
 
@@ -230,7 +232,7 @@ func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd) error {
 	defer signal.Stop(sigs)
 	done, err := startHeld(cmd)
 	if err != nil {
-		return &userError{msg: fmt.Sprintf("run %s: %v", cmd.Args[0], err), cause: err}
+		return usererr.Wrap(err, fmt.Sprintf("run %s: %v", cmd.Args[0], err))
 	}
 	for {
 		select {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
 // Which of the pod's files the program sees instead of the local ones.
@@ -286,7 +287,7 @@ func remoteGlob(ctx context.Context, sess *session, glob string) ([]string, erro
 // addRemoteFiles puts the pod's files into the layer's configuration: directories as
 // filesystems served from the pod, single files as they are now, and the hidden local paths.
 // The DNS files already in cfg.Files (made to work from here) win over the pod's own.
-func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *session, p *progress, cfg *layer.Config) error {
+func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *session, p *progress.Printer, cfg *layer.Config) error {
 	hidden, err := o.hiddenLocalPaths()
 	if err != nil {
 		return err
@@ -307,10 +308,10 @@ func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *session, p *prog
 		return err
 	}
 	for _, path := range tree.tooLarge {
-		p.warn("the pod's %s is larger than --fs-max-file-size (%d bytes): the local one stays", path, o.maxFileSize)
+		p.Warn("the pod's %s is larger than --fs-max-file-size (%d bytes): the local one stays", path, o.maxFileSize)
 	}
 	if refused := tree.leaveSystemPaths(programFiles(o.command)); len(refused) > 0 {
-		p.warn("the pod's %s stay local: shown there, the pod's files would choose code that runs on this machine (--fs-local silences this)", strings.Join(refused, ", "))
+		p.Warn("the pod's %s stay local: shown there, the pod's files would choose code that runs on this machine (--fs-local silences this)", strings.Join(refused, ", "))
 	}
 	if len(tree.files) > 0 && cfg.Files == nil {
 		cfg.Files = map[string][]byte{}
@@ -325,7 +326,7 @@ func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *session, p *prog
 }
 
 // reportRemoteFiles says which of the pod's directories the program sees.
-func (o *ExecOptions) reportRemoteFiles(p *progress, mounts []layer.Mount) {
+func (o *ExecOptions) reportRemoteFiles(p *progress.Printer, mounts []layer.Mount) {
 	if len(mounts) == 0 {
 		return
 	}
@@ -337,5 +338,5 @@ func (o *ExecOptions) reportRemoteFiles(p *progress, mounts []layer.Mount) {
 	if o.FSMode == fsModeWrite {
 		access = "writable"
 	}
-	p.step("the pod's files at %s (%s)", strings.Join(dirs, ", "), access)
+	p.Step("the pod's files at %s (%s)", strings.Join(dirs, ", "), access)
 }

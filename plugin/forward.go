@@ -19,6 +19,7 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
 const (
@@ -198,7 +199,7 @@ func (o *PortForwardOptions) Validate() error {
 
 // Run forwards until ctx is done (Ctrl-C) or the link fails.
 func (o *PortForwardOptions) Run(ctx context.Context) error {
-	p := newProgress(o.ErrOut)
+	p := progress.New(o.ErrOut)
 	sess, err := o.attacher.start(ctx, p)
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 // refuseHostNamespaces refuses a pod that shares the node's network or processes, before
@@ -24,5 +26,5 @@ func refuseHostNamespaces(pod *corev1.Pod) error {
 	if len(shared) == 0 {
 		return nil
 	}
-	return &userError{msg: fmt.Sprintf("pod %s shares %s; remocal refuses such pods, target one with its own namespaces", pod.Name, strings.Join(shared, " and "))}
+	return usererr.New(fmt.Sprintf("pod %s shares %s; remocal refuses such pods, target one with its own namespaces", pod.Name, strings.Join(shared, " and ")))
 }

@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 func TestRefuseHostNamespaces(t *testing.T) {
@@ -30,7 +32,7 @@ func TestRefuseHostNamespaces(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !isUserError(err) {
+			if err == nil || !usererr.Is(err) {
 				t.Fatalf("err = %v, want a user error", err)
 			}
 			if msg := err.Error(); strings.Contains(msg, "\n") {

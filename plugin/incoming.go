@@ -17,6 +17,7 @@ import (
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
 // describeFilter says which requests the subscription's filter takes.
@@ -39,7 +40,7 @@ const listenerCheckPeriod = time.Second
 // the sidecar opens for them, one per connection that reached the pod, to those listeners.
 type incomingRouter struct {
 	sess   *session
-	p      *progress
+	p      *progress.Printer
 	choice portChoice
 	sub    sidecarclient.Subscription
 	// arrivals tells the layer whose connection each one to the program is: set once the
@@ -52,7 +53,7 @@ type incomingRouter struct {
 	routes map[uint16]netip.AddrPort // pod port -> the program's listener
 }
 
-func newIncomingRouter(sess *session, p *progress, choice portChoice, sub sidecarclient.Subscription) *incomingRouter {
+func newIncomingRouter(sess *session, p *progress.Printer, choice portChoice, sub sidecarclient.Subscription) *incomingRouter {
 	return &incomingRouter{sess: sess, p: p, choice: choice, sub: sub, routes: map[uint16]netip.AddrPort{}}
 }
 
@@ -89,16 +90,16 @@ func (r *incomingRouter) take(ctx context.Context, port uint16, local netip.Addr
 		r.mu.Lock()
 		delete(r.routes, port)
 		r.mu.Unlock()
-		r.p.warn("cannot %s the pod's port %d: %v", r.verb(), port, explainMissingFeature(err))
+		r.p.Warn("cannot %s the pod's port %d: %v", r.verb(), port, explainMissingFeature(err))
 		return
 	}
 	switch {
 	case r.sub.Mode == wire.ModeMirror:
-		r.p.step("mirroring the pod's port %d to %s: the pod's app still answers", port, local)
+		r.p.Step("mirroring the pod's port %d to %s: the pod's app still answers", port, local)
 	case r.sub.Header != "" || r.sub.Path != "":
-		r.p.step("stealing the pod's HTTP requests on port %d that match %s: they come to %s, the others go to the pod's app", port, describeFilter(r.sub), local)
+		r.p.Step("stealing the pod's HTTP requests on port %d that match %s: they come to %s, the others go to the pod's app", port, describeFilter(r.sub), local)
 	default:
-		r.p.step("stealing the pod's port %d: new connections come to %s", port, local)
+		r.p.Step("stealing the pod's port %d: new connections come to %s", port, local)
 	}
 }
 
@@ -139,11 +140,11 @@ func (r *incomingRouter) giveBackIfClosed(ctx context.Context, port uint16, loca
 	r.mu.Unlock()
 	if err := r.sess.Unsubscribe(ctx, port); err != nil {
 		if ctx.Err() == nil {
-			r.p.warn("cannot give the pod's port %d back to its app: %v", port, err)
+			r.p.Warn("cannot give the pod's port %d back to its app: %v", port, err)
 		}
 		return
 	}
-	r.p.step("the program closed %s: the pod's port %d is its app's again", local, port)
+	r.p.Step("the program closed %s: the pod's port %d is its app's again", local, port)
 }
 
 // serve connects each connection the sidecar passes on to the program, until the session ends.

@@ -21,6 +21,8 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 // layerOptions choose what the layer sends through the pod.
@@ -92,7 +94,7 @@ func (o *layerOptions) outgoing(ctx context.Context) (layer.Outgoing, error) {
 
 // startLayer prepares the supervisor that runs the command with the pod's network and DNS.
 // ctx bounds the set-up; life is the session's, which goes on until the program ends.
-func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *progress) (*layer.Supervisor, error) {
+func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *progress.Printer) (*layer.Supervisor, error) {
 	outgoing, err := o.layerOptions.outgoing(ctx)
 	if err != nil {
 		return nil, err
@@ -128,15 +130,15 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *pr
 	sup, err := layer.New(cfg)
 	if fix := filesUnavailable(err); fix != "" && !o.fsAsked && len(cfg.Hidden) == 0 {
 		// The pod's files are the default, not a request: run with local files, and say so.
-		p.warn("the pod's files stay local: %v (%s; --fs-mode local silences this)", err, fix)
+		p.Warn("the pod's files stay local: %v (%s; --fs-mode local silences this)", err, fix)
 		cfg.Mounts = nil
 		sup, err = layer.New(cfg)
 	}
 	if fix := filesUnavailable(err); fix != "" {
-		return nil, &userError{msg: fmt.Sprintf("cannot show the pod's files: %v (%s), or pass --fs-mode local", err, fix), cause: err}
+		return nil, usererr.Wrap(err, fmt.Sprintf("cannot show the pod's files: %v (%s), or pass --fs-mode local", err, fix))
 	}
 	if err != nil {
-		return nil, &userError{msg: "cannot run the command under the layer: " + err.Error(), cause: err}
+		return nil, usererr.Wrap(err, "cannot run the command under the layer: "+err.Error())
 	}
 	o.reportRemoteFiles(p, cfg.Mounts)
 	if router != nil {
@@ -145,7 +147,7 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *pr
 		go router.watch(life)
 	}
 	if !outgoing.Off {
-		p.step("outgoing connections and DNS go through the pod")
+		p.Step("outgoing connections and DNS go through the pod")
 	}
 	return sup, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
 // reuseMinLifetime is the least maximum lifetime a sidecar must have left to be reused: a
@@ -28,7 +29,7 @@ func lifetimeLeft(flags sidecarapi.Flags, start, now time.Time) (left time.Durat
 // reportMaxLifetime has the session say, in one line on p, when the sidecar ec ends it at its
 // maximum lifetime: the program may still run, and its connections through the pod fail from
 // then on.
-func (s *session) reportMaxLifetime(p *progress, ec corev1.EphemeralContainer) {
+func (s *session) reportMaxLifetime(p *progress.Printer, ec corev1.EphemeralContainer) {
 	s.closers = append(s.closers, closerFunc(warnAtMaxLifetime(s.Session, p, ec)))
 }
 
@@ -40,13 +41,13 @@ type linkEnd interface {
 
 // warnAtMaxLifetime warns on p when link ends, if the sidecar ec ended it at its maximum
 // lifetime, unless stop came first.
-func warnAtMaxLifetime(link linkEnd, p *progress, ec corev1.EphemeralContainer) (stop func()) {
+func warnAtMaxLifetime(link linkEnd, p *progress.Printer, ec corev1.EphemeralContainer) (stop func()) {
 	quit := make(chan struct{})
 	go func() {
 		select {
 		case <-link.Done():
 			if errors.Is(link.Err(), sidecarclient.ErrMaxLifetime) {
-				p.warn("sidecar %s reached its maximum lifetime (%s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)", ec.Name, sidecarFlags(ec).MaxLifetime)
+				p.Warn("sidecar %s reached its maximum lifetime (%s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)", ec.Name, sidecarFlags(ec).MaxLifetime)
 			}
 		case <-quit:
 		}

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
 // lockedBuffer is a bytes.Buffer for one writer goroutine and a reading test.
@@ -56,7 +57,7 @@ func TestSessionReportsMaxLifetime(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			link := &fakeLink{done: make(chan struct{}), err: tt.err}
 			var out lockedBuffer
-			stop := warnAtMaxLifetime(link, newProgress(&out), ec)
+			stop := warnAtMaxLifetime(link, progress.New(&out), ec)
 			defer stop()
 			close(link.done)
 			deadline := time.Now().Add(2 * time.Second)

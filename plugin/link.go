@@ -19,6 +19,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 // directProbeTimeout bounds the attempt to reach the sidecar on the pod IP: from a laptop outside
@@ -59,7 +60,7 @@ func dialSession(ctx context.Context, p linkParams) (*session, string, error) {
 			return s, "direct UDP to " + p.pod.Status.PodIP, nil
 		}
 		if p.mode == transportDirect {
-			return nil, "", &userError{msg: fmt.Sprintf("cannot reach the sidecar at %s over UDP: %v (try --transport port-forward)", p.pod.Status.PodIP, err), cause: err}
+			return nil, "", usererr.Wrap(err, fmt.Sprintf("cannot reach the sidecar at %s over UDP: %v (try --transport port-forward)", p.pod.Status.PodIP, err))
 		}
 		if errors.Is(err, transport.ErrPinMismatch) {
 			return nil, "", err

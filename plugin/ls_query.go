@@ -12,6 +12,7 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/within"
 )
 
 // ls's query: your running sidecars asked for the pod ports their sessions hold.
@@ -74,7 +75,7 @@ func findSidecar(pods []corev1.Pod, namespace, pod, name string) (*corev1.Pod, c
 func (o *LsOptions) ask(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) ([]wire.SubscriptionInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, lsAskTimeout)
 	defer cancel()
-	subs, err := within(ctx, func() ([]wire.SubscriptionInfo, error) {
+	subs, err := within.Call(ctx, func() ([]wire.SubscriptionInfo, error) {
 		sess, _, err := o.attacher.connectQuickly(ctx, pod, ec, id)
 		if err != nil {
 			return nil, err
@@ -87,7 +88,7 @@ func (o *LsOptions) ask(ctx context.Context, pod *corev1.Pod, ec corev1.Ephemera
 		}
 		return subs, err
 	}, nil)
-	if errors.Is(err, errNoAnswer) {
+	if errors.Is(err, within.ErrNoAnswer) {
 		return nil, fmt.Errorf("no answer within %s", lsAskTimeout)
 	}
 	return subs, err

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 	"k8s.io/streaming/pkg/httpstream"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/within"
 )
 
 // portForwarder opens byte streams to one port of a pod through the API server's portforward
@@ -119,14 +121,14 @@ func (f *portForwarder) connect(ctx context.Context) (httpstream.Connection, err
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
 	// The dialer takes no context; bound it here so a hung API server cannot hang the session.
-	conn, err := within(ctx, func() (httpstream.Connection, error) {
+	conn, err := within.Call(ctx, func() (httpstream.Connection, error) {
 		conn, _, err := dialer.Dial(portforward.PortForwardProtocolV1Name)
 		if err != nil {
 			return nil, fmt.Errorf("port-forward to pod %s: %w", f.pod, err)
 		}
 		return conn, nil
 	}, func(conn httpstream.Connection) { conn.Close() })
-	if errors.Is(err, errNoAnswer) {
+	if errors.Is(err, within.ErrNoAnswer) {
 		return nil, ctx.Err()
 	}
 	return conn, err

@@ -2,13 +2,14 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 // permission is one RBAC verb on one resource the session needs.
@@ -40,10 +41,8 @@ func checkPermissions(ctx context.Context, client kubernetes.Interface, namespac
 		}
 	}
 	if len(missing) > 0 {
-		return &userError{
-			msg: fmt.Sprintf("missing RBAC permission in namespace %s: %s; ask a cluster admin for a Role granting it",
-				namespace, strings.Join(missing, "; ")),
-		}
+		return usererr.New(fmt.Sprintf("missing RBAC permission in namespace %s: %s; ask a cluster admin for a Role granting it",
+			namespace, strings.Join(missing, "; ")))
 	}
 	return nil
 }
@@ -128,19 +127,4 @@ func readSecurityLevel(ctx context.Context, client kubernetes.Interface, namespa
 	default:
 		return namespaceLevel{}, fmt.Errorf("namespace %s has an unknown %s level %q", namespace, psaEnforceLabel, level)
 	}
-}
-
-// userError is a failure whose message is already what the user should read: one line, what went
-// wrong and what to do. The cause, if any, is shown with -v.
-type userError struct {
-	msg   string
-	cause error
-}
-
-func (e *userError) Error() string { return e.msg }
-func (e *userError) Unwrap() error { return e.cause }
-
-func isUserError(err error) bool {
-	var u *userError
-	return errors.As(err, &u)
 }

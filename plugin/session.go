@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
+	"github.com/remocal/kubectl-remocal/plugin/internal/within"
 )
 
 // The attacher's link to a sidecar: connect is the one place it dials, and ready hands the
@@ -17,7 +19,7 @@ import (
 // ready makes t the session's target, on the sidecar ec's side too, and has the session say so
 // on p when ec ends it at its maximum lifetime. It closes the session when the sidecar cannot
 // serve t.
-func (s *session) ready(ctx context.Context, p *progress, t *target, ec corev1.EphemeralContainer) (*session, error) {
+func (s *session) ready(ctx context.Context, p *progress.Printer, t *target, ec corev1.EphemeralContainer) (*session, error) {
 	s.target = t
 	if err := s.NameTarget(ctx, containerID(t.pod, t.container)); err != nil {
 		s.Close()
@@ -49,13 +51,13 @@ func (a *attacher) connectQuickly(ctx context.Context, pod *corev1.Pod, ec corev
 		sess *session
 		how  string
 	}
-	r, err := within(wait, func() (result, error) {
+	r, err := within.Call(wait, func() (result, error) {
 		sess, how, err := a.connect(ctx, pod, ec.Name, port, id)
 		return result{sess, how}, err
 	}, func(r result) { r.sess.Close() })
 	if err != nil {
 		cancel()
-		if errors.Is(err, errNoAnswer) {
+		if errors.Is(err, within.ErrNoAnswer) {
 			return nil, "", fmt.Errorf("no answer within %s", reuseDialTimeout)
 		}
 		return nil, "", err

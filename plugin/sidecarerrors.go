@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 // The sidecar client's refusals, worded for the user of this command line: what to do about a
@@ -13,18 +14,18 @@ import (
 // version sends.
 func explainRefusedSession(err error) error {
 	var refused *sidecarclient.RefusedError
-	if isUserError(err) || !errors.As(err, &refused) {
+	if usererr.Is(err) || !errors.As(err, &refused) {
 		return err
 	}
-	return &userError{msg: err.Error() + " (a sidecar of another remocal version; pass --sidecar-image matching this plugin)", cause: err}
+	return usererr.Wrap(err, err.Error()+" (a sidecar of another remocal version; pass --sidecar-image matching this plugin)")
 }
 
 // explainMissingFeature words a request that an older sidecar cannot serve. The commands that
 // hold a session pass their error through it, and so does what warns of a failure on the way.
 func explainMissingFeature(err error) error {
 	var missing *sidecarclient.FeatureError
-	if isUserError(err) || !errors.As(err, &missing) {
+	if usererr.Is(err) || !errors.As(err, &missing) {
 		return err
 	}
-	return &userError{msg: err.Error() + " (pass --sidecar-image matching this plugin)", cause: err}
+	return usererr.Wrap(err, err.Error()+" (pass --sidecar-image matching this plugin)")
 }

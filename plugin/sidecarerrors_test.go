@@ -7,6 +7,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 // The sidecar client's refusals read as they did when the plugin held the client: one line
@@ -38,8 +39,8 @@ func TestSidecarErrorsForTheUser(t *testing.T) {
 				}
 				return
 			}
-			if got.Error() != tt.want || isUserError(got) != tt.user || !errors.Is(got, tt.err) {
-				t.Errorf("got %q (user error %v), want %q (%v) wrapping the cause", got, isUserError(got), tt.want, tt.user)
+			if got.Error() != tt.want || usererr.Is(got) != tt.user || !errors.Is(got, tt.err) {
+				t.Errorf("got %q (user error %v), want %q (%v) wrapping the cause", got, usererr.Is(got), tt.want, tt.user)
 			}
 		})
 	}

@@ -14,6 +14,8 @@ import (
 	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 	"k8s.io/kubectl/pkg/scheme"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
 // target is the pod and container a session attaches to.
@@ -44,7 +46,7 @@ func resolveTarget(ctx context.Context, getter genericclioptions.RESTClientGette
 		ResourceNames("pods", ref).
 		Do().Object()
 	if apierrors.IsNotFound(err) {
-		return nil, &userError{msg: fmt.Sprintf("%s not found in namespace %s%s", ref, namespace, existing(ctx, getter, namespace, kind)), cause: err}
+		return nil, usererr.Wrap(err, fmt.Sprintf("%s not found in namespace %s%s", ref, namespace, existing(ctx, getter, namespace, kind)))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find %s in namespace %s: %w", ref, namespace, err)
@@ -53,7 +55,7 @@ func resolveTarget(ctx context.Context, getter genericclioptions.RESTClientGette
 	// recently started.
 	pod, err := polymorphichelpers.AttachablePodForObjectFn(getter, obj, timeout)
 	if wait.Interrupted(err) {
-		return nil, &userError{msg: fmt.Sprintf("%s has no pod in namespace %s (waited %s); check it with kubectl get %s -n %s", ref, namespace, timeout, ref, namespace), cause: err}
+		return nil, usererr.Wrap(err, fmt.Sprintf("%s has no pod in namespace %s (waited %s); check it with kubectl get %s -n %s", ref, namespace, timeout, ref, namespace))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find a running pod of %s: %w", ref, err)

@@ -1,4 +1,4 @@
-package plugin
+package within
 
 import (
 	"context"
@@ -13,14 +13,14 @@ func TestWithinGivesUpAtTheDeadline(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	begin := time.Now()
-	_, err := within(ctx, func() (int, error) {
+	_, err := Call(ctx, func() (int, error) {
 		<-release // a call that takes no context and does not answer
 		return 1, nil
 	}, nil)
-	if !errors.Is(err, errNoAnswer) || !errors.Is(err, context.DeadlineExceeded) || time.Since(begin) > time.Second {
+	if !errors.Is(err, ErrNoAnswer) || !errors.Is(err, context.DeadlineExceeded) || time.Since(begin) > time.Second {
 		t.Errorf("within returned %v after %s, want a timeout after 50ms", err, time.Since(begin))
 	}
-	if v, err := within(t.Context(), func() (int, error) { return 7, nil }, nil); v != 7 || err != nil {
+	if v, err := Call(t.Context(), func() (int, error) { return 7, nil }, nil); v != 7 || err != nil {
 		t.Errorf("within = %d, %v", v, err)
 	}
 }
@@ -35,15 +35,15 @@ func TestWithinReleasesALateAnswer(t *testing.T) {
 		gaveUp := make(chan struct{})
 		go func() {
 			defer close(gaveUp)
-			_, err := within(ctx, func() (int, error) {
+			_, err := Call(ctx, func() (int, error) {
 				<-answer
 				if fail {
 					return 0, errors.New("refused")
 				}
 				return 7, nil
 			}, func(v int) { released <- v })
-			if !errors.Is(err, errNoAnswer) {
-				t.Errorf("within = %v, want errNoAnswer", err)
+			if !errors.Is(err, ErrNoAnswer) {
+				t.Errorf("within = %v, want ErrNoAnswer", err)
 			}
 			close(answer)
 		}()

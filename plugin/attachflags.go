@@ -11,6 +11,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/version"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
@@ -25,7 +26,7 @@ type attachFlags struct {
 	StartTimeout time.Duration
 	TTL          time.Duration
 	MaxLifetime  time.Duration
-	Transport    transportMode
+	Transport    attach.Transport
 	// BreakLinkEvery is a hidden test flag: break the port-forward connection at this period.
 	BreakLinkEvery time.Duration
 
@@ -44,7 +45,7 @@ func newAttachFlags(configFlags *genericclioptions.ConfigFlags) attachFlags {
 		// The sidecar's own defaults, which the plugin always passes on.
 		TTL:         sidecarapi.DefaultTTL,
 		MaxLifetime: sidecarapi.DefaultMaxLifetime,
-		Transport:   transportAuto,
+		Transport:   attach.TransportAuto,
 	}
 }
 
@@ -59,26 +60,16 @@ func (f *attachFlags) AddFlags(cmd *cobra.Command) {
 	fs.DurationVar(&f.StartTimeout, "start-timeout", f.StartTimeout, "how long to wait for the sidecar to run")
 	fs.DurationVar(&f.TTL, "ttl", f.TTL, "a new sidecar exits after this long without a client")
 	fs.DurationVar(&f.MaxLifetime, "max-lifetime", f.MaxLifetime, "a new sidecar ends its sessions and exits after this long, even with clients")
-	fs.Var(&f.Transport, "transport", "how to reach the sidecar: "+transportUsage)
+	fs.Var((*transportFlag)(&f.Transport), "transport", "how to reach the sidecar: "+transportUsage)
 	fs.DurationVar(&f.BreakLinkEvery, "debug-break-link-every", 0, "break the port-forward connection at this period (tests the link's recovery)")
 	_ = fs.MarkHidden("debug-break-link-every")
 	cmd.ValidArgsFunction = completeTarget(f.configFlags)
 	_ = cmd.RegisterFlagCompletionFunc("container", completeContainer(f.configFlags))
 }
 
-// sessionUse is what a command's session is for.
-type sessionUse struct {
-	// needs is what the command asks of the pod's network (steal, mirror): the capabilities a
-	// sidecar it adds is given, and that one it reuses must have.
-	needs sidecarNeeds
-	// inspect marks the sessions of commands that only look (ls, clean): the sidecar's TTL is
-	// left as it was when they end.
-	inspect bool
-}
-
 // Complete builds the attacher for target (TYPE/NAME; "" is the configuration file's target)
 // and use, with clients from the kubeconfig flags.
-func (f *attachFlags) Complete(target string, use sessionUse) (*attacher, error) {
+func (f *attachFlags) Complete(target string, use attach.Use) (*attach.Attacher, error) {
 	f.targetRef = target
 	if target == "" {
 		f.targetRef = f.fileTarget
@@ -103,22 +94,22 @@ func (f *attachFlags) Complete(target string, use sessionUse) (*attacher, error)
 	if err != nil {
 		return nil, fmt.Errorf("find the client key: %w", err)
 	}
-	return &attacher{
-		getter:         f.configFlags,
-		namespace:      namespace,
-		restConfig:     restConfig,
-		client:         client,
-		keyPath:        keyPath,
-		ref:            f.targetRef,
-		container:      f.Container,
-		image:          f.SidecarImage,
-		startTimeout:   f.StartTimeout,
-		ttl:            f.TTL,
-		maxLifetime:    f.MaxLifetime,
-		transport:      f.Transport,
-		breakLinkEvery: f.BreakLinkEvery,
-		use:            use,
-	}, nil
+	return attach.New(attach.Config{
+		Getter:         f.configFlags,
+		Namespace:      namespace,
+		RESTConfig:     restConfig,
+		Client:         client,
+		KeyPath:        keyPath,
+		Ref:            f.targetRef,
+		Container:      f.Container,
+		Image:          f.SidecarImage,
+		StartTimeout:   f.StartTimeout,
+		TTL:            f.TTL,
+		MaxLifetime:    f.MaxLifetime,
+		Transport:      f.Transport,
+		BreakLinkEvery: f.BreakLinkEvery,
+		Use:            use,
+	}), nil
 }
 
 // Validate checks the flags without I/O. --transport checks itself as it is set.

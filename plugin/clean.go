@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
@@ -38,7 +39,7 @@ type CleanOptions struct {
 	attachFlags
 	ListOnly bool
 
-	attacher *attacher // set by Complete
+	attacher *attach.Attacher // set by Complete
 }
 
 // NewCmdClean returns "kubectl remocal clean".
@@ -54,13 +55,13 @@ func NewCmdClean(configFlags *genericclioptions.ConfigFlags, streams genericioop
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			// It only looks, and the redirect tables are nftables': NET_ADMIN.
-			if o.attacher, err = o.attachFlags.Complete(args[0], sessionUse{needs: sidecarNeeds{redirect: true}, inspect: true}); err != nil {
+			if o.attacher, err = o.attachFlags.Complete(args[0], attach.Use{Needs: attach.Needs{Redirect: true}, Inspect: true}); err != nil {
 				return err
 			}
 			if err := o.attachFlags.Validate(); err != nil {
 				return usageError(cmd, err)
 			}
-			return explainMissingFeature(o.Run(cmd.Context()))
+			return attach.ExplainMissingFeature(o.Run(cmd.Context()))
 		},
 	}
 	o.attachFlags.AddFlags(cmd)
@@ -72,7 +73,7 @@ func NewCmdClean(configFlags *genericclioptions.ConfigFlags, streams genericioop
 // prints them.
 func (o *CleanOptions) Run(ctx context.Context) error {
 	p := progress.New(o.ErrOut)
-	sess, err := o.attacher.start(ctx, p)
+	sess, err := o.attacher.Start(ctx, p)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
@@ -60,7 +61,7 @@ type DoctorOptions struct {
 
 	// Set by Complete: the attacher, or why the kubeconfig gave none (a row of the report,
 	// not a failed command).
-	attacher  *attacher
+	attacher  *attach.Attacher
 	clientErr error
 }
 
@@ -103,7 +104,7 @@ func (o *DoctorOptions) Complete(args []string) error {
 		target = args[0]
 	}
 	// The sidecar exec adds by default, so that the next exec reuses it: one that mirrors.
-	o.attacher, o.clientErr = o.attachFlags.Complete(target, sessionUse{needs: sidecarNeeds{capture: true}})
+	o.attacher, o.clientErr = o.attachFlags.Complete(target, attach.Use{Needs: attach.Needs{Capture: true}})
 	return nil
 }
 

@@ -5,25 +5,27 @@ import (
 	"fmt"
 
 	"k8s.io/client-go/discovery"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
 // doctorPermission is a permission doctor asks about, and whether exec fails without it.
 type doctorPermission struct {
-	permission
+	attach.Permission
 	required bool
 }
 
-// doctorPermissions are the session's own checks (sessionPermissions, which exec reviews
+// doctorPermissions are the session's own checks (attach.SessionPermissions, which exec reviews
 // before it adds a sidecar), what it cannot find the target without, and what makes it better.
 func doctorPermissions() []doctorPermission {
 	var perms []doctorPermission
-	for _, p := range sessionPermissions {
+	for _, p := range attach.SessionPermissions() {
 		perms = append(perms, doctorPermission{p, true})
 	}
 	return append(perms,
-		doctorPermission{permission{"get", "pods", "", "to find the target pod"}, true},
-		doctorPermission{permission{"list", "events", "", "to see at once that the sidecar cannot start (a failed image pull), not at the kubelet's next status sync 10 s or more later"}, false},
-		doctorPermission{permission{"get", "namespaces", "", "to read the namespace's Pod Security level; without it remocal assumes privileged"}, false},
+		doctorPermission{attach.Permission{Verb: "get", Resource: "pods", Why: "to find the target pod"}, true},
+		doctorPermission{attach.Permission{Verb: "list", Resource: "events", Why: "to see at once that the sidecar cannot start (a failed image pull), not at the kubelet's next status sync 10 s or more later"}, false},
+		doctorPermission{attach.Permission{Verb: "get", Resource: "namespaces", Why: "to read the namespace's Pod Security level; without it remocal assumes privileged"}, false},
 	)
 }
 
@@ -37,7 +39,7 @@ func (o *DoctorOptions) clusterChecks(ctx context.Context) []check {
 	checks := []check{api, ephemeralContainersCheck(ctx, dc)}
 	checks = append(checks, o.permissionChecks(ctx)...)
 
-	var t *target
+	var t *attach.Target
 	if o.targetRef == "" {
 		checks = append(checks, check{Name: "target", Status: statusSkip, Detail: "no TARGET: give one (e.g. deployment/web) to check its pod, the sidecar image, the link and the environment"})
 	} else {
@@ -61,7 +63,7 @@ func (o *DoctorOptions) apiServerCheck(ctx context.Context) (check, *discovery.D
 		c.Fix = "check KUBECONFIG, --kubeconfig and --context (kubectl config current-context)"
 		return c, nil
 	}
-	rc := o.attacher.restConfig
+	rc := o.attacher.RESTConfig
 	dc, err := discovery.NewDiscoveryClientForConfig(rc)
 	if err != nil {
 		c.Detail = fmt.Sprintf("create a client for %s: %v", rc.Host, err)
@@ -106,31 +108,31 @@ func ephemeralContainersCheck(ctx context.Context, dc *discovery.DiscoveryClient
 // permissionChecks reviews doctorPermissions in the namespace, a row each.
 func (o *DoctorOptions) permissionChecks(ctx context.Context) []check {
 	perms := doctorPermissions()
-	plain := make([]permission, len(perms))
+	plain := make([]attach.Permission, len(perms))
 	for i, p := range perms {
-		plain[i] = p.permission
+		plain[i] = p.Permission
 	}
-	ns := o.attacher.namespace
+	ns := o.attacher.Namespace
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	reviews, err := reviewPermissions(ctx, o.attacher.client, ns, plain)
+	reviews, err := attach.ReviewPermissions(ctx, o.attacher.Client, ns, plain)
 	if err != nil {
 		return []check{{Name: "rbac", Status: statusFail, Detail: err.Error(),
 			Fix: "exec makes the same SelfSubjectAccessReviews; every authenticated user may normally make them"}}
 	}
 	checks := make([]check, len(reviews))
 	for i, r := range reviews {
-		c := check{Name: "rbac " + r.permission.String(), Status: statusOK, Detail: fmt.Sprintf("allowed in namespace %s", ns)}
-		if !r.allowed {
+		c := check{Name: "rbac " + r.Permission.String(), Status: statusOK, Detail: fmt.Sprintf("allowed in namespace %s", ns)}
+		if !r.Allowed {
 			c.Status = statusWarn
 			if perms[i].required {
 				c.Status = statusFail
 			}
-			c.Detail = fmt.Sprintf("denied in namespace %s; needed %s", ns, r.why)
-			if r.reason != "" {
-				c.Detail = fmt.Sprintf("denied in namespace %s (%s); needed %s", ns, r.reason, r.why)
+			c.Detail = fmt.Sprintf("denied in namespace %s; needed %s", ns, r.Why)
+			if r.Reason != "" {
+				c.Detail = fmt.Sprintf("denied in namespace %s (%s); needed %s", ns, r.Reason, r.Why)
 			}
-			c.Fix = fmt.Sprintf("ask a cluster admin for a Role granting %s in namespace %s", r.permission, ns)
+			c.Fix = fmt.Sprintf("ask a cluster admin for a Role granting %s in namespace %s", r.Permission, ns)
 		}
 		checks[i] = c
 	}
@@ -139,21 +141,21 @@ func (o *DoctorOptions) permissionChecks(ctx context.Context) []check {
 
 // securityLevelChecks reads the namespace's Pod Security level as exec does and says what it
 // allows, for t's user when there is a target.
-func (o *DoctorOptions) securityLevelChecks(ctx context.Context, t *target) []check {
+func (o *DoctorOptions) securityLevelChecks(ctx context.Context, t *attach.Target) []check {
 	if c, out := timeLeft(ctx, "pod security"); out {
 		return []check{c}
 	}
-	ns := o.attacher.namespace
+	ns := o.attacher.Namespace
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	nl, err := readSecurityLevel(ctx, o.attacher.client, ns)
+	nl, err := attach.ReadSecurityLevel(ctx, o.attacher.Client, ns)
 	if err != nil {
 		return []check{{Name: "pod security", Status: statusFail, Detail: err.Error(),
-			Fix: fmt.Sprintf("the level must be privileged, baseline or restricted: ask an admin to correct the %s label", psaEnforceLabel)}}
+			Fix: fmt.Sprintf("the level must be privileged, baseline or restricted: ask an admin to correct the %s label", attach.EnforceLabel)}}
 	}
 	var user *int64
 	if t != nil {
-		user = targetUser(t.pod, t.container)
+		user = t.RunAsUser()
 	}
 	return securityChecks(ns, nl, t != nil, user)
 }

@@ -6,34 +6,35 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
 // securityChecks says what the sidecar that exec would add can do in namespace at nl's level:
 // the level and where it comes from, how the sidecar runs there and what that takes away, and
-// whether steal and mirror work. All of it is read off the container sidecarContainer builds for
+// whether steal and mirror work. All of it is read off the container attach.SidecarSecurity builds for
 // that level, so doctor cannot disagree with exec. runAsUser is the target's user (nil when
 // unknown: no TARGET, or the pod spec does not say).
-func securityChecks(namespace string, nl namespaceLevel, haveTarget bool, runAsUser *int64) []check {
-	ec, lost := sidecarContainer(sidecarParams{Level: nl.level, RunAsUser: runAsUser, Needs: allNeeds})
-	sc := ec.SecurityContext
+func securityChecks(namespace string, nl attach.NamespaceLevel, haveTarget bool, runAsUser *int64) []check {
+	sc, lost := attach.SidecarSecurity(nl.Level, runAsUser)
 
 	level := check{Name: "pod security", Status: statusOK}
 	switch {
-	case nl.unread != nil:
+	case nl.Unread != nil:
 		level.Status = statusWarn
-		level.Detail = fmt.Sprintf("assumed privileged: cannot read namespace %s (%v); the API server decides when the sidecar is added", namespace, nl.unread)
-		level.Fix = fmt.Sprintf("ask for get on namespaces, or ask an admin for the %s label of %s", psaEnforceLabel, namespace)
-	case nl.labelled:
-		level.Detail = fmt.Sprintf("%s (label %s of namespace %s)", nl.level, psaEnforceLabel, namespace)
+		level.Detail = fmt.Sprintf("assumed privileged: cannot read namespace %s (%v); the API server decides when the sidecar is added", namespace, nl.Unread)
+		level.Fix = fmt.Sprintf("ask for get on namespaces, or ask an admin for the %s label of %s", attach.EnforceLabel, namespace)
+	case nl.Labelled:
+		level.Detail = fmt.Sprintf("%s (label %s of namespace %s)", nl.Level, attach.EnforceLabel, namespace)
 	default:
-		level.Detail = fmt.Sprintf("%s: namespace %s has no %s label, so the cluster's default applies (privileged unless an admin set another)", nl.level, namespace, psaEnforceLabel)
+		level.Detail = fmt.Sprintf("%s: namespace %s has no %s label, so the cluster's default applies (privileged unless an admin set another)", nl.Level, namespace, attach.EnforceLabel)
 	}
 
 	rights := check{Name: "sidecar rights", Status: statusOK, Detail: sidecarRights(sc)}
 	// What the level takes away besides steal and mirror, which have a row of their own.
 	others := slices.DeleteFunc(slices.Clone(lost), func(s string) bool { return strings.Contains(s, "NET_ADMIN") })
 	switch {
-	case nl.level == psaRestricted && !haveTarget:
+	case nl.Level == attach.LevelRestricted && !haveTarget:
 		// No user to run as yet: what the target will need, not a loss.
 		others = nil
 		rights.Detail = "runs as the target's user with no capabilities: the target's pod spec must set runAsUser (give a TARGET to check it)"
@@ -46,17 +47,17 @@ func securityChecks(namespace string, nl namespaceLevel, haveTarget bool, runAsU
 	steal := check{Name: "steal/mirror", Status: statusOK, Detail: "a session that steals gets a sidecar with NET_ADMIN to redirect the port, one that mirrors NET_RAW to copy its packets"}
 	if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Add, "NET_ADMIN") {
 		steal.Status = statusWarn
-		steal.Detail = fmt.Sprintf("steal unavailable: redirecting the pod's ports needs NET_ADMIN, which Pod Security %s does not let a container add", nl.level)
+		steal.Detail = fmt.Sprintf("steal unavailable: redirecting the pod's ports needs NET_ADMIN, which Pod Security %s does not let a container add", nl.Level)
 		if sc.Capabilities == nil {
 			// The runtime's defaults: containerd's include NET_RAW, CRI-O's do not.
 			steal.Detail += "; mirror copies the port's packets with NET_RAW, where the container runtime grants it by default (containerd does, CRI-O does not)"
 		} else {
-			steal.Detail += fmt.Sprintf("; mirror unavailable too: copying the port's packets needs NET_RAW, which Pod Security %s drops", nl.level)
+			steal.Detail += fmt.Sprintf("; mirror unavailable too: copying the port's packets needs NET_RAW, which Pod Security %s drops", nl.Level)
 		}
 		if len(others) == 0 {
 			steal.Detail += "; the environment, outgoing traffic and files still work"
 		}
-		steal.Fix = fmt.Sprintf("use a namespace that enforces privileged (an admin's choice: kubectl label namespace %s %s=privileged --overwrite)", namespace, psaEnforceLabel)
+		steal.Fix = fmt.Sprintf("use a namespace that enforces privileged (an admin's choice: kubectl label namespace %s %s=privileged --overwrite)", namespace, attach.EnforceLabel)
 	}
 	return []check{level, rights, steal}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
 // rows indexes checks by name.
@@ -19,7 +21,7 @@ func TestSecurityChecksByLevel(t *testing.T) {
 	uid := int64(1000)
 	tests := []struct {
 		name       string
-		nl         namespaceLevel
+		nl         attach.NamespaceLevel
 		haveTarget bool
 		user       *int64
 		// want is the status of each row; wantIn, words each row's detail must hold.
@@ -28,7 +30,7 @@ func TestSecurityChecksByLevel(t *testing.T) {
 	}{
 		{
 			name: "privileged by label: everything",
-			nl:   namespaceLevel{level: psaPrivileged, labelled: true},
+			nl:   attach.NamespaceLevel{Level: attach.LevelPrivileged, Labelled: true},
 			want: map[string]checkStatus{"pod security": statusOK, "sidecar rights": statusOK, "steal/mirror": statusOK},
 			wantIn: map[string][]string{
 				"pod security":   {"privileged", "label pod-security.kubernetes.io/enforce"},
@@ -38,7 +40,7 @@ func TestSecurityChecksByLevel(t *testing.T) {
 		},
 		{
 			name: "no label: the cluster default, privileged",
-			nl:   namespaceLevel{level: psaPrivileged},
+			nl:   attach.NamespaceLevel{Level: attach.LevelPrivileged},
 			want: map[string]checkStatus{"pod security": statusOK, "sidecar rights": statusOK, "steal/mirror": statusOK},
 			wantIn: map[string][]string{
 				"pod security": {"no pod-security.kubernetes.io/enforce label", "cluster's default"},
@@ -46,7 +48,7 @@ func TestSecurityChecksByLevel(t *testing.T) {
 		},
 		{
 			name: "namespace unreadable: assumed privileged, said so",
-			nl:   namespaceLevel{level: psaPrivileged, unread: errors.New("forbidden")},
+			nl:   attach.NamespaceLevel{Level: attach.LevelPrivileged, Unread: errors.New("forbidden")},
 			want: map[string]checkStatus{"pod security": statusWarn, "sidecar rights": statusOK, "steal/mirror": statusOK},
 			wantIn: map[string][]string{
 				"pod security": {"assumed privileged", "forbidden"},
@@ -54,7 +56,7 @@ func TestSecurityChecksByLevel(t *testing.T) {
 		},
 		{
 			name: "baseline: no steal or mirror, and why",
-			nl:   namespaceLevel{level: psaBaseline, labelled: true},
+			nl:   attach.NamespaceLevel{Level: attach.LevelBaseline, Labelled: true},
 			want: map[string]checkStatus{"pod security": statusOK, "sidecar rights": statusOK, "steal/mirror": statusWarn},
 			wantIn: map[string][]string{
 				"sidecar rights": {"root", "default capabilities", "SYS_PTRACE"},
@@ -63,7 +65,7 @@ func TestSecurityChecksByLevel(t *testing.T) {
 		},
 		{
 			name:       "restricted, target's user known",
-			nl:         namespaceLevel{level: psaRestricted, labelled: true},
+			nl:         attach.NamespaceLevel{Level: attach.LevelRestricted, Labelled: true},
 			haveTarget: true,
 			user:       &uid,
 			want:       map[string]checkStatus{"pod security": statusOK, "sidecar rights": statusOK, "steal/mirror": statusWarn},
@@ -74,7 +76,7 @@ func TestSecurityChecksByLevel(t *testing.T) {
 		},
 		{
 			name:       "restricted, target's user not in the spec: no environment either",
-			nl:         namespaceLevel{level: psaRestricted, labelled: true},
+			nl:         attach.NamespaceLevel{Level: attach.LevelRestricted, Labelled: true},
 			haveTarget: true,
 			want:       map[string]checkStatus{"pod security": statusOK, "sidecar rights": statusWarn, "steal/mirror": statusWarn},
 			wantIn: map[string][]string{
@@ -83,7 +85,7 @@ func TestSecurityChecksByLevel(t *testing.T) {
 		},
 		{
 			name: "restricted without a TARGET: what the target needs",
-			nl:   namespaceLevel{level: psaRestricted, labelled: true},
+			nl:   attach.NamespaceLevel{Level: attach.LevelRestricted, Labelled: true},
 			want: map[string]checkStatus{"pod security": statusOK, "sidecar rights": statusOK, "steal/mirror": statusWarn},
 			wantIn: map[string][]string{
 				"sidecar rights": {"must set runAsUser"},

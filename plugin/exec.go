@@ -17,6 +17,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/internal/environ"
 	"github.com/remocal/kubectl-remocal/layer"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
@@ -76,7 +77,7 @@ type ExecOptions struct {
 	// Set by Complete.
 	command  []string
 	envRules environ.Rules
-	attacher *attacher
+	attacher *attach.Attacher
 }
 
 // NewExecOptions returns the options with their defaults.
@@ -103,7 +104,7 @@ func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericioopt
 			if err := o.Validate(); err != nil {
 				return usageError(cmd, err)
 			}
-			return explainMissingFeature(o.Run(cmd.Context()))
+			return attach.ExplainMissingFeature(o.Run(cmd.Context()))
 		},
 	}
 	o.AddFlags(cmd)
@@ -141,7 +142,7 @@ func (o *ExecOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.envRules = environ.Rules{Include: o.EnvInclude, Exclude: o.EnvExclude, KeepLocal: environ.DefaultKeepLocal(), Guarded: environ.DefaultGuarded(), Overrides: o.EnvSet}
 	o.fsAsked = cmd.Flags().Changed("fs-mode") || cmd.Flags().Changed("fs-remote")
 	var err error
-	o.attacher, err = o.attachFlags.Complete(target, sessionUse{needs: o.sidecarNeeds()})
+	o.attacher, err = o.attachFlags.Complete(target, attach.Use{Needs: o.sidecarNeeds()})
 	return err
 }
 
@@ -165,6 +166,19 @@ func (o *ExecOptions) Validate() error {
 	return o.envRules.Validate()
 }
 
+// sidecarNeeds is what the incoming-traffic flags ask: a copy of the ports the command listens
+// on (mirror, the default), the connections themselves (steal), or nothing (--no-incoming, or
+// no command, only --env-file).
+func (o *ExecOptions) sidecarNeeds() attach.Needs {
+	switch {
+	case len(o.command) == 0 || o.NoIncoming:
+		return attach.Needs{}
+	case o.Steal:
+		return attach.Needs{Redirect: true}
+	}
+	return attach.Needs{Capture: true}
+}
+
 // layerAvailable is layer.Available, a variable so tests can play an OS without the layer.
 var layerAvailable = layer.Available
 
@@ -177,7 +191,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		}
 	}
 	p := progress.New(o.ErrOut)
-	sess, err := o.attacher.start(ctx, p)
+	sess, err := o.attacher.Start(ctx, p)
 	if err != nil {
 		return err
 	}

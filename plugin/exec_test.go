@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
 // Off Linux, exec of a program fails with the layer's one-line reason before it reaches the
@@ -26,5 +28,23 @@ func TestExecOfAProgramWithoutTheLayerFailsBeforeTheCluster(t *testing.T) {
 	_, _, err = execute(t, append([]string{"exec", "pod/web", "--env-file", t.TempDir() + "/env"}, server...)...)
 	if err == nil || errors.Is(err, noLayer) || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Fatalf("exec --env-file: %v, want a failure to reach the server, not the layer's", err)
+	}
+}
+
+func TestExecSidecarNeeds(t *testing.T) {
+	tests := []struct {
+		name string
+		o    ExecOptions
+		want attach.Needs
+	}{
+		{name: "mirror by default", o: ExecOptions{command: []string{"srv"}}, want: attach.Needs{Capture: true}},
+		{name: "steal", o: ExecOptions{command: []string{"srv"}, layerOptions: layerOptions{Steal: true}}, want: attach.Needs{Redirect: true}},
+		{name: "no incoming", o: ExecOptions{command: []string{"srv"}, layerOptions: layerOptions{NoIncoming: true}}},
+		{name: "env-file only", o: ExecOptions{}},
+	}
+	for _, tt := range tests {
+		if got := tt.o.sidecarNeeds(); got != tt.want {
+			t.Errorf("%s: needs %+v, want %+v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
@@ -172,7 +173,7 @@ type remoteTree struct {
 
 // lookRemote asks the pod what each candidate is. Paths the pod does not have are skipped;
 // globs are expanded there.
-func (o *fsOptions) lookRemote(ctx context.Context, sess *session, candidates []string) (remoteTree, error) {
+func (o *fsOptions) lookRemote(ctx context.Context, sess *attach.Session, candidates []string) (remoteTree, error) {
 	tree := remoteTree{files: map[string][]byte{}}
 	var paths []string
 	for _, c := range candidates {
@@ -257,7 +258,7 @@ func programFiles(command []string) []string {
 
 // remoteGlob expands glob (absolute) against the pod's filesystem, one directory listing per
 // element that has a pattern.
-func remoteGlob(ctx context.Context, sess *session, glob string) ([]string, error) {
+func remoteGlob(ctx context.Context, sess *attach.Session, glob string) ([]string, error) {
 	matches := []string{"/"}
 	for _, elem := range strings.Split(strings.Trim(glob, "/"), "/") {
 		var next []string
@@ -287,14 +288,14 @@ func remoteGlob(ctx context.Context, sess *session, glob string) ([]string, erro
 // addRemoteFiles puts the pod's files into the layer's configuration: directories as
 // filesystems served from the pod, single files as they are now, and the hidden local paths.
 // The DNS files already in cfg.Files (made to work from here) win over the pod's own.
-func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *session, p *progress.Printer, cfg *layer.Config) error {
+func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *attach.Session, p *progress.Printer, cfg *layer.Config) error {
 	hidden, err := o.hiddenLocalPaths()
 	if err != nil {
 		return err
 	}
 	cfg.Hidden = hidden
 	var candidates []string
-	for _, c := range o.remoteCandidates(sess.target.pod, sess.target.container) {
+	for _, c := range o.remoteCandidates(sess.Target().Pod, sess.Target().Container) {
 		_, served := cfg.Files[c]
 		// Without the pod's DNS path, its resolver configuration would name servers that
 		// cannot be reached from here.

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/remocal/kubectl-remocal/pkg/remotefs"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
 // remoteCacheTimeout is how long names and attributes of the pod's files are trusted before
@@ -21,7 +22,7 @@ import (
 const remoteCacheTimeout = time.Second
 
 // serveRemoteDir returns what serves the pod's directory dir on a FUSE device.
-func (o *ExecOptions) serveRemoteDir(sess *session, dir string) func(ctx context.Context, dev *os.File) {
+func (o *ExecOptions) serveRemoteDir(sess *attach.Session, dir string) func(ctx context.Context, dev *os.File) {
 	log := slog.New(logr.ToSlogHandler(klog.Background().WithName("files")))
 	opts := remotefs.Options{
 		Root:         dir,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
@@ -108,7 +109,7 @@ type PortForwardOptions struct {
 	Remote   []string
 	forwards []forward
 	reverse  []reverseForward
-	attacher *attacher // set by Complete
+	attacher *attach.Attacher // set by Complete
 }
 
 // reverseForward is one -R rule.
@@ -152,7 +153,7 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 			if err := o.Validate(); err != nil {
 				return usageError(cmd, err)
 			}
-			return explainMissingFeature(o.Run(cmd.Context()))
+			return attach.ExplainMissingFeature(o.Run(cmd.Context()))
 		},
 	}
 	o.attachFlags.AddFlags(cmd)
@@ -166,7 +167,7 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 // pod's ports: the sidecar needs to redirect them.
 func (o *PortForwardOptions) Complete(target string) error {
 	var err error
-	o.attacher, err = o.attachFlags.Complete(target, sessionUse{needs: sidecarNeeds{redirect: len(o.Remote) > 0}})
+	o.attacher, err = o.attachFlags.Complete(target, attach.Use{Needs: attach.Needs{Redirect: len(o.Remote) > 0}})
 	return err
 }
 
@@ -200,7 +201,7 @@ func (o *PortForwardOptions) Validate() error {
 // Run forwards until ctx is done (Ctrl-C) or the link fails.
 func (o *PortForwardOptions) Run(ctx context.Context) error {
 	p := progress.New(o.ErrOut)
-	sess, err := o.attacher.start(ctx, p)
+	sess, err := o.attacher.Start(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,7 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 	return err
 }
 
-func serveForward(ctx context.Context, sess *session, ln net.Listener, remote string, errOut io.Writer) {
+func serveForward(ctx context.Context, sess *attach.Session, ln net.Listener, remote string, errOut io.Writer) {
 	go func() {
 		<-ctx.Done()
 		ln.Close()

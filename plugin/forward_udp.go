@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
 // udpForwardIdle ends a forwarded UDP flow after this long without a datagram either way, as
@@ -28,7 +29,7 @@ const udpForwardQueue = 64
 // serveForwardUDP relays the datagrams that reach pc to remote, sent from the pod: each local
 // client address is a flow with a stream of its own (framed datagrams), and the answers come
 // back to that address from pc. It returns when ctx ends or pc is closed.
-func serveForwardUDP(ctx context.Context, sess *session, pc *net.UDPConn, remote string, errOut io.Writer) {
+func serveForwardUDP(ctx context.Context, sess *attach.Session, pc *net.UDPConn, remote string, errOut io.Writer) {
 	go func() {
 		<-ctx.Done()
 		pc.Close()
@@ -67,7 +68,7 @@ func serveForwardUDP(ctx context.Context, sess *session, pc *net.UDPConn, remote
 
 // forwardUDPFlow carries one local client's datagrams to remote and the answers back, until
 // the flow has been idle for udpForwardIdle, its stream fails, or ctx ends.
-func forwardUDPFlow(ctx context.Context, sess *session, pc *net.UDPConn, client netip.AddrPort, remote string, queue <-chan []byte, errOut io.Writer) {
+func forwardUDPFlow(ctx context.Context, sess *attach.Session, pc *net.UDPConn, client netip.AddrPort, remote string, queue <-chan []byte, errOut io.Writer) {
 	stream, err := sess.Dial(ctx, "udp", remote, 10*time.Second)
 	if err != nil {
 		fmt.Fprintf(errOut, "remocal: forward %s/udp to %s: %v\n", client, remote, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
@@ -39,7 +40,7 @@ const listenerCheckPeriod = time.Second
 // incomingRouter subscribes the pod ports of the program's listeners and connects the streams
 // the sidecar opens for them, one per connection that reached the pod, to those listeners.
 type incomingRouter struct {
-	sess   *session
+	sess   *attach.Session
 	p      *progress.Printer
 	choice portChoice
 	sub    sidecarclient.Subscription
@@ -53,7 +54,7 @@ type incomingRouter struct {
 	routes map[uint16]netip.AddrPort // pod port -> the program's listener
 }
 
-func newIncomingRouter(sess *session, p *progress.Printer, choice portChoice, sub sidecarclient.Subscription) *incomingRouter {
+func newIncomingRouter(sess *attach.Session, p *progress.Printer, choice portChoice, sub sidecarclient.Subscription) *incomingRouter {
 	return &incomingRouter{sess: sess, p: p, choice: choice, sub: sub, routes: map[uint16]netip.AddrPort{}}
 }
 
@@ -90,7 +91,7 @@ func (r *incomingRouter) take(ctx context.Context, port uint16, local netip.Addr
 		r.mu.Lock()
 		delete(r.routes, port)
 		r.mu.Unlock()
-		r.p.Warn("cannot %s the pod's port %d: %v", r.verb(), port, explainMissingFeature(err))
+		r.p.Warn("cannot %s the pod's port %d: %v", r.verb(), port, attach.ExplainMissingFeature(err))
 		return
 	}
 	switch {

@@ -21,6 +21,7 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
@@ -94,7 +95,7 @@ func (o *layerOptions) outgoing(ctx context.Context) (layer.Outgoing, error) {
 
 // startLayer prepares the supervisor that runs the command with the pod's network and DNS.
 // ctx bounds the set-up; life is the session's, which goes on until the program ends.
-func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *progress.Printer) (*layer.Supervisor, error) {
+func (o *ExecOptions) startLayer(ctx, life context.Context, sess *attach.Session, p *progress.Printer) (*layer.Supervisor, error) {
 	outgoing, err := o.layerOptions.outgoing(ctx)
 	if err != nil {
 		return nil, err
@@ -119,7 +120,7 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *session, p *pr
 		}
 	}
 	if !outgoing.Off {
-		cfg.Dial = sess.dialForLayer
+		cfg.Dial = dialThrough(sess)
 		if cfg.Files, err = podDNSFiles(ctx, sess); err != nil {
 			return nil, err
 		}
@@ -169,7 +170,7 @@ func filesUnavailable(err error) string {
 // nameserver would work too, but TCP needs no datagram path), its hosts, and an nsswitch.conf
 // that asks files then DNS, whatever this machine's says (systemd-resolved or mDNS would
 // answer locally).
-func podDNSFiles(ctx context.Context, sess *session) (map[string][]byte, error) {
+func podDNSFiles(ctx context.Context, sess *attach.Session) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	resolv, err := sess.ReadFile(ctx, "/etc/resolv.conf")
 	if err != nil {
@@ -208,21 +209,23 @@ func readOptional(path string) []byte {
 	return b
 }
 
-// dialForLayer carries one of the program's connections through the sidecar.
-func (s *session) dialForLayer(ctx context.Context, network, address string) (layer.Conn, error) {
-	deadline, ok := ctx.Deadline()
-	timeout := sidecarapi.DialTimeout
-	if ok {
-		timeout = time.Until(deadline)
+// dialThrough carries the program's connections through the sidecar of sess.
+func dialThrough(sess *attach.Session) layer.DialFunc {
+	return func(ctx context.Context, network, address string) (layer.Conn, error) {
+		deadline, ok := ctx.Deadline()
+		timeout := sidecarapi.DialTimeout
+		if ok {
+			timeout = time.Until(deadline)
+		}
+		stream, err := sess.Dial(ctx, network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		if network == "udp" {
+			return &datagramStream{stream}, nil
+		}
+		return stream, nil
 	}
-	stream, err := s.Dial(ctx, network, address, timeout)
-	if err != nil {
-		return nil, err
-	}
-	if network == "udp" {
-		return &datagramStream{stream}, nil
-	}
-	return stream, nil
 }
 
 // datagramStream carries datagrams on a stream, one frame each (wire.WriteDatagram).

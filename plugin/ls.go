@@ -16,6 +16,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
 const (
@@ -49,7 +50,7 @@ type LsOptions struct {
 	AllNamespaces bool
 	Output        string
 
-	attacher *attacher // set by Complete
+	attacher *attach.Attacher // set by Complete
 }
 
 // NewCmdLs returns "kubectl remocal ls".
@@ -70,7 +71,7 @@ func NewCmdLs(configFlags *genericclioptions.ConfigFlags, streams genericiooptio
 			// ls reads no configuration file: only a TARGET on the command line restricts
 			// the list. It only looks.
 			var err error
-			if o.attacher, err = o.attachFlags.Complete(target, sessionUse{inspect: true}); err != nil {
+			if o.attacher, err = o.attachFlags.Complete(target, attach.Use{Inspect: true}); err != nil {
 				return err
 			}
 			if err := o.Validate(); err != nil {
@@ -82,7 +83,7 @@ func NewCmdLs(configFlags *genericclioptions.ConfigFlags, streams genericiooptio
 	f := cmd.Flags()
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "list the sidecars in all namespaces")
 	f.StringVarP(&o.Output, "output", "o", o.Output, "Output format. One of: (json, yaml).")
-	f.Var(&o.Transport, "transport", "how to reach your sidecars: "+transportUsage)
+	f.Var((*transportFlag)(&o.Transport), "transport", "how to reach your sidecars: "+transportUsage)
 	cmd.ValidArgsFunction = completeTarget(configFlags)
 	return cmd
 }
@@ -103,17 +104,17 @@ func (o *LsOptions) Run(ctx context.Context) error {
 	var pods []corev1.Pod
 	switch {
 	case o.targetRef != "":
-		t, err := o.attacher.resolve(ctx, targetWait)
+		t, err := o.attacher.Resolve(ctx)
 		if err != nil {
 			return err
 		}
-		pods = []corev1.Pod{*t.pod}
+		pods = []corev1.Pod{*t.Pod}
 	default:
-		ns := o.attacher.namespace
+		ns := o.attacher.Namespace
 		if o.AllNamespaces {
 			ns = metav1.NamespaceAll
 		}
-		list, err := o.attacher.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		list, err := o.attacher.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("list the pods: %w", err)
 		}
@@ -126,7 +127,7 @@ func (o *LsOptions) Run(ctx context.Context) error {
 	rows := sidecarRows(pods, pin, time.Now())
 	o.askSubscriptions(ctx, rows, pods, id)
 	if len(rows) == 0 && o.Output == "" {
-		where := "namespace " + o.attacher.namespace
+		where := "namespace " + o.attacher.Namespace
 		switch {
 		case o.AllNamespaces:
 			where = "any namespace"
@@ -142,7 +143,7 @@ func (o *LsOptions) Run(ctx context.Context) error {
 // identity loads this machine's client key, without creating one: with no key, no sidecar is
 // yours.
 func (o *LsOptions) identity() (transport.Identity, string, error) {
-	keyPath := o.attacher.keyPath
+	keyPath := o.attacher.KeyPath
 	if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
 		return transport.Identity{}, "", nil
 	}

@@ -76,7 +76,7 @@ func (o *LsOptions) ask(ctx context.Context, pod *corev1.Pod, ec corev1.Ephemera
 	ctx, cancel := context.WithTimeout(ctx, lsAskTimeout)
 	defer cancel()
 	subs, err := within.Call(ctx, func() ([]wire.SubscriptionInfo, error) {
-		sess, _, err := o.attacher.connectQuickly(ctx, pod, ec, id)
+		sess, err := o.attacher.Connect(ctx, pod, ec, id)
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
 // ls's rows: one per remocal sidecar, read from the pods' specs and statuses, and how they
@@ -69,10 +71,10 @@ func sidecarRows(pods []corev1.Pod, pin string, now time.Time) []sidecarRow {
 			statuses[s.Name] = s
 		}
 		for _, ec := range pod.Spec.EphemeralContainers {
-			if !strings.HasPrefix(ec.Name, sidecarNamePrefix) {
+			if !attach.IsSidecar(ec) {
 				continue
 			}
-			owner := sidecarFlags(ec).ClientPin
+			owner := attach.SidecarFlags(ec).ClientPin
 			r := sidecarRow{
 				Namespace: pod.Namespace,
 				Pod:       pod.Name,

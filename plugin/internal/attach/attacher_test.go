@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"bytes"
@@ -45,7 +45,7 @@ func newFakeCluster(t *testing.T, objs ...runtime.Object) *fakeCluster {
 	c.PrependReactor("create", "selfsubjectaccessreviews", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		review := action.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
 		attrs := review.Spec.ResourceAttributes
-		review.Status.Allowed = !c.denied[permission{verb: attrs.Verb, resource: attrs.Resource, subresource: attrs.Subresource}.String()]
+		review.Status.Allowed = !c.denied[Permission{Verb: attrs.Verb, Resource: attrs.Resource, Subresource: attrs.Subresource}.String()]
 		return true, review, nil
 	})
 	// The kubelet: an ephemeral container runs as soon as it is in the pod's spec.
@@ -74,24 +74,24 @@ func newFakeCluster(t *testing.T, objs ...runtime.Object) *fakeCluster {
 
 // attacher is an attacher of the cluster's namespace ns for ref, as Complete builds one from
 // the default flags.
-func (c *fakeCluster) attacher(t *testing.T, ref string) *attacher {
+func (c *fakeCluster) attacher(t *testing.T, ref string) *Attacher {
 	t.Helper()
 	tf := cmdtesting.NewTestFactory().WithNamespace("ns")
 	t.Cleanup(tf.Cleanup)
 	tf.ClientConfigVal = &rest.Config{Host: "http://198.18.0.1", Transport: roundTripperFunc(c.serve)}
-	return &attacher{
-		getter:       tf,
-		client:       c,
-		namespace:    "ns",
-		keyPath:      filepath.Join(t.TempDir(), "key.pem"),
-		ref:          ref,
-		image:        "img",
-		startTimeout: 5 * time.Second,
-		ttl:          sidecarapi.DefaultTTL,
-		maxLifetime:  sidecarapi.DefaultMaxLifetime,
-		transport:    transportAuto,
-		use:          sessionUse{needs: sidecarNeeds{capture: true}},
-	}
+	return New(Config{
+		Getter:       tf,
+		Client:       c,
+		Namespace:    "ns",
+		KeyPath:      filepath.Join(t.TempDir(), "key.pem"),
+		Ref:          ref,
+		Image:        "img",
+		StartTimeout: 5 * time.Second,
+		TTL:          sidecarapi.DefaultTTL,
+		MaxLifetime:  sidecarapi.DefaultMaxLifetime,
+		Transport:    TransportAuto,
+		Use:          Use{Needs: Needs{Capture: true}},
+	})
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
@@ -202,8 +202,8 @@ func TestAttacherResolve(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newFakeCluster(t, objs...).attacher(t, tt.ref)
-			a.container = tt.container
-			got, err := a.resolve(t.Context(), 300*time.Millisecond)
+			a.Container = tt.container
+			got, err := a.resolveWithin(t.Context(), 300*time.Millisecond)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("resolve(%s) = %v, want an error with %q", tt.ref, err, tt.wantErr)
@@ -213,8 +213,8 @@ func TestAttacherResolve(t *testing.T) {
 			if err != nil {
 				t.Fatalf("resolve(%s): %v", tt.ref, err)
 			}
-			if got.pod.Name != tt.wantPod || got.container != tt.wantIn || got.via != tt.wantVia {
-				t.Errorf("resolve(%s) = pod %s, container %s, via %q; want %s, %s, %q", tt.ref, got.pod.Name, got.container, got.via, tt.wantPod, tt.wantIn, tt.wantVia)
+			if got.Pod.Name != tt.wantPod || got.Container != tt.wantIn || got.Via != tt.wantVia {
+				t.Errorf("resolve(%s) = pod %s, container %s, via %q; want %s, %s, %q", tt.ref, got.Pod.Name, got.Container, got.Via, tt.wantPod, tt.wantIn, tt.wantVia)
 			}
 		})
 	}
@@ -224,7 +224,7 @@ func TestAttacherPreflight(t *testing.T) {
 	namespace := func(level string) *corev1.Namespace {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns"}}
 		if level != "" {
-			ns.Labels = map[string]string{psaEnforceLabel: level}
+			ns.Labels = map[string]string{EnforceLabel: level}
 		}
 		return ns
 	}
@@ -232,13 +232,13 @@ func TestAttacherPreflight(t *testing.T) {
 		name      string
 		namespace *corev1.Namespace // nil: not there to read, as to a user who may not
 		denied    []string
-		want      podSecurityLevel
+		want      SecurityLevel
 		wantErr   string
 	}{
-		{name: "no label", namespace: namespace(""), want: psaPrivileged},
-		{name: "namespace unread", want: psaPrivileged},
-		{name: "restricted", namespace: namespace("restricted"), want: psaRestricted},
-		{name: "baseline", namespace: namespace("baseline"), want: psaBaseline},
+		{name: "no label", namespace: namespace(""), want: LevelPrivileged},
+		{name: "namespace unread", want: LevelPrivileged},
+		{name: "restricted", namespace: namespace("restricted"), want: LevelRestricted},
+		{name: "baseline", namespace: namespace("baseline"), want: LevelBaseline},
 		{name: "unknown level", namespace: namespace("lenient"), wantErr: `namespace ns has an unknown pod-security.kubernetes.io/enforce level "lenient"`},
 		{
 			name: "no patch on ephemeral containers", namespace: namespace(""), denied: []string{"patch pods/ephemeralcontainers"},
@@ -290,7 +290,7 @@ func TestAttacherStart(t *testing.T) {
 		name      string
 		sidecars  []corev1.EphemeralContainer // running in the pod, this client's
 		hostNet   bool
-		transport transportMode
+		transport Transport
 		denied    []string
 		// the progress lines start must print (in order), and must not
 		want, notWant []string
@@ -308,7 +308,7 @@ func TestAttacherStart(t *testing.T) {
 			wantErr: "read the sidecar's first log line",
 		},
 		{
-			name: "--transport direct passes over a loopback-only sidecar", sidecars: []corev1.EphemeralContainer{mine("remocal-old", false)}, transport: transportDirect, wantAdded: true,
+			name: "--transport direct passes over a loopback-only sidecar", sidecars: []corev1.EphemeralContainer{mine("remocal-old", false)}, transport: TransportDirect, wantAdded: true,
 			want: []string{"added sidecar remocal-"}, notWant: []string{"reusing"},
 			wantErr: "read the sidecar's first log line",
 		},
@@ -333,7 +333,7 @@ func TestAttacherStart(t *testing.T) {
 			pod := testPod("web", corev1.PodRunning, nil)
 			pod.Spec.HostNetwork = tt.hostNet
 			for _, ec := range tt.sidecars {
-				flags := sidecarFlags(ec)
+				flags := SidecarFlags(ec)
 				flags.ClientPin = id.Fingerprint()
 				ec.Args = flags.Args()
 				pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, ec)
@@ -346,12 +346,12 @@ func TestAttacherStart(t *testing.T) {
 				c.denied[d] = true
 			}
 			a := c.attacher(t, "pod/web")
-			a.keyPath = keyPath
+			a.KeyPath = keyPath
 			if tt.transport != "" {
-				a.transport = tt.transport
+				a.Transport = tt.transport
 			}
 			var out bytes.Buffer
-			sess, err := a.start(t.Context(), progress.New(&out))
+			sess, err := a.Start(t.Context(), progress.New(&out))
 			if sess != nil {
 				sess.Close()
 			}
@@ -385,8 +385,8 @@ func TestAttacherStart(t *testing.T) {
 			if len(added) != 1 {
 				t.Fatalf("added %d sidecars, want one", len(added))
 			}
-			flags := sidecarFlags(added[0])
-			if added[0].Image != "img" || added[0].TargetContainerName != "app" || flags.ClientPin != id.Fingerprint() || flags.Direct != (a.transport != transportPortForward) {
+			flags := SidecarFlags(added[0])
+			if added[0].Image != "img" || added[0].TargetContainerName != "app" || flags.ClientPin != id.Fingerprint() || flags.Direct != (a.Transport != TransportPortForward) {
 				t.Errorf("added %s targeting %s with %q; want img targeting app, pinned to this client", added[0].Image, added[0].TargetContainerName, added[0].Args)
 			}
 		})

@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"context"
@@ -19,9 +19,9 @@ import (
 // ready makes t the session's target, on the sidecar ec's side too, and has the session say so
 // on p when ec ends it at its maximum lifetime. It closes the session when the sidecar cannot
 // serve t.
-func (s *session) ready(ctx context.Context, p *progress.Printer, t *target, ec corev1.EphemeralContainer) (*session, error) {
+func (s *Session) ready(ctx context.Context, p *progress.Printer, t *Target, ec corev1.EphemeralContainer) (*Session, error) {
 	s.target = t
-	if err := s.NameTarget(ctx, containerID(t.pod, t.container)); err != nil {
+	if err := s.NameTarget(ctx, ContainerID(t.Pod, t.Container)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -38,8 +38,8 @@ const reuseDialTimeout = 5 * time.Second
 // port-forward lives on the context, is not. A dial still running at the bound is left to end
 // by itself in the background (a port-forward stream to a dead port ends only with its own
 // timeout); what it connects then is closed.
-func (a *attacher) connectQuickly(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) (*session, string, error) {
-	port, err := sidecarPort(ec)
+func (a *Attacher) connectQuickly(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) (*Session, string, error) {
+	port, err := SidecarPort(ec)
 	if err != nil {
 		return nil, "", err
 	}
@@ -48,7 +48,7 @@ func (a *attacher) connectQuickly(ctx context.Context, pod *corev1.Pod, ec corev
 	wait, stop := context.WithTimeout(context.WithoutCancel(ctx), reuseDialTimeout)
 	defer stop()
 	type result struct {
-		sess *session
+		sess *Session
 		how  string
 	}
 	r, err := within.Call(wait, func() (result, error) {
@@ -66,6 +66,13 @@ func (a *attacher) connectQuickly(ctx context.Context, pod *corev1.Pod, ec corev
 	return r.sess, r.how, nil
 }
 
+// Connect connects to the running sidecar ec of pod as a session does, for a caller that asks it
+// one question (ls): the dial is bounded as for a sidecar to reuse.
+func (a *Attacher) Connect(ctx context.Context, pod *corev1.Pod, ec corev1.EphemeralContainer, id transport.Identity) (*Session, error) {
+	sess, _, err := a.connectQuickly(ctx, pod, ec, id)
+	return sess, err
+}
+
 // closerFunc is a cancel function as an io.Closer.
 type closerFunc func()
 
@@ -75,18 +82,18 @@ func (f closerFunc) Close() error {
 }
 
 // connect opens the session with the sidecar of pod named name, which serves port.
-func (a *attacher) connect(ctx context.Context, pod *corev1.Pod, name string, port int, id transport.Identity) (*session, string, error) {
-	serverPin, err := readSidecarFingerprint(ctx, a.client, pod, name)
+func (a *Attacher) connect(ctx context.Context, pod *corev1.Pod, name string, port int, id transport.Identity) (*Session, string, error) {
+	serverPin, err := readSidecarFingerprint(ctx, a.Client, pod, name)
 	if err != nil {
 		return nil, "", err
 	}
 	return dialSession(ctx, linkParams{
-		restConfig: a.restConfig,
+		restConfig: a.RESTConfig,
 		pod:        pod,
 		port:       port,
-		mode:       a.transport,
+		mode:       a.Transport,
 		tls:        transport.ClientTLS(id, serverPin),
-		breakEvery: a.breakLinkEvery,
-		inspect:    a.use.inspect,
+		breakEvery: a.BreakLinkEvery,
+		inspect:    a.Use.Inspect,
 	})
 }

@@ -1,8 +1,9 @@
-package plugin
+package attach
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,12 +19,12 @@ import (
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
-// target is the pod and container a session attaches to.
-type target struct {
-	pod       *corev1.Pod
-	container string
-	// via names the object the user gave when it was not the pod itself, e.g. "deployment/echo".
-	via string
+// Target is the pod and container a session attaches to.
+type Target struct {
+	Pod       *corev1.Pod
+	Container string
+	// Via names the object the user gave when it was not the pod itself, e.g. "deployment/echo".
+	Via string
 }
 
 // supportedKinds are the TYPE values of TYPE/NAME, as kubectl spells them.
@@ -32,7 +33,7 @@ var supportedKinds = []string{"pod", "deployment", "statefulset", "replicaset", 
 // resolveTarget turns TYPE/NAME into a running pod, the way kubectl exec does (for a workload it
 // picks one running pod of it, waiting up to timeout for one to exist), and chooses the
 // container: -c, else the kubectl.kubernetes.io/default-container annotation, else the first.
-func resolveTarget(ctx context.Context, getter genericclioptions.RESTClientGetter, namespace, ref, container string, timeout time.Duration) (*target, error) {
+func resolveTarget(ctx context.Context, getter genericclioptions.RESTClientGetter, namespace, ref, container string, timeout time.Duration) (*Target, error) {
 	kind, _, ok := strings.Cut(ref, "/")
 	if !ok {
 		return nil, fmt.Errorf("target %q is not TYPE/NAME; use one of %s, e.g. pod/web-7d9f or deployment/web", ref, strings.Join(supportedKinds, ", "))
@@ -67,9 +68,9 @@ func resolveTarget(ctx context.Context, getter genericclioptions.RESTClientGette
 	if err != nil {
 		return nil, err
 	}
-	t := &target{pod: pod, container: name}
+	t := &Target{Pod: pod, Container: name}
 	if kind != "pod" && kind != "pods" && kind != "po" {
-		t.via = ref
+		t.Via = ref
 	}
 	return t, ctx.Err()
 }
@@ -93,6 +94,11 @@ func chooseContainer(pod *corev1.Pod, requested string) (string, error) {
 	}
 	sort.Strings(names)
 	return "", fmt.Errorf("container %q not found in pod %s; its containers are: %s", requested, pod.Name, strings.Join(names, ", "))
+}
+
+// Kinds are the TYPE values of TYPE/NAME a target may have, as kubectl spells them.
+func Kinds() []string {
+	return slices.Clone(supportedKinds)
 }
 
 func isSupportedKind(kind string) bool {
@@ -132,4 +138,17 @@ func existing(ctx context.Context, getter genericclioptions.RESTClientGetter, na
 		names = append(names, info.Name)
 	}
 	return fmt.Sprintf("; it has: %s", strings.Join(names, ", "))
+}
+
+// RunAsUser is the user the target container runs as, when the pod spec says.
+func (t *Target) RunAsUser() *int64 {
+	for _, c := range t.Pod.Spec.Containers {
+		if c.Name == t.Container && c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+			return c.SecurityContext.RunAsUser
+		}
+	}
+	if t.Pod.Spec.SecurityContext != nil {
+		return t.Pod.Spec.SecurityContext.RunAsUser
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"cmp"
@@ -16,17 +16,17 @@ import (
 func TestSidecarContainerBySecurityLevel(t *testing.T) {
 	uid := int64(1000)
 	tests := []struct {
-		level       podSecurityLevel
+		level       SecurityLevel
 		user        *int64
 		wantCaps    []corev1.Capability
 		wantUser    *int64
 		wantNonRoot bool
 		wantLost    int
 	}{
-		{level: psaPrivileged, wantCaps: []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_PTRACE"}, wantUser: new(int64)},
-		{level: psaBaseline, wantCaps: nil, wantUser: new(int64), wantLost: 1},
-		{level: psaRestricted, user: &uid, wantCaps: nil, wantUser: &uid, wantNonRoot: true, wantLost: 1},
-		{level: psaRestricted, wantCaps: nil, wantNonRoot: true, wantLost: 2},
+		{level: LevelPrivileged, wantCaps: []corev1.Capability{"NET_ADMIN", "NET_RAW", "SYS_PTRACE"}, wantUser: new(int64)},
+		{level: LevelBaseline, wantCaps: nil, wantUser: new(int64), wantLost: 1},
+		{level: LevelRestricted, user: &uid, wantCaps: nil, wantUser: &uid, wantNonRoot: true, wantLost: 1},
+		{level: LevelRestricted, wantCaps: nil, wantNonRoot: true, wantLost: 2},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.level), func(t *testing.T) {
@@ -35,7 +35,7 @@ func TestSidecarContainerBySecurityLevel(t *testing.T) {
 				Level: tt.level, RunAsUser: tt.user, Needs: allNeeds,
 			})
 			sc := ec.SecurityContext
-			if tt.level == psaBaseline {
+			if tt.level == LevelBaseline {
 				if sc.Capabilities != nil {
 					t.Errorf("baseline capabilities = %v, want the runtime's defaults", sc.Capabilities)
 				}
@@ -100,7 +100,7 @@ func TestReusableSidecar(t *testing.T) {
 	if !ok || ec.Name != "remocal-good1" {
 		t.Fatalf("reusableSidecar = %q, %v; want remocal-good1", ec.Name, ok)
 	}
-	if port, err := sidecarPort(ec); err != nil || port != 45000 {
+	if port, err := SidecarPort(ec); err != nil || port != 45000 {
 		t.Fatalf("sidecarPort = %d, %v", port, err)
 	}
 	if _, ok := reusableSidecar(pod, sidecarWant{image: "img:1", container: "other-container", pin: "sha256:me"}, time.Now()); ok {
@@ -149,20 +149,20 @@ func TestReusableSidecarLifetime(t *testing.T) {
 func TestSidecarCapabilitiesBySessionNeeds(t *testing.T) {
 	tests := []struct {
 		name     string
-		needs    sidecarNeeds
-		level    podSecurityLevel
+		needs    Needs
+		level    SecurityLevel
 		wantCaps []corev1.Capability
 		wantLost int
 	}{
 		{name: "no incoming traffic", wantCaps: []corev1.Capability{"SYS_PTRACE"}},
-		{name: "mirror", needs: sidecarNeeds{capture: true}, wantCaps: []corev1.Capability{"NET_RAW", "SYS_PTRACE"}},
-		{name: "steal", needs: sidecarNeeds{redirect: true}, wantCaps: []corev1.Capability{"NET_ADMIN", "SYS_PTRACE"}},
-		{name: "baseline steal", level: psaBaseline, needs: sidecarNeeds{redirect: true}, wantLost: 1},
-		{name: "restricted steal", level: psaRestricted, needs: sidecarNeeds{redirect: true}, wantLost: 2},
+		{name: "mirror", needs: Needs{Capture: true}, wantCaps: []corev1.Capability{"NET_RAW", "SYS_PTRACE"}},
+		{name: "steal", needs: Needs{Redirect: true}, wantCaps: []corev1.Capability{"NET_ADMIN", "SYS_PTRACE"}},
+		{name: "baseline steal", level: LevelBaseline, needs: Needs{Redirect: true}, wantLost: 1},
+		{name: "restricted steal", level: LevelRestricted, needs: Needs{Redirect: true}, wantLost: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ec, lost := sidecarContainer(sidecarParams{Image: "img", Level: cmp.Or(tt.level, psaPrivileged), Needs: tt.needs})
+			ec, lost := sidecarContainer(sidecarParams{Image: "img", Level: cmp.Or(tt.level, LevelPrivileged), Needs: tt.needs})
 			var caps []corev1.Capability
 			if c := ec.SecurityContext.Capabilities; c != nil {
 				caps = c.Add
@@ -191,11 +191,11 @@ func TestReusableSidecarCapabilities(t *testing.T) {
 			Name: name, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
 		})
 	}
-	privileged := func(needs sidecarNeeds) *corev1.SecurityContext {
-		ec, _ := sidecarContainer(sidecarParams{Level: psaPrivileged, Needs: needs})
+	privileged := func(needs Needs) *corev1.SecurityContext {
+		ec, _ := sidecarContainer(sidecarParams{Level: LevelPrivileged, Needs: needs})
 		return ec.SecurityContext
 	}
-	want := func(needs sidecarNeeds) string {
+	want := func(needs Needs) string {
 		ec, ok := reusableSidecar(pod, sidecarWant{image: "img", container: "app", pin: "sha256:me", needs: needs}, time.Now())
 		if !ok {
 			return ""
@@ -203,19 +203,19 @@ func TestReusableSidecarCapabilities(t *testing.T) {
 		return ec.Name
 	}
 
-	add("remocal-mirror", privileged(sidecarNeeds{capture: true}))
-	if got := want(sidecarNeeds{redirect: true}); got != "" {
+	add("remocal-mirror", privileged(Needs{Capture: true}))
+	if got := want(Needs{Redirect: true}); got != "" {
 		t.Errorf("a steal session reused %s, which has no NET_ADMIN", got)
 	}
-	if got := want(sidecarNeeds{}); got != "remocal-mirror" {
+	if got := want(Needs{}); got != "remocal-mirror" {
 		t.Errorf("a session without incoming traffic reused %q, want remocal-mirror", got)
 	}
-	add("remocal-steal", privileged(sidecarNeeds{redirect: true}))
-	if got := want(sidecarNeeds{redirect: true}); got != "remocal-steal" {
+	add("remocal-steal", privileged(Needs{Redirect: true}))
+	if got := want(Needs{Redirect: true}); got != "remocal-steal" {
 		t.Errorf("a steal session reused %q, want remocal-steal", got)
 	}
 	// The newest lacks NET_RAW: the older mirror sidecar serves a mirror session.
-	if got := want(sidecarNeeds{capture: true}); got != "remocal-mirror" {
+	if got := want(Needs{Capture: true}); got != "remocal-mirror" {
 		t.Errorf("a mirror session reused %q, want remocal-mirror", got)
 	}
 	// An earlier version's sidecar has everything.
@@ -225,27 +225,9 @@ func TestReusableSidecarCapabilities(t *testing.T) {
 	}
 
 	pod = &corev1.Pod{}
-	baseline, _ := sidecarContainer(sidecarParams{Level: psaBaseline, Needs: allNeeds})
+	baseline, _ := sidecarContainer(sidecarParams{Level: LevelBaseline, Needs: allNeeds})
 	add("remocal-baseline", baseline.SecurityContext)
-	if got := want(sidecarNeeds{redirect: true}); got != "remocal-baseline" {
+	if got := want(Needs{Redirect: true}); got != "remocal-baseline" {
 		t.Errorf("under baseline a steal session reused %q, want remocal-baseline: a new one would get no more", got)
-	}
-}
-
-func TestExecSidecarNeeds(t *testing.T) {
-	tests := []struct {
-		name string
-		o    ExecOptions
-		want sidecarNeeds
-	}{
-		{name: "mirror by default", o: ExecOptions{command: []string{"srv"}}, want: sidecarNeeds{capture: true}},
-		{name: "steal", o: ExecOptions{command: []string{"srv"}, layerOptions: layerOptions{Steal: true}}, want: sidecarNeeds{redirect: true}},
-		{name: "no incoming", o: ExecOptions{command: []string{"srv"}, layerOptions: layerOptions{NoIncoming: true}}},
-		{name: "env-file only", o: ExecOptions{}},
-	}
-	for _, tt := range tests {
-		if got := tt.o.sidecarNeeds(); got != tt.want {
-			t.Errorf("%s: needs %+v, want %+v", tt.name, got, tt.want)
-		}
 	}
 }

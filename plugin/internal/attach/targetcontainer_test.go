@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"testing"
@@ -13,7 +13,7 @@ func TestContainerID(t *testing.T) {
 		{Name: "starting"},
 	}}}
 	for name, want := range map[string]string{"app": "4f1c", "proxy": "9b8a", "starting": "", "absent": ""} {
-		if got := containerID(pod, name); got != want {
+		if got := ContainerID(pod, name); got != want {
 			t.Errorf("containerID(%q) = %q, want %q", name, got, want)
 		}
 	}

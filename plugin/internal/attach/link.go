@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"context"
@@ -30,7 +30,7 @@ type linkParams struct {
 	restConfig *rest.Config
 	pod        *corev1.Pod
 	port       int
-	mode       transportMode
+	mode       Transport
 	tls        *tls.Config
 	// breakEvery, when set, breaks the port-forward connection at that period: a test of the
 	// link's recovery through the real binary.
@@ -39,12 +39,12 @@ type linkParams struct {
 	inspect bool
 }
 
-// session is the link to a sidecar (its client's methods), and what the plugin keeps beside it:
+// Session is the link to a sidecar (its client's methods), and what the plugin keeps beside it:
 // the target it serves, and what carries the link.
-type session struct {
+type Session struct {
 	*sidecarclient.Session
-	// target is the pod and container the session serves, set by startSession.
-	target *target
+	// target is the pod and container the session serves, set by ready.
+	target *Target
 	// closers carry the link (its UDP socket, the port-forward) and watch it; they are
 	// closed after it, in order.
 	closers []io.Closer
@@ -52,14 +52,14 @@ type session struct {
 
 // dialSession connects to the sidecar, directly over UDP when the pod IP answers, else through a
 // port-forward, and says hello. It reports which path it took.
-func dialSession(ctx context.Context, p linkParams) (*session, string, error) {
+func dialSession(ctx context.Context, p linkParams) (*Session, string, error) {
 	var errs []error
-	if p.mode != transportPortForward && p.pod.Status.PodIP != "" {
+	if p.mode != TransportPortForward && p.pod.Status.PodIP != "" {
 		s, err := dialDirect(ctx, p)
 		if err == nil {
 			return s, "direct UDP to " + p.pod.Status.PodIP, nil
 		}
-		if p.mode == transportDirect {
+		if p.mode == TransportDirect {
 			return nil, "", usererr.Wrap(err, fmt.Sprintf("cannot reach the sidecar at %s over UDP: %v (try --transport port-forward)", p.pod.Status.PodIP, err))
 		}
 		if errors.Is(err, transport.ErrPinMismatch) {
@@ -76,7 +76,7 @@ func dialSession(ctx context.Context, p linkParams) (*session, string, error) {
 	return s, "port-forward", nil
 }
 
-func dialDirect(ctx context.Context, p linkParams) (*session, error) {
+func dialDirect(ctx context.Context, p linkParams) (*Session, error) {
 	udp, err := net.ListenUDP("udp", nil)
 	if err != nil {
 		return nil, err
@@ -96,7 +96,7 @@ func dialDirect(ctx context.Context, p linkParams) (*session, error) {
 	return newSession(ctx, conn, p.inspect, udp)
 }
 
-func dialPortForward(ctx context.Context, p linkParams) (*session, error) {
+func dialPortForward(ctx context.Context, p linkParams) (*Session, error) {
 	fw := newPortForwarder(p.restConfig, p.pod, p.port)
 	// The transport logs through klog, so -v controls it like everything else.
 	logger := slog.New(logr.ToSlogHandler(klog.Background()))
@@ -143,7 +143,7 @@ func breakPeriodically(ctx context.Context, fw *portForwarder, every time.Durati
 
 // newSession says hello over conn; inspect is as in sidecarclient.Options. The closers go
 // with the session, and with conn when the hello fails.
-func newSession(ctx context.Context, conn *quic.Conn, inspect bool, closers ...io.Closer) (*session, error) {
+func newSession(ctx context.Context, conn *quic.Conn, inspect bool, closers ...io.Closer) (*Session, error) {
 	// The client logs through klog, so -v controls it like everything else.
 	client, err := sidecarclient.New(ctx, conn, sidecarclient.Options{Inspect: inspect, Logger: slog.New(logr.ToSlogHandler(klog.Background()))})
 	if err != nil {
@@ -152,14 +152,45 @@ func newSession(ctx context.Context, conn *quic.Conn, inspect bool, closers ...i
 		}
 		return nil, explainRefusedSession(err)
 	}
-	return &session{Session: client, closers: closers}, nil
+	return &Session{Session: client, closers: closers}, nil
+}
+
+// Target is the pod and container the session serves.
+func (s *Session) Target() *Target {
+	return s.target
 }
 
 // Close ends the session, then what carries it.
-func (s *session) Close() error {
+func (s *Session) Close() error {
 	err := s.Session.Close()
 	for _, c := range s.closers {
 		_ = c.Close()
 	}
 	return err
+}
+
+// Paths are the two ways to one sidecar, each to try on its own, as doctor checks them: the
+// sidecar's key is read once, and each path dials with it.
+type Paths struct {
+	link linkParams
+}
+
+// Paths reads the key of pod's sidecar name, which serves port, for dialing it over each path
+// with the client key id.
+func (a *Attacher) Paths(ctx context.Context, pod *corev1.Pod, name string, port int, id transport.Identity) (Paths, error) {
+	serverPin, err := readSidecarFingerprint(ctx, a.Client, pod, name)
+	if err != nil {
+		return Paths{}, err
+	}
+	return Paths{link: linkParams{restConfig: a.RESTConfig, pod: pod, port: port, tls: transport.ClientTLS(id, serverPin)}}, nil
+}
+
+// Direct is the direct path: QUIC over UDP to the pod IP, given up after 1.5 s.
+func (p Paths) Direct(ctx context.Context) (*Session, error) {
+	return dialDirect(ctx, p.link)
+}
+
+// PortForward is the fallback path: QUIC carried in a port-forward through the API server.
+func (p Paths) PortForward(ctx context.Context) (*Session, error) {
+	return dialPortForward(ctx, p.link)
 }

@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"errors"
@@ -29,7 +29,7 @@ func lifetimeLeft(flags sidecarapi.Flags, start, now time.Time) (left time.Durat
 // reportMaxLifetime has the session say, in one line on p, when the sidecar ec ends it at its
 // maximum lifetime: the program may still run, and its connections through the pod fail from
 // then on.
-func (s *session) reportMaxLifetime(p *progress.Printer, ec corev1.EphemeralContainer) {
+func (s *Session) reportMaxLifetime(p *progress.Printer, ec corev1.EphemeralContainer) {
 	s.closers = append(s.closers, closerFunc(warnAtMaxLifetime(s.Session, p, ec)))
 }
 
@@ -47,7 +47,7 @@ func warnAtMaxLifetime(link linkEnd, p *progress.Printer, ec corev1.EphemeralCon
 		select {
 		case <-link.Done():
 			if errors.Is(link.Err(), sidecarclient.ErrMaxLifetime) {
-				p.Warn("sidecar %s reached its maximum lifetime (%s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)", ec.Name, sidecarFlags(ec).MaxLifetime)
+				p.Warn("sidecar %s reached its maximum lifetime (%s) and ended the session; run the command again for a new sidecar (--max-lifetime sets it)", ec.Name, SidecarFlags(ec).MaxLifetime)
 			}
 		case <-quit:
 		}

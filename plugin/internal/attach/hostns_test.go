@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"strings"
@@ -25,7 +25,7 @@ func TestRefuseHostNamespaces(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := refuseHostNamespaces(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tt.spec})
+			err := RefuseHostNamespaces(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tt.spec})
 			if len(tt.wantErrs) == 0 {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

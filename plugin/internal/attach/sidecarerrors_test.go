@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"errors"
@@ -25,11 +25,11 @@ func TestSidecarErrorsForTheUser(t *testing.T) {
 	}{
 		{"refused hello", explainRefusedSession, refused, "the sidecar refused the session: sidecar speaks protocol 2, client 1 (a sidecar of another remocal version; pass --sidecar-image matching this plugin)", true},
 		{"failed hello", explainRefusedSession, other, other.Error(), false},
-		{"missing feature", explainMissingFeature, missing, "the sidecar cannot read files: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)", true},
-		{"missing feature, wrapped", explainMissingFeature, fmt.Errorf("read the pod's /etc/resolv.conf: %w", missing), "read the pod's /etc/resolv.conf: the sidecar cannot read files: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)", true},
-		{"explained once", explainMissingFeature, explainMissingFeature(missing), "the sidecar cannot read files: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)", true},
-		{"other failure", explainMissingFeature, other, other.Error(), false},
-		{"no failure", explainMissingFeature, nil, "", false},
+		{"missing feature", ExplainMissingFeature, missing, "the sidecar cannot read files: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)", true},
+		{"missing feature, wrapped", ExplainMissingFeature, fmt.Errorf("read the pod's /etc/resolv.conf: %w", missing), "read the pod's /etc/resolv.conf: the sidecar cannot read files: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)", true},
+		{"explained once", ExplainMissingFeature, ExplainMissingFeature(missing), "the sidecar cannot read files: a sidecar of an older remocal version (pass --sidecar-image matching this plugin)", true},
+		{"other failure", ExplainMissingFeature, other, other.Error(), false},
+		{"no failure", ExplainMissingFeature, nil, "", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.explain(tt.err)

@@ -5,20 +5,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
 func TestTransportModeSet(t *testing.T) {
 	for _, s := range []string{"auto", "direct", "port-forward"} {
-		m := transportAuto
+		m := transportFlag(attach.TransportAuto)
 		if err := m.Set(s); err != nil || m.String() != s {
 			t.Errorf("Set(%q) = %v, mode %q", s, err, m)
 		}
 	}
 	for _, s := range []string{"", "quic", "Direct", "portforward"} {
-		m := transportDirect
+		m := transportFlag(attach.TransportDirect)
 		err := m.Set(s)
-		if err == nil || err.Error() != `--transport must be auto, direct or port-forward, not "`+s+`"` || m != transportDirect {
+		if err == nil || err.Error() != `--transport must be auto, direct or port-forward, not "`+s+`"` || m != transportFlag(attach.TransportDirect) {
 			t.Errorf("Set(%q) = %v, mode %q; want a refusal that keeps direct", s, err, m)
 		}
 	}
@@ -27,11 +28,11 @@ func TestTransportModeSet(t *testing.T) {
 // The configuration file sets --transport as the command line does, through the same Set.
 func TestTransportModeFromTheFile(t *testing.T) {
 	o, _ := parsedExec(t, "transport: port-forward\n")
-	if o.Transport != transportPortForward {
+	if o.Transport != attach.TransportPortForward {
 		t.Errorf("transport %q from the file, want port-forward", o.Transport)
 	}
 	o, _ = parsedExec(t, "transport: port-forward\n", "--transport", "direct")
-	if o.Transport != transportDirect {
+	if o.Transport != attach.TransportDirect {
 		t.Errorf("transport %q, want the command line's direct", o.Transport)
 	}
 }
@@ -40,7 +41,7 @@ func TestTransportModeFromTheFile(t *testing.T) {
 // its own errors, which name the line: the list is Set's.
 func TestTransportModeAndTheFileAgree(t *testing.T) {
 	var want []string
-	for _, m := range transportModes {
+	for _, m := range attach.Transports() {
 		want = append(want, string(m))
 	}
 	for _, k := range configfile.Keys() {

@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"fmt"
@@ -9,13 +9,13 @@ import (
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
-// refuseHostNamespaces refuses a pod that shares the node's network or processes, before
+// RefuseHostNamespaces refuses a pod that shares the node's network or processes, before
 // anything is added to it. The sidecar acts in the target's namespaces, which there are the
 // node's: with hostNetwork a steal's redirect takes that port from every pod on the node and
 // stays on the node after the pod; with hostPID the target's process, found by PID in the shared
 // namespace, may be any process of the node, PID 1 (the host's init) first, and its environment
 // and root filesystem are the host's.
-func refuseHostNamespaces(pod *corev1.Pod) error {
+func RefuseHostNamespaces(pod *corev1.Pod) error {
 	var shared []string
 	if pod.Spec.HostNetwork {
 		shared = append(shared, "the node's network (hostNetwork: a redirect would take the port from every pod on the node and outlive this one)")

@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"errors"
@@ -20,9 +20,9 @@ func explainRefusedSession(err error) error {
 	return usererr.Wrap(err, err.Error()+" (a sidecar of another remocal version; pass --sidecar-image matching this plugin)")
 }
 
-// explainMissingFeature words a request that an older sidecar cannot serve. The commands that
+// ExplainMissingFeature words a request that an older sidecar cannot serve. The commands that
 // hold a session pass their error through it, and so does what warns of a failure on the way.
-func explainMissingFeature(err error) error {
+func ExplainMissingFeature(err error) error {
 	var missing *sidecarclient.FeatureError
 	if usererr.Is(err) || !errors.As(err, &missing) {
 		return err

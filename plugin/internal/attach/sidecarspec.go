@@ -1,4 +1,4 @@
-package plugin
+package attach
 
 import (
 	"fmt"
@@ -16,6 +16,11 @@ import (
 // ephemeral containers can never be removed and names cannot be reused.
 const sidecarNamePrefix = "remocal-"
 
+// IsSidecar tells remocal's sidecars from the pod's other ephemeral containers.
+func IsSidecar(ec corev1.EphemeralContainer) bool {
+	return strings.HasPrefix(ec.Name, sidecarNamePrefix)
+}
+
 // sidecarParams is what a new sidecar is started with. Everything the plugin needs to find and
 // reuse it later is in its command line (Flags), which the pod spec keeps.
 type sidecarParams struct {
@@ -23,9 +28,9 @@ type sidecarParams struct {
 	Target string // targetContainerName: shares that container's PID namespace
 	// Flags are the sidecar's command line but its name, which sidecarContainer chooses.
 	Flags     sidecarapi.Flags
-	Level     podSecurityLevel
+	Level     SecurityLevel
 	RunAsUser *int64 // the target's user, needed under the restricted level
-	Needs     sidecarNeeds
+	Needs     Needs
 }
 
 // sidecarContainer builds the ephemeral container for p, with the least privilege the namespace's
@@ -51,7 +56,7 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 	}
 	var lost []string
 	switch p.Level {
-	case psaRestricted:
+	case LevelRestricted:
 		sc.RunAsNonRoot = &yes
 		sc.RunAsUser = p.RunAsUser
 		sc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
@@ -59,7 +64,7 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 		if p.RunAsUser == nil {
 			lost = append(lost, "the environment and files of the target (its user is not set in the pod spec)")
 		}
-	case psaBaseline:
+	case LevelBaseline:
 		// runAsUser 0 and runAsNonRoot false explicitly: a pod-level non-root default would
 		// otherwise reject the sidecar or run it as a user that cannot read the target's /proc.
 		sc.RunAsUser, sc.RunAsNonRoot = &root, &no
@@ -86,10 +91,18 @@ func sidecarContainer(p sidecarParams) (corev1.EphemeralContainer, []string) {
 	}, lost
 }
 
-// sidecarFlags reads the command line of the existing sidecar ec. A flag it lacks (a sidecar
+// SidecarSecurity is how a sidecar that Start adds for every need runs at level, for the
+// target's user runAsUser (nil when unknown): its security context, and what the level takes
+// away, as Start warns of it. doctor reads it so that it cannot disagree with exec.
+func SidecarSecurity(level SecurityLevel, runAsUser *int64) (*corev1.SecurityContext, []string) {
+	ec, lost := sidecarContainer(sidecarParams{Level: level, RunAsUser: runAsUser, Needs: allNeeds})
+	return ec.SecurityContext, lost
+}
+
+// SidecarFlags reads the command line of the existing sidecar ec. A flag it lacks (a sidecar
 // older than the flag) or that does not parse stays zero: the callers decide on what they read,
-// and a sidecar that cannot be read fails when used (sidecarPort).
-func sidecarFlags(ec corev1.EphemeralContainer) sidecarapi.Flags {
+// and a sidecar that cannot be read fails when used (SidecarPort).
+func SidecarFlags(ec corev1.EphemeralContainer) sidecarapi.Flags {
 	f, _ := sidecarapi.ParseArgs(ec.Args)
 	return f
 }
@@ -98,7 +111,7 @@ func sidecarFlags(ec corev1.EphemeralContainer) sidecarapi.Flags {
 type sidecarWant struct {
 	image, container, pin string
 	direct                bool // it serves the direct path
-	needs                 sidecarNeeds
+	needs                 Needs
 }
 
 // reusableSidecar finds a running sidecar in pod that serves the same client key, targets the same
@@ -117,10 +130,10 @@ func reusableSidecar(pod *corev1.Pod, w sidecarWant, now time.Time) (corev1.Ephe
 	for i := len(pod.Spec.EphemeralContainers) - 1; i >= 0; i-- { // newest first
 		ec := pod.Spec.EphemeralContainers[i]
 		start, running := started[ec.Name]
-		if !strings.HasPrefix(ec.Name, sidecarNamePrefix) || !running {
+		if !IsSidecar(ec) || !running {
 			continue
 		}
-		flags := sidecarFlags(ec)
+		flags := SidecarFlags(ec)
 		if left, ok := lifetimeLeft(flags, start, now); ok && left < reuseMinLifetime {
 			continue
 		}
@@ -141,7 +154,7 @@ func reusableSidecar(pod *corev1.Pod, w sidecarWant, now time.Time) (corev1.Ephe
 // the privileged level lists what it was given (SYS_PTRACE always, so that is how it is told
 // apart); one added under baseline or restricted was given none to add, and a new one in the
 // same namespace would get no more, so it serves as it is.
-func grants(ec corev1.EphemeralContainer, needs sidecarNeeds) bool {
+func grants(ec corev1.EphemeralContainer, needs Needs) bool {
 	sc := ec.SecurityContext
 	if sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Add, "SYS_PTRACE") {
 		return true
@@ -154,9 +167,9 @@ func grants(ec corev1.EphemeralContainer, needs sidecarNeeds) bool {
 	return true
 }
 
-// sidecarPort reads the port an existing sidecar listens on. A sidecar just added need not:
+// SidecarPort reads the port an existing sidecar listens on. A sidecar just added need not:
 // its port is what the plugin wrote.
-func sidecarPort(ec corev1.EphemeralContainer) (int, error) {
+func SidecarPort(ec corev1.EphemeralContainer) (int, error) {
 	flags, err := sidecarapi.ParseArgs(ec.Args)
 	switch {
 	case flags.Port != 0:

@@ -20,6 +20,7 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
+	"github.com/remocal/kubectl-remocal/plugin/internal/incoming"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
@@ -242,11 +243,11 @@ func (o *PortForwardOptions) Run(ctx context.Context) error {
 		// Until the session closes, which gives the ports back: ctx ends first, on Ctrl-C.
 		life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 		defer endLife()
-		router := newIncomingRouter(sess, p, portChoice{}, sidecarclient.Subscription{Mode: wire.ModeSteal})
-		go router.serve(life)
-		go router.watch(life)
+		router := incoming.NewRouter(sess, p, portChoice{}.remote, sidecarclient.Subscription{Mode: wire.ModeSteal})
+		go router.Serve(life)
+		go router.Watch(life)
 		for _, r := range o.reverse {
-			router.take(ctx, r.podPort, r.local)
+			router.Take(ctx, r.podPort, r.local)
 		}
 	}
 	select {
@@ -280,7 +281,7 @@ func serveForward(ctx context.Context, sess *attach.Session, ln net.Listener, re
 				fmt.Fprintf(errOut, "remocal: forward to %s: %v\n", remote, err)
 				return
 			}
-			relayStream(stream, local.(*net.TCPConn))
+			incoming.Relay(stream, local.(*net.TCPConn))
 		}()
 	}
 }

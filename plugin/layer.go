@@ -22,6 +22,7 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
+	"github.com/remocal/kubectl-remocal/plugin/internal/incoming"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
@@ -107,16 +108,16 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *attach.Session
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
 		},
 	}
-	var router *incomingRouter
+	var router *incoming.Router
 	if !o.NoIncoming {
 		choice, err := newPortChoice(o.PortMap, o.Ports, o.IgnorePorts)
 		if err != nil {
 			return nil, err
 		}
-		router = newIncomingRouter(sess, p, choice, o.subscription())
+		router = incoming.NewRouter(sess, p, choice.remote, o.subscription())
 		cfg.OnListen = func(ev layer.ListenEvent) {
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
-			router.listen(life, ev)
+			router.Listen(life, ev)
 		}
 	}
 	if !outgoing.Off {
@@ -143,9 +144,9 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *attach.Session
 	}
 	o.reportRemoteFiles(p, cfg.Mounts)
 	if router != nil {
-		router.arrivals = sup // before the router handles a connection: the layer reports its client
-		go router.serve(life)
-		go router.watch(life)
+		router.SetArrivals(sup) // before the router handles a connection: the layer reports its client
+		go router.Serve(life)
+		go router.Watch(life)
 	}
 	if !outgoing.Off {
 		p.Step("outgoing connections and DNS go through the pod")

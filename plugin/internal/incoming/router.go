@@ -1,4 +1,8 @@
-package plugin
+// Package incoming routes the pod's incoming traffic to the program: it subscribes the pod ports
+// of the program's listeners in the sidecar (steal or mirror) and connects each connection the
+// sidecar passes on to the listener, telling the layer whose connection it is. It gives a port
+// back to the pod's app when the program closes its listener.
+package incoming
 
 import (
 	"context"
@@ -37,38 +41,52 @@ func describeFilter(sub sidecarclient.Subscription) string {
 // listener gives its pod port back to the pod's app within about this long.
 const listenerCheckPeriod = time.Second
 
-// incomingRouter subscribes the pod ports of the program's listeners and connects the streams
+// Router subscribes the pod ports of the program's listeners and connects the streams
 // the sidecar opens for them, one per connection that reached the pod, to those listeners.
-type incomingRouter struct {
-	sess   *attach.Session
-	p      *progress.Printer
-	choice portChoice
-	sub    sidecarclient.Subscription
+type Router struct {
+	sess *attach.Session
+	p    *progress.Printer
+	// podPort is the pod port a listener's local port takes, when it takes one.
+	podPort func(local uint16) (uint16, bool)
+	sub     sidecarclient.Subscription
 	// arrivals tells the layer whose connection each one to the program is: set once the
 	// layer's supervisor exists, before the program runs.
-	arrivals interface {
-		ExpectArrival(local, client netip.AddrPort) (done func())
-	}
+	arrivals Arrivals
 
 	mu     sync.Mutex
 	routes map[uint16]netip.AddrPort // pod port -> the program's listener
 }
 
-func newIncomingRouter(sess *attach.Session, p *progress.Printer, choice portChoice, sub sidecarclient.Subscription) *incomingRouter {
-	return &incomingRouter{sess: sess, p: p, choice: choice, sub: sub, routes: map[uint16]netip.AddrPort{}}
+// Arrivals is what learns the client of each connection to the program before the program
+// can accept it: the layer's supervisor.
+type Arrivals interface {
+	ExpectArrival(local, client netip.AddrPort) (done func())
+}
+
+// NewRouter returns the router of sess's incoming traffic: podPort says which pod port a
+// listener takes (-p, --ports, --ignore-ports), sub how (steal, its filters, or mirror); p
+// hears what it takes and gives back.
+func NewRouter(sess *attach.Session, p *progress.Printer, podPort func(local uint16) (uint16, bool), sub sidecarclient.Subscription) *Router {
+	return &Router{sess: sess, p: p, podPort: podPort, sub: sub, routes: map[uint16]netip.AddrPort{}}
+}
+
+// SetArrivals has the router tell a of each connection it makes to the program. Call it before
+// Serve.
+func (r *Router) SetArrivals(a Arrivals) {
+	r.arrivals = a
 }
 
 // verb says what the subscription does, for the user.
-func (r *incomingRouter) verb() string {
+func (r *Router) verb() string {
 	if r.sub.Mode == wire.ModeMirror {
 		return "mirror"
 	}
 	return "steal"
 }
 
-// listen subscribes the pod's port of a new listener of the program, as the port choice says.
-func (r *incomingRouter) listen(ctx context.Context, ev layer.ListenEvent) {
-	port, ok := r.choice.remote(ev.Addr.Port())
+// Listen subscribes the pod's port of a new listener of the program, as podPort says.
+func (r *Router) Listen(ctx context.Context, ev layer.ListenEvent) {
+	port, ok := r.podPort(ev.Addr.Port())
 	if !ok {
 		return
 	}
@@ -79,11 +97,11 @@ func (r *incomingRouter) listen(ctx context.Context, ev layer.ListenEvent) {
 			local = netip.AddrPortFrom(netip.IPv6Loopback(), ev.Addr.Port())
 		}
 	}
-	r.take(ctx, port, local)
+	r.Take(ctx, port, local)
 }
 
-// take subscribes the pod's port and routes its connections to local.
-func (r *incomingRouter) take(ctx context.Context, port uint16, local netip.AddrPort) {
+// Take subscribes the pod's port and routes its connections to local.
+func (r *Router) Take(ctx context.Context, port uint16, local netip.AddrPort) {
 	r.mu.Lock()
 	r.routes[port] = local
 	r.mu.Unlock()
@@ -104,8 +122,8 @@ func (r *incomingRouter) take(ctx context.Context, port uint16, local netip.Addr
 	}
 }
 
-// watch gives back the pod ports of listeners the program closed, until ctx ends.
-func (r *incomingRouter) watch(ctx context.Context) {
+// Watch gives back the pod ports of listeners the program closed, until ctx ends.
+func (r *Router) Watch(ctx context.Context) {
 	tick := time.NewTicker(listenerCheckPeriod)
 	defer tick.Stop()
 	for {
@@ -127,7 +145,7 @@ func (r *incomingRouter) watch(ctx context.Context) {
 }
 
 // giveBackIfClosed unsubscribes port when nothing listens on local any more.
-func (r *incomingRouter) giveBackIfClosed(ctx context.Context, port uint16, local netip.AddrPort) {
+func (r *Router) giveBackIfClosed(ctx context.Context, port uint16, local netip.AddrPort) {
 	open, err := layer.Listening(local.Port())
 	if err != nil || open {
 		return
@@ -148,8 +166,8 @@ func (r *incomingRouter) giveBackIfClosed(ctx context.Context, port uint16, loca
 	r.p.Step("the program closed %s: the pod's port %d is its app's again", local, port)
 }
 
-// serve connects each connection the sidecar passes on to the program, until the session ends.
-func (r *incomingRouter) serve(ctx context.Context) {
+// Serve connects each connection the sidecar passes on to the program, until the session ends.
+func (r *Router) Serve(ctx context.Context) {
 	for {
 		in, err := r.sess.AcceptIncoming(ctx)
 		if err != nil {
@@ -159,7 +177,7 @@ func (r *incomingRouter) serve(ctx context.Context) {
 	}
 }
 
-func (r *incomingRouter) handle(ctx context.Context, in *sidecarclient.Incoming) {
+func (r *Router) handle(ctx context.Context, in *sidecarclient.Incoming) {
 	r.mu.Lock()
 	local, ok := r.routes[in.Port]
 	r.mu.Unlock()
@@ -187,13 +205,13 @@ func (r *incomingRouter) handle(ctx context.Context, in *sidecarclient.Incoming)
 		mirrorStream(in.Stream, conn)
 		return
 	}
-	relayStream(in.Stream, conn)
+	Relay(in.Stream, conn)
 }
 
 // dialProgram connects to the program's listener at local for the pod's client at remote. Its
 // socket is bound first, so that the layer knows the connection's client before the program
 // can accept it, and reports that client as the peer; arrived forgets it.
-func (r *incomingRouter) dialProgram(local netip.AddrPort, remote string) (conn *net.TCPConn, arrived func(), err error) {
+func (r *Router) dialProgram(local netip.AddrPort, remote string) (conn *net.TCPConn, arrived func(), err error) {
 	client, perr := netip.ParseAddrPort(remote)
 	arrived = func() {}
 	d := net.Dialer{Timeout: 5 * time.Second}
@@ -244,9 +262,9 @@ func mirrorStream(stream *sidecarclient.Stream, conn *net.TCPConn) {
 // mirrorDrain bounds the wait for the program to end a mirrored connection after its client did.
 const mirrorDrain = 10 * time.Second
 
-// relayStream copies both ways between a QUIC stream and a TCP connection, passing each end of
+// Relay copies both ways between a QUIC stream and a TCP connection, passing each end of
 // stream on as a half-close.
-func relayStream(stream *sidecarclient.Stream, conn *net.TCPConn) {
+func Relay(stream *sidecarclient.Stream, conn *net.TCPConn) {
 	defer conn.Close()
 	done := make(chan struct{})
 	go func() {

@@ -1,4 +1,4 @@
-package plugin
+package incoming
 
 import (
 	"net/netip"

@@ -45,8 +45,10 @@ type link struct {
 
 	mu      sync.Mutex
 	pending []byte        // frames waiting for the writer
+	writing bool          // the writer is writing a batch taken from pending
 	wake    chan struct{} // has a token when pending became non-empty
 	drained chan struct{} // closed when the writer takes pending; made only when a sender waits
+	idle    chan struct{} // closed when the writer has written all; made only when flush waits
 }
 
 // newLink starts the writer and the watchdog of conn. The owner must call close when done.
@@ -181,6 +183,7 @@ func (l *link) writeLoop() {
 		}
 		l.mu.Lock()
 		batch, l.pending = l.pending, batch[:0]
+		l.writing = len(batch) > 0
 		if l.drained != nil {
 			close(l.drained)
 			l.drained = nil
@@ -198,6 +201,37 @@ func (l *link) writeLoop() {
 			l.fail(fmt.Errorf("write packet stream: %w", err))
 			return
 		}
+		l.mu.Lock()
+		l.writing = false
+		if len(l.pending) == 0 && l.idle != nil {
+			close(l.idle)
+			l.idle = nil
+		}
+		l.mu.Unlock()
+	}
+}
+
+// flush waits until the writer has written every frame queued so far, for at most timeout, or
+// until the link fails. Closing a link drops what is still queued: the last packets of a QUIC
+// connection (its CONNECTION_CLOSE) are queued just before, and without them the peer keeps the
+// connection until its idle timeout.
+func (l *link) flush(timeout time.Duration) {
+	l.mu.Lock()
+	if len(l.pending) == 0 && !l.writing {
+		l.mu.Unlock()
+		return
+	}
+	if l.idle == nil {
+		l.idle = make(chan struct{})
+	}
+	idle := l.idle
+	l.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	case <-l.done:
 	}
 }
 

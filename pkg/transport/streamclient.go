@@ -22,6 +22,9 @@ const (
 	// minBackoff and maxBackoff space the re-dial attempts after the first.
 	minBackoff = 50 * time.Millisecond
 	maxBackoff = 2 * time.Second
+	// closeFlush bounds how long Close waits for the packets already written to reach the
+	// stream: on a working stream that is at once; on a stuck one, Close must not hang.
+	closeFlush = time.Second
 )
 
 // clientTiming holds the durations of a StreamPacketClient, so tests can shorten them.
@@ -197,8 +200,12 @@ func (c *StreamPacketClient) shutdown() {
 	})
 }
 
-// Close stops re-dialing, closes the current stream and waits until nothing runs any more.
+// Close stops re-dialing, closes the current stream once the packets written before are on it
+// (bounded by closeFlush), and waits until nothing runs any more.
 func (c *StreamPacketClient) Close() error {
+	if l := c.cur.Load(); l != nil && !isClosed(c.closed) {
+		l.flush(closeFlush)
+	}
 	c.shutdown()
 	<-c.done
 	return nil

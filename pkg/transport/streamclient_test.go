@@ -281,3 +281,101 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("after reset: %v, want 0", d)
 	}
 }
+
+// slowWrites delays each write to its stream after the first (the header), as a congested
+// port-forward does; Close ends the wait, as closing a real stream ends a write stuck on it.
+type slowWrites struct {
+	net.Conn
+	delay     time.Duration
+	writes    atomic.Int64
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newSlowWrites(c net.Conn, delay time.Duration) *slowWrites {
+	return &slowWrites{Conn: c, delay: delay, closed: make(chan struct{})}
+}
+
+func (c *slowWrites) Write(b []byte) (int, error) {
+	if c.writes.Add(1) == 1 {
+		return c.Conn.Write(b)
+	}
+	select {
+	case <-time.After(c.delay):
+		return c.Conn.Write(b)
+	case <-c.closed:
+		return 0, net.ErrClosed
+	}
+}
+
+func (c *slowWrites) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// The last packets written before Close reach the stream: they are a QUIC connection's closing
+// frame, which the sidecar would otherwise wait out to its idle timeout.
+func TestStreamClientCloseSendsWhatWasWritten(t *testing.T) {
+	ctx := testContext(t, 10*time.Second)
+	ln, conns := rawServer(t)
+	d := &tcpDialer{addr: ln.Addr().String()}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		c, err := d.dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return newSlowWrites(c, 50*time.Millisecond), nil
+	}
+	c, err := NewStreamPacketClient(ctx, dial, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, r, _ := nextConn(t, conns)
+	for _, p := range []string{"first", "last"} {
+		if _, err := c.WriteTo([]byte(p), c.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	for _, want := range []string{"first", "last"} {
+		b := make([]byte, frameHeaderLen)
+		if _, err := io.ReadFull(r, b); err != nil {
+			t.Fatalf("read the frame of %q: %v", want, err)
+		}
+		n, _ := frameLen(b)
+		b = make([]byte, n-frameHeaderLen)
+		if _, err := io.ReadFull(r, b); err != nil || string(b) != want {
+			t.Fatalf("server read %q, %v; want %q", b, err, want)
+		}
+	}
+}
+
+// A stream that takes nothing does not hold Close past closeFlush.
+func TestStreamClientCloseOnAStuckStream(t *testing.T) {
+	ctx := testContext(t, 10*time.Second)
+	ln, conns := rawServer(t)
+	d := &tcpDialer{addr: ln.Addr().String()}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		c, err := d.dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return newSlowWrites(c, time.Hour), nil
+	}
+	c, err := NewStreamPacketClient(ctx, dial, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextConn(t, conns)
+	c.WriteTo([]byte("stuck"), c.Addr())
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(closeFlush + 5*time.Second):
+		t.Fatal("Close hangs on a stream that takes nothing")
+	}
+}

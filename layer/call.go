@@ -3,6 +3,7 @@
 package layer
 
 import (
+	"encoding/binary"
 	"errors"
 	"log/slog"
 
@@ -104,4 +105,24 @@ func (c *call) writeSockaddr(i, j int, sa []byte) error {
 		return err
 	}
 	return seccomp.WriteUint32(c.tid(), c.arg(j), uint32(len(sa)))
+}
+
+// writeSockoptInt answers a getsockopt of an int option with v, as the kernel does: to the
+// buffer at argument i, truncated to the length at the pointer argument j, which then holds
+// what was written. It returns the errno of a bad length or buffer, else 0.
+func (c *call) writeSockoptInt(i, j int, v int32) unix.Errno {
+	length, err := seccomp.ReadUint32(c.tid(), c.arg(j))
+	if err != nil {
+		return unix.EFAULT
+	}
+	if int32(length) < 0 {
+		return unix.EINVAL
+	}
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], uint32(v))
+	n := min(int(length), len(b))
+	if seccomp.WriteMem(c.tid(), c.arg(i), b[:n]) != nil || seccomp.WriteUint32(c.tid(), c.arg(j), uint32(n)) != nil {
+		return unix.EFAULT
+	}
+	return 0
 }

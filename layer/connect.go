@@ -39,9 +39,16 @@ func (s *Supervisor) connectRemote(c *call, dst netip.AddrPort) {
 		return
 	}
 	defer unix.Close(fd)
+	if errno, ok := s.failures.take(info.ino); ok {
+		// A connect made again after a parked connect failed reports how, as the kernel's
+		// does (and the socket's own pending reset goes with it).
+		_, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		c.fail(errno)
+		return
+	}
 	if g, ok := s.dialings.of(info.ino); ok {
 		// A connect restarted after a signal, or made again: the first one's dial goes on.
-		s.awaitDial(c, fd, info.ino, g)
+		s.joinDial(c, fd, info.ino, g)
 		return
 	}
 	if _, redirected := s.sockets.peer(info.ino); redirected {
@@ -60,10 +67,15 @@ func (s *Supervisor) connectRemote(c *call, dst netip.AddrPort) {
 	}
 }
 
-// connectTCP dials dst from the pod for the program's socket fd, in a goroutine of its own
-// that outlives the call if a signal ends it (see dialings), and answers c with the result.
+// connectTCP dials dst from the pod for the program's socket fd. A non-blocking socket is
+// parked and answered at once (see connectParked); otherwise the dial runs in a goroutine of
+// its own that outlives the call if a signal ends it (see dialings), and c is answered with
+// the result.
 func (s *Supervisor) connectTCP(c *call, fd int, info socketInfo, dst netip.AddrPort) {
-	g, started := s.dialings.start(info.ino)
+	if parkable(fd) && s.connectParked(c, fd, info, dst) {
+		return
+	}
+	g, started := s.dialings.start(info.ino, false)
 	if started {
 		own, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
@@ -76,7 +88,17 @@ func (s *Supervisor) connectTCP(c *call, fd int, info socketInfo, dst netip.Addr
 			}()
 		}
 	}
-	s.awaitDial(c, fd, info.ino, g)
+	s.joinDial(c, fd, info.ino, g)
+}
+
+// joinDial answers a connect of a socket whose dial g is already under way: as the kernel
+// does for a parked socket, which is really connecting; with the dial's end otherwise.
+func (s *Supervisor) joinDial(c *call, fd int, ino uint64, g *dialing) {
+	if g.parked {
+		c.pass() // EALREADY, or a blocking socket's wait for the end
+		return
+	}
+	s.awaitDial(c, fd, ino, g)
 }
 
 // dialTCP dials dst from the pod and connects the program's socket fd to the relay carrying

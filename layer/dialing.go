@@ -20,11 +20,13 @@ type dialings struct {
 }
 
 // dialing is one connect dialed from the pod. Its result, set before done closes, is what the
-// connect returns: val, or errno when not 0.
+// connect returns: val, or errno when not 0. A parked one (see connectParked) has no result:
+// its socket is really connecting meanwhile, so the kernel answers a connect made again.
 type dialing struct {
-	done  chan struct{}
-	val   int64
-	errno unix.Errno
+	done   chan struct{}
+	val    int64
+	errno  unix.Errno
+	parked bool
 }
 
 // unclaimedResult is how long the end of a dial waits for a connect of its socket to report it,
@@ -39,9 +41,9 @@ func (d *dialings) of(ino uint64) (*dialing, bool) {
 	return g, ok
 }
 
-// start registers a dial for socket ino, unless one is already there (another thread's
-// connect started it first): started tells whether the caller is to dial.
-func (d *dialings) start(ino uint64) (g *dialing, started bool) {
+// start registers a dial for socket ino, parked or not, unless one is already there (another
+// thread's connect started it first): started tells whether the caller is to dial.
+func (d *dialings) start(ino uint64, parked bool) (g *dialing, started bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if g, ok := d.m[ino]; ok {
@@ -50,7 +52,7 @@ func (d *dialings) start(ino uint64) (g *dialing, started bool) {
 	if d.m == nil {
 		d.m = map[uint64]*dialing{}
 	}
-	g = &dialing{done: make(chan struct{})}
+	g = &dialing{done: make(chan struct{}), parked: parked}
 	d.m[ino] = g
 	return g, true
 }
@@ -71,4 +73,13 @@ func (d *dialings) claim(ino uint64, g *dialing) (int64, unix.Errno) {
 		delete(d.m, ino)
 	}
 	return g.val, g.errno
+}
+
+// end removes socket ino's parked dial g, once the socket shows how it ended.
+func (d *dialings) end(ino uint64, g *dialing) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m[ino] == g {
+		delete(d.m, ino)
+	}
 }

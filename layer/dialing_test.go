@@ -12,8 +12,8 @@ import (
 // leaves the socket's next connect to the kernel.
 func TestDialingsJoinAndClaim(t *testing.T) {
 	var d dialings
-	g, started := d.start(7)
-	if again, startedAgain := d.start(7); !started || startedAgain || again != g {
+	g, started := d.start(7, false)
+	if again, startedAgain := d.start(7, false); !started || startedAgain || again != g {
 		t.Fatal("a second connect of the socket did not join its dial")
 	}
 	d.finish(7, g, 0, unix.ECONNREFUSED)

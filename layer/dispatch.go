@@ -21,6 +21,8 @@ func (s *Supervisor) dispatch(l *seccomp.Listener, n seccomp.Notif) {
 		go s.recvfrom(c)
 	case unix.SYS_GETPEERNAME:
 		s.getpeername(c)
+	case unix.SYS_GETSOCKOPT:
+		s.getsockopt(c)
 	case unix.SYS_LISTEN:
 		s.listen(c)
 	case unix.SYS_ACCEPT4:

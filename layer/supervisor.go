@@ -32,8 +32,11 @@ type Supervisor struct {
 	sockets *socketTable
 	// arrivals are the pod's clients of the connections the plugin is making to the program.
 	arrivals arrivals
-	// dialings are the program's remote connects under way.
+	// dialings are the program's remote connects under way; parking holds the non-blocking
+	// ones' sockets meanwhile, and failures keeps how those failed until the program reads it.
 	dialings dialings
+	parking  *parking
+	failures failures
 
 	// plan is the encoded mount plan for the helper (none when empty); userns tells whether
 	// the helper can have the namespaces to carry it out. mounts are the served filesystems,
@@ -82,6 +85,10 @@ func New(cfg Config) (*Supervisor, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Supervisor{cfg: cfg, log: cfg.Log, dir: dir, control: control, sockets: newSocketTable(), udpFlows: map[flowKey]*udpFlow{}, ctx: ctx, cancel: cancel}
 	if s.relay, err = newTCPRelay(s.log); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.parking, err = newParking(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -168,6 +175,9 @@ func (s *Supervisor) Close() error {
 	err := s.control.Close()
 	if s.relay != nil {
 		s.relay.close()
+	}
+	if s.parking != nil {
+		s.parking.close()
 	}
 	s.wg.Wait()
 	os.RemoveAll(s.dir)

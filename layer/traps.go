@@ -17,6 +17,9 @@ var networkTraps = []seccomp.Trap{
 	{Nr: unix.SYS_RECVFROM, NonZeroArg: 4},
 	// Only an accept that asks for the peer's address: the others have nothing to report.
 	{Nr: unix.SYS_ACCEPT4, NonZeroArg: 1},
+	// Only getsockopt(SO_ERROR), which reports how a non-blocking connect ended: a parked
+	// connect that failed in the pod reads the pod's errno there (see failures).
+	{Nr: unix.SYS_GETSOCKOPT, NonZeroArg: -1, Equal: []seccomp.ArgValue{{Arg: 1, Val: unix.SOL_SOCKET}, {Arg: 2, Val: unix.SO_ERROR}}},
 }
 
 // traps returns the filter's syscalls: the network ones, and the opens when the served files

@@ -16,6 +16,16 @@ type Trap struct {
 	// without a destination address, the common case on connected sockets, then runs in the
 	// kernel without a round trip.
 	NonZeroArg int
+	// Equal, when not empty, traps the call only if each of these arguments has its value (in
+	// its low 32 bits, all an int argument has): getsockopt of SO_ERROR alone, not of every
+	// option. It takes NonZeroArg -1.
+	Equal []ArgValue
+}
+
+// ArgValue is the value an argument must have.
+type ArgValue struct {
+	Arg int
+	Val uint32
 }
 
 // Offsets in struct seccomp_data.
@@ -45,6 +55,18 @@ func Filter(traps []Trap) ([]unix.SockFilter, error) {
 			bpf.RetConstant{Val: allow})
 	}
 	for _, t := range traps {
+		if len(t.Equal) > 0 {
+			// if nr == t.Nr: notify if every argument matches, else allow (no other trap is
+			// for this number); either way the block returns, so its loads may clobber A.
+			emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: t.Nr, SkipFalse: uint8(3*len(t.Equal) + 1)})
+			for _, eq := range t.Equal {
+				emit(bpf.LoadAbsolute{Off: uint32(offArgs + 8*eq.Arg), Size: 4},
+					bpf.JumpIf{Cond: bpf.JumpEqual, Val: eq.Val, SkipTrue: 1},
+					bpf.RetConstant{Val: allow})
+			}
+			emit(bpf.RetConstant{Val: notify})
+			continue
+		}
 		if t.NonZeroArg < 0 {
 			// if nr == t.Nr: notify
 			emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: t.Nr, SkipFalse: 1},

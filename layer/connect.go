@@ -104,12 +104,8 @@ func (s *Supervisor) joinDial(c *call, fd int, ino uint64, g *dialing) {
 // dialTCP dials dst from the pod and connects the program's socket fd to the relay carrying
 // it. It returns what the program's connect returns: val, or errno when not 0.
 func (s *Supervisor) dialTCP(fd int, info socketInfo, dst netip.AddrPort) (val int64, errno unix.Errno) {
-	remote := netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
-	ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
-	conn, err := s.cfg.Dial(ctx, "tcp", remote.String())
-	cancel()
+	conn, remote, err := s.dialPod(dst)
 	if err != nil {
-		s.log.Debug("connect through the pod failed", "dst", remote, "err", err)
 		return 0, errnoOf(err)
 	}
 	result, err := s.relay.attach(fd, info, conn, func() { s.sockets.forget(info.ino) })
@@ -121,6 +117,18 @@ func (s *Supervisor) dialTCP(fd int, info socketInfo, dst netip.AddrPort) (val i
 	s.sockets.setPeer(info.ino, dst)
 	s.log.Debug("connect through the pod", "dst", remote)
 	return result, 0
+}
+
+// dialPod dials dst from the pod over TCP, bounded by dialTimeout; remote is dst as the pod
+// sees it (a v4-mapped address unmapped).
+func (s *Supervisor) dialPod(dst netip.AddrPort) (conn Conn, remote netip.AddrPort, err error) {
+	remote = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
+	defer cancel()
+	if conn, err = s.cfg.Dial(ctx, "tcp", remote.String()); err != nil {
+		s.log.Debug("connect through the pod failed", "dst", remote, "err", err)
+	}
+	return conn, remote, err
 }
 
 // awaitDial answers c with the end of dial g of the program's socket fd (inode ino), unless a

@@ -63,12 +63,8 @@ func (s *Supervisor) connectParked(c *call, fd int, info socketInfo, dst netip.A
 // settleParked dials dst from the pod for the program's socket fd, parked at parkedAt, and
 // connects the socket to the relay carrying the pod's connection, or fails it.
 func (s *Supervisor) settleParked(fd int, info socketInfo, dst, parkedAt netip.AddrPort) {
-	remote := netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
-	ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
-	conn, err := s.cfg.Dial(ctx, "tcp", remote.String())
-	cancel()
+	conn, remote, err := s.dialPod(dst)
 	if err != nil {
-		s.log.Debug("connect through the pod failed", "dst", remote, "err", err)
 		s.failParked(fd, info, parkedAt, errnoOf(err))
 		return
 	}
@@ -82,7 +78,7 @@ func (s *Supervisor) settleParked(fd int, info socketInfo, dst, parkedAt netip.A
 	// The peer is known before the socket connects: Go's dialer asks getpeername as soon as it
 	// sees the socket writable.
 	s.sockets.setPeer(info.ino, dst)
-	ctx, cancel = context.WithTimeout(s.ctx, pairTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, pairTimeout)
 	local, err := s.parking.join(ctx, info.family, parkedAt)
 	cancel()
 	if err != nil {

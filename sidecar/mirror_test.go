@@ -16,6 +16,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/internal/testnet"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/pkg/transport/transporttest"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -23,23 +24,8 @@ import (
 // (the sidecar's view of its client) and the client's end (the plugin's).
 func quicPair(t *testing.T) (sidecarEnd, pluginEnd *quic.Conn) {
 	t.Helper()
-	serverID, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientID, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := func() *net.UDPConn {
-		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pc.Close() })
-		return pc
-	}
-	ln, err := transport.Listen(listen(), transport.ServerTLS(serverID, clientID.Fingerprint()))
+	peers := transporttest.NewPeers(t)
+	ln, err := transport.Listen(transporttest.ListenLoopback(t), peers.ServerTLS())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +40,7 @@ func quicPair(t *testing.T) (sidecarEnd, pluginEnd *quic.Conn) {
 		}
 		accepted <- c
 	}()
-	pluginEnd, err = transport.Dial(ctx, listen(), ln.Addr(), transport.ClientTLS(clientID, serverID.Fingerprint()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pluginEnd.CloseWithError(0, "") })
+	pluginEnd = transporttest.Dial(t, ln.Addr(), peers.ClientTLS())
 	sidecarEnd = <-accepted
 	if sidecarEnd == nil {
 		t.FailNow()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/remocal/kubectl-remocal/internal/testnet"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/pkg/transport/transporttest"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -58,19 +59,7 @@ func startSidecar(t *testing.T, client transport.Identity, procRoot string, conf
 
 func dialSidecar(t *testing.T, id transport.Identity, port int, pin string) *quic.Conn {
 	t.Helper()
-	udp, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { udp.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := transport.Dial(ctx, udp, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, transport.ClientTLS(id, pin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.CloseWithError(0, "") })
-	return conn
+	return transporttest.Dial(t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, transport.ClientTLS(id, pin))
 }
 
 // fakeProc is a /proc with one target process (PID 1) and its environment.
@@ -417,20 +406,9 @@ func serveWithStreamLimit(t *testing.T, cfg Config, limit int64) (context.Contex
 // a function that connects a new client.
 func serveOnLoopback(t *testing.T, srv *server, limit int64) (context.Context, func() *quic.Conn) {
 	t.Helper()
-	client, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverID, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	ln, err := quic.Listen(pc, transport.ServerTLS(serverID, client.Fingerprint()), &quic.Config{MaxIncomingStreams: limit})
+	peers := transporttest.NewPeers(t)
+	pc := transporttest.ListenLoopback(t)
+	ln, err := quic.Listen(pc, peers.ServerTLS(), &quic.Config{MaxIncomingStreams: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,6 +424,6 @@ func serveOnLoopback(t *testing.T, srv *server, limit int64) (context.Context, f
 		srv.in.close()
 	})
 	return ctx, func() *quic.Conn {
-		return dialSidecar(t, client, pc.LocalAddr().(*net.UDPAddr).Port, serverID.Fingerprint())
+		return transporttest.Dial(t, pc.LocalAddr(), peers.ClientTLS())
 	}
 }

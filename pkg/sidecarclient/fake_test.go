@@ -11,6 +11,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/pkg/transport/transporttest"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -41,44 +42,25 @@ func (f fakeSidecar) session(t *testing.T) *Session {
 // connect starts the fake and says hello to it with opts.
 func (f fakeSidecar) connect(t *testing.T, opts Options) (*Session, error) {
 	t.Helper()
-	serverID, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientID, err := transport.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	ln, err := transport.Listen(pc, transport.ServerTLS(serverID, clientID.Fingerprint()))
+	peers := transporttest.NewPeers(t)
+	pc := transporttest.ListenLoopback(t)
+	ln, err := transport.Listen(pc, peers.ServerTLS())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
 	go f.serve(t.Context(), ln.Listener)
 
-	return connect(t, pc.LocalAddr(), transport.ClientTLS(clientID, serverID.Fingerprint()), opts)
+	return connect(t, pc.LocalAddr(), peers.ClientTLS(), opts)
 }
 
 // connect makes a QUIC connection to addr over UDP and says hello on it, with opts. The
 // session closes when the test ends.
 func connect(t *testing.T, addr net.Addr, tlsConf *tls.Config, opts Options) (*Session, error) {
 	t.Helper()
+	conn := transporttest.Dial(t, addr, tlsConf)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	udp, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { udp.Close() })
-	conn, err := transport.Dial(ctx, udp, addr, tlsConf)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s, err := New(ctx, conn, opts)
 	if err != nil {
 		return nil, err

@@ -252,6 +252,12 @@ func TestStreamClientCloseWhileDialing(t *testing.T) {
 	hang.Store(true)
 	first.Close()
 	time.Sleep(50 * time.Millisecond)
+	closeWithin(t, c, 5*time.Second, "Close waited for a hung dial")
+}
+
+// closeWithin closes c and fails the test with complaint if that takes longer than d.
+func closeWithin(t *testing.T, c *StreamPacketClient, d time.Duration, complaint string) {
+	t.Helper()
 	closed := make(chan struct{})
 	go func() {
 		c.Close()
@@ -259,8 +265,8 @@ func TestStreamClientCloseWhileDialing(t *testing.T) {
 	}()
 	select {
 	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close waited for a hung dial")
+	case <-time.After(d):
+		t.Fatal(complaint)
 	}
 }
 
@@ -313,20 +319,24 @@ func (c *slowWrites) Close() error {
 	return c.Conn.Close()
 }
 
+// slowWritesDialer dials addr over TCP, each stream's writes delayed by delay.
+func slowWritesDialer(addr string, delay time.Duration) func(context.Context) (net.Conn, error) {
+	d := &tcpDialer{addr: addr}
+	return func(ctx context.Context) (net.Conn, error) {
+		c, err := d.dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return newSlowWrites(c, delay), nil
+	}
+}
+
 // The last packets written before Close reach the stream: they are a QUIC connection's closing
 // frame, which the sidecar would otherwise wait out to its idle timeout.
 func TestStreamClientCloseSendsWhatWasWritten(t *testing.T) {
 	ctx := testContext(t, 10*time.Second)
 	ln, conns := rawServer(t)
-	d := &tcpDialer{addr: ln.Addr().String()}
-	dial := func(ctx context.Context) (net.Conn, error) {
-		c, err := d.dial(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return newSlowWrites(c, 50*time.Millisecond), nil
-	}
-	c, err := NewStreamPacketClient(ctx, dial, testLogger(t))
+	c, err := NewStreamPacketClient(ctx, slowWritesDialer(ln.Addr().String(), 50*time.Millisecond), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,28 +364,11 @@ func TestStreamClientCloseSendsWhatWasWritten(t *testing.T) {
 func TestStreamClientCloseOnAStuckStream(t *testing.T) {
 	ctx := testContext(t, 10*time.Second)
 	ln, conns := rawServer(t)
-	d := &tcpDialer{addr: ln.Addr().String()}
-	dial := func(ctx context.Context) (net.Conn, error) {
-		c, err := d.dial(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return newSlowWrites(c, time.Hour), nil
-	}
-	c, err := NewStreamPacketClient(ctx, dial, testLogger(t))
+	c, err := NewStreamPacketClient(ctx, slowWritesDialer(ln.Addr().String(), time.Hour), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	nextConn(t, conns)
 	c.WriteTo([]byte("stuck"), c.Addr())
-	closed := make(chan struct{})
-	go func() {
-		c.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(closeFlush + 5*time.Second):
-		t.Fatal("Close hangs on a stream that takes nothing")
-	}
+	closeWithin(t, c, closeFlush+5*time.Second, "Close hangs on a stream that takes nothing")
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,22 +29,19 @@ func serve(addr string) error {
 }
 
 // incomingHTTP measures an HTTP load on the pod's port 8080 from the node, 64 clients with
-// keep-alive and with a new connection per request: (a) straight to the pod's app, (b) stolen
-// to a local server over the direct UDP link, (c) the same over the port-forward link, and
-// (d) mirrored, answered by the app while the local server gets a copy. (a) is the baseline of
-// every other row, from the same run.
+// keep-alive and with a new connection per request: (a) straight to the pod's app, (b) through
+// plain kubectl port-forward to the app, (c) stolen to a local server over the direct UDP
+// link, (d) the same over the port-forward link, and (e) mirrored, answered by the app while
+// the local server gets a copy. (b) is the baseline of (d), which carries the same bytes
+// through the API server; (a) of every other row, from the same run.
 func (b *bench) incomingHTTP(ctx context.Context, pod *corev1.Pod) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	url := "http://" + pod.Status.PodIP + ":8080/healthz"
-	var loadWith func(clients int, fresh bool) ([3]float64, error)
-	load := func(fresh bool) ([3]float64, error) {
-		return loadWith(64, fresh)
-	}
-	loadWith = func(clients int, fresh bool) ([3]float64, error) {
-		args := []string{loadgenArg, "-c", strconv.Itoa(clients)}
+	load := func(url string, fresh bool) ([3]float64, error) {
+		args := []string{loadgenArg, "-c", "64"}
 		if fresh {
 			args = append(args, "-new")
 		}
@@ -56,32 +52,47 @@ func (b *bench) incomingHTTP(ctx context.Context, pod *corev1.Pod) error {
 		if fresh {
 			conns = "new conns"
 		}
-		direct, err := load(fresh)
+		direct, err := load(url, fresh)
 		if err != nil {
 			return fmt.Errorf("direct load: %w", err)
 		}
+		fw, err := b.plainPortForward(ctx, pod.Name, 8080)
+		if err != nil {
+			return fmt.Errorf("plain port-forward: %w", err)
+		}
+		plain, err := load("http://"+fw.addr+"/healthz", fresh)
+		fw.stop()
+		if err != nil {
+			return fmt.Errorf("load through plain port-forward: %w", err)
+		}
 		what := "node to the pod's app, " + conns
+		plainWhat := "plain kubectl port-forward to the app, " + conns
+		rows := func(name string, got, base [3]float64, baseline string) {
+			row(name+" (req/s)", got[0], base[0], "req/s", baseline)
+			row(name+" p50 (ms)", got[1], base[1], "ms", baseline)
+			row(name+" p99 (ms)", got[2], base[2], "ms", baseline)
+		}
+		rows("HTTP plain port-forward, 64 "+conns, plain, direct, what)
 		for _, c := range []struct {
-			name  string
-			flags []string
+			name     string
+			flags    []string
+			base     [3]float64
+			baseline string
 		}{
-			{"stolen, direct UDP", []string{"--steal", "--transport", "direct"}},
-			{"stolen, port-forward", []string{"--steal", "--transport", "port-forward"}},
-			{"mirrored", nil},
+			{"stolen, direct UDP", []string{"--steal", "--transport", "direct"}, direct, what},
+			{"stolen, port-forward", []string{"--steal", "--transport", "port-forward"}, plain, plainWhat},
+			{"mirrored", nil, direct, what},
 		} {
 			var got [3]float64
 			err := b.withIncoming(ctx, pod, c.flags, self, nil, func() error {
 				var err error
-				got, err = load(fresh)
+				got, err = load(url, fresh)
 				return err
 			})
 			if err != nil {
 				return fmt.Errorf("%s load: %w", c.name, err)
 			}
-			name := fmt.Sprintf("HTTP %s, 64 %s", c.name, conns)
-			row(name+" (req/s)", got[0], direct[0], "req/s", what)
-			row(name+" p50 (ms)", got[1], direct[1], "ms", what)
-			row(name+" p99 (ms)", got[2], direct[2], "ms", what)
+			rows(fmt.Sprintf("HTTP %s, 64 %s", c.name, conns), got, c.base, c.baseline)
 		}
 	}
 	return nil

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,8 +101,10 @@ func get(client *http.Client, url string) error {
 	return err
 }
 
-// layerHTTP measures an HTTP load from this machine to the echo Service through the layer
-// against the same load sent from the node straight to the pod IP (no layer, no link).
+// layerHTTP measures an HTTP load from a program under exec to the echo Service, over each
+// path, against the same load sent from the node straight to the pod IP (no layer, no link;
+// the direct path's baseline) and through plain kubectl port-forward of the pod's port (the
+// port-forward path's).
 func (b *bench) layerHTTP(ctx context.Context, pod *corev1.Pod) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -113,17 +114,36 @@ func (b *bench) layerHTTP(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("direct load: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, b.plugin, "-n", namespace, "exec", "pod/"+pod.Name, "--sidecar-image", b.image, "--",
-		self, loadgenArg, "http://echo."+namespace+".svc.cluster.local/")
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(b.work, "cold-0"))
-	layered, err := runLoad(cmd, nil)
+	fw, err := b.plainPortForward(ctx, pod.Name, 8080)
 	if err != nil {
-		return fmt.Errorf("load through the layer: %w", err)
+		return fmt.Errorf("plain port-forward: %w", err)
 	}
-	what := "node to pod IP, no layer"
-	row("HTTP through the layer, 16 clients (req/s)", layered[0], direct[0], "req/s", what)
-	row("HTTP through the layer, p50 (ms)", layered[1], direct[1], "ms", what)
-	row("HTTP through the layer, p99 (ms)", layered[2], direct[2], "ms", what)
+	plain, err := runLoad(exec.CommandContext(ctx, self, loadgenArg, "http://"+fw.addr+"/"), nil)
+	fw.stop()
+	if err != nil {
+		return fmt.Errorf("load through plain port-forward: %w", err)
+	}
+	service := "http://echo." + namespace + ".svc.cluster.local/"
+	layered := map[string][3]float64{}
+	for _, transport := range []string{"direct", "port-forward"} {
+		if layered[transport], err = runLoad(b.remocalExec(ctx, pod, transport, self, loadgenArg, service), nil); err != nil {
+			return fmt.Errorf("load through the layer, %s path: %w", transport, err)
+		}
+	}
+	for _, c := range []struct {
+		name     string
+		got      [3]float64
+		base     [3]float64
+		baseline string
+	}{
+		{"HTTP through the layer, direct", layered["direct"], direct, "node to pod IP, no layer"},
+		{"HTTP through the layer, pf path", layered["port-forward"], plain, "plain kubectl port-forward, same pod port"},
+		{"HTTP plain kubectl port-forward", plain, direct, "node to pod IP, no layer"},
+	} {
+		row(c.name+", 16 (req/s)", c.got[0], c.base[0], "req/s", c.baseline)
+		row(c.name+" p50 (ms)", c.got[1], c.base[1], "ms", c.baseline)
+		row(c.name+" p99 (ms)", c.got[2], c.base[2], "ms", c.baseline)
+	}
 	return nil
 }
 

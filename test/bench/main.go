@@ -3,20 +3,28 @@
 // against, measured in the same run: the machines are shared and noisy, so only ratios taken
 // together mean something.
 //
-//	cold start   kubectl remocal exec pod/X -- true, with a new sidecar each time
-//	             vs kubectl debug adding an ephemeral container of the same image until Running
-//	warm start   the same exec reusing the sidecar (median)
-//	throughput   bytes echoed through one connection: the port-forward path and the direct UDP
-//	             path vs plain kubectl port-forward to the same pod port
-//	mirror       what a mirror adds to the app's own latency, below saturation
-//	files        open+read+close of the pod's files (4 KiB, 1 MiB, 1,000 small ones in a row)
-//	             vs the same reads of local files by the same program under the layer
-//	memory       the sidecar's RSS idle and with 100 concurrent streams (read from /proc on the
-//	             node, so only against a local cluster)
+//	cold start       kubectl remocal exec pod/X -- true, with a new sidecar each time
+//	                 vs kubectl debug adding an ephemeral container of the same image until Running
+//	warm start       the same exec reusing the sidecar (median)
+//	throughput       bytes echoed through one connection of kubectl remocal port-forward: the
+//	                 port-forward path and the direct UDP path vs plain kubectl port-forward
+//	exec-throughput  bytes echoed by a program under exec through the echo Service, each path,
+//	                 vs plain kubectl port-forward and raw TCP to the pod IP, with the CPU
+//	                 seconds of each process (the API server, kubelet and containerd included)
+//	latency          one small request at a time, on a kept connection and on new ones, p50
+//	connect          new connections per second, 16 in flight, from a single-threaded client
+//	layer            HTTP through the layer, 16 keep-alive clients, each path
+//	                 vs the node to the pod IP and plain kubectl port-forward
+//	incoming         HTTP to the pod's port, stolen or mirrored, vs the app answering directly
+//	                 and (the stolen port-forward path's baseline) through kubectl port-forward
+//	mirror           what a mirror adds to the app's own latency, below saturation
+//	files            open+read+close of the pod's files (4 KiB, 1 MiB, 1,000 small ones in a row)
+//	                 vs the same reads of local files by the same program under the layer
+//	memory           the sidecar's RSS idle and with 100 concurrent streams (read from /proc on the
+//	                 node, so only against a local cluster)
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -60,26 +68,14 @@ type bench struct {
 }
 
 func main() {
-	if len(os.Args) > 2 && os.Args[1] == serveArg {
-		if err := serve(os.Args[2]); err != nil {
-			fmt.Fprintf(os.Stderr, "serve: %v\n", err)
-			os.Exit(1)
+	if len(os.Args) > 1 {
+		if mode, ok := modes()[os.Args[1]]; ok {
+			if err := mode(os.Args[2:]); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", os.Args[1], err)
+				os.Exit(1)
+			}
+			return
 		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == filesArg {
-		if err := filesMain(os.Args[2:]); err != nil {
-			fmt.Fprintf(os.Stderr, "files: %v\n", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == loadgenArg {
-		if err := loadgen(os.Args[2:]); err != nil {
-			fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
-			os.Exit(1)
-		}
-		return
 	}
 	b := &bench{}
 	flag.StringVar(&b.plugin, "plugin", "bin/kubectl-remocal", "path of the plugin binary")
@@ -87,13 +83,30 @@ func main() {
 	flag.StringVar(&b.testapp, "testapp-image", "remocal.local/testapp:e2e", "image of the echo workload")
 	flag.IntVar(&b.runs, "runs", 5, "repetitions of each start measurement")
 	flag.Int64Var(&b.size, "bytes", 256<<20, "bytes per throughput measurement")
-	flag.StringVar(&b.only, "only", "", "run only these sections, comma-separated: start, throughput, layer, incoming, mirror, files, memory")
+	flag.StringVar(&b.only, "only", "", "run only these sections, comma-separated: start, throughput, exec-throughput, latency, connect, layer, incoming, mirror, files, memory")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	if err := b.run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "remocal-bench: %v\n", err)
 		os.Exit(1)
+	}
+}
+
+// modes are what this binary is when its first argument names one: the programs the
+// sections run, under the layer and directly.
+func modes() map[string]func(args []string) error {
+	return map[string]func([]string) error{
+		serveArg: func(args []string) error {
+			if len(args) != 1 {
+				return errors.New("usage: serve ADDR")
+			}
+			return serve(args[0])
+		},
+		filesArg:   filesMain,
+		loadgenArg: loadgen,
+		pingsArg:   pings,
+		streamArg:  stream,
 	}
 }
 
@@ -139,6 +152,9 @@ func (b *bench) run(ctx context.Context) error {
 	}{
 		{"start", b.startTimes},
 		{"throughput", b.throughput},
+		{"exec-throughput", b.execThroughput},
+		{"latency", b.latency},
+		{"connect", b.connect},
 		{"layer", b.layerHTTP},
 		{"incoming", b.incomingHTTP},
 		{"mirror", b.mirrorLatency},
@@ -207,6 +223,19 @@ func (b *bench) timeExec(ctx context.Context, configHome string, pod *corev1.Pod
 	return time.Since(begin).Seconds(), nil
 }
 
+// remocalExec is `kubectl remocal exec` of argv in the bench pod over transport ("" for the
+// plugin's default), with the client key of the start section's first cold start, so that the
+// sections reuse its sidecars.
+func (b *bench) remocalExec(ctx context.Context, pod *corev1.Pod, transport string, argv ...string) *exec.Cmd {
+	args := []string{"-n", namespace, "exec", "pod/" + pod.Name, "--sidecar-image", b.image}
+	if transport != "" {
+		args = append(args, "--transport", transport)
+	}
+	cmd := exec.CommandContext(ctx, b.plugin, append(append(args, "--"), argv...)...)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(b.work, "cold-0"))
+	return cmd
+}
+
 // timeDebug runs kubectl debug with the sidecar image (kept running by its TTL) and waits until
 // the container runs, as the plugin does before it connects.
 func (b *bench) timeDebug(ctx context.Context, pod *corev1.Pod, i int) (float64, error) {
@@ -237,7 +266,7 @@ func (b *bench) timeDebug(ctx context.Context, pod *corev1.Pod, i int) (float64,
 // 127.0.0.1:9000 in its own network namespace.
 func (b *bench) throughput(ctx context.Context, pod *corev1.Pod) error {
 	home := filepath.Join(b.work, "cold-0")
-	plain, err := b.echoVia(ctx, []string{"kubectl", "--kubeconfig", b.kubeconfig, "-n", namespace, "port-forward", "pod/" + pod.Name, "0:9000"}, nil, "Forwarding from ")
+	plain, err := b.echoVia(ctx, []string{"kubectl", "--kubeconfig", b.kubeconfig, "-n", namespace, "port-forward", "pod/" + pod.Name, "0:9000"}, nil)
 	if err != nil {
 		return fmt.Errorf("plain port-forward: %w", err)
 	}
@@ -245,11 +274,11 @@ func (b *bench) throughput(ctx context.Context, pod *corev1.Pod) error {
 		return []string{b.plugin, "-n", namespace, "port-forward", "pod/" + pod.Name, "--sidecar-image", b.image, "--transport", transport, "-L", "0:127.0.0.1:9000"}
 	}
 	env := []string{"XDG_CONFIG_HOME=" + home}
-	pf, err := b.echoVia(ctx, remocal("port-forward"), env, "Forwarding from ")
+	pf, err := b.echoVia(ctx, remocal("port-forward"), env)
 	if err != nil {
 		return fmt.Errorf("remocal port-forward path: %w", err)
 	}
-	direct, err := b.echoVia(ctx, remocal("direct"), env, "Forwarding from ")
+	direct, err := b.echoVia(ctx, remocal("direct"), env)
 	if err != nil {
 		return fmt.Errorf("remocal direct path: %w", err)
 	}
@@ -259,37 +288,15 @@ func (b *bench) throughput(ctx context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-// echoVia starts a forwarder command, reads the local port from the first line on stdout that
-// starts with prefix ("Forwarding from 127.0.0.1:PORT -> ..."), and echoes b.size bytes through
-// it. It returns MiB/s of payload (one direction).
-func (b *bench) echoVia(ctx context.Context, argv, env []string, prefix string) (float64, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.StdoutPipe()
+// echoVia starts a forwarder command (see startForwarder) and echoes b.size bytes through it.
+// It returns MiB/s of payload (one direction).
+func (b *bench) echoVia(ctx context.Context, argv, env []string) (float64, error) {
+	fw, err := startForwarder(ctx, argv, env)
 	if err != nil {
 		return 0, err
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	defer func() {
-		cancel()
-		_ = cmd.Wait()
-	}()
-	addr := ""
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
-			addr = strings.Fields(rest)[0]
-			break
-		}
-	}
-	if addr == "" {
-		return 0, fmt.Errorf("%s printed no %q line", argv[0], prefix)
-	}
-	go func() { _, _ = io.Copy(io.Discard, out) }()
+	defer fw.stop()
+	addr := fw.addr
 	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return 0, err
@@ -314,30 +321,13 @@ func (b *bench) echoVia(ctx context.Context, argv, env []string, prefix string) 
 func (b *bench) memory(ctx context.Context, pod *corev1.Pod) error {
 	// A key of its own: a new sidecar, the newest in the pod, which sidecarPID finds.
 	home := filepath.Join(b.work, "memory")
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, b.plugin, "-n", namespace, "port-forward", "pod/"+pod.Name, "--sidecar-image", b.image, "--transport", "direct", "-L", "0:127.0.0.1:9000")
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+home)
-	out, err := cmd.StdoutPipe()
+	fw, err := startForwarder(ctx, []string{b.plugin, "-n", namespace, "port-forward", "pod/" + pod.Name, "--sidecar-image", b.image, "--transport", "direct", "-L", "0:127.0.0.1:9000"},
+		[]string{"XDG_CONFIG_HOME=" + home})
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		cancel()
-		_ = cmd.Wait()
-	}()
-	sc := bufio.NewScanner(out)
-	addr := ""
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "Forwarding from "); ok {
-			addr = strings.Fields(rest)[0]
-			break
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, out) }()
+	defer fw.stop()
+	addr := fw.addr
 	pid, err := sidecarPID(ctx, b.client, pod)
 	if err != nil {
 		fmt.Printf("%-44s %14s\n", "sidecar RSS", "n/a: "+err.Error())
@@ -477,7 +467,10 @@ func (b *bench) deployEcho(ctx context.Context) (*corev1.Pod, error) {
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "echo"},
-		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{
+			{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)},
+			{Name: "tcp", Port: 9000, TargetPort: intstr.FromInt32(9000)},
+		}},
 	}
 	if _, err := b.client.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err

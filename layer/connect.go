@@ -39,7 +39,7 @@ func (s *Supervisor) connectRemote(c *call, dst netip.AddrPort) {
 		return
 	}
 	defer unix.Close(fd)
-	if errno, ok := s.failures.take(info.ino); ok {
+	if errno, ok := s.takeFailure(fd, info.ino); ok {
 		// A connect made again after a parked connect failed reports how, as the kernel's
 		// does (and the socket's own pending reset goes with it).
 		_, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)

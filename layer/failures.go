@@ -64,7 +64,7 @@ func (s *Supervisor) getsockopt(c *call) {
 		return
 	}
 	defer unix.Close(fd)
-	errno, ok := s.failures.take(info.ino)
+	errno, ok := s.takeFailure(fd, info.ino)
 	if !ok {
 		c.pass()
 		return
@@ -76,4 +76,20 @@ func (s *Supervisor) getsockopt(c *call) {
 		return
 	}
 	c.ret(0)
+}
+
+// takeFailure takes the failure of the program's socket fd (inode ino) for the program to read,
+// once the socket shows it: the failure is recorded just before the socket is disconnected,
+// and until then the connect is, as far as the program can tell, still under way.
+func (s *Supervisor) takeFailure(fd int, ino uint64) (unix.Errno, bool) {
+	if inProgress(fd) {
+		return 0, false
+	}
+	return s.failures.take(ino)
+}
+
+// inProgress tells whether the TCP socket fd is still connecting (SYN_SENT).
+func inProgress(fd int) bool {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	return err == nil && info.State == unix.BPF_TCP_SYN_SENT
 }

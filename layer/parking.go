@@ -132,8 +132,7 @@ func (p *parking) park(fd int, family uint16) (netip.AddrPort, error) {
 // AF_UNSPEC), and another socket taken the address; the supervisor holds fd open, so a socket
 // that is still there is still the program's.
 func stillParked(fd int, local netip.AddrPort) bool {
-	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err != nil || info.State != unix.BPF_TCP_SYN_SENT {
+	if !inProgress(fd) {
 		return false
 	}
 	sa, err := unix.Getsockname(fd)

@@ -8,7 +8,7 @@
 //     of ls and clean (Subscriptions, Redirects).
 //   - On a stream of its own each: a connection dialled from the pod (Dial), a filesystem
 //     operation (Lstat, ReadDir, WriteFile...), and each connection that reached a subscribed
-//     port, which the sidecar opens (AcceptIncoming).
+//     port, which the sidecar opens (ServeIncoming).
 //
 // How the QUIC connection is made (UDP to the pod IP, or a Kubernetes port-forward) is the
 // caller's: New takes the connection. The package knows nothing of Kubernetes or of the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
@@ -30,13 +32,12 @@ func (s Subscription) feature() string {
 
 // Subscribe asks the sidecar to send the pod's new connections on port to this session, each
 // as a stream that AcceptIncoming returns. The session gives the port back when it closes.
-func (s *Session) Subscribe(_ context.Context, port uint16, sub Subscription) error {
+func (s *Session) Subscribe(ctx context.Context, port uint16, sub Subscription) (err error) {
 	if err := s.need(sub.feature(), sub.feature()); err != nil {
 		return err
 	}
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
-	err := s.request(fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path})
+	defer s.takeControl(ctx)(&err)
+	err = s.request(fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path})
 	if err == nil {
 		if s.subscribed == nil {
 			s.subscribed = map[uint16]bool{}
@@ -47,9 +48,8 @@ func (s *Session) Subscribe(_ context.Context, port uint16, sub Subscription) er
 }
 
 // Unsubscribe gives the pod's port back to its app.
-func (s *Session) Unsubscribe(_ context.Context, port uint16) error {
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
+func (s *Session) Unsubscribe(ctx context.Context, port uint16) (err error) {
+	defer s.takeControl(ctx)(&err)
 	return s.unsubscribe(port)
 }
 
@@ -99,29 +99,33 @@ type Incoming struct {
 	Remote string // host:port of the connection's client, as the pod saw it
 }
 
-// AcceptIncoming waits for the next connection the sidecar passes on, until the session or
-// ctx ends. A stream that does not start as one (never, from a sidecar) is abandoned and the
-// wait goes on.
-func (s *Session) AcceptIncoming(ctx context.Context) (*Incoming, error) {
+// ServeIncoming hands each connection the sidecar passes on to handle, in a goroutine of its
+// own, until the session or ctx ends, and returns why it ended. Each stream's header is read in
+// that goroutine, so that one slow to arrive (a lost packet) holds up no other connection. A
+// stream that does not start as a connection (never, from a sidecar) is abandoned.
+func (s *Session) ServeIncoming(ctx context.Context, handle func(*Incoming)) error {
 	for {
 		stream, err := s.conn.AcceptStream(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		// The sidecar writes the header in one write as it opens the stream, so reading it
-		// here holds up the next connection by no more than its packet.
-		stop := context.AfterFunc(ctx, func() { abandon(stream) })
-		msg, err := wire.NewReader(stream).ReadMessage()
-		stop()
-		if err != nil {
-			abandon(stream)
-			continue
-		}
-		in, ok := msg.(wire.Incoming)
-		if !ok {
-			abandon(stream)
-			continue
-		}
-		return &Incoming{Stream: &Stream{q: stream}, Port: in.Port, Remote: in.Remote}, nil
+		go func() {
+			if in, ok := readIncoming(ctx, stream); ok {
+				handle(in)
+			}
+		}()
 	}
+}
+
+// readIncoming reads the header of a stream the sidecar opened, or abandons the stream.
+func readIncoming(ctx context.Context, stream *quic.Stream) (*Incoming, bool) {
+	stop := context.AfterFunc(ctx, func() { abandon(stream) })
+	msg, err := wire.NewReader(stream).ReadMessage()
+	stop()
+	in, ok := msg.(wire.Incoming)
+	if err != nil || !ok {
+		abandon(stream)
+		return nil, false
+	}
+	return &Incoming{Stream: &Stream{q: stream}, Port: in.Port, Remote: in.Remote}, true
 }

@@ -128,6 +128,23 @@ func (s *Session) outOfStep() {
 	s.control.CancelRead(0)
 }
 
+// takeControl takes the control stream for one request bounded by ctx, and returns what gives
+// it back, to be deferred with the request's error. When ctx ends before the answer is read,
+// the read is broken off: the stream is then out of step, and the request's error says why.
+func (s *Session) takeControl(ctx context.Context) (release func(err *error)) {
+	s.controlMu.Lock()
+	stop := context.AfterFunc(ctx, func() { _ = s.control.SetReadDeadline(time.Now()) })
+	return func(err *error) {
+		if !stop() {
+			s.outOfStep()
+			if *err != nil {
+				*err = fmt.Errorf("%w (%w)", context.Cause(ctx), *err)
+			}
+		}
+		s.controlMu.Unlock()
+	}
+}
+
 // Done is closed when the link to the sidecar ends: closed by either side, or lost.
 func (s *Session) Done() <-chan struct{} {
 	return s.conn.Context().Done()

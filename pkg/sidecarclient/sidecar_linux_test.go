@@ -302,16 +302,17 @@ func TestSessionTakesPortsAtTheSidecar(t *testing.T) {
 	}
 }
 
-// TestSessionAcceptsMirroredConnections: a connection to a mirrored port comes to the session
+// TestSessionServesMirroredConnections: a connection to a mirrored port comes to the session
 // as the copy of what its client sent, with the port and the client. In a network namespace
 // of its own: the packet capture sees all of loopback.
-func TestSessionAcceptsMirroredConnections(t *testing.T) {
+func TestSessionServesMirroredConnections(t *testing.T) {
 	if !testnet.InOwnNetns(t) {
 		return
 	}
 	app := testnet.TCPEcho(t)
 	port := netip.MustParseAddrPort(app).Port()
 	s := startSidecar(t, fakeProc(t, t.TempDir(), "")).session(t, Options{})
+	ins := serveIncoming(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := s.Subscribe(ctx, port, Subscription{Mode: wire.ModeMirror}); err != nil {
@@ -332,13 +333,13 @@ func TestSessionAcceptsMirroredConnections(t *testing.T) {
 	if answer, err := io.ReadAll(io.LimitReader(client, 5)); err != nil || string(answer) != "hello" {
 		t.Fatalf("the app answered %q, %v", answer, err)
 	}
-	in, err := s.AcceptIncoming(ctx)
-	if err != nil {
-		t.Fatal(err)
+	in := nextIncoming(ins, 10*time.Second)
+	if in == nil {
+		t.Fatal("the sidecar passed on no copy of the connection")
 	}
 	defer in.Close()
 	if in.Port != port || in.Remote != client.LocalAddr().String() {
-		t.Errorf("AcceptIncoming = port %d from %s, want %d from %s", in.Port, in.Remote, port, client.LocalAddr())
+		t.Errorf("ServeIncoming handed over port %d from %s, want %d from %s", in.Port, in.Remote, port, client.LocalAddr())
 	}
 	client.Close()
 	if data, err := io.ReadAll(in); err != nil || string(data) != "hello" {

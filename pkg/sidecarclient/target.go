@@ -16,13 +16,12 @@ import (
 // runtime names it, which changes when it restarts. A sidecar that does not know the request
 // (an older version), or an empty ID, leaves the sidecar's own choice. A sidecar that finds no
 // process of the container returns a *RefusedError.
-func (s *Session) NameTarget(_ context.Context, containerID string) error {
+func (s *Session) NameTarget(ctx context.Context, containerID string) (err error) {
 	if containerID == "" || !s.has(wire.FeatureTarget) {
 		return nil
 	}
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
-	_, err := roundTrip[wire.TargetReply](s, "name the target container", "cannot find the target container's process", wire.Target{ContainerID: containerID})
+	defer s.takeControl(ctx)(&err)
+	_, err = roundTrip[wire.TargetReply](s, "name the target container", "cannot find the target container's process", wire.Target{ContainerID: containerID})
 	return err
 }
 
@@ -35,9 +34,8 @@ const (
 
 // Environ asks the sidecar for the target container's environment, which comes in as many
 // replies as it takes. A sidecar that cannot read it returns a *RefusedError.
-func (s *Session) Environ(_ context.Context) ([]string, error) {
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
+func (s *Session) Environ(ctx context.Context) (_ []string, err error) {
+	defer s.takeControl(ctx)(&err)
 	if err := wire.WriteMessage(s.control, wire.EnvRequest{}); err != nil {
 		return nil, fmt.Errorf("request environment: %w", err)
 	}
@@ -72,12 +70,11 @@ func (s *Session) Environ(_ context.Context) ([]string, error) {
 
 // ReadFile reads a file of the target container, which comes in as many replies as it takes. A
 // failure the sidecar's read got keeps its errno (errors.Is with syscall.ENOENT).
-func (s *Session) ReadFile(_ context.Context, path string) ([]byte, error) {
+func (s *Session) ReadFile(ctx context.Context, path string) (_ []byte, err error) {
 	if err := s.need(wire.FeatureReadFile, "read files"); err != nil {
 		return nil, err
 	}
-	s.controlMu.Lock()
-	defer s.controlMu.Unlock()
+	defer s.takeControl(ctx)(&err)
 	if err := wire.WriteMessage(s.control, wire.FileRequest{Path: path}); err != nil {
 		return nil, fmt.Errorf("request %s: %w", path, err)
 	}

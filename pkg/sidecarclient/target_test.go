@@ -2,6 +2,7 @@ package sidecarclient
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
@@ -224,5 +226,25 @@ func TestSessionReadFileNeedsTheFeature(t *testing.T) {
 	var missing *FeatureError
 	if _, err := s.ReadFile(t.Context(), "/etc/hosts"); !errors.As(err, &missing) || missing.Feature != wire.FeatureReadFile {
 		t.Fatalf("ReadFile from a sidecar without %s = %v, want a FeatureError", wire.FeatureReadFile, err)
+	}
+}
+
+// A control request ends with its context, even when the sidecar never answers, and the
+// stream it leaves out of step serves no later request.
+func TestControlRequestEndsWithItsContext(t *testing.T) {
+	silent := func(io.Writer, wire.Message) {}
+	s := fakeSidecar{features: features(false), answer: silent}.session(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Environ(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Environ from a silent sidecar = %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Environ returned %s after its context ended", d)
+	}
+	if _, err := s.Environ(t.Context()); err == nil {
+		t.Error("a request after the abandoned one succeeded on the out-of-step stream")
 	}
 }

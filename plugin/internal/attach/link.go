@@ -124,7 +124,9 @@ func dialPortForward(ctx context.Context, p linkParams) (*Session, error) {
 	if p.breakEvery > 0 {
 		go breakPeriodically(life, fw, p.breakEvery)
 	}
-	return newSession(ctx, conn, p.inspect, closerFunc(cancel), pc, fw)
+	// pc closes first: its Close sends what the session queued last (the QUIC connection's
+	// close) before the stream goes, and cancelling its context first would drop that.
+	return newSession(ctx, conn, p.inspect, pc, closerFunc(cancel), fw)
 }
 
 func breakPeriodically(ctx context.Context, fw *portForwarder, every time.Duration) {

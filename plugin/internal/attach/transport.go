@@ -6,8 +6,11 @@ type Transport string
 
 const (
 	// TransportAuto dials the pod IP directly when it answers, else through a port-forward.
-	TransportAuto        Transport = "auto"
-	TransportDirect      Transport = "direct"
+	TransportAuto Transport = "auto"
+	// TransportDirect dials only the pod IP, over UDP, and fails when it does not answer.
+	TransportDirect Transport = "direct"
+	// TransportPortForward dials only through the API server's port-forward, and a new
+	// sidecar serves no direct path at all.
 	TransportPortForward Transport = "port-forward"
 )
 

@@ -168,13 +168,7 @@ func (r *Router) giveBackIfClosed(ctx context.Context, port uint16, local netip.
 
 // Serve connects each connection the sidecar passes on to the program, until the session ends.
 func (r *Router) Serve(ctx context.Context) {
-	for {
-		in, err := r.sess.AcceptIncoming(ctx)
-		if err != nil {
-			return
-		}
-		go r.handle(ctx, in)
-	}
+	_ = r.sess.ServeIncoming(ctx, func(in *sidecarclient.Incoming) { r.handle(ctx, in) })
 }
 
 func (r *Router) handle(ctx context.Context, in *sidecarclient.Incoming) {

@@ -211,6 +211,22 @@ func (l *link) writeLoop() {
 	}
 }
 
+// finish half-closes the stream, where it can be, and waits at most timeout for the peer to end
+// its side. The peer then has all that was written: a port-forward stream closed at once is
+// reset, and its far end may drop what it has not yet passed on to the pod.
+func (l *link) finish(timeout time.Duration) {
+	cw, ok := l.conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-l.done:
+	case <-t.C:
+	}
+}
+
 // flush waits until the writer has written every frame queued so far, for at most timeout, or
 // until the link fails. Closing a link drops what is still queued: the last packets of a QUIC
 // connection (its CONNECTION_CLOSE) are queued just before, and without them the peer keeps the

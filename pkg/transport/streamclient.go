@@ -25,6 +25,9 @@ const (
 	// closeFlush bounds how long Close waits for the packets already written to reach the
 	// stream: on a working stream that is at once; on a stuck one, Close must not hang.
 	closeFlush = time.Second
+	// closeFinish bounds how long Close waits for the server to end the stream after this
+	// end's half-close: a round trip on a working stream.
+	closeFinish = 500 * time.Millisecond
 )
 
 // clientTiming holds the durations of a StreamPacketClient, so tests can shorten them.
@@ -51,8 +54,9 @@ type StreamPacketClient struct {
 	in     *inbox
 	timing clientTiming
 
-	cur     atomic.Pointer[link] // nil between streams
-	redials atomic.Int64
+	cur       atomic.Pointer[link] // nil between streams
+	redials   atomic.Int64
+	finishing atomic.Bool // Close is ending the stream: no re-dial
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -142,7 +146,7 @@ func (c *StreamPacketClient) run(ctx context.Context, l *link) {
 		err := l.readFrames(func(p []byte) bool { return c.in.put(p, c.peer, stop) })
 		c.cur.CompareAndSwap(l, nil)
 		l.close()
-		if isClosed(c.closed) {
+		if isClosed(c.closed) || c.finishing.Load() {
 			return
 		}
 		// A stream that carried packets worked; one that failed before any did (the sidecar is
@@ -200,11 +204,15 @@ func (c *StreamPacketClient) shutdown() {
 	})
 }
 
-// Close stops re-dialing, closes the current stream once the packets written before are on it
-// (bounded by closeFlush), and waits until nothing runs any more.
+// Close stops re-dialing, ends the current stream once the packets written before are on it
+// and the server has them (bounded by closeFlush and closeFinish), and waits until nothing
+// runs any more.
 func (c *StreamPacketClient) Close() error {
 	if l := c.cur.Load(); l != nil && !isClosed(c.closed) {
 		l.flush(closeFlush)
+		// The stream ends from here on: its end is not a loss to re-dial for.
+		c.finishing.Store(true)
+		l.finish(closeFinish)
 	}
 	c.shutdown()
 	<-c.done

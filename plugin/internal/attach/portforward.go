@@ -146,6 +146,10 @@ type streamConn struct {
 func (c *streamConn) Read(b []byte) (int, error)  { return c.data.Read(b) }
 func (c *streamConn) Write(b []byte) (int, error) { return c.data.Write(b) }
 
+// CloseWrite ends the data stream's sending side, after what was written: Close resets the
+// stream, and the kubelet may then drop the data it has not yet copied to the pod.
+func (c *streamConn) CloseWrite() error { return c.data.Close() }
+
 func (c *streamConn) Close() error {
 	c.closeOnce.Do(func() {
 		_ = c.data.Reset()

@@ -3,7 +3,6 @@
 package layer
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -120,26 +119,13 @@ func TestKilledInBlockingRecvfromFreesTheSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, err := s.Command([]string{self, local, "198.18.7.7:53"}, os.Environ(), []string{"LAYER_TEST_CHILD=recv-blocking"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if line != "waiting\n" {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+	child := startUnder(t, s, []string{self, local, "198.18.7.7:53"}, "LAYER_TEST_CHILD=recv-blocking")
+	if line := child.next(5 * time.Second); line != "waiting" {
 		t.Fatalf("the program said %q", line)
 	}
 	time.Sleep(200 * time.Millisecond) // the supervisor receives for it by now
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	_ = child.cmd.Process.Kill()
+	_ = child.cmd.Wait()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		conn, err := net.ListenPacket("udp4", local)

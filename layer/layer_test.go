@@ -396,24 +396,12 @@ func TestAcceptReportsTheArrivalsClient(t *testing.T) {
 	// accept can be passed to the kernel while nothing is announced, and, run only once the
 	// thread is scheduled again, take the announced connection itself (seen once in 25 runs).
 	defer s.ExpectArrival(netip.MustParseAddrPort("127.0.0.1:1"), client)()
-	cmd, err := s.Command([]string{self}, os.Environ(), []string{"LAYER_TEST_CHILD=accept"})
-	if err != nil {
-		t.Fatal(err)
+	child := startUnder(t, s, []string{self}, "LAYER_TEST_CHILD=accept")
+	line := child.next(5 * time.Second)
+	if !strings.HasPrefix(line, "listening: ") {
+		t.Fatalf("the program did not listen: %q", line)
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "listening: ") {
-		t.Fatalf("the program did not listen: %q", lines.Text())
-	}
-	addr := strings.TrimPrefix(lines.Text(), "listening: ")
+	addr := strings.TrimPrefix(line, "listening: ")
 
 	// The announced connection: bound first, announced, then connected. The second, plain one
 	// arrives while the first is still announced, so the supervisor accepts it too.
@@ -435,8 +423,8 @@ func TestAcceptReportsTheArrivalsClient(t *testing.T) {
 	}
 	defer first.Close()
 	defer arrived()
-	if !lines.Scan() || lines.Text() != "accepted from 198.18.9.9:4242 peer 198.18.9.9:4242" {
-		t.Fatalf("announced connection: %q, want the client's address from accept and getpeername", lines.Text())
+	if line := child.next(5 * time.Second); line != "accepted from 198.18.9.9:4242 peer 198.18.9.9:4242" {
+		t.Fatalf("announced connection: %q, want the client's address from accept and getpeername", line)
 	}
 	second, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -444,7 +432,7 @@ func TestAcceptReportsTheArrivalsClient(t *testing.T) {
 	}
 	defer second.Close()
 	want := second.LocalAddr().String()
-	if !lines.Scan() || lines.Text() != "accepted from "+want+" peer "+want {
-		t.Fatalf("plain connection: %q, want its real address %s", lines.Text(), want)
+	if line := child.next(5 * time.Second); line != "accepted from "+want+" peer "+want {
+		t.Fatalf("plain connection: %q, want its real address %s", line, want)
 	}
 }

@@ -90,19 +90,9 @@ func isContainerID(id string) bool {
 // pod's pause), that namespace holds only the target, as without an ID; in a shared one it
 // would be a guess among the pod's containers, so it is an error.
 func containerPID(procRoot, id string) (int, error) {
-	entries, err := os.ReadDir(procRoot)
+	best, err := lowestPID(procRoot, func(pid int) bool { return inContainer(procRoot, pid, id) })
 	if err != nil {
-		return 0, fmt.Errorf("list processes: %w", err)
-	}
-	best := 0
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || (best != 0 && pid > best) {
-			continue
-		}
-		if inContainer(procRoot, pid, id) {
-			best = pid
-		}
+		return 0, err
 	}
 	switch {
 	case best != 0:
@@ -130,6 +120,21 @@ func shortID(id string) string { return id[:min(len(id), 12)] }
 // nor one of ours, which may be another container's.
 func targetPID(procRoot string) (int, error) {
 	self := os.Getpid()
+	best, err := lowestPID(procRoot, func(pid int) bool {
+		return pid != self && !isOwnProcess(procRoot, pid, self) && !isPause(procRoot, pid)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if best == 0 {
+		return 0, fmt.Errorf("no target process visible in %s: is the sidecar in the target container's PID namespace?", procRoot)
+	}
+	return best, nil
+}
+
+// lowestPID is the lowest PID in procRoot that match accepts, or 0 for none. match is asked
+// only of PIDs below the best so far, which spares reading the files of most processes.
+func lowestPID(procRoot string, match func(pid int) bool) (int, error) {
 	entries, err := os.ReadDir(procRoot)
 	if err != nil {
 		return 0, fmt.Errorf("list processes: %w", err)
@@ -137,19 +142,12 @@ func targetPID(procRoot string) (int, error) {
 	best := 0
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+		if err != nil || (best != 0 && pid > best) {
 			continue
 		}
-		if best != 0 && pid > best {
-			continue
+		if match(pid) {
+			best = pid
 		}
-		if isOwnProcess(procRoot, pid, self) || isPause(procRoot, pid) {
-			continue
-		}
-		best = pid
-	}
-	if best == 0 {
-		return 0, fmt.Errorf("no target process visible in %s: is the sidecar in the target container's PID namespace?", procRoot)
 	}
 	return best, nil
 }

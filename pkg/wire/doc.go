@@ -1,5 +1,6 @@
-// Package wire is the protocol between the plugin and the sidecar, carried on QUIC streams:
-// the messages, their framing and bounds, and the errno numbers both ends agree on.
+// Package wire is the protocol between the plugin and the sidecar, carried on QUIC streams and
+// lane connections: the messages, their framing and bounds, and the errno numbers both ends
+// agree on.
 //
 // Every message travels as one frame:
 //
@@ -33,6 +34,14 @@
 //   - An incoming stream is opened by the sidecar: [Incoming] names the pod port and the client
 //     of a connection that reached it, whose bytes the stream then carries (a mirror's copy one
 //     way).
+//   - The lanes stream ([FeatureLanes]), one a session, opened by the client with [LaneControl]:
+//     [LaneTickets] answered by [LaneTicketsReply]; both ways [LaneAcks] (bytes received, so
+//     that the sender frees what it kept to resend) and [LaneEnd] (a direction's end, or a
+//     reset); and from the sidecar [LaneBroken], to make the client re-attach a lane.
+//   - A lane is a connection of its own beside QUIC that carries one proxied TCP connection.
+//     It opens with [LaneOpen], which spends a [LaneTicket], and [LaneReply]; then, by its
+//     [LaneKind], [Dial] and [DialReply] or [Incoming], and the connection's raw bytes. A lane
+//     whose connection broke is re-attached on a new one by a LaneOpen that names it.
 //
 // Failures of a dial or a file operation carry the pod's Linux errno ([ErrnoOf]), whatever the
 // platform at either end, so that the local program gets the pod's error. A sidecar that reached

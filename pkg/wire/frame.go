@@ -104,6 +104,22 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseTarget)
 	case TypeTargetReply:
 		return exact(t, p, parseTargetReply)
+	case TypeLaneOpen:
+		return exact(t, p, parseLaneOpen)
+	case TypeLaneReply:
+		return exact(t, p, parseLaneReply)
+	case TypeLaneControl:
+		return exact(t, p, parseLaneControl)
+	case TypeLaneTickets:
+		return exact(t, p, parseLaneTickets)
+	case TypeLaneTicketsReply:
+		return exact(t, p, parseLaneTicketsReply)
+	case TypeLaneAcks:
+		return exact(t, p, parseLaneAcks)
+	case TypeLaneEnd:
+		return exact(t, p, parseLaneEnd)
+	case TypeLaneBroken:
+		return exact(t, p, parseLaneBroken)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

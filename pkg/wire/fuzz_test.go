@@ -26,6 +26,11 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		[]byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff},
 		frame(TypeEnvReply, []byte{0x80, 0x00}),
 		frame(0, nil),
+		frame(TypeLaneOpen, cat(make([]byte, 16+8), []byte{2}, make([]byte, 8))),
+		frame(TypeLaneTickets, []byte{0x01, 0x01}),
+		frame(TypeLaneTicketsReply, cat(uv(2), make([]byte, 16), make([]byte, 4))),
+		frame(TypeLaneAcks, cat(uv(MaxLaneAcks+1), make([]byte, 16))),
+		frame(TypeLaneEnd, cat(make([]byte, 16), []byte{2})),
 	)
 }
 

@@ -37,6 +37,9 @@ const (
 	FeatureInspect = "inspect"
 	// FeatureTarget: Target on the control stream, to name the target container's instance.
 	FeatureTarget = "target"
+	// FeatureLanes: the lanes stream (LaneControl) and lane connections beside QUIC (LaneOpen),
+	// each proxied TCP connection on a connection of its own that survives a broken transport.
+	FeatureLanes = "lanes"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low
@@ -80,6 +83,14 @@ const (
 	TypeSubscriptionsReply
 	TypeTarget
 	TypeTargetReply
+	TypeLaneOpen
+	TypeLaneReply
+	TypeLaneControl
+	TypeLaneTickets
+	TypeLaneTicketsReply
+	TypeLaneAcks
+	TypeLaneEnd
+	TypeLaneBroken
 )
 
 func (t Type) String() string {
@@ -128,6 +139,22 @@ func (t Type) String() string {
 		return "target"
 	case TypeTargetReply:
 		return "target-reply"
+	case TypeLaneOpen:
+		return "lane-open"
+	case TypeLaneReply:
+		return "lane-reply"
+	case TypeLaneControl:
+		return "lane-control"
+	case TypeLaneTickets:
+		return "lane-tickets"
+	case TypeLaneTicketsReply:
+		return "lane-tickets-reply"
+	case TypeLaneAcks:
+		return "lane-acks"
+	case TypeLaneEnd:
+		return "lane-end"
+	case TypeLaneBroken:
+		return "lane-broken"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

@@ -144,8 +144,47 @@ func roundTrips() []struct {
 		{name: "fs reply full listing", msg: fullListing()},
 		{name: "fs reply link target", msg: FSReply{Target: "..data/app.yaml"}},
 		{name: "fs reply read chunk", msg: FSReply{Stat: testStat(), Data: []byte("nameserver 10.96.0.10\n"), More: true}},
+		{name: "lane open new", msg: LaneOpen{Ticket: testTicket(1), Kind: LaneOutgoing}},
+		{name: "lane open incoming", msg: LaneOpen{Ticket: testTicket(2), Kind: LaneIncoming}},
+		{name: "lane open re-attach", msg: LaneOpen{Ticket: testTicket(3), Lane: 7, Kind: LaneIncoming, Received: 1 << 40}},
+		{name: "lane open max", msg: LaneOpen{Ticket: testTicket(0xff), Lane: 1<<64 - 1, Kind: LaneIncoming, Received: 1<<64 - 1}},
+		{name: "lane reply", msg: LaneReply{Lane: 7, Received: 123456}},
+		{name: "lane reply max", msg: LaneReply{Lane: 1<<64 - 1, Received: 1<<64 - 1}},
+		{name: "lane control", msg: LaneControl{}},
+		{name: "lane tickets", msg: LaneTickets{Count: 16}},
+		{name: "lane tickets none", msg: LaneTickets{}},
+		{name: "lane tickets max", msg: LaneTickets{Count: MaxLaneTickets}},
+		{name: "lane tickets reply", msg: LaneTicketsReply{Tickets: []LaneTicket{testTicket(1), testTicket(2)}, TTLMillis: 10000}},
+		{name: "lane tickets reply empty", msg: LaneTicketsReply{}},
+		{name: "lane tickets reply empty list", msg: LaneTicketsReply{Tickets: []LaneTicket{}, TTLMillis: 1}, want: LaneTicketsReply{TTLMillis: 1}},
+		{name: "lane tickets reply max", msg: LaneTicketsReply{Tickets: make([]LaneTicket, MaxLaneTickets), TTLMillis: 1<<32 - 1}},
+		{name: "lane acks", msg: LaneAcks{Acks: []LaneAck{{Lane: 1, Received: 4096}, {Lane: 9, Received: 0}}}},
+		{name: "lane acks empty", msg: LaneAcks{}},
+		{name: "lane acks empty list", msg: LaneAcks{Acks: []LaneAck{}}, want: LaneAcks{}},
+		{name: "lane acks max", msg: LaneAcks{Acks: repeatAcks(MaxLaneAcks, LaneAck{Lane: 1<<64 - 1, Received: 1<<64 - 1})}},
+		{name: "lane end", msg: LaneEnd{Lane: 3, Sent: 1 << 20}},
+		{name: "lane end reset", msg: LaneEnd{Lane: 1<<64 - 1, Sent: 1<<64 - 1, Reset: true}},
+		{name: "lane broken", msg: LaneBroken{Lane: 3}},
+		{name: "lane broken max", msg: LaneBroken{Lane: 1<<64 - 1}},
 		{name: "fs reply max", msg: FSReply{Errno: 1<<32 - 1, Reason: strings.Repeat("r", maxReasonLen), Stat: testStat(), Target: strings.Repeat("t", maxPathLen), Data: bytes.Repeat([]byte{0xff}, MaxFSChunk), More: true}},
 	}
+}
+
+// testTicket is a ticket of which every byte is b.
+func testTicket(b byte) LaneTicket {
+	var t LaneTicket
+	for i := range t {
+		t[i] = b
+	}
+	return t
+}
+
+func repeatAcks(n int, ack LaneAck) []LaneAck {
+	l := make([]LaneAck, n)
+	for i := range l {
+		l[i] = ack
+	}
+	return l
 }
 
 // testStat is a regular file's stat as the kernel reports it.
@@ -254,7 +293,7 @@ func TestParseMessageErrors(t *testing.T) {
 		{name: "announces 4 GiB", input: []byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff}, want: ErrTooLarge},
 		{name: "too large even with unknown type", input: []byte{0, 0x40, 0, 0, 0}, want: ErrTooLarge},
 		{name: "type zero", input: frame(0, nil), want: ErrUnknownType, consumed: headerLen},
-		{name: "type past the last", input: frame(TypeTargetReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
+		{name: "type past the last", input: frame(TypeLaneBroken+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
 		{name: "type 255", input: frame(255, nil), want: ErrUnknownType, consumed: headerLen},
 		{name: "hello well formed", input: frame(TypeHello, hello), want: nil, consumed: headerLen + len(hello)},
 		{name: "hello trailing byte", input: frame(TypeHello, cat(hello, []byte{0})), want: ErrMalformed, consumed: headerLen + len(hello) + 1},
@@ -353,6 +392,26 @@ func TestDecodeBounds(t *testing.T) {
 		{name: "fs reply data too long", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(0), uv(0), uv(MaxFSChunk+1), make([]byte, MaxFSChunk+1), []byte{0}), want: ErrTooLarge},
 		{name: "fs reply more of 2", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(0), uv(0), uv(0), []byte{2}), want: ErrMalformed},
 		{name: "fs reply without more", typ: TypeFSReply, payload: cat(make([]byte, 4), uv(0), make([]byte, fileStatLen), uv(0), uv(0), uv(0)), want: ErrMalformed},
+		{name: "lane open kind 2", typ: TypeLaneOpen, payload: cat(make([]byte, 16+8), []byte{2}, make([]byte, 8)), want: ErrMalformed},
+		{name: "lane open kind 255", typ: TypeLaneOpen, payload: cat(make([]byte, 16+8), []byte{255}, make([]byte, 8)), want: ErrMalformed},
+		{name: "lane open well formed", typ: TypeLaneOpen, payload: cat(make([]byte, 16+8), []byte{byte(LaneIncoming)}, make([]byte, 8)), want: nil},
+		{name: "lane open ticket cut short", typ: TypeLaneOpen, payload: make([]byte, 15), want: ErrMalformed},
+		{name: "lane open without received", typ: TypeLaneOpen, payload: make([]byte, 16+8+1), want: ErrMalformed},
+		{name: "lane reply short", typ: TypeLaneReply, payload: make([]byte, 15), want: ErrMalformed},
+		{name: "lane control with a payload", typ: TypeLaneControl, payload: []byte{0}, want: ErrMalformed},
+		{name: "lane tickets over the bound", typ: TypeLaneTickets, payload: binary.BigEndian.AppendUint16(nil, MaxLaneTickets+1), want: ErrTooLarge},
+		{name: "lane tickets of 65535", typ: TypeLaneTickets, payload: []byte{0xff, 0xff}, want: ErrTooLarge},
+		{name: "lane tickets short", typ: TypeLaneTickets, payload: []byte{1}, want: ErrMalformed},
+		{name: "lane tickets reply over the bound", typ: TypeLaneTicketsReply, payload: cat(uv(MaxLaneTickets+1), make([]byte, 16*(MaxLaneTickets+1)), make([]byte, 4)), want: ErrTooLarge},
+		{name: "lane tickets reply count of 2^40", typ: TypeLaneTicketsReply, payload: uv(1 << 40), want: ErrTooLarge},
+		{name: "lane tickets reply past the end", typ: TypeLaneTicketsReply, payload: cat(uv(2), make([]byte, 16), make([]byte, 4)), want: ErrMalformed},
+		{name: "lane tickets reply without ttl", typ: TypeLaneTicketsReply, payload: cat(uv(1), make([]byte, 16)), want: ErrMalformed},
+		{name: "lane acks over the bound", typ: TypeLaneAcks, payload: cat(uv(MaxLaneAcks+1), make([]byte, 16*(MaxLaneAcks+1))), want: ErrTooLarge},
+		{name: "lane acks count of 2^40", typ: TypeLaneAcks, payload: uv(1 << 40), want: ErrTooLarge},
+		{name: "lane acks past the end", typ: TypeLaneAcks, payload: cat(uv(2), make([]byte, 16+15)), want: ErrMalformed},
+		{name: "lane end without reset", typ: TypeLaneEnd, payload: make([]byte, 16), want: ErrMalformed},
+		{name: "lane end reset of 2", typ: TypeLaneEnd, payload: cat(make([]byte, 16), []byte{2}), want: ErrMalformed},
+		{name: "lane broken short", typ: TypeLaneBroken, payload: make([]byte, 7), want: ErrMalformed},
 		{name: "subscribe header too long", typ: TypeSubscribe, payload: cat([]byte{0, 80}, uv(5), []byte("steal"), uv(maxFilterLen+1), bytes.Repeat([]byte("h"), maxFilterLen+1), uv(0)), want: ErrTooLarge},
 	}
 	for _, tt := range tests {
@@ -401,6 +460,10 @@ func TestAppendMessageBounds(t *testing.T) {
 		{name: "subscription client too long", msg: SubscriptionsReply{Subscriptions: []SubscriptionInfo{{Client: over(maxAddressLen)}}}, want: ErrTooLarge},
 		{name: "subscriptions over a frame", msg: SubscriptionsReply{Subscriptions: repeatSubscriptions(maxSubscriptions, strings.Repeat("h", maxFilterLen))}, want: ErrTooLarge},
 		{name: "fs entries over a frame", msg: FSReply{Entries: repeatEntries(maxDirEntriesPerReply, strings.Repeat("n", 100))}, want: ErrTooLarge},
+		{name: "lane open unknown kind", msg: LaneOpen{Kind: LaneIncoming + 1}, want: ErrMalformed},
+		{name: "lane tickets over the bound", msg: LaneTickets{Count: MaxLaneTickets + 1}, want: ErrTooLarge},
+		{name: "lane tickets reply over the bound", msg: LaneTicketsReply{Tickets: make([]LaneTicket, MaxLaneTickets+1)}, want: ErrTooLarge},
+		{name: "lane acks over the bound", msg: LaneAcks{Acks: make([]LaneAck, MaxLaneAcks+1)}, want: ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -467,6 +530,12 @@ func TestStrings(t *testing.T) {
 		{TypeFSReply.String(), "fs-reply"},
 		{TypeSubscriptions.String(), "subscriptions"},
 		{TypeSubscriptionsReply.String(), "subscriptions-reply"},
+		{TypeLaneOpen.String(), "lane-open"},
+		{TypeLaneTicketsReply.String(), "lane-tickets-reply"},
+		{TypeLaneBroken.String(), "lane-broken"},
+		{LaneOutgoing.String(), "outgoing"},
+		{LaneIncoming.String(), "incoming"},
+		{LaneKind(2).String(), "kind(2)"},
 		{FSReadDir.String(), "readdir"},
 		{FSSymlink.String(), "symlink"},
 		{FSOp(0).String(), "op(0)"},

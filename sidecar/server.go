@@ -58,10 +58,12 @@ type server struct {
 	subscribing sync.Mutex
 	// target is the target container's instance, once a client named it.
 	target targetProcess
+	// lanes serves the clients' lanes: their tickets and lane connections.
+	lanes *lanes
 }
 
 func newServer(cfg Config, log *slog.Logger) *server {
-	return &server{
+	s := &server{
 		cfg:     cfg,
 		log:     log,
 		idle:    newIdleTimer(cfg.TTL),
@@ -72,6 +74,8 @@ func newServer(cfg Config, log *slog.Logger) *server {
 
 		maxSubscriptions: maxClientSubscriptions,
 	}
+	s.lanes = newLanes(s, log)
+	return s
 }
 
 // acceptor is a QUIC listener: a transport.Listener, or a bare quic.Listener in tests.
@@ -167,6 +171,8 @@ func (s *server) handleStream(ctx context.Context, log *slog.Logger, conn *quic.
 		s.dial(ctx, log, stream, m)
 	case wire.FSRequest:
 		s.serveFS(ctx, log, stream, r, m)
+	case wire.LaneControl:
+		s.lanes.serveStream(ctx, log, stream, r)
 	default:
 		rejectStream(stream, fmt.Errorf("unexpected first message %T", first))
 	}
@@ -309,20 +315,13 @@ func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream
 		refuseDial(stream, wire.DialReply{Errno: wire.ErrnoOf(errUnsupportedNetwork), Reason: "networks are tcp and udp"})
 		return
 	}
-	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
-	if timeout <= 0 || timeout > time.Minute {
-		timeout = sidecarapi.DialTimeout
-	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	target, err := (&net.Dialer{}).DialContext(dctx, req.Network, req.Address)
-	cancel()
-	if err != nil {
-		log.DebugContext(ctx, "dial failed", "address", req.Address, "err", err)
-		refuseDial(stream, wire.DialReply{Errno: wire.ErrnoOf(err), Reason: err.Error()})
+	target, reply := s.dialFromPod(ctx, log, req)
+	if target == nil {
+		refuseDial(stream, reply)
 		return
 	}
 	defer target.Close()
-	if err := wire.WriteMessage(stream, wire.DialReply{}); err != nil {
+	if err := wire.WriteMessage(stream, reply); err != nil {
 		return
 	}
 	if udp, ok := target.(*net.UDPConn); ok {
@@ -330,6 +329,23 @@ func (s *server) dial(ctx context.Context, log *slog.Logger, stream *quic.Stream
 		return
 	}
 	relay(stream, target.(*net.TCPConn))
+}
+
+// dialFromPod connects as req asks, within its timeout, and returns the connection and the
+// reply to send; the connection is nil when the dial failed, and the reply says why.
+func (s *server) dialFromPod(ctx context.Context, log *slog.Logger, req wire.Dial) (net.Conn, wire.DialReply) {
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 || timeout > time.Minute {
+		timeout = sidecarapi.DialTimeout
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	target, err := (&net.Dialer{}).DialContext(dctx, req.Network, req.Address)
+	if err != nil {
+		log.DebugContext(ctx, "dial failed", "address", req.Address, "err", err)
+		return nil, wire.DialReply{Errno: wire.ErrnoOf(err), Reason: err.Error()}
+	}
+	return target, wire.DialReply{}
 }
 
 var errUnsupportedNetwork = errors.New("unsupported network")

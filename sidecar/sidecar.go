@@ -64,6 +64,8 @@ type Config struct {
 	// MaxFile bounds a file read or written for the client; zero, or more than a client
 	// accepts, is wire.MaxFileSize (16 MiB).
 	MaxFile int64
+	// LaneTicketTTL is how long a lane ticket stays good; zero is ten seconds.
+	LaneTicketTTL time.Duration
 }
 
 // NewConfig returns the configuration used when no flag is given.
@@ -120,17 +122,21 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer cancel(nil)
 	g, ctx := errgroup.WithContext(ctx)
 
-	streamLn, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)))
-	if err != nil {
-		return fmt.Errorf("listen for the port-forward path: %w", err)
-	}
-	streamPC := transport.NewStreamPacketServer(streamLn, logger)
-	defer streamPC.Close()
-	udpHost := "127.0.0.1"
+	host := "127.0.0.1"
 	if cfg.Direct {
-		udpHost = "" // every address of the pod's network namespace
+		host = "" // every address of the pod's network namespace
 	}
-	udp, err := net.ListenPacket("udp", net.JoinHostPort(udpHost, strconv.Itoa(cfg.Port)))
+	// The TCP port carries the port-forward path's packet streams and the lanes of both
+	// paths; the mux sorts them.
+	tcpLn, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen for the port-forward path and lanes: %w", err)
+	}
+	mux := transport.NewPortMux(tcpLn, transport.ForLanes(tlsConf), logger)
+	defer mux.Close()
+	streamPC := transport.NewStreamPacketServer(mux.Streams(), logger)
+	defer streamPC.Close()
+	udp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen for the direct path: %w", err)
 	}
@@ -150,6 +156,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return errors.Join(err, forwardLn.Close())
 	})
 	g.Go(func() error { return direct.run(ctx, srv.serve) })
+	g.Go(func() error { return srv.lanes.serve(ctx, mux.AcceptLane) })
 	g.Go(func() error {
 		lifetime := time.NewTimer(cfg.MaxLifetime)
 		defer lifetime.Stop()

@@ -19,8 +19,9 @@ import (
 // Everywhere else a context comes from the caller, so that cancelling at main reaches it
 // (STYLE.md, convention 2).
 var detachedContexts = map[string]string{
-	"layer/supervisor.go:Supervisor": "the supervisor's lifetime, ended by Close: trapped syscalls are answered on its own goroutines, which no caller's context reaches",
-	"layer/supervisor.go:New":        "begins that lifetime: a Supervisor outlives the call that makes it, until Close",
+	"layer/supervisor.go:Supervisor":   "the supervisor's lifetime, ended by Close: trapped syscalls are answered on its own goroutines, which no caller's context reaches",
+	"layer/supervisor.go:New":          "begins that lifetime: a Supervisor outlives the call that makes it, until Close",
+	"pkg/sidecarclient/lanes.go:lanes": "the lanes' lifetime, the QUIC connection's: lanes are kept ready and re-attached on their own goroutines, long after the call that opened them",
 }
 
 // contextUse is a place that begins a context or keeps one in a struct.

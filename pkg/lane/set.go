@@ -90,6 +90,15 @@ func (s *Set) Add(opts Options) (*Lane, error) {
 	return l, nil
 }
 
+// Reserve takes the next free ID for a lane to Add later under it (AddID), once the lane is
+// sure to be: the sidecar names a lane before its client asks what it carries.
+func (s *Set) Reserve() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastID++
+	return s.lastID
+}
+
 // AddID registers a new lane under the ID the sidecar gave it.
 func (s *Set) AddID(id uint64, opts Options) (*Lane, error) {
 	s.mu.Lock()

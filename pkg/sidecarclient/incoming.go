@@ -127,5 +127,5 @@ func readIncoming(ctx context.Context, stream *quic.Stream) (*Incoming, bool) {
 		abandon(stream)
 		return nil, false
 	}
-	return &Incoming{Stream: &Stream{q: stream}, Port: in.Port, Remote: in.Remote}, true
+	return &Incoming{Stream: &Stream{c: quicStream{stream}}, Port: in.Port, Remote: in.Remote}, true
 }

@@ -24,6 +24,9 @@ type Options struct {
 	// Logger gets the link's statistics at the end, and what failed while closing; nil
 	// discards them.
 	Logger *slog.Logger
+	// Lanes opens lane connections to the sidecar: with it, and a sidecar that has the lanes
+	// feature, each TCP connection gets a lane of its own. Nil carries them on QUIC streams.
+	Lanes LaneDialer
 }
 
 // Session is an authenticated QUIC connection to a sidecar with its control stream open. Its
@@ -39,6 +42,8 @@ type Session struct {
 	hello     wire.HelloReply
 	// subscribed holds the pod ports this session took (controlMu).
 	subscribed map[uint16]bool
+	// lanes carries TCP connections, when both ends have them; nil otherwise.
+	lanes *lanes
 }
 
 // features are what this client can use; inspect is as in Options.
@@ -75,6 +80,12 @@ func New(ctx context.Context, conn *quic.Conn, opts Options) (*Session, error) {
 	switch m := msg.(type) {
 	case wire.HelloReply:
 		s.hello = m
+		if opts.Lanes != nil && s.has(wire.FeatureLanes) {
+			// Without lanes the session still works, on QUIC streams alone.
+			if s.lanes, err = startLanes(ctx, conn, opts.Lanes, log); err != nil {
+				log.Warn("lanes unavailable, carrying connections on QUIC streams", "err", err)
+			}
+		}
 		return s, nil
 	case wire.Error:
 		s.Close()
@@ -174,6 +185,12 @@ func (s *Session) Close() error {
 	if s.control != nil {
 		s.unsubscribeAll(2 * time.Second)
 		_ = s.control.Close()
+	}
+	if s.lanes != nil {
+		s.lanes.close()
+		st := s.lanes.set.Stats()
+		s.log.Info("lane statistics", "opened", st.Opened, "resumed", st.Resumed, "refused", st.Refused,
+			"bytesSent", st.BytesOut, "bytesReceived", st.BytesIn)
 	}
 	st := s.conn.ConnectionStats()
 	s.log.Info("link statistics", "smoothedRTT", st.SmoothedRTT, "minRTT", st.MinRTT, "congestionWindow", st.CongestionWindow,

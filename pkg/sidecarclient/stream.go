@@ -3,6 +3,7 @@ package sidecarclient
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -11,27 +12,44 @@ import (
 )
 
 // Stream is one connection carried through the sidecar, dialled from the pod or arrived at a
-// subscribed port: a QUIC stream, which ends each direction on its own as TCP's half-close
-// does.
+// subscribed port: on a lane of its own where the sidecar has lanes, else on a QUIC stream.
+// Each direction ends on its own, as with TCP's half-close.
 type Stream struct {
-	q *quic.Stream
+	c streamConn
 }
 
-func (s *Stream) Read(p []byte) (int, error)  { return s.q.Read(p) }
-func (s *Stream) Write(p []byte) (int, error) { return s.q.Write(p) }
+// streamConn is what carries a Stream: a QUIC stream (quicStream) or a lane (laneStream).
+type streamConn interface {
+	io.ReadWriter
+	CloseWrite() error
+	Close() error
+	Abandon()
+}
+
+func (s *Stream) Read(p []byte) (int, error)  { return s.c.Read(p) }
+func (s *Stream) Write(p []byte) (int, error) { return s.c.Write(p) }
 
 // CloseWrite ends our direction, as TCP's FIN; reads go on until the pod's side ends.
-func (s *Stream) CloseWrite() error { return s.q.Close() }
+func (s *Stream) CloseWrite() error { return s.c.CloseWrite() }
 
 // Close ends both directions: ours after what was written, the pod's at once.
-func (s *Stream) Close() error {
-	s.q.CancelRead(0)
-	return s.q.Close()
-}
+func (s *Stream) Close() error { return s.c.Close() }
 
 // Abandon ends both directions at once, dropping what was written and not yet sent: for a
 // stream that will carry nothing more.
-func (s *Stream) Abandon() { abandon(s.q) }
+func (s *Stream) Abandon() { s.c.Abandon() }
+
+// quicStream carries a Stream on a QUIC stream.
+type quicStream struct{ *quic.Stream }
+
+func (q quicStream) CloseWrite() error { return q.Stream.Close() }
+
+func (q quicStream) Close() error {
+	q.CancelRead(0)
+	return q.Stream.Close()
+}
+
+func (q quicStream) Abandon() { abandon(q.Stream) }
 
 // abandon ends both directions of a stream that will carry nothing. Stopping only our read
 // would leave our send side open: the sidecar's end of the stream, and its place in the
@@ -46,6 +64,9 @@ func abandon(stream *quic.Stream) {
 // connection. A refused or unreachable destination returns the pod-side errno (errors.Is with
 // syscall.Errno).
 func (s *Session) Dial(ctx context.Context, network, address string, timeout time.Duration) (*Stream, error) {
+	if s.lanes != nil && network == "tcp" {
+		return s.lanes.dial(ctx, address, timeout)
+	}
 	stream, err := s.conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, err
@@ -71,5 +92,5 @@ func (s *Session) Dial(ctx context.Context, network, address string, timeout tim
 		abandon(stream)
 		return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
 	}
-	return &Stream{q: stream}, nil
+	return &Stream{c: quicStream{stream}}, nil
 }

@@ -67,3 +67,17 @@ func verifyPin(peer, pin string) func(tls.ConnectionState) error {
 		return nil
 	}
 }
+
+// ForLanes derives the TLS configuration of lanes over TCP (the direct path's lanes) from a
+// side's QUIC configuration (ServerTLS or ClientTLS): the same keys and pins, another ALPN, and
+// session resumption, so that a plugin opening many lanes does not repeat the full handshake
+// for each. The server's tickets are keyed by its process and the client's cache is this
+// configuration's, so resumption stays within one session; the pin is checked on resumed
+// handshakes too (see verifyPin).
+func ForLanes(c *tls.Config) *tls.Config {
+	c = c.Clone()
+	c.NextProtos = []string{LaneALPN}
+	c.SessionTicketsDisabled = false
+	c.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+	return c
+}

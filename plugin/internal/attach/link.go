@@ -93,7 +93,7 @@ func dialDirect(ctx context.Context, p linkParams) (*Session, error) {
 		udp.Close()
 		return nil, err
 	}
-	return newSession(ctx, conn, p.inspect, udp)
+	return newSession(ctx, conn, p.inspect, directLanes(addr.AddrPort().String(), p.tls), udp)
 }
 
 func dialPortForward(ctx context.Context, p linkParams) (*Session, error) {
@@ -126,7 +126,7 @@ func dialPortForward(ctx context.Context, p linkParams) (*Session, error) {
 	}
 	// pc closes first: its Close sends what the session queued last (the QUIC connection's
 	// close) before the stream goes, and cancelling its context first would drop that.
-	return newSession(ctx, conn, p.inspect, pc, closerFunc(cancel), fw)
+	return newSession(ctx, conn, p.inspect, fw.Dial, pc, closerFunc(cancel), fw)
 }
 
 func breakPeriodically(ctx context.Context, fw *portForwarder, every time.Duration) {
@@ -143,11 +143,33 @@ func breakPeriodically(ctx context.Context, fw *portForwarder, every time.Durati
 	}
 }
 
-// newSession says hello over conn; inspect is as in sidecarclient.Options. The closers go
-// with the session, and with conn when the hello fails.
-func newSession(ctx context.Context, conn *quic.Conn, inspect bool, closers ...io.Closer) (*Session, error) {
+// directLanes opens lanes on the direct path: TCP to the sidecar's port on the pod IP, and TLS
+// with the keys and pins of the QUIC link.
+func directLanes(addr string, quicTLS *tls.Config) sidecarclient.LaneDialer {
+	laneTLS := transport.ForLanes(quicTLS)
+	return func(ctx context.Context) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(conn, laneTLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+}
+
+// newSession says hello over conn; inspect and lanes are as in sidecarclient.Options (a
+// session that only looks opens no lanes). The closers go with the session, and with conn
+// when the hello fails.
+func newSession(ctx context.Context, conn *quic.Conn, inspect bool, lanes sidecarclient.LaneDialer, closers ...io.Closer) (*Session, error) {
+	if inspect {
+		lanes = nil
+	}
 	// The client logs through klog, so -v controls it like everything else.
-	client, err := sidecarclient.New(ctx, conn, sidecarclient.Options{Inspect: inspect, Logger: slog.New(logr.ToSlogHandler(klog.Background()))})
+	client, err := sidecarclient.New(ctx, conn, sidecarclient.Options{Inspect: inspect, Lanes: lanes, Logger: slog.New(logr.ToSlogHandler(klog.Background()))})
 	if err != nil {
 		for _, c := range closers {
 			_ = c.Close()

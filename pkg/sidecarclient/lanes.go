@@ -1,0 +1,289 @@
+package sidecarclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/remocal/kubectl-remocal/pkg/lane"
+	"github.com/remocal/kubectl-remocal/pkg/transport"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+const (
+	// readyLanes is how many lanes are kept opened and ticketed, so that a new connection
+	// does not wait for a port-forward stream or a TLS handshake.
+	readyLanes = 4
+	// laneOpenTimeout bounds opening one lane: its connection and handshake.
+	laneOpenTimeout = 10 * time.Second
+	// dialAttempts bounds the lanes one Dial tries: a ready lane whose connection broke
+	// while it waited fails at once, and the next one is fresh.
+	dialAttempts = 3
+)
+
+// LaneDialer opens a new connection to the sidecar's port: one more stream of the
+// port-forward, or TCP and TLS (transport.LaneClientTLS) to the pod IP. The connection must
+// outlive ctx, which bounds the dial only.
+type LaneDialer func(ctx context.Context) (net.Conn, error)
+
+// lanes is a session's side of its lanes: the lanes stream, the tickets it brings, the lanes
+// kept ready, and the lanes' Set.
+type lanes struct {
+	connect LaneDialer
+	log     *slog.Logger
+	set     *lane.Set
+	tickets *ticketStore
+	ready   chan readyLane
+	ctx     context.Context // ends with the session
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the lanes stream's reader returned
+}
+
+// readyLane is a lane connection opened and named by the sidecar, not carrying anything yet.
+type readyLane struct {
+	conn net.Conn
+	id   uint64
+}
+
+// startLanes opens the lanes stream on conn and starts keeping lanes ready.
+func startLanes(ctx context.Context, conn *quic.Conn, dial LaneDialer, log *slog.Logger) (*lanes, error) {
+	stream, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open the lanes stream: %w", err)
+	}
+	if err := wire.WriteMessage(stream, wire.LaneControl{}); err != nil {
+		abandon(stream)
+		return nil, fmt.Errorf("open the lanes stream: %w", err)
+	}
+	send := newSender(stream)
+	life, cancel := context.WithCancel(context.WithoutCancel(conn.Context()))
+	l := &lanes{
+		connect: dial,
+		log:     log,
+		set:     lane.NewSet(send, log),
+		tickets: newTicketStore(send),
+		ready:   make(chan readyLane, readyLanes),
+		ctx:     life,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+	}
+	context.AfterFunc(conn.Context(), cancel)
+	go l.set.Run(life)
+	go l.read(stream)
+	go l.keepReady()
+	return l, nil
+}
+
+// read takes the sidecar's messages on the lanes stream until it ends.
+func (l *lanes) read(stream *quic.Stream) {
+	defer close(l.done)
+	defer l.cancel()
+	r := wire.NewReader(stream)
+	for {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			l.tickets.fail(fmt.Errorf("lanes stream: %w", err))
+			abandon(stream)
+			return
+		}
+		switch m := msg.(type) {
+		case wire.LaneTicketsReply:
+			l.tickets.add(m)
+		case wire.LaneAcks, wire.LaneEnd:
+			if err := l.set.Handle(m); err != nil {
+				l.log.Warn("lanes stream", "err", err)
+			}
+		default:
+			l.log.Warn("lanes stream: unexpected message", "type", msg.Type().String())
+		}
+	}
+}
+
+// close ends every lane and the lanes stream.
+func (l *lanes) close() {
+	l.cancel()
+	l.dropReady()
+	l.set.Close()
+}
+
+// dropReady closes the lanes kept ready; keepReady opens new ones.
+func (l *lanes) dropReady() {
+	for {
+		select {
+		case r := <-l.ready:
+			r.conn.Close()
+		default:
+			return
+		}
+	}
+}
+
+// keepReady keeps readyLanes lanes opened for the next Dials, until the session ends.
+func (l *lanes) keepReady() {
+	backoff := 50 * time.Millisecond
+	for l.ctx.Err() == nil {
+		conn, reply, err := l.open(l.ctx, wire.LaneOutgoing, 0, 0)
+		if err != nil {
+			if l.ctx.Err() == nil {
+				l.log.Debug("lane not opened", "err", err, "retryIn", backoff)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-l.ctx.Done():
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		select {
+		case l.ready <- readyLane{conn: conn, id: reply.Lane}:
+		case <-l.ctx.Done():
+			conn.Close()
+		}
+	}
+}
+
+// take returns a ready lane (if ready, and one is), or opens one.
+func (l *lanes) take(ctx context.Context, ready bool) (readyLane, error) {
+	if ready {
+		select {
+		case r := <-l.ready:
+			return r, nil
+		default:
+		}
+	}
+	conn, reply, err := l.open(ctx, wire.LaneOutgoing, 0, 0)
+	if err != nil {
+		return readyLane{}, err
+	}
+	return readyLane{conn: conn, id: reply.Lane}, nil
+}
+
+// open opens a lane connection with a fresh ticket and says which lane it is: a new one
+// (id 0) of kind, or lane id, of which received bytes arrived, re-attached.
+func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint64) (net.Conn, wire.LaneReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, laneOpenTimeout)
+	defer cancel()
+	ticket, err := l.tickets.take(ctx)
+	if err != nil {
+		return nil, wire.LaneReply{}, err
+	}
+	conn, err := l.connect(ctx)
+	if err != nil {
+		return nil, wire.LaneReply{}, err
+	}
+	msg, err := exchange(ctx, conn, []byte(transport.LaneMagic), wire.LaneOpen{Ticket: ticket, Lane: id, Kind: kind, Received: received})
+	if err != nil {
+		conn.Close()
+		l.set.Refused()
+		return nil, wire.LaneReply{}, fmt.Errorf("open a lane: %w", err)
+	}
+	reply, ok := msg.(wire.LaneReply)
+	if !ok || (id != 0 && reply.Lane != id) || reply.Lane == 0 {
+		conn.Close()
+		return nil, wire.LaneReply{}, fmt.Errorf("open a lane: unexpected reply %v", msg)
+	}
+	return conn, reply, nil
+}
+
+// exchange writes prefix and req on conn and reads one reply, within ctx.
+func exchange(ctx context.Context, conn net.Conn, prefix []byte, req wire.Message) (wire.Message, error) {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	frame, err := wire.AppendMessage(prefix, req)
+	if err == nil {
+		_, err = conn.Write(frame)
+	}
+	var msg wire.Message
+	if err == nil {
+		msg, err = wire.NewReader(conn).ReadMessage()
+	}
+	if !stop() {
+		return nil, context.Cause(ctx)
+	}
+	if errors.Is(err, io.EOF) {
+		err = errors.New("the sidecar closed the lane connection")
+	}
+	return msg, err
+}
+
+// dial connects to address from the pod on a lane.
+func (l *lanes) dial(ctx context.Context, address string, timeout time.Duration) (*Stream, error) {
+	req := wire.Dial{Network: "tcp", Address: address, TimeoutMillis: uint32(timeout.Milliseconds())}
+	var lastErr error
+	for attempt := range dialAttempts {
+		r, err := l.take(ctx, attempt == 0)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
+		}
+		msg, err := exchange(ctx, r.conn, nil, req)
+		if err != nil {
+			r.conn.Close()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
+			}
+			// The ready lanes likely went down with this one's connection (a port-forward
+			// that dropped): the next attempts take fresh ones.
+			l.dropReady()
+			lastErr = err
+			continue
+		}
+		reply, ok := msg.(wire.DialReply)
+		if !ok {
+			r.conn.Close()
+			return nil, fmt.Errorf("dial %s from the pod: unexpected reply %v", address, msg)
+		}
+		if err := reply.Err(); err != nil {
+			r.conn.Close()
+			return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
+		}
+		ln, err := l.set.AddID(r.id, lane.Options{OnBreak: l.reattach})
+		if err != nil {
+			r.conn.Close()
+			return nil, err
+		}
+		if err := ln.Attach(r.conn, 0); err != nil {
+			return nil, err
+		}
+		return &Stream{c: laneStream{ln}}, nil
+	}
+	return nil, fmt.Errorf("dial %s from the pod: %w", address, lastErr)
+}
+
+// reattach carries a lane whose connection broke on a new one, retrying until the lane or the
+// session ends.
+func (l *lanes) reattach(ln *lane.Lane) {
+	received, err := ln.Suspend()
+	if err != nil {
+		return
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		conn, reply, err := l.open(l.ctx, wire.LaneOutgoing, ln.ID(), received)
+		if err == nil {
+			if err := ln.Attach(conn, reply.Received); err != nil {
+				l.log.Warn("lane not re-attached", "lane", ln.ID(), "err", err)
+			}
+			return
+		}
+		l.log.Debug("lane not re-attached yet", "lane", ln.ID(), "err", err, "retryIn", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ln.Done():
+			return
+		case <-l.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// laneStream carries a Stream on a lane.
+type laneStream struct{ *lane.Lane }
+
+func (s laneStream) Abandon() { s.Abort() }

@@ -1,0 +1,212 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// LaneMagic opens a lane connection, as streamMagic opens a packet stream.
+const LaneMagic = "RMCL"
+
+// LaneALPN names the protocol of a lane over TLS, the direct path's lanes.
+const LaneALPN = "remocal-lane/1"
+
+// maxSorting bounds the connections whose first bytes are awaited at once. Every process of the
+// pod can connect, and one that connects and says nothing holds its place until sortTimeout.
+const maxSorting = 64
+
+// sortTimeout bounds how long a new connection may take to say what it is (TLS included).
+const sortTimeout = 10 * time.Second
+
+// PortMux serves the sidecar's TCP port to two kinds of connections. On loopback, where the
+// kubelet's port-forward arrives, a connection's first four bytes say what it is: a QUIC packet
+// stream (for the StreamPacketServer on [PortMux.Streams]) or a plain lane. On the pod's other
+// addresses, which other pods reach, only lanes inside TLS with the pinned keys are served.
+type PortMux struct {
+	ln      net.Listener
+	laneTLS *tls.Config
+	log     *slog.Logger
+	streams *connQueue
+	lanes   *connQueue
+	sorting chan struct{} // a token per connection being sorted
+	wg      sync.WaitGroup
+}
+
+// NewPortMux sorts the connections ln accepts until Close. laneTLS (LaneServerTLS) serves the
+// lanes that arrive at non-loopback addresses; nil refuses them.
+func NewPortMux(ln net.Listener, laneTLS *tls.Config, log *slog.Logger) *PortMux {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &PortMux{
+		ln: ln, laneTLS: laneTLS, log: log,
+		streams: newConnQueue(ln.Addr()), lanes: newConnQueue(ln.Addr()),
+		sorting: make(chan struct{}, maxSorting),
+	}
+	m.wg.Add(1)
+	go m.acceptLoop()
+	return m
+}
+
+// Streams is a listener of the packet streams, for NewStreamPacketServer.
+func (m *PortMux) Streams() net.Listener { return m.streams }
+
+// AcceptLane returns the next lane connection, after its magic (and TLS, where it came over
+// TLS), or an error once the mux is closed.
+func (m *PortMux) AcceptLane(ctx context.Context) (net.Conn, error) { return m.lanes.accept(ctx) }
+
+// Close stops accepting and closes the connections not yet taken.
+func (m *PortMux) Close() error {
+	err := m.ln.Close()
+	m.streams.Close()
+	m.lanes.Close()
+	m.wg.Wait()
+	return err
+}
+
+func (m *PortMux) acceptLoop() {
+	defer m.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Running out of file descriptors passes: wait and go on serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			m.log.Warn("accept on the sidecar's port", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		select {
+		case m.sorting <- struct{}{}:
+		default:
+			m.log.Warn("connection refused: too many connections saying nothing", "remote", conn.RemoteAddr().String())
+			conn.Close()
+			continue
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer func() { <-m.sorting }()
+			m.sort(conn)
+		}()
+	}
+}
+
+// sort reads what conn is and queues it where it goes, or closes it.
+func (m *PortMux) sort(conn net.Conn) {
+	_ = conn.SetDeadline(time.Now().Add(sortTimeout))
+	loopback := isLoopback(conn.LocalAddr())
+	var c net.Conn = conn
+	if !loopback {
+		if m.laneTLS == nil {
+			conn.Close()
+			return
+		}
+		t := tls.Server(conn, m.laneTLS)
+		if err := t.Handshake(); err != nil {
+			m.log.Warn("lane connection refused", "remote", conn.RemoteAddr().String(), "reason", err.Error())
+			conn.Close()
+			return
+		}
+		c = t
+	}
+	var magic [4]byte
+	if _, err := io.ReadFull(c, magic[:]); err != nil {
+		c.Close()
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	switch {
+	case string(magic[:]) == LaneMagic:
+		m.lanes.put(c)
+	case string(magic[:]) == streamMagic && loopback:
+		m.streams.put(&replayConn{Conn: c, head: magic[:]})
+	default:
+		m.log.Warn("connection refused: not a lane or packet stream", "remote", conn.RemoteAddr().String())
+		c.Close()
+	}
+}
+
+func isLoopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
+}
+
+// replayConn gives back the bytes read to sort it before the rest.
+type replayConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// connQueue is a net.Listener of the connections put into it.
+type connQueue struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// put hands conn to the next Accept, or closes it once the queue is closed.
+func (q *connQueue) put(conn net.Conn) {
+	select {
+	case q.ch <- conn:
+	case <-q.closed:
+		conn.Close()
+	}
+}
+
+func (q *connQueue) accept(ctx context.Context) (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.closed:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.closed:
+		return nil, net.ErrClosed
+	}
+}
+func (q *connQueue) Addr() net.Addr            { return q.addr }
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.closed) })
+	return nil
+}
+
+// CloseWrite half-closes the connection underneath, as the packet stream's end does.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}

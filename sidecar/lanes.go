@@ -1,0 +1,365 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/remocal/kubectl-remocal/pkg/lane"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+const (
+	// defaultTicketTTL is how long a lane ticket may wait to be used: a plugin uses its
+	// tickets within a round trip or two of getting them, or asks for new ones.
+	defaultTicketTTL = 10 * time.Second
+	// maxSessionTickets bounds the tickets a session holds unused.
+	maxSessionTickets = 1024
+	// laneHeaderTimeout bounds how long a lane connection may take to say which lane it is.
+	laneHeaderTimeout = 10 * time.Second
+	// refusalLogEvery spaces the warnings about refused lane connections, which a flood would
+	// otherwise repeat for each one.
+	refusalLogEvery = 10 * time.Second
+)
+
+// lanes serves the sessions' lane connections: it issues their tickets on each session's
+// lanes stream, and takes the connections the port's mux sorts out as lanes.
+type lanes struct {
+	srv *server
+	log *slog.Logger
+	now func() time.Time
+
+	mu       sync.Mutex
+	tickets  map[wire.LaneTicket]issuedTicket
+	lastWarn time.Time
+	quiet    int // refusals not logged since lastWarn
+}
+
+type issuedTicket struct {
+	sess    *laneSession
+	expires time.Time
+}
+
+func newLanes(srv *server, log *slog.Logger) *lanes {
+	return &lanes{srv: srv, log: log, now: time.Now, tickets: map[wire.LaneTicket]issuedTicket{}}
+}
+
+// laneSession is one client's lanes: its lane.Set, and its lane connections not yet carrying
+// a connection (the pool the client keeps ready).
+type laneSession struct {
+	set  *lane.Set
+	done <-chan struct{} // closed when the client's connection ends
+	log  *slog.Logger
+	mu   sync.Mutex
+	idle map[net.Conn]struct{}
+	// tickets counts the session's unused tickets.
+	tickets int
+}
+
+// serveStream serves a session's lanes stream (its first message, LaneControl, read) until
+// the stream or the connection ends; its lanes end with it.
+func (ls *lanes) serveStream(ctx context.Context, log *slog.Logger, stream *quic.Stream, r *wire.Reader) {
+	defer stream.Close()
+	var sendMu sync.Mutex
+	send := func(m wire.Message) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return wire.WriteMessage(stream, m)
+	}
+	sess := &laneSession{done: ctx.Done(), log: log, idle: map[net.Conn]struct{}{}}
+	sess.set = lane.NewSet(send, log)
+	ctx, cancel := context.WithCancel(ctx)
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); sess.set.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-runDone
+		ls.forget(sess)
+		st := sess.set.Stats()
+		log.InfoContext(ctx, "lanes", "opened", st.Opened, "resumed", st.Resumed, "broken", st.Broken,
+			"bytesIn", st.BytesIn, "bytesOut", st.BytesOut)
+	}()
+	for {
+		msg, err := r.ReadMessage()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				log.DebugContext(ctx, "lanes stream ended", "err", err)
+			}
+			return
+		}
+		switch m := msg.(type) {
+		case wire.LaneTickets:
+			if err := send(ls.issue(sess, int(m.Count))); err != nil {
+				return
+			}
+		case wire.LaneAcks, wire.LaneEnd:
+			if err := sess.set.Handle(m); err != nil {
+				rejectStream(stream, err)
+				return
+			}
+		default:
+			rejectStream(stream, fmt.Errorf("unexpected message %T on the lanes stream", msg))
+			return
+		}
+	}
+}
+
+// issue makes up to n tickets for sess, as many as its bound on unused ones leaves.
+func (ls *lanes) issue(sess *laneSession, n int) wire.LaneTicketsReply {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	now := ls.now()
+	ttl := ls.srv.cfg.LaneTicketTTL
+	if ttl <= 0 {
+		ttl = defaultTicketTTL
+	}
+	for t, it := range ls.tickets {
+		if now.After(it.expires) {
+			delete(ls.tickets, t)
+			it.sess.tickets--
+		}
+	}
+	n = min(n, wire.MaxLaneTickets, maxSessionTickets-sess.tickets)
+	reply := wire.LaneTicketsReply{TTLMillis: uint32(ttl.Milliseconds())}
+	for range n {
+		t, err := wire.NewLaneTicket()
+		if err != nil {
+			break
+		}
+		ls.tickets[t] = issuedTicket{sess: sess, expires: now.Add(ttl)}
+		sess.tickets++
+		reply.Tickets = append(reply.Tickets, t)
+	}
+	return reply
+}
+
+// redeem takes a ticket: the session it is good for, once, before it expires; nil otherwise.
+func (ls *lanes) redeem(t wire.LaneTicket) *laneSession {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	it, ok := ls.tickets[t]
+	if !ok {
+		return nil
+	}
+	delete(ls.tickets, t)
+	it.sess.tickets--
+	if ls.now().After(it.expires) {
+		return nil
+	}
+	return it.sess
+}
+
+// forget drops what a session that ended left: its tickets and idle lane connections.
+func (ls *lanes) forget(sess *laneSession) {
+	ls.mu.Lock()
+	for t, it := range ls.tickets {
+		if it.sess == sess {
+			delete(ls.tickets, t)
+		}
+	}
+	ls.mu.Unlock()
+	sess.mu.Lock()
+	for c := range sess.idle {
+		c.Close()
+	}
+	sess.idle = nil
+	sess.mu.Unlock()
+}
+
+// refuse closes a lane connection that has no right to be one, and logs it (at most every
+// refusalLogEvery, with the count of those not logged).
+func (ls *lanes) refuse(conn net.Conn, reason string) {
+	conn.Close()
+	ls.mu.Lock()
+	now := ls.now()
+	if now.Sub(ls.lastWarn) < refusalLogEvery {
+		ls.quiet++
+		ls.mu.Unlock()
+		return
+	}
+	quiet := ls.quiet
+	ls.lastWarn, ls.quiet = now, 0
+	ls.mu.Unlock()
+	ls.log.Warn("lane connection refused", "remote", conn.RemoteAddr().String(), "reason", reason, "alsoRefusedSinceLastWarning", quiet)
+}
+
+// serve takes the lane connections the mux sorts out until ctx ends.
+func (ls *lanes) serve(ctx context.Context, accept func(context.Context) (net.Conn, error)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		if !ls.srv.streams.TryAcquire(1) {
+			ls.refuse(conn, "too many streams")
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer ls.srv.streams.Release(1)
+			ls.serveConn(ctx, conn)
+		}()
+	}
+}
+
+// serveConn reads which lane conn is and serves it: a new lane, or one re-attached.
+func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
+	_ = conn.SetDeadline(time.Now().Add(laneHeaderTimeout))
+	r := wire.NewReader(conn)
+	msg, err := r.ReadMessage()
+	if err != nil {
+		ls.refuse(conn, "no lane header: "+err.Error())
+		return
+	}
+	open, ok := msg.(wire.LaneOpen)
+	if !ok {
+		ls.refuse(conn, fmt.Sprintf("unexpected first message %T", msg))
+		return
+	}
+	sess := ls.redeem(open.Ticket)
+	if sess == nil {
+		ls.refuse(conn, "no valid ticket (unknown, used or expired)")
+		return
+	}
+	select {
+	case <-sess.done:
+		conn.Close()
+		return
+	default:
+	}
+	if open.Lane != 0 {
+		ls.reattach(sess, conn, open)
+		return
+	}
+	id := sess.set.Reserve()
+	if err := wire.WriteMessage(conn, wire.LaneReply{Lane: id}); err != nil {
+		conn.Close()
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if !sess.hold(conn) {
+		conn.Close()
+		return
+	}
+	switch open.Kind {
+	case wire.LaneOutgoing:
+		// Pooled until the client writes its Dial, which may be long after.
+		msg, err := r.ReadMessage()
+		if !sess.release(conn) || err != nil {
+			conn.Close()
+			return
+		}
+		dial, ok := msg.(wire.Dial)
+		if !ok || dial.Network != "tcp" {
+			_ = wire.WriteMessage(conn, wire.Error{Code: wire.ErrCodeProtocol, Reason: fmt.Sprintf("a lane carries a TCP dial, not %T", msg)})
+			conn.Close()
+			return
+		}
+		ls.srv.dialLane(ctx, sess, id, conn, dial)
+	default:
+		sess.release(conn)
+		conn.Close()
+	}
+}
+
+// reattach puts an existing lane on conn, after telling the client from where to resend.
+func (ls *lanes) reattach(sess *laneSession, conn net.Conn, open wire.LaneOpen) {
+	l := sess.set.Get(open.Lane)
+	if l == nil {
+		conn.Close()
+		return
+	}
+	received, err := l.Suspend()
+	if err != nil {
+		conn.Close()
+		return
+	}
+	if err := wire.WriteMessage(conn, wire.LaneReply{Lane: open.Lane, Received: received}); err != nil {
+		conn.Close()
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if err := l.Attach(conn, open.Received); err != nil {
+		sess.log.Warn("lane not re-attached", "lane", open.Lane, "err", err)
+	}
+}
+
+// hold counts conn among the session's idle lane connections, closed if the session ends
+// first; false when it has ended.
+func (s *laneSession) hold(conn net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idle == nil {
+		return false
+	}
+	s.idle[conn] = struct{}{}
+	return true
+}
+
+// release takes conn out of the idle ones; false when the session ended meanwhile.
+func (s *laneSession) release(conn net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idle == nil {
+		return false
+	}
+	delete(s.idle, conn)
+	return true
+}
+
+// dialLane dials for a lane and relays it, as dial does for a QUIC stream.
+func (s *server) dialLane(ctx context.Context, sess *laneSession, id uint64, conn net.Conn, req wire.Dial) {
+	target, reply := s.dialFromPod(ctx, sess.log, req)
+	if err := wire.WriteMessage(conn, reply); err != nil || target == nil {
+		conn.Close()
+		if target != nil {
+			target.Close()
+		}
+		return
+	}
+	defer target.Close()
+	l, err := sess.set.AddID(id, lane.Options{})
+	if err != nil {
+		conn.Close()
+		return
+	}
+	if err := l.Attach(conn, 0); err != nil {
+		return
+	}
+	relayLane(l, target.(*net.TCPConn))
+}
+
+// relayLane copies both ways between a lane and a TCP connection, passing each end of stream
+// on as a half-close, and returns when both directions are done.
+func relayLane(l *lane.Lane, conn *net.TCPConn) {
+	done := make(chan struct{})
+	go func() {
+		_, err := io.Copy(conn, l)
+		if err != nil {
+			_ = conn.SetLinger(0)
+			conn.Close()
+		} else {
+			_ = conn.CloseWrite()
+		}
+		close(done)
+	}()
+	if _, err := io.Copy(l, conn); err != nil {
+		l.Abort()
+	}
+	_ = l.CloseWrite()
+	<-done
+	_ = l.Close()
+}

@@ -219,7 +219,7 @@ func (l *lanes) dial(ctx context.Context, address string, timeout time.Duration)
 	for attempt := range dialAttempts {
 		r, err := l.take(ctx, attempt == 0)
 		if err != nil {
-			return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
+			return nil, &laneUnavailableError{err}
 		}
 		msg, err := exchange(ctx, r.conn, nil, req)
 		if err != nil {
@@ -252,8 +252,14 @@ func (l *lanes) dial(ctx context.Context, address string, timeout time.Duration)
 		}
 		return &Stream{c: laneStream{ln}}, nil
 	}
-	return nil, fmt.Errorf("dial %s from the pod: %w", address, lastErr)
+	return nil, &laneUnavailableError{lastErr}
 }
+
+// laneUnavailableError says that no lane could carry a dial, which then goes on a QUIC stream.
+type laneUnavailableError struct{ err error }
+
+func (e *laneUnavailableError) Error() string { return "no lane: " + e.err.Error() }
+func (e *laneUnavailableError) Unwrap() error { return e.err }
 
 // reattach carries a lane whose connection broke on a new one, retrying until the lane or the
 // session ends.

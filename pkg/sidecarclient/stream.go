@@ -2,6 +2,7 @@ package sidecarclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -65,7 +66,13 @@ func abandon(stream *quic.Stream) {
 // syscall.Errno).
 func (s *Session) Dial(ctx context.Context, network, address string, timeout time.Duration) (*Stream, error) {
 	if s.lanes != nil && network == "tcp" {
-		return s.lanes.dial(ctx, address, timeout)
+		stream, err := s.lanes.dial(ctx, address, timeout)
+		var unavailable *laneUnavailableError
+		if !errors.As(err, &unavailable) || ctx.Err() != nil {
+			return stream, err
+		}
+		// No lane could be had (the port-forward re-dialling, say): QUIC carries this one.
+		s.log.Debug("no lane, dialling on a QUIC stream", "address", address, "err", err)
 	}
 	stream, err := s.conn.OpenStreamSync(ctx)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -18,8 +19,10 @@ const LaneMagic = "RMCL"
 const LaneALPN = "remocal-lane/1"
 
 // maxSorting bounds the connections whose first bytes are awaited at once. Every process of the
-// pod can connect, and one that connects and says nothing holds its place until sortTimeout.
-const maxSorting = 64
+// pod can connect, and one that connects and says nothing would hold its place until
+// sortTimeout: past the bound, the oldest gives way. The plugin says what its connections are
+// at once, but opens hundreds together when a program does.
+const maxSorting = 512
 
 // sortTimeout bounds how long a new connection may take to say what it is (TLS included).
 const sortTimeout = 10 * time.Second
@@ -34,8 +37,10 @@ type PortMux struct {
 	log     *slog.Logger
 	streams *connQueue
 	lanes   *connQueue
-	sorting chan struct{} // a token per connection being sorted
 	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	sorting []net.Conn // connections being sorted, oldest first
 }
 
 // NewPortMux sorts the connections ln accepts until Close. laneTLS (LaneServerTLS) serves the
@@ -47,7 +52,6 @@ func NewPortMux(ln net.Listener, laneTLS *tls.Config, log *slog.Logger) *PortMux
 	m := &PortMux{
 		ln: ln, laneTLS: laneTLS, log: log,
 		streams: newConnQueue(ln.Addr()), lanes: newConnQueue(ln.Addr()),
-		sorting: make(chan struct{}, maxSorting),
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -86,19 +90,38 @@ func (m *PortMux) acceptLoop() {
 			continue
 		}
 		delay = 0
-		select {
-		case m.sorting <- struct{}{}:
-		default:
-			m.log.Warn("connection refused: too many connections saying nothing", "remote", conn.RemoteAddr().String())
-			conn.Close()
-			continue
-		}
+		m.startSorting(conn)
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			defer func() { <-m.sorting }()
+			defer m.doneSorting(conn)
 			m.sort(conn)
 		}()
+	}
+}
+
+// startSorting counts conn among those being sorted, and closes the oldest of them when there
+// are too many.
+func (m *PortMux) startSorting(conn net.Conn) {
+	m.mu.Lock()
+	var oldest net.Conn
+	if len(m.sorting) >= maxSorting {
+		oldest = m.sorting[0]
+		m.sorting = m.sorting[1:]
+	}
+	m.sorting = append(m.sorting, conn)
+	m.mu.Unlock()
+	if oldest != nil {
+		m.log.Warn("connection closed: too many connections saying nothing", "remote", oldest.RemoteAddr().String())
+		oldest.Close()
+	}
+}
+
+func (m *PortMux) doneSorting(conn net.Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i := slices.Index(m.sorting, conn); i >= 0 {
+		m.sorting = slices.Delete(m.sorting, i, i+1)
 	}
 }
 

@@ -6,6 +6,10 @@ import (
 	"net"
 	"sync"
 
+	"github.com/quic-go/quic-go"
+
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+
 	"github.com/remocal/kubectl-remocal/sidecar/capture"
 	"github.com/remocal/kubectl-remocal/sidecar/redirect"
 )
@@ -43,7 +47,10 @@ type incoming struct {
 	captures *capture.Socket
 	// copies bounds what the mirror copies of every port hold in their queues.
 	copies *budget
-	wg     sync.WaitGroup
+	// lanes carries a stolen connection on one of its client's lanes, when it has one
+	// ready; nil, or false, and a QUIC stream carries it.
+	lanes func(client *quic.Conn, arrival wire.Incoming) (laneConn, bool)
+	wg    sync.WaitGroup
 }
 
 // newIncoming's holder is the sidecar's name in its table's rules.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ type lanes struct {
 
 	mu       sync.Mutex
 	tickets  map[wire.LaneTicket]issuedTicket
+	sessions map[*quic.Conn]*laneSession
 	lastWarn time.Time
 	quiet    int // refusals not logged since lastWarn
 }
@@ -48,7 +50,7 @@ type issuedTicket struct {
 }
 
 func newLanes(srv *server, log *slog.Logger) *lanes {
-	return &lanes{srv: srv, log: log, now: time.Now, tickets: map[wire.LaneTicket]issuedTicket{}}
+	return &lanes{srv: srv, log: log, now: time.Now, tickets: map[wire.LaneTicket]issuedTicket{}, sessions: map[*quic.Conn]*laneSession{}}
 }
 
 // laneSession is one client's lanes: its lane.Set, and its lane connections not yet carrying
@@ -59,13 +61,25 @@ type laneSession struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	idle map[net.Conn]struct{}
+	// incoming holds the lanes the client opened for the connections that arrive at its
+	// ports, oldest first.
+	incoming []*idleIncoming
 	// tickets counts the session's unused tickets.
 	tickets int
 }
 
+// idleIncoming is a lane connection waiting for a connection to arrive. Its watcher reads it
+// meanwhile, to learn when the client's end is gone (nothing else comes before Incoming).
+type idleIncoming struct {
+	conn    net.Conn
+	id      uint64
+	taken   bool          // sess.mu
+	watched chan struct{} // closed when the watcher's read returned
+}
+
 // serveStream serves a session's lanes stream (its first message, LaneControl, read) until
 // the stream or the connection ends; its lanes end with it.
-func (ls *lanes) serveStream(ctx context.Context, log *slog.Logger, stream *quic.Stream, r *wire.Reader) {
+func (ls *lanes) serveStream(ctx context.Context, log *slog.Logger, conn *quic.Conn, stream *quic.Stream, r *wire.Reader) {
 	defer stream.Close()
 	var sendMu sync.Mutex
 	send := func(m wire.Message) error {
@@ -75,13 +89,21 @@ func (ls *lanes) serveStream(ctx context.Context, log *slog.Logger, stream *quic
 	}
 	sess := &laneSession{done: ctx.Done(), log: log, idle: map[net.Conn]struct{}{}}
 	sess.set = lane.NewSet(send, log)
+	ls.mu.Lock()
+	if _, ok := ls.sessions[conn]; ok {
+		ls.mu.Unlock()
+		rejectStream(stream, errors.New("a second lanes stream"))
+		return
+	}
+	ls.sessions[conn] = sess
+	ls.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	runDone := make(chan struct{})
 	go func() { defer close(runDone); sess.set.Run(ctx) }()
 	defer func() {
 		cancel()
 		<-runDone
-		ls.forget(sess)
+		ls.forget(conn, sess)
 		st := sess.set.Stats()
 		log.InfoContext(ctx, "lanes", "opened", st.Opened, "resumed", st.Resumed, "broken", st.Broken,
 			"bytesIn", st.BytesIn, "bytesOut", st.BytesOut)
@@ -157,8 +179,9 @@ func (ls *lanes) redeem(t wire.LaneTicket) *laneSession {
 }
 
 // forget drops what a session that ended left: its tickets and idle lane connections.
-func (ls *lanes) forget(sess *laneSession) {
+func (ls *lanes) forget(conn *quic.Conn, sess *laneSession) {
 	ls.mu.Lock()
+	delete(ls.sessions, conn)
 	for t, it := range ls.tickets {
 		if it.sess == sess {
 			delete(ls.tickets, t)
@@ -169,7 +192,10 @@ func (ls *lanes) forget(sess *laneSession) {
 	for c := range sess.idle {
 		c.Close()
 	}
-	sess.idle = nil
+	for _, in := range sess.incoming {
+		in.conn.Close()
+	}
+	sess.idle, sess.incoming = nil, nil
 	sess.mu.Unlock()
 }
 
@@ -269,11 +295,105 @@ func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
 			return
 		}
 		ls.srv.dialLane(ctx, sess, id, conn, dial)
+	case wire.LaneIncoming:
+		if sess.release(conn) {
+			sess.addIncoming(conn, id)
+		}
 	default:
 		sess.release(conn)
 		conn.Close()
 	}
 }
+
+// maxIdleIncoming bounds the lanes a session keeps waiting for arrivals.
+const maxIdleIncoming = 64
+
+// addIncoming keeps conn, lane id, for the next connection that arrives for the session.
+func (s *laneSession) addIncoming(conn net.Conn, id uint64) {
+	in := &idleIncoming{conn: conn, id: id, watched: make(chan struct{})}
+	s.mu.Lock()
+	if s.idle == nil || len(s.incoming) >= maxIdleIncoming {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.incoming = append(s.incoming, in)
+	s.mu.Unlock()
+	go func() {
+		defer close(in.watched)
+		var b [1]byte
+		_, _ = conn.Read(b[:])
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !in.taken {
+			// The client's end is gone, or it spoke out of turn.
+			s.incoming = slices.DeleteFunc(s.incoming, func(x *idleIncoming) bool { return x == in })
+			conn.Close()
+		}
+	}()
+}
+
+// takeIncoming returns an idle incoming lane with its watcher stopped, or nil.
+func (s *laneSession) takeIncoming() *idleIncoming {
+	s.mu.Lock()
+	if len(s.incoming) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	in := s.incoming[0]
+	s.incoming = s.incoming[1:]
+	in.taken = true
+	s.mu.Unlock()
+	_ = in.conn.SetReadDeadline(time.Now())
+	<-in.watched
+	_ = in.conn.SetReadDeadline(time.Time{})
+	return in
+}
+
+// carryIncoming announces arrival on one of the client's idle incoming lanes and returns the
+// lane, as a connection; false when the client has none (it then goes on a QUIC stream).
+func (ls *lanes) carryIncoming(client *quic.Conn, arrival wire.Incoming) (laneConn, bool) {
+	ls.mu.Lock()
+	sess := ls.sessions[client]
+	ls.mu.Unlock()
+	if sess == nil {
+		return laneConn{}, false
+	}
+	for {
+		in := sess.takeIncoming()
+		if in == nil {
+			return laneConn{}, false
+		}
+		_ = in.conn.SetWriteDeadline(time.Now().Add(laneHeaderTimeout))
+		if err := wire.WriteMessage(in.conn, arrival); err != nil {
+			in.conn.Close()
+			continue
+		}
+		_ = in.conn.SetWriteDeadline(time.Time{})
+		l, err := sess.set.AddID(in.id, lane.Options{})
+		if err != nil {
+			in.conn.Close()
+			return laneConn{}, false
+		}
+		local, remote := in.conn.LocalAddr(), in.conn.RemoteAddr()
+		if err := l.Attach(in.conn, 0); err != nil {
+			return laneConn{}, false
+		}
+		return laneConn{Lane: l, local: local, remote: remote}, true
+	}
+}
+
+// laneConn is a lane as the net.Conn that the incoming connections' relays take.
+type laneConn struct {
+	*lane.Lane
+	local, remote net.Addr
+}
+
+func (c laneConn) LocalAddr() net.Addr              { return c.local }
+func (c laneConn) RemoteAddr() net.Addr             { return c.remote }
+func (c laneConn) SetDeadline(time.Time) error      { return nil }
+func (c laneConn) SetReadDeadline(time.Time) error  { return nil }
+func (c laneConn) SetWriteDeadline(time.Time) error { return nil }
 
 // reattach puts an existing lane on conn, after telling the client from where to resend.
 func (ls *lanes) reattach(sess *laneSession, conn net.Conn, open wire.LaneOpen) {

@@ -82,6 +82,12 @@ func (in *incoming) handle(ctx context.Context, c *net.TCPConn) {
 	case sub.filter != nil:
 		in.routeRequests(ctx, c, dst, subs, changed, arrival)
 	default:
+		if in.lanes != nil {
+			if l, ok := in.lanes(sub.client, arrival); ok {
+				relayLane(l.Lane, c)
+				return
+			}
+		}
 		stream, err := openIncoming(sub.client, arrival)
 		if err != nil {
 			in.log.Warn("carry an incoming connection to the client", "port", dst.Port(), "err", err)
@@ -112,6 +118,11 @@ func (in *incoming) routeRequests(ctx context.Context, c *net.TCPConn, dst netip
 		stop := context.AfterFunc(sub.client.Context(), cancel)
 		defer stop()
 		routes[i] = httpfilter.Route{Filter: *sub.filter, Dial: func(context.Context) (net.Conn, error) {
+			if in.lanes != nil {
+				if l, ok := in.lanes(sub.client, arrival); ok {
+					return l, nil
+				}
+			}
 			stream, err := openIncoming(sub.client, arrival)
 			if err != nil {
 				return nil, err

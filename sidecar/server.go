@@ -75,6 +75,7 @@ func newServer(cfg Config, log *slog.Logger) *server {
 		maxSubscriptions: maxClientSubscriptions,
 	}
 	s.lanes = newLanes(s, log)
+	s.in.lanes = s.lanes.carryIncoming
 	return s
 }
 
@@ -172,7 +173,7 @@ func (s *server) handleStream(ctx context.Context, log *slog.Logger, conn *quic.
 	case wire.FSRequest:
 		s.serveFS(ctx, log, stream, r, m)
 	case wire.LaneControl:
-		s.lanes.serveStream(ctx, log, stream, r)
+		s.lanes.serveStream(ctx, log, conn, stream, r)
 	default:
 		rejectStream(stream, fmt.Errorf("unexpected first message %T", first))
 	}

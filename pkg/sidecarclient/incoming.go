@@ -38,6 +38,9 @@ func (s *Session) Subscribe(ctx context.Context, port uint16, sub Subscription) 
 	}
 	defer s.takeControl(ctx)(&err)
 	err = s.request(fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path})
+	if err == nil && s.lanes != nil && sub.Mode == wire.ModeSteal {
+		s.lanes.subscribed()
+	}
 	if err == nil {
 		if s.subscribed == nil {
 			s.subscribed = map[uint16]bool{}
@@ -104,6 +107,9 @@ type Incoming struct {
 // that goroutine, so that one slow to arrive (a lost packet) holds up no other connection. A
 // stream that does not start as a connection (never, from a sidecar) is abandoned.
 func (s *Session) ServeIncoming(ctx context.Context, handle func(*Incoming)) error {
+	if s.lanes != nil {
+		s.lanes.serveIncoming(ctx, handle)
+	}
 	for {
 		stream, err := s.conn.AcceptStream(ctx)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -43,6 +44,13 @@ type lanes struct {
 	ctx     context.Context // ends with the session
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the lanes stream's reader returned
+
+	// The arrivals' lanes start once both the session took a port and ServeIncoming runs.
+	incomingMu      sync.Mutex
+	wantIncoming    bool
+	incomingStarted bool
+	incomingCtx     context.Context // ServeIncoming's, for the workers it starts later
+	incomingHandle  func(*Incoming)
 }
 
 // readyLane is a lane connection opened and named by the sidecar, not carrying anything yet.
@@ -293,3 +301,74 @@ func (l *lanes) reattach(ln *lane.Lane) {
 type laneStream struct{ *lane.Lane }
 
 func (s laneStream) Abandon() { s.Abort() }
+
+// incomingLanes is how many lanes are kept open in the sidecar for the connections that
+// arrive at the session's ports: each arrival takes one, and another is opened in its place.
+const incomingLanes = 16
+
+// serveIncoming keeps incomingLanes lanes waiting in the sidecar for arrivals, once the session
+// has taken a port (subscribed) and ServeIncoming runs (handle), and passes on each arrival,
+// until ctx or the session ends.
+func (l *lanes) serveIncoming(ctx context.Context, handle func(*Incoming)) {
+	l.incomingMu.Lock()
+	defer l.incomingMu.Unlock()
+	l.incomingCtx, l.incomingHandle = ctx, handle
+	l.startIncomingLocked()
+}
+
+// subscribed says the session took a port: arrivals may come.
+func (l *lanes) subscribed() {
+	l.incomingMu.Lock()
+	defer l.incomingMu.Unlock()
+	l.wantIncoming = true
+	l.startIncomingLocked()
+}
+
+func (l *lanes) startIncomingLocked() {
+	if l.incomingStarted || !l.wantIncoming || l.incomingHandle == nil {
+		return
+	}
+	l.incomingStarted = true
+	ctx, handle := l.incomingCtx, l.incomingHandle
+	for range incomingLanes {
+		go l.waitForArrivals(ctx, handle)
+	}
+}
+
+// waitForArrivals opens an incoming lane, waits for the sidecar to announce a connection on
+// it, passes that on, and opens the next, until ctx or the session ends.
+func (l *lanes) waitForArrivals(ctx context.Context, handle func(*Incoming)) {
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil && l.ctx.Err() == nil {
+		conn, reply, err := l.open(ctx, wire.LaneIncoming, 0, 0)
+		if err != nil {
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			case <-l.ctx.Done():
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		stopSession := context.AfterFunc(l.ctx, func() { conn.Close() })
+		msg, err := wire.NewReader(conn).ReadMessage()
+		stop()
+		stopSession()
+		arrival, ok := msg.(wire.Incoming)
+		if err != nil || !ok {
+			conn.Close()
+			continue
+		}
+		ln, err := l.set.AddID(reply.Lane, lane.Options{OnBreak: l.reattach})
+		if err != nil {
+			conn.Close()
+			continue
+		}
+		if err := ln.Attach(conn, 0); err != nil {
+			continue
+		}
+		go handle(&Incoming{Stream: &Stream{c: laneStream{ln}}, Port: arrival.Port, Remote: arrival.Remote})
+	}
+}

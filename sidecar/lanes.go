@@ -25,6 +25,10 @@ const (
 	maxSessionTickets = 1024
 	// laneHeaderTimeout bounds how long a lane connection may take to say which lane it is.
 	laneHeaderTimeout = 10 * time.Second
+	// resendBudget bounds what all lanes keep for resending to their clients: the sidecar's
+	// memory is the app pod's. Each lane keeps at most lane.DefaultMaxUnacked, so it is 16
+	// lanes' worth at full speed; past it, lanes wait for their clients' acknowledgements.
+	resendBudget = 32 << 20
 	// refusalLogEvery spaces the warnings about refused lane connections, which a flood would
 	// otherwise repeat for each one.
 	refusalLogEvery = 10 * time.Second
@@ -33,9 +37,10 @@ const (
 // lanes serves the sessions' lane connections: it issues their tickets on each session's
 // lanes stream, and takes the connections the port's mux sorts out as lanes.
 type lanes struct {
-	srv *server
-	log *slog.Logger
-	now func() time.Time
+	srv    *server
+	log    *slog.Logger
+	now    func() time.Time
+	budget *lane.Budget
 
 	mu       sync.Mutex
 	tickets  map[wire.LaneTicket]issuedTicket
@@ -50,7 +55,7 @@ type issuedTicket struct {
 }
 
 func newLanes(srv *server, log *slog.Logger) *lanes {
-	return &lanes{srv: srv, log: log, now: time.Now, tickets: map[wire.LaneTicket]issuedTicket{}, sessions: map[*quic.Conn]*laneSession{}}
+	return &lanes{srv: srv, log: log, now: time.Now, budget: lane.NewBudget(resendBudget), tickets: map[wire.LaneTicket]issuedTicket{}, sessions: map[*quic.Conn]*laneSession{}}
 }
 
 // laneSession is one client's lanes: its lane.Set, and its lane connections not yet carrying
@@ -370,7 +375,7 @@ func (ls *lanes) carryIncoming(client *quic.Conn, arrival wire.Incoming) (laneCo
 			continue
 		}
 		_ = in.conn.SetWriteDeadline(time.Time{})
-		l, err := sess.set.AddID(in.id, lane.Options{})
+		l, err := sess.set.AddID(in.id, lane.Options{Budget: ls.budget})
 		if err != nil {
 			in.conn.Close()
 			return laneConn{}, false
@@ -451,7 +456,7 @@ func (s *server) dialLane(ctx context.Context, sess *laneSession, id uint64, con
 		return
 	}
 	defer target.Close()
-	l, err := sess.set.AddID(id, lane.Options{})
+	l, err := sess.set.AddID(id, lane.Options{Budget: s.lanes.budget})
 	if err != nil {
 		conn.Close()
 		return

@@ -45,6 +45,9 @@ type Options struct {
 	// ResumeTimeout aborts a lane whose connection broke and was not replaced within it; zero
 	// is DefaultResumeTimeout.
 	ResumeTimeout time.Duration
+	// Budget, if set, bounds what this lane keeps for resending together with the other
+	// lanes sharing it.
+	Budget *Budget
 }
 
 // Lane is one end of a byte stream that outlives the connections carrying it. Read and Write
@@ -212,6 +215,18 @@ func (l *Lane) Write(p []byte) (int, error) {
 			return total, fmt.Errorf("lane %d: write after CloseWrite", l.id)
 		}
 		k := min(len(p), l.opts.MaxUnacked-l.buf.size)
+		l.mu.Unlock()
+		if l.opts.Budget != nil {
+			if k = int(l.opts.Budget.take(int64(k), l.done)); k == 0 {
+				return total, l.terminalErr()
+			}
+		}
+		l.mu.Lock()
+		if l.err != nil || l.writeClosed {
+			l.mu.Unlock()
+			l.giveBudget(k)
+			continue // the switch above says why
+		}
 		l.buf.append(p[:k])
 		l.written += uint64(k)
 		l.mu.Unlock()
@@ -402,8 +417,26 @@ func (l *Lane) ackLocked(received uint64) {
 		return
 	}
 	l.buf.trim(received)
+	l.giveBudget(int(received - l.acked))
 	l.acked = received
 	l.cond.Broadcast()
+}
+
+// giveBudget returns n bytes to the shared budget, if any.
+func (l *Lane) giveBudget(n int) {
+	if l.opts.Budget != nil {
+		l.opts.Budget.give(int64(n))
+	}
+}
+
+// terminalErr is why the lane ended.
+func (l *Lane) terminalErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	return errClosed
 }
 
 // peerEnd records the peer's LaneEnd: its direction ended after sent bytes, or it reset the
@@ -510,6 +543,12 @@ func (l *Lane) finish(conn net.Conn) {
 	if conn != nil {
 		_ = conn.Close()
 	}
+	l.mu.Lock()
+	held := l.buf.size
+	l.buf = sendBuffer{}
+	l.acked = l.written
+	l.mu.Unlock()
+	l.giveBudget(held)
 	l.set.remove(l)
 	close(l.done)
 }

@@ -291,3 +291,38 @@ func TestLaneEndOfStreamIsNotABreak(t *testing.T) {
 	}
 	p.closeBoth()
 }
+
+func TestLanesShareABudget(t *testing.T) {
+	const size = 96 << 10
+	budget := NewBudget(size)
+	var pairs []*pair
+	for range 3 {
+		pairs = append(pairs, newPair(t, Options{MaxUnacked: 64 << 10, Budget: budget}))
+	}
+	// Nobody reads: together the lanes may keep no more than the budget.
+	for _, p := range pairs {
+		go func() { _, _ = p.la.Write(make([]byte, 32<<20)) }()
+	}
+	time.Sleep(300 * time.Millisecond)
+	held := 0
+	for _, p := range pairs {
+		p.la.mu.Lock()
+		held += p.la.buf.size
+		p.la.mu.Unlock()
+	}
+	if held > size {
+		t.Errorf("lanes sharing a budget of %d hold %d bytes", size, held)
+	}
+	for _, p := range pairs {
+		p.la.Abort()
+	}
+	for _, p := range pairs {
+		<-p.la.Done()
+	}
+	budget.mu.Lock()
+	free := budget.free
+	budget.mu.Unlock()
+	if free != size {
+		t.Errorf("after every lane ended the budget has %d of %d free", free, size)
+	}
+}

@@ -220,7 +220,7 @@ func (q *connQueue) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 }
-func (q *connQueue) Addr() net.Addr            { return q.addr }
+func (q *connQueue) Addr() net.Addr { return q.addr }
 func (q *connQueue) Close() error {
 	q.once.Do(func() { close(q.closed) })
 	return nil

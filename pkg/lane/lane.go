@@ -230,7 +230,7 @@ func (l *Lane) Write(p []byte) (int, error) {
 		l.buf.append(p[:k])
 		l.written += uint64(k)
 		l.mu.Unlock()
-		l.flush()
+		l.flushWith(p[:k])
 		total += k
 		p = p[k:]
 	}
@@ -239,7 +239,12 @@ func (l *Lane) Write(p []byte) (int, error) {
 
 // flush sends what is written and not yet sent on the current connection, then, after
 // CloseWrite, ends the direction.
-func (l *Lane) flush() {
+func (l *Lane) flush() { l.flushWith(nil) }
+
+// flushWith is flush after a Write of last, the newest bytes written: when they are all
+// that is to send, they go out as they came, in one piece, rather than as the buffer's chunks
+// hold them (a write across two chunks would be two frames on a port-forward stream).
+func (l *Lane) flushWith(last []byte) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	l.mu.Lock()
@@ -248,8 +253,13 @@ func (l *Lane) flush() {
 		l.mu.Unlock()
 		return
 	}
-	// The slices stay valid while written: trim drops chunks without reusing them.
-	bufs := net.Buffers(l.buf.slices(from, to))
+	var bufs net.Buffers
+	if len(last) > 0 && to-from == uint64(len(last)) {
+		bufs = net.Buffers{last}
+	} else {
+		// The slices stay valid while written: trim drops chunks without reusing them.
+		bufs = l.buf.slices(from, to)
+	}
 	l.mu.Unlock()
 	if len(bufs) > 0 {
 		if _, err := bufs.WriteTo(conn); err != nil {

@@ -19,8 +19,10 @@ import (
 
 const (
 	// readyLanes is how many lanes are kept opened and ticketed, so that a new connection
-	// does not wait for a port-forward stream or a TLS handshake.
-	readyLanes = 4
+	// does not wait for a port-forward stream or a TLS handshake; openers is how many of
+	// them are being opened at once, so that a burst of connections is followed quickly.
+	readyLanes = 16
+	openers    = 4
 	// laneOpenTimeout bounds opening one lane: its connection and handshake.
 	laneOpenTimeout = 10 * time.Second
 	// dialAttempts bounds the lanes one Dial tries: a ready lane whose connection broke
@@ -84,7 +86,9 @@ func startLanes(ctx context.Context, conn *quic.Conn, dial LaneDialer, log *slog
 	context.AfterFunc(conn.Context(), cancel)
 	go l.set.Run(life)
 	go l.read(stream)
-	go l.keepReady()
+	for range openers {
+		go l.keepReady()
+	}
 	return l, nil
 }
 
@@ -157,25 +161,21 @@ func (l *lanes) keepReady() {
 	}
 }
 
-// take returns a ready lane (if ready, and one is), or opens one.
-func (l *lanes) take(ctx context.Context, ready bool) (readyLane, error) {
-	if ready {
-		select {
-		case r := <-l.ready:
-			return r, nil
-		default:
-		}
+// takeReady returns a ready lane, if one is.
+func (l *lanes) takeReady() (readyLane, bool) {
+	select {
+	case r := <-l.ready:
+		return r, true
+	default:
+		return readyLane{}, false
 	}
-	conn, reply, err := l.open(ctx, wire.LaneOutgoing, 0, 0)
-	if err != nil {
-		return readyLane{}, err
-	}
-	return readyLane{conn: conn, id: reply.Lane}, nil
 }
 
 // open opens a lane connection with a fresh ticket and says which lane it is: a new one
-// (id 0) of kind, or lane id, of which received bytes arrived, re-attached.
-func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint64) (net.Conn, wire.LaneReply, error) {
+// (id 0) of kind, or lane id, of which received bytes arrived, re-attached. The messages of
+// then follow at once, before the sidecar's answer: a Dial on a new lane costs no round trip
+// of its own.
+func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint64, then ...wire.Message) (net.Conn, wire.LaneReply, error) {
 	ctx, cancel := context.WithTimeout(ctx, laneOpenTimeout)
 	defer cancel()
 	ticket, err := l.tickets.take(ctx)
@@ -186,7 +186,7 @@ func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint6
 	if err != nil {
 		return nil, wire.LaneReply{}, err
 	}
-	msg, err := exchange(ctx, conn, []byte(transport.LaneMagic), wire.LaneOpen{Ticket: ticket, Lane: id, Kind: kind, Received: received})
+	msg, err := exchange(ctx, conn, []byte(transport.LaneMagic), append([]wire.Message{wire.LaneOpen{Ticket: ticket, Lane: id, Kind: kind, Received: received}}, then...)...)
 	if err != nil {
 		conn.Close()
 		l.set.Refused()
@@ -200,12 +200,17 @@ func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint6
 	return conn, reply, nil
 }
 
-// exchange writes prefix and req on conn and reads one reply, within ctx.
-func exchange(ctx context.Context, conn net.Conn, prefix []byte, req wire.Message) (wire.Message, error) {
+// exchange writes prefix and reqs on conn and reads one reply, within ctx.
+func exchange(ctx context.Context, conn net.Conn, prefix []byte, reqs ...wire.Message) (wire.Message, error) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	frame, err := wire.AppendMessage(prefix, req)
-	if err == nil {
-		_, err = conn.Write(frame)
+	frames, err := prefix, error(nil)
+	for _, req := range reqs {
+		if frames, err = wire.AppendMessage(frames, req); err != nil {
+			break
+		}
+	}
+	if err == nil && len(frames) > 0 {
+		_, err = conn.Write(frames)
 	}
 	var msg wire.Message
 	if err == nil {
@@ -225,11 +230,22 @@ func (l *lanes) dial(ctx context.Context, address string, timeout time.Duration)
 	req := wire.Dial{Network: "tcp", Address: address, TimeoutMillis: uint32(timeout.Milliseconds())}
 	var lastErr error
 	for attempt := range dialAttempts {
-		r, err := l.take(ctx, attempt == 0)
-		if err != nil {
-			return nil, &laneUnavailableError{err}
+		r, ok := l.takeReady()
+		var msg wire.Message
+		var err error
+		if ok && attempt == 0 {
+			msg, err = exchange(ctx, r.conn, nil, req)
+		} else {
+			if ok {
+				r.conn.Close()
+			}
+			conn, reply, openErr := l.open(ctx, wire.LaneOutgoing, 0, 0, req)
+			if openErr != nil {
+				return nil, &laneUnavailableError{openErr}
+			}
+			r = readyLane{conn: conn, id: reply.Lane}
+			msg, err = exchange(ctx, conn, nil)
 		}
-		msg, err := exchange(ctx, r.conn, nil, req)
 		if err != nil {
 			r.conn.Close()
 			if ctx.Err() != nil {

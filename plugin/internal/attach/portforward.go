@@ -40,8 +40,38 @@ func newPortForwarder(restConfig *rest.Config, pod *corev1.Pod, port int) *portF
 	return &portForwarder{restConfig: restConfig, namespace: pod.Namespace, pod: pod.Name, port: port}
 }
 
-// Dial opens a new stream to the pod's port.
+// Dial opens a new stream to the pod's port. Dials run concurrently: each stream's creation
+// waits for the kubelet's reply, and the lanes open many at once.
 func (f *portForwarder) Dial(ctx context.Context) (net.Conn, error) {
+	conn, requestID, err := f.connection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	headers := http.Header{}
+	headers.Set(corev1.PortHeader, strconv.Itoa(f.port))
+	headers.Set(corev1.PortForwardRequestIDHeader, strconv.Itoa(requestID))
+	headers.Set(corev1.StreamType, corev1.StreamTypeError)
+	errStream, err := conn.CreateStream(headers)
+	if err != nil {
+		f.drop(conn)
+		return nil, fmt.Errorf("open port-forward error stream: %w", err)
+	}
+	// Only the kubelet writes on the error stream.
+	errStream.Close()
+	headers.Set(corev1.StreamType, corev1.StreamTypeData)
+	data, err := conn.CreateStream(headers)
+	if err != nil {
+		f.drop(conn)
+		return nil, fmt.Errorf("open port-forward data stream: %w", err)
+	}
+	sc := &streamConn{data: data, errStream: errStream, conn: conn}
+	go sc.watchErrors()
+	return sc, nil
+}
+
+// connection returns the port-forward connection, made anew when it has dropped, and the
+// request ID of a new pair of streams on it.
+func (f *portForwarder) connection(ctx context.Context) (httpstream.Connection, int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conn != nil {
@@ -54,33 +84,22 @@ func (f *portForwarder) Dial(ctx context.Context) (net.Conn, error) {
 	if f.conn == nil {
 		conn, err := f.connect(ctx)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		f.conn = conn
 	}
 	f.requestID++
-	headers := http.Header{}
-	headers.Set(corev1.PortHeader, strconv.Itoa(f.port))
-	headers.Set(corev1.PortForwardRequestIDHeader, strconv.Itoa(f.requestID))
-	headers.Set(corev1.StreamType, corev1.StreamTypeError)
-	errStream, err := f.conn.CreateStream(headers)
-	if err != nil {
-		f.conn.Close()
+	return f.conn, f.requestID, nil
+}
+
+// drop closes conn, which failed to open a stream, unless it was replaced already.
+func (f *portForwarder) drop(conn httpstream.Connection) {
+	conn.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn == conn {
 		f.conn = nil
-		return nil, fmt.Errorf("open port-forward error stream: %w", err)
 	}
-	// Only the kubelet writes on the error stream.
-	errStream.Close()
-	headers.Set(corev1.StreamType, corev1.StreamTypeData)
-	data, err := f.conn.CreateStream(headers)
-	if err != nil {
-		f.conn.Close()
-		f.conn = nil
-		return nil, fmt.Errorf("open port-forward data stream: %w", err)
-	}
-	sc := &streamConn{data: data, errStream: errStream, conn: f.conn}
-	go sc.watchErrors()
-	return sc, nil
 }
 
 // Break closes the current connection, as an API server restart would. Tests and the

@@ -56,6 +56,12 @@ func (r *realSidecar) laneSession(t *testing.T) (*Session, *loopbackLanes) {
 	if s.lanes == nil {
 		t.Fatal("the session has no lanes with a sidecar that offers them")
 	}
+	// Until a lane is ready, connections go on QUIC streams.
+	for deadline := time.Now().Add(5 * time.Second); len(s.lanes.ready) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no lane ready 5 s after the session started")
+		}
+	}
 	return s, lanes
 }
 

@@ -47,23 +47,35 @@ func (f *portForwarder) Dial(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	headers := http.Header{}
-	headers.Set(corev1.PortHeader, strconv.Itoa(f.port))
-	headers.Set(corev1.PortForwardRequestIDHeader, strconv.Itoa(requestID))
-	headers.Set(corev1.StreamType, corev1.StreamTypeError)
-	errStream, err := conn.CreateStream(headers)
-	if err != nil {
+	// The kubelet pairs the two streams by request ID in whichever order they come, so both
+	// are created at once: one round trip, not two.
+	header := func(streamType string) http.Header {
+		h := http.Header{}
+		h.Set(corev1.PortHeader, strconv.Itoa(f.port))
+		h.Set(corev1.PortForwardRequestIDHeader, strconv.Itoa(requestID))
+		h.Set(corev1.StreamType, streamType)
+		return h
+	}
+	var errStream httpstream.Stream
+	var errErr error
+	created := make(chan struct{})
+	go func() {
+		defer close(created)
+		errStream, errErr = conn.CreateStream(header(corev1.StreamTypeError))
+	}()
+	data, err := conn.CreateStream(header(corev1.StreamTypeData))
+	<-created
+	if errErr != nil || err != nil {
+		for _, s := range []httpstream.Stream{errStream, data} {
+			if s != nil {
+				_ = s.Reset()
+			}
+		}
 		f.drop(conn)
-		return nil, fmt.Errorf("open port-forward error stream: %w", err)
+		return nil, fmt.Errorf("open port-forward streams: %w", errors.Join(errErr, err))
 	}
 	// Only the kubelet writes on the error stream.
 	errStream.Close()
-	headers.Set(corev1.StreamType, corev1.StreamTypeData)
-	data, err := conn.CreateStream(headers)
-	if err != nil {
-		f.drop(conn)
-		return nil, fmt.Errorf("open port-forward data stream: %w", err)
-	}
 	sc := &streamConn{data: data, errStream: errStream, conn: conn}
 	go sc.watchErrors()
 	return sc, nil

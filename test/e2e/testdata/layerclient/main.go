@@ -8,6 +8,14 @@
 //	layerclient fds HOST:PORT N     N sequential connections; print the parent's open
 //	                                descriptors before and after, for a leak check
 //	layerclient loop HOST:PORT      print the pid, then connect every 200 ms until killed
+//	layerclient stream HOST:PORT MIB  one connection to an echo server: send MIB MiB of random
+//	                                bytes while reading the echo, print "received N MiB" every
+//	                                16 MiB, then the sha256 of both directions and "connection
+//	                                never closed" (any read or write error is fatal instead)
+//	layerclient manyfds HOST:PORT N print "ready" and wait for a line on stdin; N concurrent
+//	                                echo round trips; wait (10 s at most) until the parent holds
+//	                                no more descriptors than before, print "plugin fds before B
+//	                                after A"; wait for a line on stdin again
 //	layerclient read PATH...        print "PATH: content" (quoted), or "PATH: ENAME" for each
 //	layerclient ls DIR              print the names in DIR, sorted, dot-files included
 //	layerclient watch FILE          watch FILE with inotify (through symlinks), print "watching";
@@ -122,6 +130,12 @@ func run(args []string) error {
 		}
 	case "serve":
 		return serve(args[1])
+	case "stream":
+		mib, _ := strconv.Atoi(args[2])
+		return stream(args[1], int64(mib)<<20)
+	case "manyfds":
+		n, _ := strconv.Atoi(args[2])
+		return manyFDs(args[1], n)
 	case "seccomp":
 		fmt.Printf("self %s parent %s\n", seccompMode("self"), seccompMode(strconv.Itoa(os.Getppid())))
 	default:

@@ -192,7 +192,8 @@ func (h *halfPair) closeAll() {
 	}
 }
 
-// start copies both ways, passing each end of stream on as a half-close.
+// start copies both ways, passing each end of stream on as a half-close, and a reset or loss
+// of the pod's side on to the program as a reset.
 func (r *tcpRelay) start(local *net.TCPConn, pod Conn, onDone func()) {
 	r.mu.Lock()
 	if r.stopped {
@@ -213,8 +214,14 @@ func (r *tcpRelay) start(local *net.TCPConn, pod Conn, onDone func()) {
 			_, _ = io.Copy(pod, local)
 			_ = pod.CloseWrite()
 		}()
-		_, _ = io.Copy(local, pod)
-		_ = local.CloseWrite()
+		if _, err := io.Copy(local, pod); err != nil {
+			// The pod's side was reset or lost: so is the program's, rather than ended
+			// as if all had arrived.
+			_ = local.SetLinger(0)
+			local.Close()
+		} else {
+			_ = local.CloseWrite()
+		}
 		<-done
 		local.Close()
 		pod.Close()

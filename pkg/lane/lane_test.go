@@ -95,6 +95,12 @@ func (p *pair) reattach(l *Lane) {
 	_ = p.la.Attach(ca, rb)
 }
 
+func (p *pair) reattached() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reattaches
+}
+
 // cut closes the current connection under the lanes, as a dropped port-forward does.
 func (p *pair) cut(side int) {
 	p.mu.Lock()
@@ -219,9 +225,13 @@ func TestLaneSurvivesBrokenConnections(t *testing.T) {
 	for _, side := range []int{0, 1} {
 		p := newPair(t, Options{MaxUnacked: 256 << 10})
 		p.transfer(16<<20, func() {
-			for range 4 {
+			for i := range 4 {
 				time.Sleep(30 * time.Millisecond)
 				p.cut(side)
+				// The next cut is of the next connection.
+				for deadline := time.Now().Add(5 * time.Second); p.reattached() <= i && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
 			}
 		})
 		p.closeBoth()

@@ -13,8 +13,9 @@ import (
 
 // ackDelay is how long a small acknowledgement waits to be sent with others. It only holds
 // memory a little longer: a sender waits for acknowledgements only when MaxUnacked bytes are
-// out, and a quarter of that is acknowledged at once.
-const ackDelay = 10 * time.Millisecond
+// out, and a quarter of that is acknowledged at once. On the port-forward path every
+// acknowledgement is a packet through the API server's chain, so they are few.
+const ackDelay = 50 * time.Millisecond
 
 // Set holds the lanes of one session and speaks for them on the session's QUIC lanes stream:
 // it sends their acknowledgements (batched) and ends, and hands them the peer's ([Set.Handle]).

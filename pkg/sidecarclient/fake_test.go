@@ -56,7 +56,7 @@ func (f fakeSidecar) connect(t *testing.T, opts Options) (*Session, error) {
 
 // connect makes a QUIC connection to addr over UDP and says hello on it, with opts. The
 // session closes when the test ends.
-func connect(t *testing.T, addr net.Addr, tlsConf *tls.Config, opts Options) (*Session, error) {
+func connect(t testing.TB, addr net.Addr, tlsConf *tls.Config, opts Options) (*Session, error) {
 	t.Helper()
 	conn := transporttest.Dial(t, addr, tlsConf)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)

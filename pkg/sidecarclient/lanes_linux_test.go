@@ -49,7 +49,7 @@ func (l *loopbackLanes) cut() {
 	}
 }
 
-func (r *realSidecar) laneSession(t *testing.T) (*Session, *loopbackLanes) {
+func (r *realSidecar) laneSession(t testing.TB) (*Session, *loopbackLanes) {
 	t.Helper()
 	lanes := &loopbackLanes{port: r.port}
 	s := r.session(t, Options{Lanes: lanes.dial})

@@ -32,7 +32,7 @@ const appID = "4f1c8e2a9b7d6c5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e"
 
 // fakeProc is a /proc whose target (PID 1) has root as its root, environ as its environment
 // and runs in the container appID.
-func fakeProc(t *testing.T, root, environ string) string {
+func fakeProc(t testing.TB, root, environ string) string {
 	t.Helper()
 	procRoot := t.TempDir()
 	dir := filepath.Join(procRoot, "1")
@@ -60,7 +60,7 @@ type realSidecar struct {
 
 // startSidecar runs the sidecar on loopback for the target of procRoot, configured by
 // configure, until the test ends or stop.
-func startSidecar(t *testing.T, procRoot string, configure ...func(*sidecar.Config)) *realSidecar {
+func startSidecar(t testing.TB, procRoot string, configure ...func(*sidecar.Config)) *realSidecar {
 	t.Helper()
 	clientID, err := transport.NewIdentity()
 	if err != nil {
@@ -100,7 +100,7 @@ func startSidecar(t *testing.T, procRoot string, configure ...func(*sidecar.Conf
 }
 
 // session connects to the sidecar over the direct path and says hello.
-func (r *realSidecar) session(t *testing.T, opts Options) *Session {
+func (r *realSidecar) session(t testing.TB, opts Options) *Session {
 	t.Helper()
 	s, err := connect(t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: r.port}, transport.ClientTLS(r.client, r.pin), opts)
 	if err != nil {

@@ -256,14 +256,19 @@ func mirrorStream(stream *sidecarclient.Stream, conn *net.TCPConn) {
 // mirrorDrain bounds the wait for the program to end a mirrored connection after its client did.
 const mirrorDrain = 10 * time.Second
 
-// Relay copies both ways between a QUIC stream and a TCP connection, passing each end of
-// stream on as a half-close.
+// Relay copies both ways between a stream and a TCP connection, passing each end of stream on
+// as a half-close, and a reset or loss of the stream on as a reset.
 func Relay(stream *sidecarclient.Stream, conn *net.TCPConn) {
 	defer conn.Close()
 	done := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(conn, stream)
-		_ = conn.CloseWrite()
+		if _, err := io.Copy(conn, stream); err != nil {
+			// The connection was reset or lost on the pod's side: so is the program's.
+			_ = conn.SetLinger(0)
+			conn.Close()
+		} else {
+			_ = conn.CloseWrite()
+		}
 		close(done)
 	}()
 	_, _ = io.Copy(stream, conn)

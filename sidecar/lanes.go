@@ -481,7 +481,9 @@ func relayLane(l *lane.Lane, conn *net.TCPConn) {
 		}
 		close(done)
 	}()
-	if _, err := io.Copy(l, conn); err != nil {
+	// The lane's WriteTo splices the other way; this way the bytes are kept for resending, so
+	// they come into the process, in large reads.
+	if _, err := io.CopyBuffer(l, struct{ io.Reader }{conn}, make([]byte, 256<<10)); err != nil {
 		l.Abort()
 	}
 	_ = l.CloseWrite()

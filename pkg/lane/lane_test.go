@@ -336,3 +336,42 @@ func TestLanesShareABudget(t *testing.T) {
 		t.Errorf("after every lane ended the budget has %d of %d free", free, size)
 	}
 }
+
+func TestLaneWriteToSplicesAcrossConnections(t *testing.T) {
+	p := newPair(t, Options{MaxUnacked: 256 << 10})
+	data := randomBytes(16<<20, 5)
+	// b's bytes go on to a TCP socket, as the sidecar relays a lane to its destination.
+	out, in := tcpPair(t)
+	got := make(chan [32]byte, 1)
+	go func() {
+		h := sha256.New()
+		_, _ = io.Copy(h, in)
+		got <- [32]byte(h.Sum(nil))
+	}()
+	copied := make(chan error, 1)
+	go func() {
+		_, err := p.lb.WriteTo(out)
+		out.(*net.TCPConn).CloseWrite()
+		copied <- err
+	}()
+	sent := make(chan error, 1)
+	go func() { sent <- send(p.la, data, 6) }()
+	for i := range 2 {
+		time.Sleep(20 * time.Millisecond)
+		p.cut(0)
+		for deadline := time.Now().Add(5 * time.Second); p.reattached() <= i && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-copied; err != nil {
+		t.Fatalf("WriteTo: %v", err)
+	}
+	if <-got != sha256.Sum256(data) {
+		t.Fatal("the bytes WriteTo passed on differ from those sent")
+	}
+	_ = p.lb.CloseWrite()
+	p.closeBoth()
+}

@@ -3,8 +3,10 @@
 // It serves QUIC to exactly one client key (pinned on its command line, --client-pin; its own
 // key's fingerprint is its first log line, which the plugin reads and pins), over UDP on the
 // pod's addresses (the direct path, paused while clients use only the other) and over TCP on
-// loopback (the port-forward path, where QUIC packets travel inside the byte stream). It
-// answers the client's requests (pkg/wire) from inside the pod:
+// loopback (the port-forward path, where QUIC packets travel inside the byte stream). The same
+// TCP port takes the lanes, a connection of its own for each TCP connection the client's link
+// carries, plain on loopback and TLS on the pod's other addresses (lanes.go). It answers the
+// client's requests (pkg/wire) from inside the pod:
 //
 //   - the target container: named by its runtime container ID (wire.Target), its main process
 //     found by cgroup; its environment read from /proc/PID/environ through the shared PID

@@ -472,13 +472,18 @@ func (l *Lane) peerEnd(sent uint64, reset bool) error {
 	return nil
 }
 
-// queueAckLocked puts the lane in the set's queue of acknowledgements to send.
+// queueAckLocked puts the lane in the set's queue of acknowledgements to send: to go at once
+// when a quarter of what the peer may keep is unacknowledged, since the peer's writes wait
+// for it, else within ackDelay.
 func (l *Lane) queueAckLocked() {
-	if l.ackQueued {
-		return
+	urgent := l.received-l.ackedUpTo >= uint64(l.opts.MaxUnacked/4)
+	switch {
+	case !l.ackQueued:
+		l.ackQueued = true
+		l.set.queueAck(l, urgent)
+	case urgent:
+		l.set.wake() // queued to wait, and now it must not
 	}
-	l.ackQueued = true
-	l.set.queueAck(l, l.received-l.ackedUpTo >= uint64(l.opts.MaxUnacked/4))
 }
 
 // takeAck returns the count to acknowledge now, and takes the lane out of the queue.

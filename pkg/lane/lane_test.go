@@ -224,9 +224,13 @@ func (p *pair) closeBoth() {
 func TestLaneSurvivesBrokenConnections(t *testing.T) {
 	for _, side := range []int{0, 1} {
 		p := newPair(t, Options{MaxUnacked: 256 << 10})
-		p.transfer(16<<20, func() {
+		const size = 16 << 20
+		p.transfer(size, func() {
 			for i := range 4 {
-				time.Sleep(30 * time.Millisecond)
+				// Each cut when another fifth has arrived, so that all come before the end.
+				for p.lb.Received() < uint64((i+1)*size/5) {
+					time.Sleep(100 * time.Microsecond)
+				}
 				p.cut(side)
 				// The next cut is of the next connection.
 				for deadline := time.Now().Add(5 * time.Second); p.reattached() <= i && time.Now().Before(deadline); {
@@ -357,7 +361,9 @@ func TestLaneWriteToSplicesAcrossConnections(t *testing.T) {
 	sent := make(chan error, 1)
 	go func() { sent <- send(p.la, data, 6) }()
 	for i := range 2 {
-		time.Sleep(20 * time.Millisecond)
+		for p.lb.Received() < uint64((i+1)*len(data)/3) {
+			time.Sleep(100 * time.Microsecond)
+		}
 		p.cut(0)
 		for deadline := time.Now().Add(5 * time.Second); p.reattached() <= i && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)

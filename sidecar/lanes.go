@@ -26,9 +26,9 @@ const (
 	// laneHeaderTimeout bounds how long a lane connection may take to say which lane it is.
 	laneHeaderTimeout = 10 * time.Second
 	// resendBudget bounds what all lanes keep for resending to their clients: the sidecar's
-	// memory is the app pod's. Each lane keeps at most lane.DefaultMaxUnacked, so it is 16
-	// lanes' worth at full speed; past it, lanes wait for their clients' acknowledgements.
-	resendBudget = 32 << 20
+	// memory is the app pod's. It is four lanes' worth at full speed (lane.DefaultMaxUnacked);
+	// past it, lanes wait for their clients' acknowledgements.
+	resendBudget = 64 << 20
 	// refusalLogEvery spaces the warnings about refused lane connections, which a flood would
 	// otherwise repeat for each one.
 	refusalLogEvery = 10 * time.Second

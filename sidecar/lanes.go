@@ -23,8 +23,11 @@ const (
 	defaultTicketTTL = 10 * time.Second
 	// maxSessionTickets bounds the tickets a session holds unused.
 	maxSessionTickets = 1024
-	// laneHeaderTimeout bounds how long a lane connection may take to say which lane it is.
-	laneHeaderTimeout = 10 * time.Second
+	// laneHeaderTimeout bounds how long a lane connection may take to say which lane it is:
+	// the plugin sends it with the connection's first bytes.
+	laneHeaderTimeout = 5 * time.Second
+	// maxUnchecked bounds the lane connections whose ticket is not yet read and checked.
+	maxUnchecked = 256
 	// resendBudget bounds what all lanes keep for resending to their clients: the sidecar's
 	// memory is the app pod's. It is four lanes' worth at full speed (lane.DefaultMaxUnacked);
 	// past it, lanes wait for their clients' acknowledgements.
@@ -41,6 +44,8 @@ type lanes struct {
 	log    *slog.Logger
 	now    func() time.Time
 	budget *lane.Budget
+	// unchecked holds a token per lane connection whose ticket is being checked.
+	unchecked chan struct{}
 
 	mu       sync.Mutex
 	tickets  map[wire.LaneTicket]issuedTicket
@@ -55,7 +60,7 @@ type issuedTicket struct {
 }
 
 func newLanes(srv *server, log *slog.Logger) *lanes {
-	return &lanes{srv: srv, log: log, now: time.Now, budget: lane.NewBudget(resendBudget), tickets: map[wire.LaneTicket]issuedTicket{}, sessions: map[*quic.Conn]*laneSession{}}
+	return &lanes{srv: srv, log: log, now: time.Now, budget: lane.NewBudget(resendBudget), unchecked: make(chan struct{}, maxUnchecked), tickets: map[wire.LaneTicket]issuedTicket{}, sessions: map[*quic.Conn]*laneSession{}}
 }
 
 // laneSession is one client's lanes: its lane.Set, and its lane connections not yet carrying
@@ -233,14 +238,18 @@ func (ls *lanes) serve(ctx context.Context, accept func(context.Context) (net.Co
 			}
 			return err
 		}
-		if !ls.srv.streams.TryAcquire(1) {
-			ls.refuse(conn, "too many streams")
+		// Until its ticket is checked, a connection holds only a place among those saying
+		// who they are: any process in the pod can make them, and they must not take the
+		// streams the sessions' connections need.
+		select {
+		case ls.unchecked <- struct{}{}:
+		default:
+			ls.refuse(conn, "too many lane connections not yet showing a ticket")
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer ls.srv.streams.Release(1)
 			ls.serveConn(ctx, conn)
 		}()
 	}
@@ -248,23 +257,16 @@ func (ls *lanes) serve(ctx context.Context, accept func(context.Context) (net.Co
 
 // serveConn reads which lane conn is and serves it: a new lane, or one re-attached.
 func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
-	_ = conn.SetDeadline(time.Now().Add(laneHeaderTimeout))
-	r := wire.NewReader(conn)
-	msg, err := r.ReadMessage()
-	if err != nil {
-		ls.refuse(conn, "no lane header: "+err.Error())
-		return
-	}
-	open, ok := msg.(wire.LaneOpen)
-	if !ok {
-		ls.refuse(conn, fmt.Sprintf("unexpected first message %T", msg))
-		return
-	}
-	sess := ls.redeem(open.Ticket)
+	r, open, sess := ls.checkTicket(conn)
+	<-ls.unchecked
 	if sess == nil {
-		ls.refuse(conn, "no valid ticket (unknown, used or expired)")
 		return
 	}
+	if !ls.srv.streams.TryAcquire(1) {
+		ls.refuse(conn, "too many streams")
+		return
+	}
+	defer ls.srv.streams.Release(1)
 	select {
 	case <-sess.done:
 		conn.Close()
@@ -399,6 +401,28 @@ func (c laneConn) RemoteAddr() net.Addr             { return c.remote }
 func (c laneConn) SetDeadline(time.Time) error      { return nil }
 func (c laneConn) SetReadDeadline(time.Time) error  { return nil }
 func (c laneConn) SetWriteDeadline(time.Time) error { return nil }
+
+// checkTicket reads conn's LaneOpen and redeems its ticket, within laneHeaderTimeout. It
+// returns the session the ticket is good for, or nil, conn then closed and logged.
+func (ls *lanes) checkTicket(conn net.Conn) (*wire.Reader, wire.LaneOpen, *laneSession) {
+	_ = conn.SetDeadline(time.Now().Add(laneHeaderTimeout))
+	r := wire.NewReader(conn)
+	msg, err := r.ReadMessage()
+	if err != nil {
+		ls.refuse(conn, "no lane header: "+err.Error())
+		return nil, wire.LaneOpen{}, nil
+	}
+	open, ok := msg.(wire.LaneOpen)
+	if !ok {
+		ls.refuse(conn, fmt.Sprintf("unexpected first message %T", msg))
+		return nil, wire.LaneOpen{}, nil
+	}
+	sess := ls.redeem(open.Ticket)
+	if sess == nil {
+		ls.refuse(conn, "no valid ticket (unknown, used or expired)")
+	}
+	return r, open, sess
+}
 
 // reattach puts an existing lane on conn, after telling the client from where to resend.
 func (ls *lanes) reattach(sess *laneSession, conn net.Conn, open wire.LaneOpen) {

@@ -84,7 +84,6 @@ type Lane struct {
 	acked       uint64
 	writeClosed bool // CloseWrite: nothing more is written
 	endSent     bool // LaneEnd went out
-	finSent     bool // the current connection is half-closed
 
 	// The receiving direction.
 	received  uint64
@@ -145,7 +144,7 @@ func (l *Lane) Attach(conn net.Conn, peerReceived uint64) error {
 		l.Abort()
 		return err
 	}
-	l.conn, l.broken, l.eof, l.finSent = conn, false, false, false
+	l.conn, l.broken, l.eof = conn, false, false
 	l.attachments++
 	if l.attachments > 1 {
 		l.set.resumedLane()
@@ -276,21 +275,14 @@ func (l *Lane) flushWith(last []byte) {
 	}
 	l.sent = to
 	l.set.count(0, to-from)
-	fin := l.writeClosed && l.sent == l.written && !l.finSent
-	sendEnd := fin && !l.endSent
-	if fin {
-		l.finSent, l.endSent = true, true
-	}
+	end := l.writeClosed && l.sent == l.written && !l.endSent
+	l.endSent = l.endSent || end
 	l.mu.Unlock()
-	if !fin {
-		return
-	}
-	// LaneEnd goes first, so that the peer knows the end of stream for one.
-	if sendEnd {
+	// The connection is not half-closed: on the port-forward path containerd tears a
+	// stream down a second after either direction ends, and the other direction may go on
+	// for long. LaneEnd alone ends the direction.
+	if end {
 		l.set.sendEnd(l.id, to, false)
-	}
-	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
 	}
 }
 
@@ -355,7 +347,9 @@ func (l *Lane) readDone(gen, n uint64, err error) {
 	if l.readers == 0 || n > 0 {
 		l.cond.Broadcast()
 	}
-	if err == nil || gen != l.gen || l.broken {
+	if err == nil || gen != l.gen || l.broken || l.peerEnded && l.received == l.peerSent {
+		// With the peer's whole stream here, whatever ended the read (peerEnd's wake-up,
+		// the connection's close) is the end of it: Read returns io.EOF.
 		l.mu.Unlock()
 		return
 	}
@@ -465,14 +459,28 @@ func (l *Lane) peerEnd(sent uint64, reset bool) error {
 	}
 	l.peerEnded, l.peerSent = true, sent
 	l.cond.Broadcast()
-	gen, cut := l.gen, l.eof && l.received < sent && !l.broken
+	gen, conn := l.gen, l.conn
+	cut := l.eof && l.received < sent && !l.broken
+	// A Read blocked on the connection would wait for bytes that never come: no end of
+	// stream follows LaneEnd. Wake it, with a deadline where the connection has them, else
+	// by taking the lane off the connection (the other direction resumes on a new one).
+	wake := l.received == sent && l.readers > 0 && !l.broken
 	l.finishIfDoneLocked()
 	l.mu.Unlock()
 	if cut {
 		l.failed(gen, fmt.Errorf("end of stream after %d of the %d bytes sent", l.received, sent))
 	}
+	if wake && conn != nil {
+		if d, ok := conn.(interface{ SetReadDeadline(time.Time) error }); !ok || d.SetReadDeadline(time.Now()) != nil {
+			l.failed(gen, errPeerEnded)
+		}
+	}
 	return nil
 }
+
+// errPeerEnded is why a connection without read deadlines was taken off a lane whose peer
+// ended its direction.
+var errPeerEnded = errors.New("woken at the peer's end")
 
 // queueAckLocked puts the lane in the set's queue of acknowledgements to send: to go at once
 // when a quarter of what the peer may keep is unacknowledged, since the peer's writes wait
@@ -501,8 +509,10 @@ func (l *Lane) takeAck() (uint64, bool) {
 }
 
 // Close ends this direction after what was written and stops reading: the lane finishes once
-// the peer has everything and has ended its own direction, whose further bytes are dropped,
-// or is reset after a while if that never comes.
+// the peer has everything and has ended its own direction, whose further bytes are dropped.
+// A peer that has all of this end's bytes but goes on sending for closeGrace more is reset,
+// as a TCP close with data unread resets the connection; so is one that has not taken this
+// end's bytes within linger.
 func (l *Lane) Close() error {
 	_ = l.CloseWrite()
 	l.mu.Lock()
@@ -513,15 +523,38 @@ func (l *Lane) Close() error {
 	l.closing = true
 	l.finishIfDoneLocked()
 	l.mu.Unlock()
-	go func() {
-		_, _ = io.Copy(io.Discard, onlyReader{l})
+	go func() { _, _ = io.Copy(io.Discard, onlyReader{l}) }()
+	go l.lingerClosed()
+	return nil
+}
+
+// closeGrace is how long a closed lane waits for the peer to end its direction once the peer
+// has all of this end's bytes: the time for the far end to see the end and close in turn.
+const closeGrace = 2 * time.Second
+
+// lingerClosed resets a closed lane that does not finish: see Close.
+func (l *Lane) lingerClosed() {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(linger)
+	var allAcked time.Time
+	for {
 		select {
 		case <-l.done:
-		case <-time.After(linger):
-			l.Abort()
+			return
+		case now := <-tick.C:
+			l.mu.Lock()
+			acked := l.acked == l.written
+			l.mu.Unlock()
+			if acked && allAcked.IsZero() {
+				allAcked = now
+			}
+			if now.After(deadline) || !allAcked.IsZero() && now.Sub(allAcked) > closeGrace {
+				l.Abort()
+				return
+			}
 		}
-	}()
-	return nil
+	}
 }
 
 // finishIfDoneLocked ends a closing lane whose bytes both ways have all arrived.

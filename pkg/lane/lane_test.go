@@ -381,3 +381,81 @@ func TestLaneWriteToSplicesAcrossConnections(t *testing.T) {
 	_ = p.lb.CloseWrite()
 	p.closeBoth()
 }
+
+// noDeadlines is a connection that, like a port-forward stream, cannot time a Read out.
+type noDeadlines struct{ net.Conn }
+
+func (noDeadlines) SetReadDeadline(time.Time) error { return errors.ErrUnsupported }
+
+func TestLanePeerEndReachesAReaderWithoutDeadlines(t *testing.T) {
+	p := newPair(t, Options{})
+	// Give a a connection without deadlines, as the plugin's port-forward streams are.
+	ra, _ := p.la.Suspend()
+	rb, _ := p.lb.Suspend()
+	ca, cb := tcpPair(t)
+	p.setConns(ca, cb)
+	if err := p.lb.Attach(cb, ra); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.la.Attach(noDeadlines{ca}, rb); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []byte, 1)
+	go func() {
+		got, _ := io.ReadAll(onlyReader{p.la})
+		read <- got
+	}()
+	time.Sleep(50 * time.Millisecond) // a's Read is blocked on its connection
+	if _, err := p.lb.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.lb.CloseWrite()
+	select {
+	case got := <-read:
+		if string(got) != "bye" {
+			t.Fatalf("read %q, want \"bye\"", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the peer's end did not reach a Read blocked on a connection without deadlines")
+	}
+	// a's own direction goes on, on the connection it was re-attached to.
+	if _, err := p.la.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.la.CloseWrite()
+	if got, err := io.ReadAll(onlyReader{p.lb}); err != nil || string(got) != "more" {
+		t.Fatalf("the other direction after the wake-up: %q, %v", got, err)
+	}
+	p.closeBoth()
+}
+
+func TestClosedLaneResetsAPeerThatGoesOnSending(t *testing.T) {
+	p := newPair(t, Options{})
+	stop := make(chan struct{})
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				sendErr <- nil
+				return
+			default:
+			}
+			if _, err := p.lb.Write(make([]byte, 32<<10)); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+	}()
+	_ = p.la.Close()
+	select {
+	case err := <-sendErr:
+		if !errors.Is(err, ErrReset) {
+			t.Errorf("the peer's Write after its lane was closed: %v, want ErrReset", err)
+		}
+	case <-time.After(closeGrace + 3*time.Second):
+		close(stop)
+		t.Fatal("a closed lane did not stop a peer that goes on sending")
+	}
+	<-p.la.Done()
+}

@@ -155,6 +155,9 @@ func (l *lanes) keepReady() {
 		backoff = 50 * time.Millisecond
 		select {
 		case l.ready <- readyLane{conn: conn, id: reply.Lane}:
+			if l.ctx.Err() != nil {
+				l.dropReady() // close may have emptied it before this one went in
+			}
 		case <-l.ctx.Done():
 			conn.Close()
 		}

@@ -2,6 +2,7 @@ package sidecarclient
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -17,15 +18,21 @@ const (
 	ticketLow = 16
 )
 
+// errNoTickets says the sidecar issues no more tickets for now.
+var errNoTickets = errors.New("the sidecar issued no lane ticket")
+
 // ticketStore holds the lane tickets the sidecar issued and not yet used, and asks for more.
 type ticketStore struct {
 	send func(wire.Message) error
 
-	mu      sync.Mutex
-	held    []heldTicket
-	asking  bool          // a request is out
-	changed chan struct{} // closed when tickets arrive or the stream fails
-	err     error
+	mu     sync.Mutex
+	held   []heldTicket
+	asking bool // a request is out
+	// dryUntil: the sidecar answered with no ticket (the session holds its most), so none is
+	// asked for before then.
+	dryUntil time.Time
+	changed  chan struct{} // closed when tickets arrive or the stream fails
+	err      error
 }
 
 type heldTicket struct {
@@ -54,6 +61,9 @@ func (s *ticketStore) take(ctx context.Context) (wire.LaneTicket, error) {
 		if len(s.held) > 0 {
 			t = &s.held[0]
 			s.held = s.held[1:]
+		} else if now.Before(s.dryUntil) {
+			s.mu.Unlock()
+			return wire.LaneTicket{}, errNoTickets
 		}
 		ask := len(s.held) < ticketLow && !s.asking
 		if ask {
@@ -86,6 +96,9 @@ func (s *ticketStore) add(m wire.LaneTicketsReply) {
 		s.held = append(s.held, heldTicket{t: t, until: until})
 	}
 	s.asking = false
+	if len(m.Tickets) == 0 {
+		s.dryUntil = time.Now().Add(time.Second)
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()

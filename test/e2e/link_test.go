@@ -31,8 +31,9 @@ func TestPortForwardLinkSurvivesBreaks(t *testing.T) {
 	env.deployEcho(t)
 	p := env.plugin(t)
 
-	const size = 64 << 20
-	local, stderr := p.forward(t, "deployment/echo", "127.0.0.1:9000", "--transport", "port-forward", "--debug-break-link-every", "1s", "-v=1")
+	// Big enough, and breaks often enough, that at least two come during the transfer.
+	const size = 128 << 20
+	local, stderr := p.forward(t, "deployment/echo", "127.0.0.1:9000", "--transport", "port-forward", "--debug-break-link-every", "500ms", "-v=1")
 	sent, got, took := echoTransfer(t, local, size)
 	if sent != got {
 		t.Fatalf("sha256 of bytes sent %x, received %x", sent, got)

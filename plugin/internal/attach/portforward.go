@@ -200,8 +200,8 @@ func (c *streamConn) watchErrors() {
 
 func (c *streamConn) LocalAddr() net.Addr              { return pfAddr{} }
 func (c *streamConn) RemoteAddr() net.Addr             { return pfAddr{} }
-func (c *streamConn) SetDeadline(time.Time) error      { return nil }
-func (c *streamConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *streamConn) SetDeadline(time.Time) error      { return errors.ErrUnsupported }
+func (c *streamConn) SetReadDeadline(time.Time) error  { return errors.ErrUnsupported }
 func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
 
 type pfAddr struct{}

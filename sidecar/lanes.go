@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -85,6 +86,7 @@ type idleIncoming struct {
 	id      uint64
 	taken   bool          // sess.mu
 	watched chan struct{} // closed when the watcher's read returned
+	ended   error         // why the watcher's read returned, once watched is closed
 }
 
 // serveStream serves a session's lanes stream (its first message, LaneControl, read) until
@@ -329,7 +331,11 @@ func (s *laneSession) addIncoming(conn net.Conn, id uint64) {
 	go func() {
 		defer close(in.watched)
 		var b [1]byte
-		_, _ = conn.Read(b[:])
+		n, err := conn.Read(b[:])
+		if n > 0 {
+			err = errors.New("the client spoke before an arrival")
+		}
+		in.ended = err
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if !in.taken {
@@ -340,21 +346,28 @@ func (s *laneSession) addIncoming(conn net.Conn, id uint64) {
 	}()
 }
 
-// takeIncoming returns an idle incoming lane with its watcher stopped, or nil.
+// takeIncoming returns an idle incoming lane with its watcher stopped, or nil. The newest
+// goes first: after a port-forward dropped, the oldest are the likeliest to be dead.
 func (s *laneSession) takeIncoming() *idleIncoming {
-	s.mu.Lock()
-	if len(s.incoming) == 0 {
+	for {
+		s.mu.Lock()
+		if len(s.incoming) == 0 {
+			s.mu.Unlock()
+			return nil
+		}
+		in := s.incoming[len(s.incoming)-1]
+		s.incoming = s.incoming[:len(s.incoming)-1]
+		in.taken = true
 		s.mu.Unlock()
-		return nil
+		_ = in.conn.SetReadDeadline(time.Now())
+		<-in.watched
+		if !errors.Is(in.ended, os.ErrDeadlineExceeded) {
+			in.conn.Close() // it ended while being taken
+			continue
+		}
+		_ = in.conn.SetReadDeadline(time.Time{})
+		return in
 	}
-	in := s.incoming[0]
-	s.incoming = s.incoming[1:]
-	in.taken = true
-	s.mu.Unlock()
-	_ = in.conn.SetReadDeadline(time.Now())
-	<-in.watched
-	_ = in.conn.SetReadDeadline(time.Time{})
-	return in
 }
 
 // carryIncoming announces arrival on one of the client's idle incoming lanes and returns the

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -25,6 +26,9 @@ const (
 	openers    = 4
 	// laneOpenTimeout bounds opening one lane: its connection and handshake.
 	laneOpenTimeout = 10 * time.Second
+	// inlineOpenTimeout bounds opening a lane for a Dial that found none ready, after which
+	// the connection goes on QUIC: the program is waiting.
+	inlineOpenTimeout = 3 * time.Second
 	// dialAttempts bounds the lanes one Dial tries: a ready lane whose connection broke
 	// while it waited fails at once, and the next one is fresh.
 	dialAttempts = 3
@@ -46,6 +50,9 @@ type lanes struct {
 	ctx     context.Context // ends with the session
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the lanes stream's reader returned
+	// failing is when lanes last failed to open (UnixNano), until one opens again; zero
+	// while they open.
+	failing atomic.Int64
 
 	// The arrivals' lanes start once both the session took a port and ServeIncoming runs.
 	incomingMu      sync.Mutex
@@ -143,6 +150,7 @@ func (l *lanes) keepReady() {
 		conn, reply, err := l.open(l.ctx, wire.LaneOutgoing, 0, 0)
 		if err != nil {
 			if l.ctx.Err() == nil {
+				l.openFailed()
 				l.log.Debug("lane not opened", "err", err, "retryIn", backoff)
 			}
 			select {
@@ -153,6 +161,7 @@ func (l *lanes) keepReady() {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		l.failing.Store(0)
 		select {
 		case l.ready <- readyLane{conn: conn, id: reply.Lane}:
 			if l.ctx.Err() != nil {
@@ -162,6 +171,20 @@ func (l *lanes) keepReady() {
 			conn.Close()
 		}
 	}
+}
+
+// failWindow is how long after a lane failed to open a Dial with no lane ready goes on QUIC
+// without trying to open one: lanes that fail (the pod IP's TCP port filtered, the
+// port-forward re-dialling) must not make every new connection wait for its own failure.
+const failWindow = 5 * time.Second
+
+func (l *lanes) openFailed() { l.failing.Store(time.Now().UnixNano()) }
+
+// failingLately tells whether a lane failed to open within failWindow, none having opened
+// since.
+func (l *lanes) failingLately() bool {
+	t := l.failing.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) < failWindow
 }
 
 // takeReady returns a ready lane, if one is.
@@ -242,8 +265,16 @@ func (l *lanes) dial(ctx context.Context, address string, timeout time.Duration)
 			if ok {
 				r.conn.Close()
 			}
-			conn, reply, openErr := l.open(ctx, wire.LaneOutgoing, 0, 0, req)
+			if l.failingLately() {
+				// Lanes have failed to open lately: this connection goes on QUIC at once
+				// rather than wait for the next attempt to fail too.
+				return nil, &laneUnavailableError{errors.New("lanes failing to open")}
+			}
+			octx, cancel := context.WithTimeout(ctx, inlineOpenTimeout)
+			conn, reply, openErr := l.open(octx, wire.LaneOutgoing, 0, 0, req)
+			cancel()
 			if openErr != nil {
+				l.openFailed()
 				return nil, &laneUnavailableError{openErr}
 			}
 			r = readyLane{conn: conn, id: reply.Lane}

@@ -191,3 +191,32 @@ func TestLaneTicketsAreSingleUseAndShortLived(t *testing.T) {
 		t.Errorf("TCP after refused lanes: %q, %v", data, err)
 	}
 }
+
+// TestLanesThatCannotOpenFallBackToQUIC: when lane connections hang (a filtered port), a
+// Dial waits a bounded time for one, and the next ones do not wait at all: QUIC carries them.
+func TestLanesThatCannotOpenFallBackToQUIC(t *testing.T) {
+	r := startSidecar(t, fakeProc(t, t.TempDir(), ""))
+	hang := func(ctx context.Context) (net.Conn, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	s := r.session(t, Options{Lanes: hang})
+	if s.lanes == nil {
+		t.Fatal("the session has no lanes")
+	}
+	echo := testnet.TCPEcho(t)
+	for i, bound := range []time.Duration{inlineOpenTimeout + 2*time.Second, time.Second} {
+		start := time.Now()
+		tcp, err := s.Dial(t.Context(), "tcp", echo, time.Second)
+		if err != nil {
+			t.Fatalf("Dial %d with lanes that never open: %v", i, err)
+		}
+		if took := time.Since(start); took > bound {
+			t.Errorf("Dial %d took %s, want at most %s", i, took, bound)
+		}
+		if _, ok := tcp.c.(quicStream); !ok {
+			t.Errorf("Dial %d rides %T, want a QUIC stream", i, tcp.c)
+		}
+		tcp.Abandon()
+	}
+}

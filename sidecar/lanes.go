@@ -30,7 +30,7 @@ const (
 	// maxUnchecked bounds the lane connections whose ticket is not yet read and checked.
 	maxUnchecked = 256
 	// resendBudget bounds what all lanes keep for resending to their clients: the sidecar's
-	// memory is the app pod's. It is four lanes' worth at full speed (lane.DefaultMaxUnacked);
+	// memory is the app pod's. It is two lanes' worth at full speed (lane.DefaultMaxUnacked);
 	// past it, lanes wait for their clients' acknowledgements.
 	resendBudget = 64 << 20
 	// refusalLogEvery spaces the warnings about refused lane connections, which a flood would

@@ -15,9 +15,10 @@ const (
 	// DefaultMaxUnacked bounds a direction's unacknowledged bytes, the lane's window. On the
 	// port-forward path the acknowledgements come back through the API server's chain behind
 	// the other direction's bytes, tens of milliseconds under load: measured on an echo of
-	// 256 MiB each way, 2 MiB windows gave 0.55x of plain kubectl port-forward, 8 MiB 0.77x,
-	// 16 MiB 0.81x (docs/benchmarks.md).
-	DefaultMaxUnacked = 16 << 20
+	// 256 MiB each way against plain kubectl port-forward, 2 MiB windows gave 0.55x, 8 MiB
+	// 0.77x, 16 MiB 0.81-0.86x, 32 MiB 1.11x (docs/benchmarks.md). The memory is taken only
+	// while that much is in flight.
+	DefaultMaxUnacked = 32 << 20
 	// DefaultResumeTimeout ends a lane whose connection broke and was not replaced: a
 	// port-forward re-dials within seconds, and the QUIC link itself gives up after its idle
 	// timeout.

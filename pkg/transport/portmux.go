@@ -39,8 +39,15 @@ type PortMux struct {
 	lanes   *connQueue
 	wg      sync.WaitGroup
 
-	mu      sync.Mutex
-	sorting []net.Conn // connections being sorted, oldest first
+	mu sync.Mutex
+	// sorting holds the connections being sorted, oldest first: those to the pod's other
+	// addresses (0), which any pod may make, apart from those on loopback (1), where the
+	// plugin's port-forward arrives, so that a flood of the one never pushes out the other.
+	sorting [2][]net.Conn
+	// lastWarn and quiet space the warnings about refused connections, which a flood would
+	// otherwise repeat for each one.
+	lastWarn time.Time
+	quiet    int
 }
 
 // NewPortMux sorts the connections ln accepts until Close. laneTLS (LaneServerTLS) serves the
@@ -100,29 +107,60 @@ func (m *PortMux) acceptLoop() {
 	}
 }
 
-// startSorting counts conn among those being sorted, and closes the oldest of them when there
-// are too many.
+// startSorting counts conn among those being sorted, and closes the oldest of them on its side
+// (loopback or not) when there are too many.
 func (m *PortMux) startSorting(conn net.Conn) {
+	side := sortingSide(conn)
 	m.mu.Lock()
 	var oldest net.Conn
-	if len(m.sorting) >= maxSorting {
-		oldest = m.sorting[0]
-		m.sorting = m.sorting[1:]
+	if len(m.sorting[side]) >= maxSorting {
+		oldest = m.sorting[side][0]
+		m.sorting[side] = m.sorting[side][1:]
 	}
-	m.sorting = append(m.sorting, conn)
+	m.sorting[side] = append(m.sorting[side], conn)
 	m.mu.Unlock()
 	if oldest != nil {
-		m.log.Warn("connection closed: too many connections saying nothing", "remote", oldest.RemoteAddr().String())
+		m.warn("connection closed: too many connections saying nothing", oldest, nil)
 		oldest.Close()
 	}
 }
 
 func (m *PortMux) doneSorting(conn net.Conn) {
+	side := sortingSide(conn)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if i := slices.Index(m.sorting, conn); i >= 0 {
-		m.sorting = slices.Delete(m.sorting, i, i+1)
+	if i := slices.Index(m.sorting[side], conn); i >= 0 {
+		m.sorting[side] = slices.Delete(m.sorting[side], i, i+1)
 	}
+}
+
+func sortingSide(conn net.Conn) int {
+	if isLoopback(conn.LocalAddr()) {
+		return 1
+	}
+	return 0
+}
+
+// warnEvery spaces the warnings about refused connections.
+const warnEvery = 10 * time.Second
+
+// warn logs msg about conn, at most every warnEvery, with the count of those not logged since.
+func (m *PortMux) warn(msg string, conn net.Conn, err error) {
+	m.mu.Lock()
+	now := time.Now()
+	if now.Sub(m.lastWarn) < warnEvery {
+		m.quiet++
+		m.mu.Unlock()
+		return
+	}
+	quiet := m.quiet
+	m.lastWarn, m.quiet = now, 0
+	m.mu.Unlock()
+	args := []any{"remote", conn.RemoteAddr().String(), "alsoRefusedSinceLastWarning", quiet}
+	if err != nil {
+		args = append(args, "reason", err.Error())
+	}
+	m.log.Warn(msg, args...)
 }
 
 // sort reads what conn is and queues it where it goes, or closes it.
@@ -137,7 +175,7 @@ func (m *PortMux) sort(conn net.Conn) {
 		}
 		t := tls.Server(conn, m.laneTLS)
 		if err := t.Handshake(); err != nil {
-			m.log.Warn("lane connection refused", "remote", conn.RemoteAddr().String(), "reason", err.Error())
+			m.warn("lane connection refused", conn, err)
 			conn.Close()
 			return
 		}
@@ -155,7 +193,7 @@ func (m *PortMux) sort(conn net.Conn) {
 	case string(magic[:]) == streamMagic && loopback:
 		m.streams.put(&replayConn{Conn: c, head: magic[:]})
 	default:
-		m.log.Warn("connection refused: not a lane or packet stream", "remote", conn.RemoteAddr().String())
+		m.warn("connection refused: not a lane or packet stream", conn, nil)
 		c.Close()
 	}
 }

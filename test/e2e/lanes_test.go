@@ -12,6 +12,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -416,4 +419,43 @@ func mustRun(t *testing.T, dir, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out)
+}
+
+// TestStealSurvivesPortForwardBreaks: stolen connections ride lanes the plugin keeps waiting
+// in the sidecar. When the port-forward under them drops, the plugin asks the sidecar about
+// each waiting lane it lost, so that a connection announced on one that was already dead is
+// announced again and answered, not held until the lane's resume timeout.
+func TestStealSurvivesPortForwardBreaks(t *testing.T) {
+	s := newLayerSetup(t)
+	target := "http://" + s.echo.podIP + ":8080/breaks"
+	sess := startIncoming(t, s, ":8080", func(*incomingSession) bool { return strings.HasPrefix(get(target), "local ") },
+		"--steal", "--transport", "port-forward", "--debug-break-link-every", "700ms", "-v=1")
+	defer sess.stop(syscall.SIGINT)
+	var failed atomic.Int64
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(6 * time.Second)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				// Each on a new connection (get disables keep-alive), within 3 s.
+				if body := get(target); !strings.HasPrefix(body, "local /breaks") {
+					failed.Add(1)
+					t.Logf("a request while the link broke: %q", body)
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	breaks := strings.Count(sess.stderr.String(), "breaking the port-forward connection")
+	t.Logf("%d requests on new connections with %d breaks of the port-forward, %d failed", done.Load(), breaks, failed.Load())
+	if breaks < 3 {
+		t.Fatalf("the link broke %d times, want at least 3", breaks)
+	}
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed or took over 3 s across the breaks", failed.Load(), done.Load())
+	}
 }

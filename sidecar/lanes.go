@@ -75,6 +75,9 @@ type laneSession struct {
 	// incoming holds the lanes the client opened for the connections that arrive at its
 	// ports, oldest first.
 	incoming []*idleIncoming
+	// arrivals holds what each lane taken for an arrival announced, while it lasts, to be
+	// announced again to a client that lost the announcement (reattach).
+	arrivals map[uint64]wire.Incoming
 	// tickets counts the session's unused tickets.
 	tickets int
 }
@@ -370,6 +373,47 @@ func (s *laneSession) takeIncoming() *idleIncoming {
 	}
 }
 
+// announced keeps what lane l announced, until it ends.
+func (s *laneSession) announced(l *lane.Lane, arrival wire.Incoming) {
+	s.mu.Lock()
+	if s.arrivals == nil {
+		s.arrivals = map[uint64]wire.Incoming{}
+	}
+	s.arrivals[l.ID()] = arrival
+	s.mu.Unlock()
+	go func() {
+		<-l.Done()
+		s.mu.Lock()
+		delete(s.arrivals, l.ID())
+		s.mu.Unlock()
+	}()
+}
+
+// arrival returns what lane id announced, if it was taken for an arrival.
+func (s *laneSession) arrival(id uint64) (wire.Incoming, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.arrivals[id]
+	return a, ok
+}
+
+// dropIncoming closes waiting lane id, if it still waits.
+func (s *laneSession) dropIncoming(id uint64) {
+	s.mu.Lock()
+	var gone *idleIncoming
+	for i, in := range s.incoming {
+		if in.id == id {
+			gone = in
+			s.incoming = slices.Delete(s.incoming, i, i+1)
+			break
+		}
+	}
+	s.mu.Unlock()
+	if gone != nil {
+		gone.conn.Close()
+	}
+}
+
 // carryIncoming announces arrival on one of the client's idle incoming lanes and returns the
 // lane, as a connection; false when the client has none (it then goes on a QUIC stream).
 func (ls *lanes) carryIncoming(client *quic.Conn, arrival wire.Incoming) (laneConn, bool) {
@@ -396,6 +440,7 @@ func (ls *lanes) carryIncoming(client *quic.Conn, arrival wire.Incoming) (laneCo
 			return laneConn{}, false
 		}
 		local, remote := in.conn.LocalAddr(), in.conn.RemoteAddr()
+		sess.announced(l, arrival)
 		if err := l.Attach(in.conn, 0); err != nil {
 			return laneConn{}, false
 		}
@@ -438,18 +483,34 @@ func (ls *lanes) checkTicket(conn net.Conn) (*wire.Reader, wire.LaneOpen, *laneS
 }
 
 // reattach puts an existing lane on conn, after telling the client from where to resend.
+//
+// A client that re-attaches a lane as incoming lost the connection it was waiting on: if the
+// lane was taken for an arrival, the arrival is announced again after the reply; if not, the
+// lane is dropped from those waiting, since an arrival announced on its dead connection would
+// never be seen.
 func (ls *lanes) reattach(sess *laneSession, conn net.Conn, open wire.LaneOpen) {
 	l := sess.set.Get(open.Lane)
 	if l == nil {
+		if open.Kind == wire.LaneIncoming {
+			sess.dropIncoming(open.Lane)
+		}
 		conn.Close()
 		return
 	}
+	arrival, announced := sess.arrival(open.Lane)
 	received, err := l.Suspend()
 	if err != nil {
 		conn.Close()
 		return
 	}
-	if err := wire.WriteMessage(conn, wire.LaneReply{Lane: open.Lane, Received: received}); err != nil {
+	frames, err := wire.AppendMessage(nil, wire.LaneReply{Lane: open.Lane, Received: received})
+	if err == nil && open.Kind == wire.LaneIncoming && announced {
+		frames, err = wire.AppendMessage(frames, arrival)
+	}
+	if err == nil {
+		_, err = conn.Write(frames)
+	}
+	if err != nil {
 		conn.Close()
 		return
 	}

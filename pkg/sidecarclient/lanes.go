@@ -401,24 +401,46 @@ func (l *lanes) waitForArrivals(ctx context.Context, handle func(*Incoming)) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		stop := context.AfterFunc(ctx, func() { conn.Close() })
-		stopSession := context.AfterFunc(l.ctx, func() { conn.Close() })
-		msg, err := wire.NewReader(conn).ReadMessage()
-		stop()
-		stopSession()
-		arrival, ok := msg.(wire.Incoming)
-		if err != nil || !ok {
-			conn.Close()
-			continue
+		if !l.awaitArrival(ctx, conn, reply.Lane, handle) && ctx.Err() == nil && l.ctx.Err() == nil {
+			// The connection ended while waiting (a port-forward that dropped): the sidecar
+			// may have announced an arrival on it that never came through.
+			go l.recoverArrival(ctx, reply.Lane, handle)
 		}
-		ln, err := l.set.AddID(reply.Lane, lane.Options{OnBreak: l.reattach})
-		if err != nil {
-			conn.Close()
-			continue
-		}
-		if err := ln.Attach(conn, 0); err != nil {
-			continue
-		}
-		go handle(&Incoming{Stream: &Stream{c: laneStream{ln}}, Port: arrival.Port, Remote: arrival.Remote})
 	}
+}
+
+// awaitArrival reads the Incoming that the sidecar writes on a waiting lane, and passes the
+// arrival on to handle; false when conn ended first.
+func (l *lanes) awaitArrival(ctx context.Context, conn net.Conn, id uint64, handle func(*Incoming)) bool {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stopSession := context.AfterFunc(l.ctx, func() { conn.Close() })
+	msg, err := wire.NewReader(conn).ReadMessage()
+	stop()
+	stopSession()
+	arrival, ok := msg.(wire.Incoming)
+	if err != nil || !ok {
+		conn.Close()
+		return false
+	}
+	ln, err := l.set.AddID(id, lane.Options{OnBreak: l.reattach})
+	if err != nil {
+		conn.Close()
+		return true
+	}
+	if err := ln.Attach(conn, 0); err != nil {
+		return true
+	}
+	go handle(&Incoming{Stream: &Stream{c: laneStream{ln}}, Port: arrival.Port, Remote: arrival.Remote})
+	return true
+}
+
+// recoverArrival asks the sidecar about waiting lane id, whose connection ended: if it took the
+// lane for an arrival, it says so again on a new connection and the lane goes on there; if
+// not, it drops the lane, and the new connection closes.
+func (l *lanes) recoverArrival(ctx context.Context, id uint64, handle func(*Incoming)) {
+	conn, _, err := l.open(ctx, wire.LaneIncoming, id, 0)
+	if err != nil {
+		return
+	}
+	l.awaitArrival(ctx, conn, id, handle)
 }

@@ -282,6 +282,12 @@ func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
 		ls.reattach(sess, conn, open)
 		return
 	}
+	if open.Kind == wire.LaneIncoming && !sess.roomToWait() {
+		// Refused before it is named, so that the client backs off rather than wait on a
+		// lane about to close.
+		ls.refuse(conn, "too many lanes waiting for arrivals")
+		return
+	}
 	id := sess.set.Reserve()
 	if err := wire.WriteMessage(conn, wire.LaneReply{Lane: id}); err != nil {
 		conn.Close()
@@ -319,6 +325,13 @@ func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
 
 // maxIdleIncoming bounds the lanes a session keeps waiting for arrivals.
 const maxIdleIncoming = 64
+
+// roomToWait tells whether another lane may wait for arrivals.
+func (s *laneSession) roomToWait() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.incoming) < maxIdleIncoming
+}
 
 // addIncoming keeps conn, lane id, for the next connection that arrives for the session.
 func (s *laneSession) addIncoming(conn net.Conn, id uint64) {

@@ -215,7 +215,11 @@ func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint6
 	msg, err := exchange(ctx, conn, []byte(transport.LaneMagic), append([]wire.Message{wire.LaneOpen{Ticket: ticket, Lane: id, Kind: kind, Received: received}}, then...)...)
 	if err != nil {
 		conn.Close()
-		l.set.Refused()
+		// Asking about a waiting lane the sidecar did not take is answered so
+		// (recoverArrival): that is no refusal.
+		if !(kind == wire.LaneIncoming && id != 0 && errors.Is(err, errClosedBySidecar)) {
+			l.set.Refused()
+		}
 		return nil, wire.LaneReply{}, fmt.Errorf("open a lane: %w", err)
 	}
 	reply, ok := msg.(wire.LaneReply)
@@ -225,6 +229,10 @@ func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint6
 	}
 	return conn, reply, nil
 }
+
+// errClosedBySidecar is a lane connection the sidecar closed without an answer: a ticket it
+// refused, or a lane it does not have.
+var errClosedBySidecar = errors.New("the sidecar closed the lane connection")
 
 // exchange writes prefix and reqs on conn and reads one reply, within ctx.
 func exchange(ctx context.Context, conn net.Conn, prefix []byte, reqs ...wire.Message) (wire.Message, error) {
@@ -246,7 +254,7 @@ func exchange(ctx context.Context, conn net.Conn, prefix []byte, reqs ...wire.Me
 		return nil, context.Cause(ctx)
 	}
 	if errors.Is(err, io.EOF) {
-		err = errors.New("the sidecar closed the lane connection")
+		err = errClosedBySidecar
 	}
 	return msg, err
 }
@@ -437,10 +445,27 @@ func (l *lanes) awaitArrival(ctx context.Context, conn net.Conn, id uint64, hand
 // recoverArrival asks the sidecar about waiting lane id, whose connection ended: if it took the
 // lane for an arrival, it says so again on a new connection and the lane goes on there; if
 // not, it drops the lane, and the new connection closes.
+//
+// It asks until the sidecar answers, or for a minute (the lane's resume timeout): right after
+// a drop the port-forward may not be back yet, and a lane not asked about would stay among
+// those waiting in the sidecar.
 func (l *lanes) recoverArrival(ctx context.Context, id uint64, handle func(*Incoming)) {
-	conn, _, err := l.open(ctx, wire.LaneIncoming, id, 0)
-	if err != nil {
-		return
+	deadline := time.Now().Add(lane.DefaultResumeTimeout)
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil && l.ctx.Err() == nil && time.Now().Before(deadline) {
+		conn, _, err := l.open(ctx, wire.LaneIncoming, id, 0)
+		if err == nil {
+			l.awaitArrival(ctx, conn, id, handle)
+			return
+		}
+		if errors.Is(err, errClosedBySidecar) {
+			return // not taken for an arrival; the sidecar dropped it
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		case <-l.ctx.Done():
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
-	l.awaitArrival(ctx, conn, id, handle)
 }

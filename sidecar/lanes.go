@@ -14,6 +14,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/remocal/kubectl-remocal/internal/ratelog"
 	"github.com/remocal/kubectl-remocal/pkg/lane"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
@@ -43,7 +44,6 @@ const (
 type lanes struct {
 	srv    *server
 	log    *slog.Logger
-	now    func() time.Time
 	budget *lane.Budget
 	// unchecked holds a token per lane connection whose ticket is being checked.
 	unchecked chan struct{}
@@ -51,8 +51,8 @@ type lanes struct {
 	mu       sync.Mutex
 	tickets  map[wire.LaneTicket]issuedTicket
 	sessions map[*quic.Conn]*laneSession
-	lastWarn time.Time
-	quiet    int // refusals not logged since lastWarn
+	// refusals spaces the warnings about refused lane connections.
+	refusals *ratelog.Limiter
 }
 
 type issuedTicket struct {
@@ -61,7 +61,7 @@ type issuedTicket struct {
 }
 
 func newLanes(srv *server, log *slog.Logger) *lanes {
-	return &lanes{srv: srv, log: log, now: time.Now, budget: lane.NewBudget(resendBudget), unchecked: make(chan struct{}, maxUnchecked), tickets: map[wire.LaneTicket]issuedTicket{}, sessions: map[*quic.Conn]*laneSession{}}
+	return &lanes{srv: srv, log: log, refusals: ratelog.New(refusalLogEvery), budget: lane.NewBudget(resendBudget), unchecked: make(chan struct{}, maxUnchecked), tickets: map[wire.LaneTicket]issuedTicket{}, sessions: map[*quic.Conn]*laneSession{}}
 }
 
 // laneSession is one client's lanes: its lane.Set, and its lane connections not yet carrying
@@ -152,7 +152,7 @@ func (ls *lanes) serveStream(ctx context.Context, log *slog.Logger, conn *quic.C
 func (ls *lanes) issue(sess *laneSession, n int) wire.LaneTicketsReply {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	now := ls.now()
+	now := time.Now()
 	ttl := ls.srv.cfg.LaneTicketTTL
 	if ttl <= 0 {
 		ttl = defaultTicketTTL
@@ -187,7 +187,7 @@ func (ls *lanes) redeem(t wire.LaneTicket) *laneSession {
 	}
 	delete(ls.tickets, t)
 	it.sess.tickets--
-	if ls.now().After(it.expires) {
+	if time.Now().After(it.expires) {
 		return nil
 	}
 	return it.sess
@@ -218,17 +218,9 @@ func (ls *lanes) forget(conn *quic.Conn, sess *laneSession) {
 // refusalLogEvery, with the count of those not logged).
 func (ls *lanes) refuse(conn net.Conn, reason string) {
 	conn.Close()
-	ls.mu.Lock()
-	now := ls.now()
-	if now.Sub(ls.lastWarn) < refusalLogEvery {
-		ls.quiet++
-		ls.mu.Unlock()
-		return
+	if skipped, ok := ls.refusals.Allow(); ok {
+		ls.log.Warn("lane connection refused", "remote", conn.RemoteAddr().String(), "reason", reason, "alsoRefusedSinceLastWarning", skipped)
 	}
-	quiet := ls.quiet
-	ls.lastWarn, ls.quiet = now, 0
-	ls.mu.Unlock()
-	ls.log.Warn("lane connection refused", "remote", conn.RemoteAddr().String(), "reason", reason, "alsoRefusedSinceLastWarning", quiet)
 }
 
 // serve takes the lane connections the mux sorts out until ctx ends.

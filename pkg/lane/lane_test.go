@@ -52,7 +52,7 @@ func newPair(t *testing.T, opts Options) *pair {
 	go p.b.Run(ctx)
 
 	var err error
-	if p.lb, err = p.b.Add(Options{MaxUnacked: opts.MaxUnacked}); err != nil {
+	if p.lb, err = p.b.AddID(p.b.Reserve(), Options{MaxUnacked: opts.MaxUnacked}); err != nil {
 		t.Fatal(err)
 	}
 	opts.OnBreak = p.reattach

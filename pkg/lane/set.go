@@ -77,21 +77,7 @@ func (s *Set) Run(ctx context.Context) {
 	}
 }
 
-// Add registers a new lane under the next free ID, as the sidecar numbers them.
-func (s *Set) Add(opts Options) (*Lane, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errSetClosed
-	}
-	s.lastID++
-	l := newLane(s.lastID, s, opts)
-	s.lanes[l.id] = l
-	s.opened.Add(1)
-	return l, nil
-}
-
-// Reserve takes the next free ID for a lane to Add later under it (AddID), once the lane is
+// Reserve takes the next free ID for a lane to add later under it (AddID), once the lane is
 // sure to be: the sidecar names a lane before its client asks what it carries.
 func (s *Set) Reserve() uint64 {
 	s.mu.Lock()

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/internal/ratelog"
 )
 
 // LaneMagic opens a lane connection, as streamMagic opens a packet stream.
@@ -44,10 +46,9 @@ type PortMux struct {
 	// addresses (0), which any pod may make, apart from those on loopback (1), where the
 	// plugin's port-forward arrives, so that a flood of the one never pushes out the other.
 	sorting [2][]net.Conn
-	// lastWarn and quiet space the warnings about refused connections, which a flood would
-	// otherwise repeat for each one.
-	lastWarn time.Time
-	quiet    int
+	// refusals spaces the warnings about refused connections, which a flood would otherwise
+	// repeat for each one.
+	refusals *ratelog.Limiter
 }
 
 // NewPortMux sorts the connections ln accepts until Close. laneTLS (LaneServerTLS) serves the
@@ -59,6 +60,7 @@ func NewPortMux(ln net.Listener, laneTLS *tls.Config, log *slog.Logger) *PortMux
 	m := &PortMux{
 		ln: ln, laneTLS: laneTLS, log: log,
 		streams: newConnQueue(ln.Addr()), lanes: newConnQueue(ln.Addr()),
+		refusals: ratelog.New(warnEvery),
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -146,17 +148,11 @@ const warnEvery = 10 * time.Second
 
 // warn logs msg about conn, at most every warnEvery, with the count of those not logged since.
 func (m *PortMux) warn(msg string, conn net.Conn, err error) {
-	m.mu.Lock()
-	now := time.Now()
-	if now.Sub(m.lastWarn) < warnEvery {
-		m.quiet++
-		m.mu.Unlock()
+	skipped, ok := m.refusals.Allow()
+	if !ok {
 		return
 	}
-	quiet := m.quiet
-	m.lastWarn, m.quiet = now, 0
-	m.mu.Unlock()
-	args := []any{"remote", conn.RemoteAddr().String(), "alsoRefusedSinceLastWarning", quiet}
+	args := []any{"remote", conn.RemoteAddr().String(), "alsoRefusedSinceLastWarning", skipped}
 	if err != nil {
 		args = append(args, "reason", err.Error())
 	}

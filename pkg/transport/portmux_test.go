@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+
+	"github.com/remocal/kubectl-remocal/internal/ratelog"
 )
 
 // addrConn is a connection that only has addresses, and knows whether it was closed.
@@ -23,7 +25,7 @@ func (c *addrConn) Close() error { c.closed.Store(true); return nil }
 // TestPortMuxFloodOfThePodAddressSparesLoopback: connections to the pod IP that say nothing
 // push out the oldest of their kind, never the plugin's on loopback.
 func TestPortMuxFloodOfThePodAddressSparesLoopback(t *testing.T) {
-	m := &PortMux{log: slog.New(slog.DiscardHandler)}
+	m := &PortMux{log: slog.New(slog.DiscardHandler), refusals: ratelog.New(warnEvery)}
 	podIP := &net.TCPAddr{IP: net.IPv4(198, 18, 0, 2), Port: 7700}
 	loopback := &addrConn{local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 7700}}
 	first := &addrConn{local: podIP}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/internal/ratelog"
 )
 
 const (
@@ -61,13 +63,7 @@ type StreamPacketServer struct {
 	links    map[*link]struct{}  // every open stream, so Close can end them
 	unnamed  []*link             // the open streams that have not named their session, oldest first
 	sessions map[SessionID]*link // the newest stream of each session
-	overflow overflowLog
-}
-
-// overflowLog counts the streams refused or closed for want of room, between two warnings.
-type overflowLog struct {
-	last  time.Time
-	count int
+	overflow *ratelog.Limiter    // the warnings about streams refused or closed for want of room
 }
 
 var _ streamCarried = (*StreamPacketServer)(nil)
@@ -91,6 +87,7 @@ func newStreamPacketServer(ln net.Listener, log *slog.Logger, timing serverTimin
 		closed:   closed,
 		links:    make(map[*link]struct{}),
 		sessions: make(map[SessionID]*link),
+		overflow: ratelog.New(overflowLogEvery),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -163,10 +160,8 @@ func (s *StreamPacketServer) admit(conn net.Conn) *link {
 // noteOverflow warns about a stream refused or closed for want of room, at most once every
 // overflowLogEvery, with how many there were since the last warning. s.mu is held.
 func (s *StreamPacketServer) noteOverflow(msg string, remote net.Addr) {
-	s.overflow.count++
-	if now := time.Now(); now.Sub(s.overflow.last) >= overflowLogEvery {
-		s.log.Warn(msg, "remote", remote, "reason", "too many packet streams", "max", maxStreams, "since_last_warning", s.overflow.count)
-		s.overflow = overflowLog{last: now}
+	if skipped, ok := s.overflow.Allow(); ok {
+		s.log.Warn(msg, "remote", remote, "reason", "too many packet streams", "max", maxStreams, "since_last_warning", skipped+1)
 	}
 }
 

@@ -47,6 +47,7 @@ type requestHead struct {
 	head
 	method, target string
 	path           string // see Filter.Path
+	rawQuery       string // the target's query, without the '?'
 }
 
 // responseHead is a parsed response head.
@@ -86,7 +87,7 @@ func readRequestHead(r *bufio.Reader) (*requestHead, error) {
 	if req.major, req.minor, err = parseVersion(proto); err != nil {
 		return nil, err
 	}
-	if req.path, err = requestPath(method, target); err != nil {
+	if req.path, req.rawQuery, err = requestPath(method, target); err != nil {
 		return nil, err
 	}
 	if req.header, err = parseFields(fields); err != nil {
@@ -220,14 +221,19 @@ func validTarget(target string) bool {
 	return true
 }
 
-// requestPath returns the path Filter.Path matches for a request target.
-func requestPath(method, target string) (string, error) {
+// requestPath returns the path Filter.Path matches for a request target, and its query.
+func requestPath(method, target string) (path, rawQuery string, err error) {
 	if method == http.MethodConnect || target == "*" {
-		return "", nil // authority-form and asterisk-form have no path
+		return "", "", nil // authority-form and asterisk-form have no path
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
-		return "", fmt.Errorf("%w: request target: %w", errMalformed, err)
+		return "", "", fmt.Errorf("%w: request target: %w", errMalformed, err)
 	}
-	return u.EscapedPath(), nil
+	return u.EscapedPath(), u.RawQuery, nil
+}
+
+// filtered is what a Filter sees of req.
+func (req *requestHead) filtered() *request {
+	return &request{method: req.method, header: req.header, path: req.path, rawQuery: req.rawQuery}
 }

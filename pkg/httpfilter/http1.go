@@ -69,8 +69,9 @@ func (p *http1Proxy) exchange(ctx context.Context, req *requestHead) (bool, erro
 		return false, p.refuse(http.StatusBadRequest, err)
 	}
 	up := p.app
+	seen := req.filtered()
 	for _, r := range p.routes {
-		if r.filter.matches(req.header, req.path) {
+		if r.filter.matches(seen) {
 			up = r.upstream
 			break
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -35,8 +34,9 @@ func serveHTTP2(ctx context.Context, client *peer, routes []Route, dialApp dialF
 	var closeOnce sync.Once
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen := http2Request(r)
 			for i, route := range routes {
-				if route.Filter.matches(http2Header(r, route.Filter.Header), r.URL.EscapedPath()) {
+				if route.Filter.matches(seen) {
 					locals[i].ServeHTTP(w, r)
 					return
 				}
@@ -103,16 +103,15 @@ func http2Proxy(name string, dial dialFunc, conns *connSet) (*httputil.ReversePr
 	return proxy, transport
 }
 
-// http2Header returns the request header the filter sees. HTTP/2 carries the host in the
-// :authority pseudo-header, which net/http moves to r.Host; it is put back for a filter on
-// Host to behave as with HTTP/1.
-func http2Header(r *http.Request, name string) textproto.MIMEHeader {
-	if textproto.CanonicalMIMEHeaderKey(name) != "Host" || r.Host == "" {
-		return textproto.MIMEHeader(r.Header)
+// http2Request is what a Filter sees of r.
+func http2Request(r *http.Request) *request {
+	return &request{
+		method:   r.Method,
+		header:   textproto.MIMEHeader(r.Header),
+		host:     r.Host,
+		path:     r.URL.EscapedPath(),
+		rawQuery: r.URL.RawQuery,
 	}
-	header := maps.Clone(r.Header)
-	header["Host"] = []string{r.Host}
-	return textproto.MIMEHeader(header)
 }
 
 func http2Only() *http.Protocols {

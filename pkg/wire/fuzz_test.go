@@ -31,6 +31,9 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		frame(TypeLaneTicketsReply, cat(uv(2), make([]byte, 16), make([]byte, 4))),
 		frame(TypeLaneAcks, cat(uv(MaxLaneAcks+1), make([]byte, 16))),
 		frame(TypeLaneEnd, cat(make([]byte, 16), []byte{2})),
+		frame(TypeSubscribe, cat(subscribePrefix(), []byte{byte(FilterAnyOf)}, uv(2), []byte{byte(FilterQuery)}, uv(3), []byte("a=b"), []byte{byte(FilterAllOf)}, uv(1), []byte{byte(FilterMethod)}, uv(3), []byte("GET"))),
+		frame(TypeSubscribe, cat(subscribePrefix(), []byte{byte(FilterAllOf)}, uv(0))),
+		frame(TypeSubscribe, cat(subscribePrefix(), bytes.Repeat(cat([]byte{byte(FilterAllOf)}, uv(1)), MaxFilterDepth), []byte{byte(FilterPath)}, uv(0))),
 	)
 }
 

@@ -26,6 +26,9 @@ const (
 	FeatureMirror = "mirror"
 	// FeatureHTTPFilter: Subscribe with Header or Path; only the matching requests come.
 	FeatureHTTPFilter = "http-filter"
+	// FeatureHTTPFilterTree: Subscribe with Filter, a tree of header, path, method and query
+	// tests under all-of and any-of.
+	FeatureHTTPFilterTree = "http-filter-tree"
 	// FeatureRedirects: Redirects on the control stream, to list and clean redirect tables.
 	FeatureRedirects = "redirects"
 	// FeatureFS: FSRequest streams, the target container's filesystem read and changed.

@@ -23,12 +23,17 @@ const (
 
 // Subscribe asks the sidecar to send the pod's new connections on Port to this client (control
 // stream). The answer is a SubscribeReply. A steal with a filter takes only the HTTP requests
-// that match it: Header ("Name: regex") and Path (a regex), each when not empty.
+// that match all of its parts that are set: Header ("Name: regex"), Path (a regex) and Filter.
+//
+// Filter comes last and only when set, so that a Subscribe without it is encoded as before
+// FeatureHTTPFilterTree: a client sends it only to a sidecar that offers that feature, and a
+// filter that Header and Path can say goes in those, which every sidecar reads.
 type Subscribe struct {
 	Port   uint16
 	Mode   string
 	Header string
 	Path   string
+	Filter *HTTPFilter
 }
 
 // Type implements Message.
@@ -38,14 +43,26 @@ func (s Subscribe) check() error {
 	return errors.Join(
 		checkString(s.Mode, maxModeLen, "subscribe mode"),
 		checkString(s.Header, maxFilterLen, "subscribe header filter"),
-		checkString(s.Path, maxFilterLen, "subscribe path filter"))
+		checkString(s.Path, maxFilterLen, "subscribe path filter"),
+		s.checkFilter())
+}
+
+func (s Subscribe) checkFilter() error {
+	if s.Filter == nil {
+		return nil
+	}
+	return s.Filter.check()
 }
 
 func (s Subscribe) appendPayload(b []byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, s.Port)
 	b = appendString(b, s.Mode)
 	b = appendString(b, s.Header)
-	return appendString(b, s.Path)
+	b = appendString(b, s.Path)
+	if s.Filter != nil {
+		b = appendHTTPFilter(b, *s.Filter)
+	}
+	return b
 }
 
 func parseSubscribe(b []byte) (Subscribe, int, error) {
@@ -70,7 +87,15 @@ func parseSubscribe(b []byte) (Subscribe, int, error) {
 		}
 		*field.to, n = v, n+m
 	}
-	return s, n, nil
+	if n == len(b) {
+		return s, n, nil
+	}
+	f, m, err := parseHTTPFilter(b[n:])
+	if err != nil {
+		return Subscribe{}, 0, fmt.Errorf("subscribe: %w", err)
+	}
+	s.Filter = &f
+	return s, n + m, nil
 }
 
 // Unsubscribe ends this client's subscription of Port (control stream); the answer is a

@@ -23,8 +23,9 @@ type subscription struct {
 	client *quic.Conn
 	mode   string             // wire.ModeSteal or wire.ModeMirror
 	filter *httpfilter.Filter // for a steal of only some HTTP requests, or nil
-	// header and path are the filter as the client wrote it, to tell two filters apart.
-	header, path string
+	// header, path and tree are the filter as the client wrote it, to tell two filters apart;
+	// tree is the wire.Subscribe's Filter as httpfilter.Format writes it, or "".
+	header, path, tree string
 	// capture copies the port's connections for a mirror without redirecting them; nil for
 	// a redirected port.
 	capture *capture.Capture
@@ -34,7 +35,15 @@ func (s subscription) describe() string {
 	if s.filter == nil {
 		return s.mode
 	}
-	return fmt.Sprintf("%s of the HTTP requests matching header %q path %q", s.mode, s.header, s.path)
+	if s.tree == "" {
+		return fmt.Sprintf("%s of the HTTP requests matching header %q path %q", s.mode, s.header, s.path)
+	}
+	return fmt.Sprintf("%s of the HTTP requests matching header %q path %q filter %s", s.mode, s.header, s.path, s.tree)
+}
+
+// sameFilter reports whether s and o filter the same requests, as written.
+func (s subscription) sameFilter(o subscription) bool {
+	return s.header == o.header && s.path == o.path && s.tree == o.tree
 }
 
 // subscribe sends the pod's new connections on port to client: all of them (steal), or a copy
@@ -49,6 +58,9 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 		return err
 	}
 	want := subscription{client: client, mode: mode, filter: filter, header: req.Header, path: req.Path}
+	if req.Filter != nil {
+		want.tree = httpfilter.Format(*req.Filter)
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if subs := in.subs[port]; len(subs) > 0 {
@@ -60,7 +72,7 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 		}
 		in.subs[port] = append(subs, want) // the port is redirected already
 		in.change(port)
-		in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "header", req.Header, "path", req.Path, "sharedBy", len(subs)+1)
+		in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "header", req.Header, "path", req.Path, "filter", want.tree, "sharedBy", len(subs)+1)
 		return nil
 	}
 	if mode == wire.ModeMirror {
@@ -86,7 +98,7 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 	}
 	in.subs[port] = []subscription{want}
 	in.change(port)
-	in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "header", req.Header, "path", req.Path)
+	in.log.InfoContext(ctx, "port subscribed", "port", port, "mode", mode, "header", req.Header, "path", req.Path, "filter", want.tree)
 	return nil
 }
 
@@ -123,21 +135,22 @@ func (in *incoming) list(client *quic.Conn) []wire.SubscriptionInfo {
 func sharable(port uint16, subs []subscription, want subscription) error {
 	for _, s := range subs {
 		switch {
-		case s.client == want.client && (s.mode != want.mode || s.header != want.header || s.path != want.path):
+		case s.client == want.client && (s.mode != want.mode || !s.sameFilter(want)):
 			return fmt.Errorf("port %d is already subscribed by this session to %s: %w", port, s.describe(), syscall.EADDRINUSE)
 		case s.client == want.client:
 		case s.filter == nil || want.filter == nil:
 			return fmt.Errorf("port %d is already subscribed by another session (%s): %w", port, s.describe(), syscall.EADDRINUSE)
-		case s.header == want.header && s.path == want.path:
+		case s.sameFilter(want):
 			return fmt.Errorf("port %d is already subscribed by another session for the same requests (%s): %w", port, s.describe(), syscall.EADDRINUSE)
 		}
 	}
 	return nil
 }
 
-// requestFilter is the HTTP filter a subscription asks for, or nil for a whole port.
+// requestFilter is the HTTP filter a subscription asks for, or nil for a whole port: the
+// request must match each of Header, Path and Filter that is set.
 func requestFilter(req wire.Subscribe) (*httpfilter.Filter, error) {
-	if req.Header == "" && req.Path == "" {
+	if req.Header == "" && req.Path == "" && req.Filter == nil {
 		return nil, nil
 	}
 	if req.Mode != wire.ModeSteal {
@@ -154,6 +167,13 @@ func requestFilter(req wire.Subscribe) (*httpfilter.Filter, error) {
 		if f.Path, err = regexp.Compile(req.Path); err != nil {
 			return nil, fmt.Errorf("path filter %q: %w: %w", req.Path, err, syscall.EINVAL)
 		}
+	}
+	if req.Filter != nil {
+		tree, err := httpfilter.Compile(*req.Filter)
+		if err != nil {
+			return nil, fmt.Errorf("http filter: %w: %w", err, syscall.EINVAL)
+		}
+		f.AllOf = []httpfilter.Filter{tree}
 	}
 	return &f, nil
 }

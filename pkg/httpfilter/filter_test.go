@@ -197,3 +197,14 @@ func TestCompile(t *testing.T) {
 		}
 	}
 }
+
+func TestFormat(t *testing.T) {
+	f := wire.HTTPFilter{Op: wire.FilterAnyOf, Sub: []wire.HTTPFilter{
+		{Op: wire.FilterHeader, Arg: `X-Dev: ^"a\l"$`},
+		{Op: wire.FilterAllOf, Sub: []wire.HTTPFilter{{Op: wire.FilterMethod, Arg: "GET"}, {Op: wire.FilterQuery, Arg: "dev=<b>"}}},
+	}}
+	want := `{"any-of":[{"header":"X-Dev: ^\"a\\l\"$"},{"all-of":[{"method":"GET"},{"query":"dev=<b>"}]}]}`
+	if got := Format(f); got != want {
+		t.Errorf("Format = %s\nwant %s", got, want)
+	}
+}

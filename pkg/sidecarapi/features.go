@@ -15,7 +15,7 @@ func Features() []string {
 		wire.FeatureEnv, wire.FeatureDialTCP, wire.FeatureDialUDP, wire.FeatureReadFile,
 		wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects,
 		wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureInspect, wire.FeatureTarget,
-		wire.FeatureLanes,
+		wire.FeatureLanes, wire.FeatureHTTPFilterTree,
 	}
 }
 

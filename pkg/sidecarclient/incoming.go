@@ -11,16 +11,25 @@ import (
 )
 
 // Subscription is what the session asks of a pod port: the mode (wire.ModeSteal or
-// wire.ModeMirror) and, for a steal, the HTTP filter.
+// wire.ModeMirror) and, for a steal, the HTTP filter: the requests that match each of Header,
+// Path and Filter that is set.
 type Subscription struct {
 	Mode   string
 	Header string // "Name: regex", or empty
 	Path   string // a regex, or empty
+	// Filter is what Header and Path cannot say, or nil: only a sidecar that offers
+	// wire.FeatureHTTPFilterTree reads it.
+	Filter *wire.HTTPFilter
 }
+
+// Filtered reports whether the subscription takes only some HTTP requests.
+func (s Subscription) Filtered() bool { return s.Header != "" || s.Path != "" || s.Filter != nil }
 
 // feature is the sidecar feature the subscription needs.
 func (s Subscription) feature() string {
 	switch {
+	case s.Filter != nil:
+		return wire.FeatureHTTPFilterTree
 	case s.Header != "" || s.Path != "":
 		return wire.FeatureHTTPFilter
 	case s.Mode == wire.ModeMirror:
@@ -33,11 +42,11 @@ func (s Subscription) feature() string {
 // Subscribe asks the sidecar to send the pod's new connections on port to this session, each
 // as a stream that AcceptIncoming returns. The session gives the port back when it closes.
 func (s *Session) Subscribe(ctx context.Context, port uint16, sub Subscription) (err error) {
-	if err := s.need(sub.feature(), sub.feature()); err != nil {
+	if err := s.CanSubscribe(sub); err != nil {
 		return err
 	}
 	defer s.takeControl(ctx)(&err)
-	err = s.request(fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path})
+	err = s.request(fmt.Sprintf("subscribe port %d", port), wire.Subscribe{Port: port, Mode: sub.Mode, Header: sub.Header, Path: sub.Path, Filter: sub.Filter})
 	if err == nil && s.lanes != nil && sub.Mode == wire.ModeSteal {
 		s.lanes.subscribed()
 	}
@@ -48,6 +57,20 @@ func (s *Session) Subscribe(ctx context.Context, port uint16, sub Subscription) 
 		s.subscribed[port] = true
 	}
 	return err
+}
+
+// CanSubscribe fails with a *FeatureError when the sidecar cannot serve sub: an older sidecar
+// without the feature it needs. Subscribe checks it too; a caller checks it first to refuse
+// before the ports are asked for.
+func (s *Session) CanSubscribe(sub Subscription) error {
+	action := sub.feature()
+	switch action {
+	case wire.FeatureHTTPFilterTree:
+		action = "filter HTTP requests by method, query parameter, all-of or any-of"
+	case wire.FeatureHTTPFilter:
+		action = "filter HTTP requests"
+	}
+	return s.need(sub.feature(), action)
 }
 
 // Unsubscribe gives the pod's port back to its app.

@@ -18,6 +18,17 @@ func TestSessionSubscribeNeedsTheFeature(t *testing.T) {
 	if !errors.As(err, &missing) || missing.Feature != wire.FeatureMirror || err.Error() != "the sidecar cannot mirror: a sidecar of an older remocal version" {
 		t.Fatalf("Subscribe to mirror from a sidecar without it = %v, want a FeatureError", err)
 	}
+	// A sidecar that filters by header and path only cannot take a tree.
+	s = fakeSidecar{features: []string{wire.FeatureSteal, wire.FeatureHTTPFilter}}.session(t)
+	tree := Subscription{Mode: wire.ModeSteal, Filter: &wire.HTTPFilter{Op: wire.FilterMethod, Arg: "GET"}}
+	err = s.Subscribe(t.Context(), 8080, tree)
+	want := "the sidecar cannot filter HTTP requests by method, query parameter, all-of or any-of: a sidecar of an older remocal version"
+	if !errors.As(err, &missing) || missing.Feature != wire.FeatureHTTPFilterTree || err.Error() != want {
+		t.Fatalf("Subscribe with a filter tree to a sidecar without it = %v, want a FeatureError", err)
+	}
+	if err := s.CanSubscribe(Subscription{Mode: wire.ModeSteal, Header: "X-Dev: a"}); err != nil {
+		t.Fatalf("CanSubscribe with a header filter: %v", err)
+	}
 }
 
 func TestSubscriptionFeature(t *testing.T) {
@@ -29,6 +40,7 @@ func TestSubscriptionFeature(t *testing.T) {
 		{Subscription{Mode: wire.ModeMirror}, wire.FeatureMirror},
 		{Subscription{Mode: wire.ModeSteal, Header: "X-Dev: a"}, wire.FeatureHTTPFilter},
 		{Subscription{Mode: wire.ModeSteal, Path: "^/x"}, wire.FeatureHTTPFilter},
+		{Subscription{Mode: wire.ModeSteal, Path: "^/x", Filter: &wire.HTTPFilter{Op: wire.FilterQuery, Arg: "a="}}, wire.FeatureHTTPFilterTree},
 	} {
 		if got := tt.sub.feature(); got != tt.want {
 			t.Errorf("%+v needs %s, want %s", tt.sub, got, tt.want)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 )
 
@@ -120,6 +121,39 @@ func TestConfigIncomingModeOnTheCommandLine(t *testing.T) {
 	}
 }
 
+// The file's filter tree reaches --http-filter, and from there the subscription, as written.
+func TestConfigHTTPFilter(t *testing.T) {
+	const file = `steal: true
+http-method: GET
+http-query: [dev=alice]
+http-filter:
+  any-of:
+    - header: "X-Dev: alice"
+    - {path: ^/api/, method: [post]}
+`
+	o, _ := parsedExec(t, file)
+	if err := o.validateIncoming(); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := o.subscription()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"all-of":[{"method":"GET"},{"query":"dev=alice"},{"any-of":[{"header":"X-Dev: alice"},{"all-of":[{"path":"^/api/"},{"method":"post"}]}]}]}`
+	if sub.Filter == nil || httpfilter.Format(*sub.Filter) != want {
+		t.Fatalf("subscription %+v, want the filter %s", sub, want)
+	}
+	// The command line replaces the file's filter; --steal=false drops it.
+	o, _ = parsedExec(t, file, "--http-filter", "{path: ^/v2/}")
+	if o.HTTPFilter != "{path: ^/v2/}" || o.HTTPMethod != "GET" {
+		t.Errorf("--http-filter over the file's: filter %q, method %q", o.HTTPFilter, o.HTTPMethod)
+	}
+	o, _ = parsedExec(t, file, "--steal=false")
+	if o.HTTPFilter != "" || o.HTTPMethod != "" || o.HTTPQuery != nil {
+		t.Errorf("--steal=false kept the file's filters: %q, %q, %q", o.HTTPFilter, o.HTTPMethod, o.HTTPQuery)
+	}
+}
+
 func TestConfigPortForwardSection(t *testing.T) {
 	const file = "steal: true\nlocal: [10.0.0.0/8]\ncontainer: app\nport-forward:\n  local: [\"8080:svc:80\"]\n  remote: [\"9090:3000\"]\n"
 	o, _ := parsedExec(t, file)
@@ -216,7 +250,7 @@ func TestConfigFileThroughTheCommand(t *testing.T) {
 	// The file's values are checked as flags are.
 	write(".remocal.yaml", "target: pod/web\nhttp-header: 'X-Dev: alice'\n")
 	_, err = run("exec", "--", "env")
-	wantErr(err, "--http-header and --http-path choose which requests to steal: add --steal")
+	wantErr(err, "--http-header chooses which requests to steal: add --steal")
 
 	// port-forward with no TARGET takes the file's, and its section.
 	write(".remocal.yaml", "target: pod/web\nport-forward:\n  local: [bad]\n")

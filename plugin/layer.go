@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/remocal/kubectl-remocal/layer"
-	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
@@ -35,6 +33,9 @@ type layerOptions struct {
 	Steal       bool
 	HTTPHeader  string
 	HTTPPath    string
+	HTTPMethod  string
+	HTTPQuery   []string
+	HTTPFilter  string
 	PortMap     []string
 	Ports       []string
 	IgnorePorts []string
@@ -48,39 +49,33 @@ func (o *layerOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.Steal, "steal", false, "when the command listens on a TCP port, new connections to the same port of the pod come to it instead of the pod's app (default: it gets a copy of them, the mirror, while the pod's app answers)")
 	f.StringVar(&o.HTTPHeader, "http-header", "", "with --steal, take only the HTTP requests with this header, 'Name: regex'; the others go to the pod's app on the same connection")
 	f.StringVar(&o.HTTPPath, "http-path", "", "with --steal, take only the HTTP requests whose path matches this regex; the others go to the pod's app")
+	f.StringVar(&o.HTTPMethod, "http-method", "", "with --steal, take only the HTTP requests of these methods, e.g. GET,HEAD (case ignored)")
+	f.StringArrayVar(&o.HTTPQuery, "http-query", nil, "with --steal, take only the HTTP requests with this query parameter, 'name=regex' on its decoded value (repeatable: each must match)")
+	f.StringVar(&o.HTTPFilter, "http-filter", "", "with --steal, take only the HTTP requests this filter selects, in YAML: header, path, method, query, and all-of or any-of lists of filters, e.g. '{any-of: [{header: \"X-Dev: alice\"}, {query: dev=alice}]}'")
 	f.StringArrayVarP(&o.PortMap, "port-map", "p", nil, "LOCAL:REMOTE: the command's listening port LOCAL takes the pod's port REMOTE (repeatable)")
 	f.StringArrayVar(&o.Ports, "ports", nil, "take only these of the command's listening ports (comma-separated, repeatable)")
 	f.StringArrayVar(&o.IgnorePorts, "ignore-ports", nil, "never take these of the command's listening ports (comma-separated, repeatable)")
 }
 
-// subscription is what the flags ask of the pod ports the program listens on.
-func (o *layerOptions) subscription() sidecarclient.Subscription {
+// subscription is what the flags ask of the pod ports the program listens on. It fails only
+// on what validateIncoming refuses.
+func (o *layerOptions) subscription() (sidecarclient.Subscription, error) {
 	if !o.Steal {
-		return sidecarclient.Subscription{Mode: wire.ModeMirror}
+		return sidecarclient.Subscription{Mode: wire.ModeMirror}, nil
 	}
-	return sidecarclient.Subscription{Mode: wire.ModeSteal, Header: o.HTTPHeader, Path: o.HTTPPath}
+	tree, err := o.filterTree()
+	return sidecarclient.Subscription{Mode: wire.ModeSteal, Header: o.HTTPHeader, Path: o.HTTPPath, Filter: tree}, err
 }
 
 // validateIncoming checks that the incoming-traffic flags agree and that the filters parse.
 func (o *layerOptions) validateIncoming() error {
-	filtered := o.HTTPHeader != "" || o.HTTPPath != ""
 	switch {
 	case o.Steal && o.NoIncoming:
 		return errors.New("--steal and --no-incoming contradict each other: pick one")
-	case filtered && !o.Steal:
-		return errors.New("--http-header and --http-path choose which requests to steal: add --steal")
+	case o.filterFlag() != "" && !o.Steal:
+		return fmt.Errorf("%s chooses which requests to steal: add --steal", o.filterFlag())
 	}
-	if o.HTTPHeader != "" {
-		if _, _, err := httpfilter.ParseHeader(o.HTTPHeader); err != nil {
-			return fmt.Errorf("--http-header: %w", err)
-		}
-	}
-	if o.HTTPPath != "" {
-		if _, err := regexp.Compile(o.HTTPPath); err != nil {
-			return fmt.Errorf("--http-path %q: %w", o.HTTPPath, err)
-		}
-	}
-	return nil
+	return o.validateFilter()
 }
 
 // outgoing turns the flags into the layer's filter.
@@ -114,7 +109,18 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *attach.Session
 		if err != nil {
 			return nil, err
 		}
-		router = incoming.NewRouter(sess, p, choice.remote, o.subscription())
+		sub, err := o.subscription()
+		if err != nil {
+			return nil, err
+		}
+		// A sidecar too old for the filter would take no port at all: refuse before the
+		// command runs rather than warn at each port.
+		if sub.Filter != nil {
+			if err := sess.CanSubscribe(sub); err != nil {
+				return nil, attach.ExplainMissingFeature(err)
+			}
+		}
+		router = incoming.NewRouter(sess, p, choice.remote, sub)
 		cfg.OnListen = func(ev layer.ListenEvent) {
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
 			router.Listen(life, ev)

@@ -87,6 +87,8 @@ func compile(f wire.HTTPFilter, depth int, nodes *int) (Filter, error) {
 		return Filter{}, fmt.Errorf("http filter nested deeper than %d", wire.MaxFilterDepth)
 	case *nodes > wire.MaxFilterNodes:
 		return Filter{}, fmt.Errorf("http filter of more than %d parts", wire.MaxFilterNodes)
+	case len(f.Arg) > wire.MaxFilterLen:
+		return Filter{}, fmt.Errorf("%s filter of %d bytes, more than %d", f.Op, len(f.Arg), wire.MaxFilterLen)
 	}
 	var c Filter
 	var err error
@@ -109,8 +111,11 @@ func compile(f wire.HTTPFilter, depth int, nodes *int) (Filter, error) {
 
 // compileInner compiles an all-of or an any-of.
 func compileInner(f wire.HTTPFilter, depth int, nodes *int) (Filter, error) {
-	if len(f.Sub) == 0 {
+	switch {
+	case len(f.Sub) == 0:
 		return Filter{}, fmt.Errorf("%s: empty: it needs a list of filters", f.Op)
+	case f.Arg != "":
+		return Filter{}, fmt.Errorf("%s: an argument %q where a list of filters goes", f.Op, f.Arg)
 	}
 	subs := make([]Filter, len(f.Sub))
 	for i, s := range f.Sub {

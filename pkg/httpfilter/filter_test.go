@@ -191,6 +191,7 @@ func TestCompile(t *testing.T) {
 		{wire.HTTPFilter{Op: wire.FilterAnyOf, Sub: []wire.HTTPFilter{leaf(wire.FilterPath, "/"), leaf(wire.FilterQuery, "q")}}, `any-of[1]: query filter "q"`},
 		{wire.HTTPFilter{Op: 99}, "unknown http filter"},
 		{deep, "deeper than 8"},
+		{leaf(wire.FilterPath, strings.Repeat("a", wire.MaxFilterLen+1)), "path filter of 1025 bytes"},
 	} {
 		if _, err := Compile(tc.f); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Compile(%+v) = %v, want an error with %q", tc.f, err, tc.want)

@@ -79,7 +79,7 @@ func (f HTTPFilter) checkAt(depth int, nodes *int) error {
 	case f.Op.Leaf() && len(f.Sub) > 0:
 		return fmt.Errorf("%w: http filter: %s with children", ErrMalformed, f.Op)
 	case f.Op.Leaf():
-		return checkString(f.Arg, maxFilterLen, "http filter "+f.Op.String())
+		return checkString(f.Arg, MaxFilterLen, "http filter "+f.Op.String())
 	case f.Op != FilterAllOf && f.Op != FilterAnyOf:
 		return fmt.Errorf("%w: http filter: unknown %s", ErrMalformed, f.Op)
 	case f.Arg != "":
@@ -131,7 +131,7 @@ func parseFilterNode(b []byte, depth int, nodes *int) (HTTPFilter, int, error) {
 	f := HTTPFilter{Op: FilterOp(op)}
 	switch {
 	case f.Op.Leaf():
-		arg, m, err := parseString(b[n:], maxFilterLen, "http filter "+f.Op.String())
+		arg, m, err := parseString(b[n:], MaxFilterLen, "http filter "+f.Op.String())
 		if err != nil {
 			return HTTPFilter{}, 0, err
 		}

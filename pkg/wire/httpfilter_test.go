@@ -57,7 +57,7 @@ func TestSubscribeFilterBounds(t *testing.T) {
 		{"a leaf with children", &HTTPFilter{Op: FilterPath, Sub: []HTTPFilter{leaf(FilterPath, "/")}}, ErrMalformed, true},
 		{"an unknown op", &HTTPFilter{Op: FilterAnyOf + 1}, ErrMalformed, false},
 		{"no op", &HTTPFilter{}, ErrMalformed, false},
-		{"a leaf argument too long", &HTTPFilter{Op: FilterQuery, Arg: string(bytes.Repeat([]byte("q"), maxFilterLen+1))}, ErrTooLarge, false},
+		{"a leaf argument too long", &HTTPFilter{Op: FilterQuery, Arg: string(bytes.Repeat([]byte("q"), MaxFilterLen+1))}, ErrTooLarge, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

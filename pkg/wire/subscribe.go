@@ -17,8 +17,10 @@ const (
 
 // Bounds of a subscription's strings.
 const (
-	maxModeLen   = 16
-	maxFilterLen = 1024
+	maxModeLen = 16
+	// MaxFilterLen bounds each filter a subscription carries: Header, Path, and each leaf of
+	// Filter.
+	MaxFilterLen = 1024
 )
 
 // Subscribe asks the sidecar to send the pod's new connections on Port to this client (control
@@ -42,8 +44,8 @@ func (Subscribe) Type() Type { return TypeSubscribe }
 func (s Subscribe) check() error {
 	return errors.Join(
 		checkString(s.Mode, maxModeLen, "subscribe mode"),
-		checkString(s.Header, maxFilterLen, "subscribe header filter"),
-		checkString(s.Path, maxFilterLen, "subscribe path filter"),
+		checkString(s.Header, MaxFilterLen, "subscribe header filter"),
+		checkString(s.Path, MaxFilterLen, "subscribe path filter"),
 		s.checkFilter())
 }
 
@@ -78,8 +80,8 @@ func parseSubscribe(b []byte) (Subscribe, int, error) {
 		what string
 	}{
 		{&s.Mode, maxModeLen, "subscribe mode"},
-		{&s.Header, maxFilterLen, "subscribe header filter"},
-		{&s.Path, maxFilterLen, "subscribe path filter"},
+		{&s.Header, MaxFilterLen, "subscribe header filter"},
+		{&s.Path, MaxFilterLen, "subscribe path filter"},
 	} {
 		v, m, err := parseString(b[n:], field.max, field.what)
 		if err != nil {

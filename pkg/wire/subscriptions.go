@@ -53,8 +53,8 @@ func (r SubscriptionsReply) check() error {
 	for _, s := range r.Subscriptions {
 		if err := errors.Join(
 			checkString(s.Mode, maxModeLen, "subscription mode"),
-			checkString(s.Header, maxFilterLen, "subscription header filter"),
-			checkString(s.Path, maxFilterLen, "subscription path filter"),
+			checkString(s.Header, MaxFilterLen, "subscription header filter"),
+			checkString(s.Path, MaxFilterLen, "subscription path filter"),
 			checkString(s.Client, maxAddressLen, "subscription client")); err != nil {
 			return err
 		}
@@ -101,8 +101,8 @@ func parseSubscriptionsReply(b []byte) (SubscriptionsReply, int, error) {
 			what string
 		}{
 			{&s.Mode, maxModeLen, "subscription mode"},
-			{&s.Header, maxFilterLen, "subscription header filter"},
-			{&s.Path, maxFilterLen, "subscription path filter"},
+			{&s.Header, MaxFilterLen, "subscription header filter"},
+			{&s.Path, MaxFilterLen, "subscription path filter"},
 			{&s.Client, maxAddressLen, "subscription client"},
 		} {
 			v, m, err := parseString(b[n:], field.max, field.what)

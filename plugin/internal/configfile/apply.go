@@ -10,6 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
 const (
@@ -130,7 +133,7 @@ func (a *applier) overridden(flag string) bool {
 		return a.given[flag] || a.given["no-incoming"]
 	case "no-incoming":
 		return a.given[flag] || a.given["steal"]
-	case "http-header", "http-path":
+	case "http-header", "http-path", "http-method", "http-query", "http-filter":
 		notStealing := a.given["steal"] && a.flags.Lookup("steal").Value.String() == "false"
 		return a.given[flag] || a.given["no-incoming"] || notStealing
 	}
@@ -149,6 +152,11 @@ func flagValues(v reflect.Value) []string {
 		return []string{strconv.FormatBool(x)}
 	case []string:
 		return x
+	case *wire.HTTPFilter:
+		if x == nil {
+			return nil
+		}
+		return []string{httpfilter.Format(*x)}
 	case map[string]string:
 		var kv []string
 		for _, k := range slices.Sorted(maps.Keys(x)) {

@@ -159,6 +159,12 @@ func unknownKey(prefix string, kn *yaml.Node, keys []Key) string {
 // value decodes node into the field v of key k.
 func (d *decoder) value(path string, k Key, node *yaml.Node, v reflect.Value) error {
 	switch {
+	case k.typ == filterType:
+		f, err := d.filter(path, node, 1)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(&f))
 	case k.Section != nil:
 		v.Set(reflect.New(k.typ.Elem()))
 		return d.mapping(path+".", node, v.Elem(), k.Section)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
 func TestDecodeConfigFullFile(t *testing.T) {
@@ -22,6 +24,13 @@ steal: true
 no-incoming: false
 http-header: "X-Dev: alice"
 http-path: ^/api/
+http-method: GET,HEAD
+http-query: [dev=alice, "debug="]
+http-filter:
+  any-of:
+    - header: "X-Dev: alice"
+    - method: [get, post]
+      query: dev=alice
 port-map: ["8080:80"]
 ports: [8080, "9090,9091"]
 ignore-ports: [9229]
@@ -54,6 +63,11 @@ max-lifetime: 24h
 		Target: "deployment/web", Namespace: "shop", Context: "kind-dev", Container: "app",
 		SidecarImage: "registry.example/remocal-sidecar:v1", StartTimeout: 90 * time.Second, TTL: 90 * time.Minute, MaxLifetime: 24 * time.Hour,
 		Transport: "port-forward", Steal: true, HTTPHeader: "X-Dev: alice", HTTPPath: "^/api/",
+		HTTPMethod: "GET,HEAD", HTTPQuery: []string{"dev=alice", "debug="},
+		HTTPFilter: &wire.HTTPFilter{Op: wire.FilterAnyOf, Sub: []wire.HTTPFilter{
+			{Op: wire.FilterHeader, Arg: "X-Dev: alice"},
+			{Op: wire.FilterAllOf, Sub: []wire.HTTPFilter{{Op: wire.FilterMethod, Arg: "get,post"}, {Op: wire.FilterQuery, Arg: "dev=alice"}}},
+		}},
 		PortMap: []string{"8080:80"}, Ports: []string{"8080", "9090,9091"}, IgnorePorts: []string{"9229"},
 		Local: []string{"10.0.0.0/8", "db.local:5432"}, EnvInclude: []string{"APP_*"}, EnvExclude: []string{"*_SECRET"},
 		// Values as written: what -e would have been given.
@@ -67,7 +81,7 @@ max-lifetime: 24h
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
 	}
-	if lines["target"] != 2 || lines["steal"] != 10 || lines["port-forward.remote"] != 35 {
+	if lines["target"] != 2 || lines["steal"] != 10 || lines["port-forward.remote"] != 42 {
 		t.Errorf("lines = %v", lines)
 	}
 	// Every key of the file, sections included, was recorded: the file covers them all.
@@ -150,6 +164,13 @@ func TestDecodeConfigErrors(t *testing.T) {
 		{name: "key set twice", file: "steal: true\nttl: 1m\nsteal: false\n", line: 3, want: []string{"f.yaml:3: steal is set twice (first at line 1)"}},
 		{name: "variable name with =", file: "env:\n  A=B: 1\n", line: 2, want: []string{`f.yaml:2: env: "A=B" is not a variable name`}},
 		{name: "variable set twice", file: "env:\n  A: 1\n  A: 2\n", line: 3, want: []string{"env.A is set twice"}},
+		{name: "filter not a mapping", file: "steal: true\nhttp-filter: GET\n", line: 2, want: []string{`f.yaml:2: http-filter: want a mapping of header, path, method, query, all-of, any-of, not "GET"`}},
+		{name: "filter unknown key", file: "http-filter:\n  any-of:\n    - methd: GET\n", line: 3, want: []string{`f.yaml:3: http-filter.any-of[0]: unknown key "methd" (did you mean "method"?); valid keys: header, path, method, query, all-of, any-of`}},
+		{name: "filter empty list", file: "http-filter:\n  all-of: []\n", line: 2, want: []string{"f.yaml:2: http-filter.all-of: want a list of filters such as [{method: GET}, {path: ^/api/}], not an empty list"}},
+		{name: "filter leaf not a string", file: "http-filter:\n  all-of:\n    - path: ^/a\n    - query: {a: b}\n", line: 4, want: []string{"f.yaml:4: http-filter.all-of[1].query: want a string, not a mapping"}},
+		{name: "filter empty mapping", file: "http-filter: {}\n", line: 1, want: []string{"http-filter: want a mapping of header"}},
+		{name: "filter empty method list", file: "http-filter: {method: []}\n", line: 1, want: []string{"http-filter.method: want a method or a list of methods, not an empty list"}},
+		{name: "filter too deep", file: "http-filter: " + strings.Repeat("{any-of: [", 8) + "{path: x}" + strings.Repeat("]}", 8) + "\n", line: 1, want: []string{"filters nested deeper than 8"}},
 		{name: "second document", file: "steal: true\n---\nttl: 1m\n", line: 2, want: []string{"a second YAML document"}},
 		// The line where the unclosed construct begins.
 		{name: "not YAML, parser", file: "target: pod/x\nenv: {A: 1\n", line: 2, want: []string{"f.yaml:2: not valid YAML: did not find expected ',' or '}'"}},

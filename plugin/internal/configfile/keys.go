@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
 // FileName is read from the working directory when no file is named.
@@ -42,13 +44,16 @@ type File struct {
 	MaxLifetime  time.Duration `yaml:"max-lifetime"`
 	Transport    string        `yaml:"transport" enum:"auto,direct,port-forward"`
 
-	Steal       bool     `yaml:"steal" cmd:"exec"`
-	NoIncoming  bool     `yaml:"no-incoming" cmd:"exec"`
-	HTTPHeader  string   `yaml:"http-header" cmd:"exec"`
-	HTTPPath    string   `yaml:"http-path" cmd:"exec"`
-	PortMap     []string `yaml:"port-map" cmd:"exec"`
-	Ports       []string `yaml:"ports" cmd:"exec" scalar:"int"`
-	IgnorePorts []string `yaml:"ignore-ports" cmd:"exec" scalar:"int"`
+	Steal       bool             `yaml:"steal" cmd:"exec"`
+	NoIncoming  bool             `yaml:"no-incoming" cmd:"exec"`
+	HTTPHeader  string           `yaml:"http-header" cmd:"exec"`
+	HTTPPath    string           `yaml:"http-path" cmd:"exec"`
+	HTTPMethod  string           `yaml:"http-method" cmd:"exec"`
+	HTTPQuery   []string         `yaml:"http-query" cmd:"exec"`
+	HTTPFilter  *wire.HTTPFilter `yaml:"http-filter" cmd:"exec"`
+	PortMap     []string         `yaml:"port-map" cmd:"exec"`
+	Ports       []string         `yaml:"ports" cmd:"exec" scalar:"int"`
+	IgnorePorts []string         `yaml:"ignore-ports" cmd:"exec" scalar:"int"`
 
 	Local      []string `yaml:"local" cmd:"exec"`
 	NoOutgoing bool     `yaml:"no-outgoing" cmd:"exec"`
@@ -120,7 +125,8 @@ func keysOf(t reflect.Type) []Key {
 		}
 		switch {
 		case f.Type == durationType, f.Type.Kind() == reflect.String, f.Type.Kind() == reflect.Bool,
-			f.Type == reflect.TypeFor[[]string](), f.Type == reflect.TypeFor[map[string]string]():
+			f.Type == reflect.TypeFor[[]string](), f.Type == reflect.TypeFor[map[string]string](),
+			f.Type == filterType:
 		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
 			k.Flag = ""
 			k.Section = keysOf(f.Type.Elem())

@@ -11,6 +11,12 @@ import (
 // durationPattern is what time.ParseDuration reads, for editors: "90s", "1h30m", "1.5h", "0".
 const durationPattern = `^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
 
+// The filter schema, which refers to itself: filters nest.
+const (
+	filterDef = "http-filter"
+	filterRef = "#/$defs/" + filterDef
+)
+
 // FlagLookup finds the flag name of the command cmd, or of any command that takes it when cmd
 // is ""; nil when there is none.
 type FlagLookup func(cmd, name string) *pflag.Flag
@@ -22,6 +28,7 @@ type FlagLookup func(cmd, name string) *pflag.Flag
 func Schema(lookup FlagLookup) map[string]any {
 	s := objectSchema(fileKeys, "", lookup)
 	s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+	s["$defs"] = map[string]any{filterDef: filterSchema(filterRef)}
 	s["title"] = "kubectl remocal configuration file (" + FileName + ")"
 	s["description"] = "Default flag values and target of kubectl remocal exec and port-forward; flags on the command line override them."
 	return s
@@ -39,6 +46,8 @@ func objectSchema(keys []Key, cmd string, lookup FlagLookup) map[string]any {
 func keySchema(k Key, cmd string, lookup FlagLookup) map[string]any {
 	var s map[string]any
 	switch {
+	case k.typ == filterType:
+		s = map[string]any{"$ref": filterRef}
 	case k.Section != nil:
 		s = objectSchema(k.Section, cmd, lookup)
 	case k.typ == durationType:

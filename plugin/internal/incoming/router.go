@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/remocal/kubectl-remocal/layer"
+	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
@@ -33,6 +34,9 @@ func describeFilter(sub sidecarclient.Subscription) string {
 	}
 	if sub.Path != "" {
 		parts = append(parts, "path "+strconv.Quote(sub.Path))
+	}
+	if sub.Filter != nil {
+		parts = append(parts, "filter "+httpfilter.Format(*sub.Filter))
 	}
 	return strings.Join(parts, " and ")
 }
@@ -115,7 +119,7 @@ func (r *Router) Take(ctx context.Context, port uint16, local netip.AddrPort) {
 	switch {
 	case r.sub.Mode == wire.ModeMirror:
 		r.p.Step("mirroring the pod's port %d to %s: the pod's app still answers", port, local)
-	case r.sub.Header != "" || r.sub.Path != "":
+	case r.sub.Filtered():
 		r.p.Step("stealing the pod's HTTP requests on port %d that match %s: they come to %s, the others go to the pod's app", port, describeFilter(r.sub), local)
 	default:
 		r.p.Step("stealing the pod's port %d: new connections come to %s", port, local)

@@ -35,8 +35,9 @@ signals and exit code are its own.
 Its connections and DNS lookups go through the pod. When it listens on a TCP
 port, it gets a copy of what clients send to the same port of the pod while the
 pod's app still answers (mirror); with --steal it answers them instead, or only
-the HTTP requests --http-header/--http-path select (HTTP/1.1 and h2c, gRPC
-included). -p LOCAL:REMOTE maps a local port to another pod port. The pod's
+the HTTP requests a filter selects (HTTP/1.1 and h2c, gRPC included): each of
+--http-header, --http-path, --http-method, --http-query and --http-filter given
+must match, and --http-filter combines filters with all-of and any-of. -p LOCAL:REMOTE maps a local port to another pod port. The pod's
 ports are given back when the command closes its listener or ends.
 
 TARGET is TYPE/NAME: pod/NAME, deployment/NAME, statefulset/NAME,
@@ -59,7 +60,11 @@ directory (or --config FILE, or $REMOCAL_CONFIG); flags given here win. See
   kubectl remocal exec deployment/web -- go run . --port 8080
 
   # Answer the pod's port 8080 locally, only for requests with X-Dev: alice
-  kubectl remocal exec deployment/web --steal --http-header 'X-Dev: alice' -- go run .`
+  kubectl remocal exec deployment/web --steal --http-header 'X-Dev: alice' -- go run .
+
+  # Only alice's GET requests to /api/, by header or by query parameter
+  kubectl remocal exec deployment/web --steal --http-method GET --http-path '^/api/' \
+    --http-filter '{any-of: [{header: "X-Dev: ^alice$"}, {query: dev=^alice$}]}' -- go run .`
 )
 
 // ExecOptions holds the flags and state of "kubectl remocal exec".

@@ -19,6 +19,9 @@ func FuzzDecodeConfig(f *testing.F) {
 		"---\n---\n",
 		"steal: yes\nenv-file: ~/.bashrc\n",
 		"\t- [",
+		"http-filter:\n  any-of:\n    - header: \"X-Dev: a\"\n    - {method: [GET, HEAD], query: dev=a}\nhttp-method: GET\nhttp-query: [a=b]\n",
+		"http-filter: &f {all-of: [{path: x}, *f]}\n",
+		"http-filter: {all-of: [{all-of: [{all-of: [{any-of: [{path: x}]}]}]}]}\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -31,6 +31,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		frame(TypeLaneTicketsReply, cat(uv(2), make([]byte, 16), make([]byte, 4))),
 		frame(TypeLaneAcks, cat(uv(MaxLaneAcks+1), make([]byte, 16))),
 		frame(TypeLaneEnd, cat(make([]byte, 16), []byte{2})),
+		frame(TypePeerDeliver, cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(maxAddressLen+1))),
 	)
 }
 

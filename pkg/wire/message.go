@@ -91,6 +91,8 @@ const (
 	TypeLaneAcks
 	TypeLaneEnd
 	TypeLaneBroken
+	TypePeerJoin
+	TypePeerDeliver
 )
 
 func (t Type) String() string {
@@ -155,6 +157,10 @@ func (t Type) String() string {
 		return "lane-end"
 	case TypeLaneBroken:
 		return "lane-broken"
+	case TypePeerJoin:
+		return "peer-join"
+	case TypePeerDeliver:
+		return "peer-deliver"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

@@ -197,9 +197,9 @@ func sharable(port uint16, subs []subscription, want subscription) error {
 			return fmt.Errorf("port %d is already subscribed by this session to %s: %w", port, s.describe(), syscall.EADDRINUSE)
 		case s.sameSession(want):
 		case s.filter == nil || want.filter == nil:
-			return fmt.Errorf("port %d is taken by %s, to %s: %w", port, s.whose(), s.describe(), syscall.EADDRINUSE)
+			return fmt.Errorf("port %d is taken by another session, %s, to %s: %w", port, s.whose(), s.describe(), syscall.EADDRINUSE)
 		case s.header == want.header && s.path == want.path:
-			return fmt.Errorf("port %d is taken for the same requests by %s, to %s: %w", port, s.whose(), s.describe(), syscall.EADDRINUSE)
+			return fmt.Errorf("port %d is taken for the same requests by another session, %s, to %s: %w", port, s.whose(), s.describe(), syscall.EADDRINUSE)
 		}
 	}
 	return nil

@@ -157,3 +157,28 @@ func getOnce(url, dev string) (string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }
+
+// Two users mirror the pod's port, each from a sidecar of their own: the app answers every
+// request, and each local server gets a copy of each.
+func TestMirrorByTwoUsers(t *testing.T) {
+	s := newLayerSetup(t)
+	mirroring := func(sess *incomingSession) bool {
+		return strings.Contains(sess.stderr.String(), "mirroring the pod's port 8080")
+	}
+	alice := startIncoming(t, s, ":9090", mirroring, "-p", "9090:8080")
+	bobSetup := *s
+	bobSetup.plugin = s.env.plugin(t) // another client key: another sidecar
+	bob := startIncoming(t, &bobSetup, ":9091", mirroring, "-p", "9091:8080")
+	for i := range 5 {
+		path := fmt.Sprintf("/mirror-both-%d", i)
+		if body := get("http://" + s.echo.podIP + ":8080" + path); !strings.Contains(body, `"hostname": "`+s.echo.pod+`"`) {
+			t.Fatalf("%s: answered %q, want the pod's app", path, body)
+		}
+		for who, sess := range map[string]*incomingSession{"alice": alice, "bob": bob} {
+			if !sess.got(t, "GET "+path, 10*time.Second) {
+				t.Fatalf("%s's local server never got a copy of %s", who, path)
+			}
+		}
+	}
+	assertNoRedirects(t, s)
+}

@@ -104,8 +104,18 @@ func (in *incoming) routeRequests(ctx context.Context, c *net.TCPConn, dst netip
 	}()
 	routes := make([]httpfilter.Route, len(subs))
 	for i, sub := range subs {
-		stop := context.AfterFunc(sub.done(), cancel)
-		defer stop()
+		if sub.member != nil {
+			go func() {
+				select {
+				case <-sub.member.gone:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+		} else {
+			stop := context.AfterFunc(sub.client.Context(), cancel)
+			defer stop()
+		}
 		routes[i] = httpfilter.Route{Filter: *sub.filter, Dial: func(ctx context.Context) (net.Conn, error) {
 			if sub.member != nil {
 				return deliverTo(ctx, sub.member, arrival)

@@ -33,9 +33,9 @@ import (
 
 // member is a session of another sidecar whose share of a port this sidecar routes.
 type member struct {
-	// ctx ends with the share: when the other sidecar closes its connection, or this one
-	// stops.
-	ctx context.Context
+	// gone is closed when the share ends: the other sidecar closed its connection, or this
+	// one stops.
+	gone <-chan struct{}
 	// end ends the share from this side: this sidecar stops.
 	end     context.CancelFunc
 	sidecar string
@@ -115,43 +115,43 @@ func (in *incoming) share(ctx context.Context, port uint16, h holder, sub subscr
 	}
 	sub.joined = j
 	in.subs[port] = bySince(append(in.subs[port], sub))
-	in.watch(port, j)
+	// The share outlives the request that made it.
+	in.watch(context.WithoutCancel(ctx), port, j)
 	in.log.InfoContext(ctx, "port shared: another sidecar of the pod routes it", "port", port, "router", h.sidecar, "header", sub.header, "path", sub.path)
 	return nil
 }
 
 // watch waits, beside the caller, for the end of the share j of port: unless our session gave
 // the port up, its router is gone, or dropped it, and the port has to be routed again.
-func (in *incoming) watch(port uint16, j *joined) {
+func (in *incoming) watch(ctx context.Context, port uint16, j *joined) {
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
 		// The router sends nothing after its answer: a read returns at the end.
 		_, _ = j.conn.Read(make([]byte, 1))
 		j.conn.Close()
-		in.rehome(port, j)
+		in.rehome(ctx, port, j)
 	}()
 }
 
 // rehome routes again the share j of port that its router ended, until it is routed or our
 // session gives the port up.
-func (in *incoming) rehome(port uint16, j *joined) {
+func (in *incoming) rehome(ctx context.Context, port uint16, j *joined) {
 	var wait time.Duration
 	for {
-		done, err := in.tryRehome(port, j)
+		done, err := in.tryRehome(ctx, port, j)
 		if done {
 			return
 		}
 		wait = min(max(2*wait, 20*time.Millisecond), time.Second)
-		in.log.Warn("route a shared port again", "port", port, "err", err, "retryIn", wait)
+		in.log.WarnContext(ctx, "route a shared port again", "port", port, "err", err, "retryIn", wait)
 		time.Sleep(wait)
 	}
 }
 
 // tryRehome makes one attempt at routing the share j of port again. done says that no more
 // is needed: it is routed, or no longer ours to route.
-func (in *incoming) tryRehome(port uint16, j *joined) (done bool, err error) {
-	ctx := context.Background()
+func (in *incoming) tryRehome(ctx context.Context, port uint16, j *joined) (done bool, err error) {
 	unlock, err := lockPod(ctx)
 	if err != nil {
 		return false, err
@@ -182,9 +182,9 @@ func (in *incoming) tryRehome(port uint16, j *joined) (done bool, err error) {
 			return false, err
 		}
 		in.subs[port][i].joined = nj
-		in.watch(port, nj)
+		in.watch(ctx, port, nj)
 		in.stopIfIdle()
-		in.log.Info("shared port routed by another sidecar now", "port", port, "from", j.router, "to", h.sidecar)
+		in.log.InfoContext(ctx, "shared port routed by another sidecar now", "port", port, "from", j.router, "to", h.sidecar)
 		return true, nil
 	}
 	if err := in.table.Redirect(port, uint16(in.ln.Addr().(*net.TCPAddr).Port)); err != nil {
@@ -198,7 +198,7 @@ func (in *incoming) tryRehome(port uint16, j *joined) (done bool, err error) {
 		}
 	}
 	in.change(port)
-	in.log.Info("routing a shared port: the sidecar that routed it ended the share", "port", port, "was", j.router)
+	in.log.InfoContext(ctx, "routing a shared port: the sidecar that routed it ended the share", "port", port, "was", j.router)
 	return true, nil
 }
 
@@ -207,7 +207,7 @@ func (in *incoming) tryRehome(port uint16, j *joined) (done bool, err error) {
 func (in *incoming) admit(ctx context.Context, c *net.UnixConn, ask wire.PeerJoin) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m := &member{ctx: ctx, end: cancel, sidecar: ask.Sidecar, token: ask.Token}
+	m := &member{gone: ctx.Done(), end: cancel, sidecar: ask.Sidecar, token: ask.Token}
 	err := in.addMember(ctx, m, ask)
 	if werr := wire.WriteMessage(c, subscribeReply(err)); err != nil || werr != nil {
 		return

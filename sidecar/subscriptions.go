@@ -74,13 +74,6 @@ func (s subscription) sameSession(o subscription) bool {
 // or a mirror by redirect, that no other sidecar routes.
 func (s subscription) routedHere() bool { return s.capture == nil && s.joined == nil }
 
-// done ends when the session does.
-func (s subscription) done() context.Context {
-	if s.member != nil {
-		return s.member.ctx
-	}
-	return s.client.Context()
-}
 
 // subscribe sends the pod's new connections on port to client: all of them (steal), or a copy
 // of each (mirror). label is the session's user label.

@@ -226,3 +226,22 @@ func answerer(dev string) string {
 	}
 	return dev
 }
+
+// A share whose sidecar name or label could carry a terminal's escape sequences to another
+// user is refused, and so is anything but a steal.
+func TestShareRefusesWhatCannotReachAUser(t *testing.T) {
+	in := newIncoming(slog.New(slog.DiscardHandler), "remocal-router")
+	defer in.close()
+	steal := wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: x"}
+	for name, ask := range map[string]wire.PeerJoin{
+		"escape in label":    {Subscribe: steal, Sidecar: "remocal-a", Label: "bob\x1b[2J"},
+		"sidecar not a name": {Subscribe: steal, Sidecar: "../remocal-a", Label: "bob"},
+		"mirror":             {Subscribe: wire.Subscribe{Port: 8000, Mode: wire.ModeMirror}, Sidecar: "remocal-a", Label: "bob"},
+		"nobody routes it":   {Subscribe: steal, Sidecar: "remocal-a", Label: "bob"},
+	} {
+		m := &member{gone: make(chan struct{}), end: func() {}, sidecar: ask.Sidecar}
+		if err := in.addMember(t.Context(), m, ask); err == nil {
+			t.Errorf("%s: share taken", name)
+		}
+	}
+}

@@ -65,6 +65,14 @@ func (in *incoming) close() {
 		if subs[0].capture != nil {
 			_ = subs[0].capture.Close()
 		}
+		for _, s := range subs {
+			switch {
+			case s.joined != nil:
+				s.joined.conn.Close()
+			case s.member != nil:
+				s.member.end() // its sidecar routes the port from now on
+			}
+		}
 	}
 	clear(in.subs)
 	for _, ch := range in.changed {

@@ -570,14 +570,17 @@ func (s *server) dialLane(ctx context.Context, sess *laneSession, id uint64, con
 	relayLane(l, target.(*net.TCPConn))
 }
 
-// relayLane copies both ways between a lane and a TCP connection, passing each end of stream
+// relayLane copies both ways between a lane and a connection (TCP, or a delivery from the
+// sidecar that routes a shared port), passing each end of stream
 // on as a half-close, and returns when both directions are done.
-func relayLane(l *lane.Lane, conn *net.TCPConn) {
+func relayLane(l *lane.Lane, conn halfCloser) {
 	done := make(chan struct{})
 	go func() {
 		_, err := io.Copy(conn, l)
 		if err != nil {
-			_ = conn.SetLinger(0)
+			if tcp, ok := conn.(*net.TCPConn); ok {
+				_ = tcp.SetLinger(0) // the reset reaches the connection's client
+			}
 			conn.Close()
 		} else {
 			_ = conn.CloseWrite()

@@ -82,18 +82,7 @@ func (in *incoming) handle(ctx context.Context, c *net.TCPConn) {
 	case sub.filter != nil:
 		in.routeRequests(ctx, c, dst, subs, changed, arrival)
 	default:
-		if in.lanes != nil {
-			if l, ok := in.lanes(sub.client, arrival); ok {
-				relayLane(l.Lane, c)
-				return
-			}
-		}
-		stream, err := openIncoming(sub.client, arrival)
-		if err != nil {
-			in.log.Warn("carry an incoming connection to the client", "port", dst.Port(), "err", err)
-			return
-		}
-		relay(stream, c)
+		in.carry(sub, c, arrival)
 	}
 }
 
@@ -115,9 +104,22 @@ func (in *incoming) routeRequests(ctx context.Context, c *net.TCPConn, dst netip
 	}()
 	routes := make([]httpfilter.Route, len(subs))
 	for i, sub := range subs {
-		stop := context.AfterFunc(sub.client.Context(), cancel)
-		defer stop()
-		routes[i] = httpfilter.Route{Filter: *sub.filter, Dial: func(context.Context) (net.Conn, error) {
+		if sub.member != nil {
+			go func() {
+				select {
+				case <-sub.member.gone:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+		} else {
+			stop := context.AfterFunc(sub.client.Context(), cancel)
+			defer stop()
+		}
+		routes[i] = httpfilter.Route{Filter: *sub.filter, Dial: func(ctx context.Context) (net.Conn, error) {
+			if sub.member != nil {
+				return deliverTo(ctx, sub.member, arrival)
+			}
 			if in.lanes != nil {
 				if l, ok := in.lanes(sub.client, arrival); ok {
 					return l, nil

@@ -29,7 +29,7 @@ func TestDirectConnectionToTheListenerIsRefused(t *testing.T) {
 	in := newIncoming(slog.New(slog.DiscardHandler), "")
 	defer in.close()
 	client, _ := quicPair(t)
-	if err := in.subscribe(t.Context(), client, wire.Subscribe{Port: 8000, Mode: wire.ModeSteal}); err != nil {
+	if err := in.subscribe(t.Context(), client, "", wire.Subscribe{Port: 8000, Mode: wire.ModeSteal}); err != nil {
 		t.Fatal(err)
 	}
 	in.mu.Lock()

@@ -250,7 +250,7 @@ func (s *server) subscribe(ctx context.Context, conn *quic.Conn, req wire.Subscr
 	if mine >= s.maxSubscriptions {
 		return fmt.Errorf("port %d: this client subscribed %d ports already, the most it may: %w", req.Port, mine, syscall.ENOSPC)
 	}
-	return s.in.subscribe(ctx, conn, req)
+	return s.in.subscribe(ctx, conn, "", req)
 }
 
 // redirects answers a Redirects request.
@@ -362,7 +362,7 @@ func refuseDial(stream *quic.Stream, reply wire.DialReply) {
 
 // relay copies both ways, passing each side's end of stream on as a half-close, and returns when
 // both directions are done.
-func relay(stream *quic.Stream, conn *net.TCPConn) {
+func relay(stream *quic.Stream, conn halfCloser) {
 	done := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(conn, stream)

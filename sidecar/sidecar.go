@@ -159,6 +159,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	})
 	g.Go(func() error { return direct.run(ctx, srv.serve) })
 	g.Go(func() error { return srv.lanes.serve(ctx, mux.AcceptLane) })
+	if peerLn, err := listenPeers(cfg.Name); err != nil {
+		// Sessions of this sidecar are refused a port another sidecar steals, as before
+		// sidecars shared ports.
+		logger.WarnContext(ctx, "the pod's other sidecars cannot share ports with this one", "err", err)
+	} else if peerLn != nil {
+		g.Go(func() error { return newPeers(logger, srv.in, srv.idle).serve(ctx, peerLn) })
+	}
 	g.Go(func() error {
 		lifetime := time.NewTimer(cfg.MaxLifetime)
 		defer lifetime.Stop()

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -18,10 +19,24 @@ import (
 // The subscription registry: which clients hold which of the pod's ports, in which mode, and
 // whether a new subscription may share a port with those it finds there.
 
-// subscription is one client's hold on a pod port.
+// subscription is one session's hold on a pod port.
 type subscription struct {
+	// client is the session, when it is one of this sidecar's; nil for a member.
 	client *quic.Conn
-	mode   string             // wire.ModeSteal or wire.ModeMirror
+	// member is a session of another sidecar of the pod whose share of the port this sidecar
+	// routes (shares.go); nil for one of ours.
+	member *member
+	// joined, for one of our sessions, is its share of a port another sidecar routes; nil
+	// where this sidecar redirects the port itself.
+	joined *joined
+	// label is the session's user label; sidecar names the sidecar it is a session of.
+	label, sidecar string
+	// since is when the session subscribed the port: among overlapping filters the earliest
+	// takes a request, whichever sidecar routes the port.
+	since time.Time
+	// asked is the subscription as the session asked for it, to ask a router for it again.
+	asked wire.Subscribe
+	mode  string             // wire.ModeSteal or wire.ModeMirror
 	filter *httpfilter.Filter // for a steal of only some HTTP requests, or nil
 	// header, path and tree are the filter as the client wrote it, to tell two filters apart;
 	// tree is the wire.Subscribe's Filter as httpfilter.Format writes it, or "".
@@ -46,9 +61,31 @@ func (s subscription) sameFilter(o subscription) bool {
 	return s.header == o.header && s.path == o.path && s.tree == o.tree
 }
 
+// whose names the session that holds s, for a user refused the port: its label, its sidecar
+// and since when it holds the port.
+func (s subscription) whose() string {
+	label := s.label
+	if label == "" {
+		label = "an unlabelled session"
+	}
+	return fmt.Sprintf("%s (sidecar %s, since %s UTC)", label, s.sidecar, s.since.UTC().Format(time.DateTime))
+}
+
+// sameSession tells whether s and o are subscriptions of one session.
+func (s subscription) sameSession(o subscription) bool {
+	if s.member != nil || o.member != nil {
+		return s.member == o.member
+	}
+	return s.client == o.client
+}
+
+// routedHere tells whether this sidecar's table redirects the subscription's port: a steal,
+// or a mirror by redirect, that no other sidecar routes.
+func (s subscription) routedHere() bool { return s.capture == nil && s.joined == nil }
+
 // subscribe sends the pod's new connections on port to client: all of them (steal), or a copy
-// of each (mirror).
-func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.Subscribe) error {
+// of each (mirror). label is the session's user label.
+func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, label string, req wire.Subscribe) error {
 	port, mode := req.Port, req.Mode
 	if mode != wire.ModeSteal && mode != wire.ModeMirror {
 		return fmt.Errorf("subscription mode %q: %w", mode, syscall.EOPNOTSUPP)
@@ -57,18 +94,27 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 	if err != nil {
 		return err
 	}
-	want := subscription{client: client, mode: mode, filter: filter, header: req.Header, path: req.Path}
+	want := subscription{client: client, label: label, sidecar: in.holder, since: time.Now(), asked: req, mode: mode, filter: filter, header: req.Header, path: req.Path}
 	if req.Filter != nil {
 		want.tree = httpfilter.Format(*req.Filter)
 	}
+	unlock, err := lockPod(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if subs := in.subs[port]; len(subs) > 0 {
 		if err := sharable(port, subs, want); err != nil {
 			return err
 		}
-		if slices.ContainsFunc(subs, func(s subscription) bool { return s.client == client }) {
+		if slices.ContainsFunc(subs, want.sameSession) {
 			return nil // the same subscription again
+		}
+		if j := subs[0].joined; j != nil {
+			// Another sidecar routes the port for our sessions: this one joins them there.
+			return in.share(ctx, port, holder{sidecar: j.router}, want)
 		}
 		in.subs[port] = append(subs, want) // the port is redirected already
 		in.change(port)
@@ -92,7 +138,18 @@ func (in *incoming) subscribe(ctx context.Context, client *quic.Conn, req wire.S
 			return err
 		}
 	}
-	if err := in.redirect(ctx, port); err != nil {
+	h, err := in.holderElsewhere(ctx, port)
+	if err == nil && h != nil {
+		// Another live sidecar redirects the port: a share there, or a refusal naming whose
+		// the port is.
+		err = in.share(ctx, port, *h, want)
+		in.stopIfIdle()
+		return err
+	}
+	if err == nil {
+		err = in.redirect(port)
+	}
+	if err != nil {
 		in.stopIfIdle() // a table made for this subscription alone goes with it
 		return err
 	}
@@ -115,15 +172,20 @@ func (in *incoming) list(client *quic.Conn) []wire.SubscriptionInfo {
 	var list []wire.SubscriptionInfo
 	for _, port := range ports {
 		for _, s := range in.subs[port] {
-			list = append(list, wire.SubscriptionInfo{
+			info := wire.SubscriptionInfo{
 				Port:    port,
 				Mode:    s.mode,
 				Header:  s.header,
 				Path:    s.path,
-				Client:  s.client.RemoteAddr().String(),
-				Mine:    s.client == client,
+				Mine:    s.member == nil && s.client == client,
 				Capture: s.capture != nil,
-			})
+			}
+			if s.member != nil {
+				info.Client = "sidecar " + s.sidecar
+			} else {
+				info.Client = s.client.RemoteAddr().String()
+			}
+			list = append(list, info)
 		}
 	}
 	return list
@@ -135,13 +197,13 @@ func (in *incoming) list(client *quic.Conn) []wire.SubscriptionInfo {
 func sharable(port uint16, subs []subscription, want subscription) error {
 	for _, s := range subs {
 		switch {
-		case s.client == want.client && (s.mode != want.mode || !s.sameFilter(want)):
+		case s.sameSession(want) && (s.mode != want.mode || !s.sameFilter(want)):
 			return fmt.Errorf("port %d is already subscribed by this session to %s: %w", port, s.describe(), syscall.EADDRINUSE)
-		case s.client == want.client:
+		case s.sameSession(want):
 		case s.filter == nil || want.filter == nil:
-			return fmt.Errorf("port %d is already subscribed by another session (%s): %w", port, s.describe(), syscall.EADDRINUSE)
+			return fmt.Errorf("port %d is taken by another session, %s, to %s: %w", port, s.whose(), s.describe(), syscall.EADDRINUSE)
 		case s.sameFilter(want):
-			return fmt.Errorf("port %d is already subscribed by another session for the same requests (%s): %w", port, s.describe(), syscall.EADDRINUSE)
+			return fmt.Errorf("port %d is taken for the same requests by another session, %s, to %s: %w", port, s.whose(), s.describe(), syscall.EADDRINUSE)
 		}
 	}
 	return nil
@@ -180,32 +242,41 @@ func requestFilter(req wire.Subscribe) (*httpfilter.Filter, error) {
 
 // unsubscribe ends client's subscription of port; the last one removes the table.
 func (in *incoming) unsubscribe(client *quic.Conn, port uint16) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.drop(client, port)
+	return in.dropWhere(port, func(s subscription) bool { return s.member == nil && s.client == client })
 }
 
 // dropClient ends every subscription of a client that went away (closed, or silent for the QUIC
 // idle timeout).
 func (in *incoming) dropClient(client *quic.Conn) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
+	ports := make([]uint16, 0, len(in.subs))
 	for port := range in.subs {
-		if err := in.drop(client, port); err != nil {
+		ports = append(ports, port)
+	}
+	in.mu.Unlock()
+	for _, port := range ports {
+		if err := in.unsubscribe(client, port); err != nil {
 			in.log.Error("remove redirect", "port", port, "err", err)
 		}
 	}
 }
 
-// drop ends client's subscription of port, and the port's redirect with its last
-// subscription. Called with mu held.
-func (in *incoming) drop(client *quic.Conn, port uint16) error {
+// dropWhere ends the subscriptions of port that gone selects, and the port's redirect with
+// its last subscription.
+func (in *incoming) dropWhere(port uint16, gone func(subscription) bool) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	subs := in.subs[port]
-	kept := slices.DeleteFunc(slices.Clone(subs), func(s subscription) bool { return s.client == client })
-	switch {
-	case len(kept) == len(subs):
+	kept := slices.DeleteFunc(slices.Clone(subs), gone)
+	if len(kept) == len(subs) {
 		return nil
-	case len(kept) > 0:
+	}
+	for _, s := range subs {
+		if s.joined != nil && gone(s) {
+			s.joined.conn.Close() // the router drops the share
+		}
+	}
+	if len(kept) > 0 {
 		in.subs[port] = kept
 		in.change(port)
 		return nil

@@ -19,37 +19,27 @@ import (
 // The pod's redirect tables: this sidecar's, and those other sidecars of the pod left, live or
 // dead.
 
-// redirect sends port's new connections to the listener, unless another live sidecar of the
-// pod redirects it already: both tables would redirect it, and each connection would go to
-// one of the two sessions, as the tables' order happens to say, without either user knowing.
-// Called with mu held, and the table open.
-func (in *incoming) redirect(ctx context.Context, port uint16) error {
+// redirect sends port's new connections to the listener. Called with the pod's lock and mu
+// held, the table open, and no other live sidecar redirecting the port (holderElsewhere): both
+// tables would redirect it, and each connection would go to one of the two sessions, as the
+// tables' order happens to say, without either user knowing.
+func (in *incoming) redirect(port uint16) error {
 	to := uint16(in.ln.Addr().(*net.TCPAddr).Port)
 	if port == to {
 		return fmt.Errorf("port %d is where the sidecar takes redirected connections: %w", port, syscall.EADDRINUSE)
 	}
-	lockCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	unlock, err := redirect.Lock(lockCtx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := in.heldElsewhere(ctx, port); err != nil {
-		return err
-	}
 	return in.table.Redirect(port, to)
 }
 
-// heldElsewhere refuses port when the table of another live sidecar of the pod redirects it,
-// naming that sidecar. Called with mu held and the pod's redirect lock.
-func (in *incoming) heldElsewhere(ctx context.Context, port uint16) error {
+// holderElsewhere finds the other live sidecar of the pod whose table redirects port, if any.
+// Called with the pod's lock and mu held.
+func (in *incoming) holderElsewhere(ctx context.Context, port uint16) (*holder, error) {
 	names, err := redirect.Tables()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, name := range names {
-		if name == in.table.Name() {
+		if in.table != nil && name == in.table.Name() {
 			continue
 		}
 		info, err := redirect.Inspect(name)
@@ -58,18 +48,19 @@ func (in *incoming) heldElsewhere(ctx context.Context, port uint16) error {
 				continue // a dead sidecar's: whatever it holds, it redirects to nobody
 			}
 			// Unread, a live sidecar's ports might hold this one: both would redirect it.
-			return fmt.Errorf("read the redirect table %s of another sidecar of this pod: %w", name, err)
+			return nil, fmt.Errorf("read the redirect table %s of another sidecar of this pod: %w", name, err)
 		}
 		if !slices.Contains(info.Ports, port) || !redirecting(name, info) {
 			continue
 		}
-		holder := info.Holder
-		if holder == "" {
-			holder = name
+		h := &holder{sidecar: info.Holder, table: name}
+		if h.sidecar == "" {
+			h.sidecar = name
 		}
-		return fmt.Errorf("port %d is taken by another sidecar of this pod, %s (nftables table %s): %w", port, holder, name, syscall.EADDRINUSE)
+		in.log.DebugContext(ctx, "port redirected by another sidecar", "port", port, "sidecar", h.sidecar, "table", name)
+		return h, nil
 	}
-	return nil
+	return nil, nil
 }
 
 // renew keeps table's lease, and so its redirects, in force until ctx ends: if this process
@@ -194,7 +185,7 @@ func (in *incoming) stopIfIdle() {
 		return
 	}
 	for _, subs := range in.subs {
-		if subs[0].capture == nil {
+		if subs[0].routedHere() {
 			return
 		}
 	}

@@ -23,20 +23,20 @@ func TestPortRedirectedByAnotherSidecarIsRefused(t *testing.T) {
 	alice, _ := quicPair(t)
 	bob, _ := quicPair(t)
 	steal := wire.Subscribe{Port: 8000, Mode: wire.ModeSteal}
-	if err := first.subscribe(t.Context(), alice, steal); err != nil {
+	if err := first.subscribe(t.Context(), alice, "", steal); err != nil {
 		t.Fatal(err)
 	}
-	err := second.subscribe(t.Context(), bob, steal)
+	err := second.subscribe(t.Context(), bob, "", steal)
 	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "remocal-first") {
 		t.Fatalf("second sidecar's steal: %v; want EADDRINUSE naming remocal-first", err)
 	}
-	if err := second.subscribe(t.Context(), bob, wire.Subscribe{Port: 8001, Mode: wire.ModeSteal}); err != nil {
+	if err := second.subscribe(t.Context(), bob, "", wire.Subscribe{Port: 8001, Mode: wire.ModeSteal}); err != nil {
 		t.Fatalf("another port: %v", err)
 	}
 	if err := first.unsubscribe(alice, 8000); err != nil {
 		t.Fatal(err)
 	}
-	if err := second.subscribe(t.Context(), bob, steal); err != nil {
+	if err := second.subscribe(t.Context(), bob, "", steal); err != nil {
 		t.Fatalf("once the first gave the port up: %v", err)
 	}
 }

@@ -120,6 +120,10 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseLaneEnd)
 	case TypeLaneBroken:
 		return exact(t, p, parseLaneBroken)
+	case TypePeerJoin:
+		return exact(t, p, parsePeerJoin)
+	case TypePeerDeliver:
+		return exact(t, p, parsePeerDeliver)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

@@ -34,6 +34,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		frame(TypeSubscribe, cat(subscribePrefix(), []byte{byte(FilterAnyOf)}, uv(2), []byte{byte(FilterQuery)}, uv(3), []byte("a=b"), []byte{byte(FilterAllOf)}, uv(1), []byte{byte(FilterMethod)}, uv(3), []byte("GET"))),
 		frame(TypeSubscribe, cat(subscribePrefix(), []byte{byte(FilterAllOf)}, uv(0))),
 		frame(TypeSubscribe, cat(subscribePrefix(), bytes.Repeat(cat([]byte{byte(FilterAllOf)}, uv(1)), MaxFilterDepth), []byte{byte(FilterPath)}, uv(0))),
+		frame(TypePeerDeliver, cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(maxAddressLen+1))),
 	)
 }
 

@@ -30,9 +30,12 @@ func NewLaneTicket() (LaneTicket, error) {
 
 // String names the ticket in logs by a digest: two lines about the same ticket show the same
 // name, and no part of the ticket itself ever reaches a log.
-func (t LaneTicket) String() string {
-	sum := sha256.Sum256(t[:])
-	return "ticket-" + hex.EncodeToString(sum[:4])
+func (t LaneTicket) String() string { return "ticket-" + secretDigest(t[:]) }
+
+// secretDigest names a secret in logs by the first bytes of its digest.
+func secretDigest(secret []byte) string {
+	sum := sha256.Sum256(secret)
+	return hex.EncodeToString(sum[:4])
 }
 
 // GoString hides the ticket from %#v as String does from %v, since a struct printed with %#v

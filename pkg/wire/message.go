@@ -94,6 +94,8 @@ const (
 	TypeLaneAcks
 	TypeLaneEnd
 	TypeLaneBroken
+	TypePeerJoin
+	TypePeerDeliver
 )
 
 func (t Type) String() string {
@@ -158,6 +160,10 @@ func (t Type) String() string {
 		return "lane-end"
 	case TypeLaneBroken:
 		return "lane-broken"
+	case TypePeerJoin:
+		return "peer-join"
+	case TypePeerDeliver:
+		return "peer-deliver"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

@@ -171,6 +171,10 @@ func roundTrips() []struct {
 		{name: "lane end reset", msg: LaneEnd{Lane: 1<<64 - 1, Sent: 1<<64 - 1, Reset: true}},
 		{name: "lane broken", msg: LaneBroken{Lane: 3}},
 		{name: "lane broken max", msg: LaneBroken{Lane: 1<<64 - 1}},
+		{name: "peer join", msg: PeerJoin{Subscribe: Subscribe{Port: 8080, Mode: ModeSteal, Header: "X-Dev: alice"}, Sidecar: "remocal-x7k2p", Label: "alice@example", SinceUnixNano: 1_700_000_000_123_456_789, Token: PeerToken{1, 2, 3}}},
+		{name: "peer join empty", msg: PeerJoin{}},
+		{name: "peer join filter tree", msg: PeerJoin{Subscribe: Subscribe{Port: 8080, Mode: ModeSteal, Filter: &HTTPFilter{Op: FilterAllOf, Sub: []HTTPFilter{{Op: FilterMethod, Arg: "GET"}, {Op: FilterPath, Arg: "^/api/"}}}}, Sidecar: "remocal-b", Label: "bob", SinceUnixNano: 7, Token: PeerToken{4}}},
+		{name: "peer deliver", msg: PeerDeliver{Token: PeerToken{9}, Incoming: Incoming{Port: 8080, Remote: "198.18.0.7:41234"}}},
 		{name: "fs reply max", msg: FSReply{Errno: 1<<32 - 1, Reason: strings.Repeat("r", maxReasonLen), Stat: testStat(), Target: strings.Repeat("t", maxPathLen), Data: bytes.Repeat([]byte{0xff}, MaxFSChunk), More: true}},
 	}
 }
@@ -298,7 +302,7 @@ func TestParseMessageErrors(t *testing.T) {
 		{name: "announces 4 GiB", input: []byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff}, want: ErrTooLarge},
 		{name: "too large even with unknown type", input: []byte{0, 0x40, 0, 0, 0}, want: ErrTooLarge},
 		{name: "type zero", input: frame(0, nil), want: ErrUnknownType, consumed: headerLen},
-		{name: "type past the last", input: frame(TypeLaneBroken+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
+		{name: "type past the last", input: frame(TypePeerDeliver+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
 		{name: "type 255", input: frame(255, nil), want: ErrUnknownType, consumed: headerLen},
 		{name: "hello well formed", input: frame(TypeHello, hello), want: nil, consumed: headerLen + len(hello)},
 		{name: "hello trailing byte", input: frame(TypeHello, cat(hello, []byte{0})), want: ErrMalformed, consumed: headerLen + len(hello) + 1},
@@ -418,6 +422,8 @@ func TestDecodeBounds(t *testing.T) {
 		{name: "lane end reset of 2", typ: TypeLaneEnd, payload: cat(make([]byte, 16), []byte{2}), want: ErrMalformed},
 		{name: "lane broken short", typ: TypeLaneBroken, payload: make([]byte, 7), want: ErrMalformed},
 		{name: "subscribe header too long", typ: TypeSubscribe, payload: cat([]byte{0, 80}, uv(5), []byte("steal"), uv(MaxFilterLen+1), bytes.Repeat([]byte("h"), MaxFilterLen+1), uv(0)), want: ErrTooLarge},
+		{name: "peer deliver short token", typ: TypePeerDeliver, payload: make([]byte, 15), want: ErrMalformed},
+		{name: "peer join long label", typ: TypePeerJoin, payload: peerJoinWithLabel(strings.Repeat("x", MaxLabelLen+1)), want: ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -538,6 +544,8 @@ func TestStrings(t *testing.T) {
 		{TypeLaneOpen.String(), "lane-open"},
 		{TypeLaneTicketsReply.String(), "lane-tickets-reply"},
 		{TypeLaneBroken.String(), "lane-broken"},
+		{TypePeerJoin.String(), "peer-join"},
+		{TypePeerDeliver.String(), "peer-deliver"},
 		{LaneOutgoing.String(), "outgoing"},
 		{LaneIncoming.String(), "incoming"},
 		{LaneKind(2).String(), "kind(2)"},
@@ -655,4 +663,13 @@ func repeatSubscriptions(n int, header string) []SubscriptionInfo {
 		l[i] = SubscriptionInfo{Port: uint16(i), Mode: ModeSteal, Header: header}
 	}
 	return l
+}
+
+// peerJoinWithLabel encodes a PeerJoin whose label is beyond what check lets a sender write.
+func peerJoinWithLabel(label string) []byte {
+	b := appendString(nil, "remocal-a")
+	b = appendString(b, label)
+	b = binary.BigEndian.AppendUint64(b, 1)
+	b = append(b, make([]byte, 16)...)
+	return Subscribe{Port: 80, Mode: ModeSteal}.appendPayload(b)
 }

@@ -163,14 +163,28 @@ func (b *bench) mirrorLatency(ctx context.Context, pod *corev1.Pod) error {
 // calls measure once the plugin says the pod's port is stolen or mirrored, and ends the session
 // with SIGINT.
 func (b *bench) withIncoming(ctx context.Context, pod *corev1.Pod, flags []string, self string, cpus *unix.CPUSet, measure func() error) error {
-	args := append([]string{"-n", namespace, "exec", "pod/" + pod.Name, "--sidecar-image", b.image}, flags...)
-	cmd := exec.CommandContext(ctx, b.plugin, append(args, "--", self, serveArg, ":8080")...)
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(b.work, "cold-0"))
+	return b.withSession(ctx, pod, self, incomingSession{home: "cold-0", listen: ":8080", flags: flags, cpus: cpus}, measure)
+}
+
+// incomingSession is one user's session that takes the pod's port.
+type incomingSession struct {
+	home   string       // the configuration home under the work directory: whose key
+	listen string       // the local server's address
+	flags  []string     // exec's flags
+	cpus   *unix.CPUSet // where the plugin and the server run; any if nil
+}
+
+// withSession runs the session's local server under `exec`, calls measure once the plugin
+// says the pod's port is stolen or mirrored, and ends the session with SIGINT.
+func (b *bench) withSession(ctx context.Context, pod *corev1.Pod, self string, sess incomingSession, measure func() error) error {
+	args := append([]string{"-n", namespace, "exec", "pod/" + pod.Name, "--sidecar-image", b.image}, sess.flags...)
+	cmd := exec.CommandContext(ctx, b.plugin, append(args, "--", self, serveArg, sess.listen)...)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(b.work, sess.home))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
 	}
-	if err := startOn(cmd, cpus); err != nil {
+	if err := startOn(cmd, sess.cpus); err != nil {
 		return err
 	}
 	defer func() {
@@ -183,7 +197,7 @@ func (b *bench) withIncoming(ctx context.Context, pod *corev1.Pod, flags []strin
 		lines := bufio.NewScanner(stderr)
 		for lines.Scan() {
 			line := lines.Text()
-			if strings.Contains(line, "stealing the pod's port") || strings.Contains(line, "mirroring the pod's port") {
+			if strings.Contains(line, "stealing the pod's port") || strings.Contains(line, "stealing the pod's HTTP requests") || strings.Contains(line, "mirroring the pod's port") {
 				close(ready)
 				break
 			}
@@ -199,4 +213,52 @@ func (b *bench) withIncoming(ctx context.Context, pod *corev1.Pod, flags []strin
 		return fmt.Errorf("the pod's port was not taken within a minute:\n%s", said.String())
 	}
 	return measure()
+}
+
+// teamHTTP measures a port that two users steal by filter, each with a sidecar of their own,
+// against one user's filtered steal, in the same run: 64 clients over the direct link, every
+// request marked for a user (half for each of the two, all for the one), so that every request
+// is answered by a local server in both. The second user's requests take the longer way: to
+// the sidecar that routes the port, then to the second user's sidecar.
+func (b *bench) teamHTTP(ctx context.Context, pod *corev1.Pod) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	url := "http://" + pod.Status.PodIP + ":8080/healthz"
+	alice := incomingSession{home: "cold-0", listen: ":8080", flags: []string{"--steal", "--transport", "direct", "--http-header", "X-Dev: ^alice$"}}
+	bob := incomingSession{home: "team-bob", listen: ":8081", flags: []string{"--steal", "--transport", "direct", "-p", "8081:8080", "--http-header", "X-Dev: ^bob$"}}
+	for _, fresh := range []bool{false, true} {
+		conns := "keep-alive"
+		if fresh {
+			conns = "new conns"
+		}
+		load := func(devs ...string) ([3]float64, error) {
+			args := []string{loadgenArg, "-c", "64"}
+			if fresh {
+				args = append(args, "-new")
+			}
+			for _, dev := range devs {
+				args = append(args, "-header", "X-Dev: "+dev)
+			}
+			return runLoad(exec.CommandContext(ctx, self, append(args, url)...), nil)
+		}
+		var one, two [3]float64
+		err := b.withSession(ctx, pod, self, alice, func() error {
+			if one, err = load("alice"); err != nil {
+				return err
+			}
+			return b.withSession(ctx, pod, self, bob, func() error {
+				two, err = load("alice", "bob")
+				return err
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("filtered steal load: %w", err)
+		}
+		what := "one user's filtered steal, " + conns
+		row("HTTP two users' filters, 64 "+conns+" (req/s)", two[0], one[0], "req/s", what)
+		row("HTTP two users' filters, 64 "+conns+" p50 (ms)", two[1], one[1], "ms", what)
+	}
+	return nil
 }

@@ -30,14 +30,29 @@ func loadgen(args []string) error {
 	dur := fs.Duration("d", 5*time.Second, "duration")
 	fresh := fs.Bool("new", false, "a new connection for each request (no keep-alive)")
 	rate := fs.Int("rate", 0, "requests per second in all, paced; 0 sends each request as soon as the last is answered")
+	var headers []http.Header
+	fs.Func("header", `"Name: value" sent by every client, or with several, by each client in turn`, func(s string) error {
+		name, value, ok := strings.Cut(s, ":")
+		if !ok {
+			return fmt.Errorf("header %q: want Name: value", s)
+		}
+		headers = append(headers, http.Header{strings.TrimSpace(name): {strings.TrimSpace(value)}})
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	url := fs.Arg(0)
 	transport := &http.Transport{MaxIdleConnsPerHost: *conc, DisableKeepAlives: *fresh}
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	header := func(client int) http.Header {
+		if len(headers) == 0 {
+			return nil
+		}
+		return headers[client%len(headers)]
+	}
 	// One request first, so that DNS and connection set-up are outside the measurement.
-	if err := get(client, url); err != nil {
+	if err := get(client, url, header(0)); err != nil {
 		return err
 	}
 	var mu sync.Mutex
@@ -54,7 +69,7 @@ func loadgen(args []string) error {
 		turns = tick.C
 	}
 	begin := time.Now()
-	for range *conc {
+	for i := range *conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -68,7 +83,7 @@ func loadgen(args []string) error {
 					}
 				}
 				t := time.Now()
-				if err := get(client, url); err != nil {
+				if err := get(client, url, header(i)); err != nil {
 					errs <- err
 					return
 				}
@@ -91,8 +106,15 @@ func loadgen(args []string) error {
 	return nil
 }
 
-func get(client *http.Client, url string) error {
-	resp, err := client.Get(url)
+func get(client *http.Client, url string, header http.Header) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if header != nil {
+		req.Header = header
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

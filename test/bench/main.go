@@ -83,7 +83,7 @@ func main() {
 	flag.StringVar(&b.testapp, "testapp-image", "remocal.local/testapp:e2e", "image of the echo workload")
 	flag.IntVar(&b.runs, "runs", 5, "repetitions of each start measurement")
 	flag.Int64Var(&b.size, "bytes", 256<<20, "bytes per throughput measurement")
-	flag.StringVar(&b.only, "only", "", "run only these sections, comma-separated: start, throughput, exec-throughput, latency, connect, layer, incoming, mirror, files, memory")
+	flag.StringVar(&b.only, "only", "", "run only these sections, comma-separated: start, throughput, exec-throughput, latency, connect, layer, incoming, team, mirror, files, memory")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -157,6 +157,7 @@ func (b *bench) run(ctx context.Context) error {
 		{"connect", b.connect},
 		{"layer", b.layerHTTP},
 		{"incoming", b.incomingHTTP},
+		{"team", b.teamHTTP},
 		{"mirror", b.mirrorLatency},
 		{"files", b.remoteFiles},
 		{"memory", b.memory},

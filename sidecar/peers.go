@@ -1,0 +1,158 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/remocal/kubectl-remocal/internal/ratelog"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// The sidecars of a pod meet on abstract Unix sockets. An abstract socket lives in the network
+// namespace that bound it: the pod's, which all its sidecars share and nothing outside the pod
+// reaches, so the sidecars find each other with no cluster component and no RBAC. Each sidecar
+// listens on its own, named after its container (peerSocket); the redirect table's rules name
+// the container that holds a port, so a sidecar that finds a port taken knows whom to ask.
+//
+// Anything running in the pod can connect too. A process there already has the pod's traffic
+// in reach, so what a peer may ask for is no more than that: a share of a port by filter
+// (shares.go), whose requests it could have had from the app. The messages are bounded like
+// the clients' (pkg/wire), a peer gets 5 s to say what it wants, and at most maxPeerConns are
+// open at once, so a hostile peer cannot hold the sidecar's memory.
+
+const (
+	// peerSocketPrefix, with the sidecar's container name, is its peer socket.
+	peerSocketPrefix = "@remocal-sidecar-"
+	// maxPeerConns bounds the peer connections open at once: each share holds one, and each
+	// connection the router delivers to a sharing sidecar is one.
+	maxPeerConns = 1024
+	// peerHeaderTimeout bounds the wait for a peer's first message, and for a join's answer.
+	peerHeaderTimeout = 5 * time.Second
+)
+
+// containerName is what Kubernetes accepts as a container name (a DNS label): anything else in
+// a table's rules was not written by a sidecar, and is not dialled.
+var containerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// peerSocket is the address of the peer socket of the sidecar named name, or "" for a name no
+// sidecar could have.
+func peerSocket(name string) string {
+	if !containerName.MatchString(name) {
+		return ""
+	}
+	return peerSocketPrefix + name
+}
+
+// dialPeer connects to the peer socket of the sidecar named name.
+func dialPeer(ctx context.Context, name string) (*net.UnixConn, error) {
+	addr := peerSocket(name)
+	if addr == "" {
+		return nil, fmt.Errorf("no sidecar is named %q", name)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UnixConn), nil
+}
+
+// peers serves this sidecar's peer socket.
+type peers struct {
+	log     *slog.Logger
+	in      *incoming
+	idle    *idleTimer
+	open    *semaphore.Weighted
+	refusal *ratelog.Limiter
+	wg      sync.WaitGroup
+}
+
+// newPeers serves in's shares to the pod's other sidecars; a share counts as a client of idle.
+func newPeers(log *slog.Logger, in *incoming, idle *idleTimer) *peers {
+	return &peers{log: log, in: in, idle: idle, open: semaphore.NewWeighted(maxPeerConns), refusal: ratelog.New(refusalLogEvery)}
+}
+
+// listenPeers opens the peer socket of the sidecar named name. A sidecar without a name (in
+// tests) has none, and shares no port with other sidecars.
+func listenPeers(name string) (*net.UnixListener, error) {
+	addr := peerSocket(name)
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen for the pod's other sidecars: %w", err)
+	}
+	return ln, nil
+}
+
+// serve accepts peer connections until ctx ends.
+func (p *peers) serve(ctx context.Context, ln *net.UnixListener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer p.wg.Wait()
+	var wait time.Duration
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			p.log.WarnContext(ctx, "accept a peer connection", "err", err, "retryIn", wait)
+			time.Sleep(wait)
+			continue
+		}
+		wait = 0
+		if !p.open.TryAcquire(1) {
+			p.refuse(ctx, c, "too many peer connections")
+			continue
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer p.open.Release(1)
+			p.handle(ctx, c)
+		}()
+	}
+}
+
+// handle serves one peer connection by its first message.
+func (p *peers) handle(ctx context.Context, c *net.UnixConn) {
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(peerHeaderTimeout))
+	msg, err := wire.NewReader(c).ReadMessage()
+	if err != nil {
+		p.refuse(ctx, c, "no first message: "+err.Error())
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	switch m := msg.(type) {
+	case wire.PeerJoin:
+		// A share keeps the sidecar in use, as its client would: the sidecar routes the
+		// port for the other sidecar's session.
+		disconnected := p.idle.Connected()
+		defer disconnected(true)
+		p.in.admit(ctx, c, m)
+	case wire.PeerDeliver:
+		p.in.deliver(ctx, c, m)
+	default:
+		p.refuse(ctx, c, fmt.Sprintf("unexpected first message %T", msg))
+	}
+}
+
+// refuse closes a peer connection that asked for nothing this sidecar serves.
+func (p *peers) refuse(ctx context.Context, c *net.UnixConn, why string) {
+	c.Close()
+	if n, ok := p.refusal.Allow(); ok {
+		p.log.WarnContext(ctx, "refused a peer connection", "reason", why, "notLogged", n)
+	}
+}

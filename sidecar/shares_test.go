@@ -1,0 +1,247 @@
+package sidecar
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/remocal/kubectl-remocal/internal/testnet"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// Sessions of two sidecars of a pod share a port by filter: the first sidecar routes it, and
+// sends the second's requests to it; a whole-port steal is refused, naming the session that
+// holds the port; the router routes for the other sidecar after its own session left; and when
+// it stops, the other sidecar redirects the port itself.
+func TestPortSharedAcrossSidecars(t *testing.T) {
+	if !testnet.InOwnNetns(t) {
+		return
+	}
+	first, second := sharingSidecar(t, "remocal-first"), sharingSidecar(t, "remocal-second")
+	alice, alicePlugin := quicPair(t)
+	bob, bobPlugin := quicPair(t)
+	servePlugin(t, alicePlugin, "alice")
+	servePlugin(t, bobPlugin, "bob")
+	app := serveApp(t)
+
+	mustSubscribe(t, first, alice, "alice@laptop", wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: alice"})
+	mustSubscribe(t, second, bob, "bob@laptop", wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: bob"})
+	if routes := ports(second); len(routes) != 0 {
+		t.Fatalf("the second sidecar redirects %v; want nothing: the first routes port 8000", routes)
+	}
+	third := sharingSidecar(t, "remocal-third")
+	carol, _ := quicPair(t)
+	err := third.subscribe(t.Context(), carol, "carol", wire.Subscribe{Port: 8000, Mode: wire.ModeSteal})
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "alice@laptop (sidecar remocal-first, since ") {
+		t.Fatalf("a whole-port steal of the shared port: %v; want EADDRINUSE naming alice@laptop on remocal-first", err)
+	}
+
+	for _, dev := range []string{"alice", "bob", "", "bob"} {
+		if got := request(t, first, app, dev); got != answerer(dev) {
+			t.Fatalf("request for %q answered by %q; want %q", dev, got, answerer(dev))
+		}
+	}
+
+	// Alice leaves: the first sidecar still routes the port for bob.
+	if err := first.unsubscribe(alice, 8000); err != nil {
+		t.Fatal(err)
+	}
+	if got := request(t, first, app, "bob"); got != "bob" {
+		t.Fatalf("after alice left, bob's request answered by %q", got)
+	}
+	if got := request(t, first, app, "alice"); got != "app" {
+		t.Fatalf("after alice left, her request answered by %q; want the app", got)
+	}
+
+	// The router stops: the second sidecar takes the port.
+	first.close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(ports(second), 8000) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second sidecar did not take port 8000 within 5 s of the router's end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := request(t, second, app, "bob"); got != "bob" {
+		t.Fatalf("routed by the second sidecar, bob's request answered by %q", got)
+	}
+}
+
+// sharingSidecar is a sidecar's incoming traffic, named name, serving its peer socket.
+func sharingSidecar(t *testing.T, name string) *incoming {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	in := newIncoming(log, name)
+	ln, err := listenPeers(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = newPeers(log, in, newIdleTimer(time.Hour)).serve(ctx, ln)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		in.close()
+	})
+	return in
+}
+
+func mustSubscribe(t *testing.T, in *incoming, client *quic.Conn, label string, req wire.Subscribe) {
+	t.Helper()
+	if err := in.subscribe(t.Context(), client, label, req); err != nil {
+		t.Fatalf("%s subscribes %+v: %v", label, req, err)
+	}
+}
+
+// ports lists the ports in's table redirects.
+func ports(in *incoming) []uint16 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.table == nil {
+		return nil
+	}
+	return in.table.Ports()
+}
+
+// servePlugin answers, as the plugin's program would, every request that reaches plugin with
+// a body naming who answered.
+func servePlugin(t *testing.T, plugin *quic.Conn, who string) {
+	go func() {
+		for {
+			stream, err := plugin.AcceptStream(context.Background())
+			if err != nil {
+				return
+			}
+			go func() {
+				defer stream.Close()
+				if _, err := wire.NewReader(stream).ReadMessage(); err != nil {
+					return
+				}
+				answerHTTP(stream, who)
+			}()
+		}
+	}()
+}
+
+// answerHTTP answers each request read from c with a body of who.
+func answerHTTP(c io.ReadWriter, who string) {
+	r := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(r)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		if _, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(who), who); err != nil {
+			return
+		}
+	}
+}
+
+// serveApp is the pod's app, on loopback, answering "app".
+func serveApp(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				answerHTTP(c, "app")
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// request sends one request marked for dev (unmarked when empty) through in's filters, as a
+// connection redirected from the app's port app, and returns who answered.
+func request(t *testing.T, in *incoming, app netip.AddrPort, dev string) string {
+	t.Helper()
+	client, redirected := tcpPair(t)
+	defer client.Close()
+	in.mu.Lock()
+	subs, changed := slices.Clone(in.subs[8000]), in.changed[8000]
+	in.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer redirected.Close()
+		if len(subs) == 0 {
+			in.passThrough(ctx, redirected, app, nil)
+			return
+		}
+		in.routeRequests(ctx, redirected, app, subs, changed, wire.Incoming{Port: 8000, Remote: client.LocalAddr().String()})
+	}()
+	defer func() { <-done }()
+	mark := ""
+	if dev != "" {
+		mark = "X-Dev: " + dev + "\r\n"
+	}
+	_ = client.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(client, "GET / HTTP/1.1\r\nHost: app\r\n%s\r\n", mark); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(client), nil)
+	if err != nil {
+		t.Fatalf("request for %q: %v", dev, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = client.CloseWrite()
+	return string(body)
+}
+
+func answerer(dev string) string {
+	if dev == "" {
+		return "app"
+	}
+	return dev
+}
+
+// A share whose sidecar name or label could carry a terminal's escape sequences to another
+// user is refused, and so is anything but a steal.
+func TestShareRefusesWhatCannotReachAUser(t *testing.T) {
+	in := newIncoming(slog.New(slog.DiscardHandler), "remocal-router")
+	defer in.close()
+	steal := wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: x"}
+	for name, ask := range map[string]wire.PeerJoin{
+		"escape in label":    {Subscribe: steal, Sidecar: "remocal-a", Label: "bob\x1b[2J"},
+		"sidecar not a name": {Subscribe: steal, Sidecar: "../remocal-a", Label: "bob"},
+		"mirror":             {Subscribe: wire.Subscribe{Port: 8000, Mode: wire.ModeMirror}, Sidecar: "remocal-a", Label: "bob"},
+		"nobody routes it":   {Subscribe: steal, Sidecar: "remocal-a", Label: "bob"},
+	} {
+		m := &member{gone: make(chan struct{}), end: func() {}, sidecar: ask.Sidecar}
+		if err := in.addMember(t.Context(), m, ask); err == nil {
+			t.Errorf("%s: share taken", name)
+		}
+	}
+}

@@ -38,7 +38,9 @@ func TestPortSharedAcrossSidecars(t *testing.T) {
 	app := serveApp(t)
 
 	mustSubscribe(t, first, alice, "alice@laptop", wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: alice"})
-	mustSubscribe(t, second, bob, "bob@laptop", wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: bob"})
+	// Bob's filter is a tree, which the share carries to the router as it is.
+	bobs := &wire.HTTPFilter{Op: wire.FilterAllOf, Sub: []wire.HTTPFilter{{Op: wire.FilterHeader, Arg: "X-Dev: bob"}, {Op: wire.FilterMethod, Arg: "GET"}}}
+	mustSubscribe(t, second, bob, "bob@laptop", wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Filter: bobs})
 	if routes := ports(second); len(routes) != 0 {
 		t.Fatalf("the second sidecar redirects %v; want nothing: the first routes port 8000", routes)
 	}

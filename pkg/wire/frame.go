@@ -120,6 +120,12 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseLaneEnd)
 	case TypeLaneBroken:
 		return exact(t, p, parseLaneBroken)
+	case TypeSessionLabel:
+		return exact(t, p, parseSessionLabel)
+	case TypeSessions:
+		return exact(t, p, parseSessions)
+	case TypeSessionsReply:
+		return exact(t, p, parseSessionsReply)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

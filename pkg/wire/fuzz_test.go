@@ -31,6 +31,9 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		frame(TypeLaneTicketsReply, cat(uv(2), make([]byte, 16), make([]byte, 4))),
 		frame(TypeLaneAcks, cat(uv(MaxLaneAcks+1), make([]byte, 16))),
 		frame(TypeLaneEnd, cat(make([]byte, 16), []byte{2})),
+		frame(TypeSessionLabel, cat(uv(4), []byte("\x1b[2J"))),
+		frame(TypeSessionLabel, cat(uv(2), []byte("\u202e"[:2]))),
+		frame(TypeSessionsReply, cat(uv(1), uv(0), uv(3), []byte("a\nb"), make([]byte, 8), uv(0), []byte{0}, uv(0))),
 	)
 }
 

@@ -63,7 +63,9 @@ current-context: dev
 
 func TestLocalUser(t *testing.T) {
 	env := func(user string) func(string) string { return func(string) string { return user } }
-	host := func(name string, err error) func() (string, error) { return func() (string, error) { return name, err } }
+	host := func(name string, err error) func() (string, error) {
+		return func() (string, error) { return name, err }
+	}
 	account := func(name string) func() (*user.User, error) {
 		return func() (*user.User, error) {
 			if name == "" {

@@ -19,10 +19,11 @@
 //   - incoming traffic: a port stolen (an nftables redirect to the sidecar's listener, whole or
 //     by HTTP filter) or mirrored (copies from a packet capture, or through the redirect where
 //     no packet socket can be had), each connection carried to the client on a stream the
-//     sidecar opens; the listing of the ports clients hold, and of the pod's redirect tables,
-//     whose dead ones it removes. Every table has a lease the sidecar renews, and a guard
-//     process (Guard) removes the tables nobody serves when the worker dies, so the pod's
-//     traffic never stays redirected to a process that is gone.
+//     sidecar opens; the listing of the sessions (their users' labels, sessions.go) and of the
+//     ports they hold, and of the pod's redirect tables, whose dead ones it removes. Every
+//     table has a lease the sidecar renews, and a guard process (Guard) removes the tables
+//     nobody serves when the worker dies, so the pod's traffic never stays redirected to a
+//     process that is gone.
 //
 // The sidecar's memory is the app pod's, so what clients can make it hold is bounded: clients,
 // streams, subscriptions, and the file contents and mirror copies in flight each have a limit

@@ -29,6 +29,9 @@ type attachFlags struct {
 	Transport    attach.Transport
 	// BreakLinkEvery is a hidden test flag: break the port-forward connection at this period.
 	BreakLinkEvery time.Duration
+	// UserLabel is --user-label, of the commands whose sessions others see (exec,
+	// port-forward, doctor): AddUserLabelFlag.
+	UserLabel string
 
 	// fileTarget is the configuration file's target: the TARGET when the command line names
 	// none. Set by applyConfigFile.
@@ -65,6 +68,12 @@ func (f *attachFlags) AddFlags(cmd *cobra.Command) {
 	_ = fs.MarkHidden("debug-break-link-every")
 	cmd.ValidArgsFunction = completeTarget(f.configFlags)
 	_ = cmd.RegisterFlagCompletionFunc("container", completeContainer(f.configFlags))
+}
+
+// AddUserLabelFlag binds --user-label, which the commands whose sessions others see take
+// (those that only look, ls and clean, are not listed).
+func (f *attachFlags) AddUserLabelFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.UserLabel, "user-label", f.UserLabel, userLabelUsage)
 }
 
 // Complete builds the attacher for target (TYPE/NAME; "" is the configuration file's target)
@@ -109,6 +118,7 @@ func (f *attachFlags) Complete(target string, use attach.Use) (*attach.Attacher,
 		Transport:      f.Transport,
 		BreakLinkEvery: f.BreakLinkEvery,
 		Use:            use,
+		Label:          f.userLabel(),
 	}), nil
 }
 
@@ -123,5 +133,5 @@ func (f *attachFlags) Validate() error {
 	if f.SidecarImage == "" {
 		return errors.New("--sidecar-image must not be empty")
 	}
-	return nil
+	return validateUserLabel(f.UserLabel)
 }

@@ -91,6 +91,7 @@ func NewCmdDoctor(configFlags *genericclioptions.ConfigFlags, streams genericioo
 		},
 	}
 	o.attachFlags.AddFlags(cmd)
+	o.attachFlags.AddUserLabelFlag(cmd)
 	configfile.AddFlag(cmd)
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Output format. One of: (json, yaml).")
 	return cmd

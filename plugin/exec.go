@@ -120,6 +120,7 @@ func NewCmdExec(configFlags *genericclioptions.ConfigFlags, streams genericioopt
 // AddFlags binds the options to cmd's flags.
 func (o *ExecOptions) AddFlags(cmd *cobra.Command) {
 	o.attachFlags.AddFlags(cmd)
+	o.attachFlags.AddUserLabelFlag(cmd)
 	o.layerOptions.AddFlags(cmd)
 	o.fsOptions.AddFlags(cmd)
 	f := cmd.Flags()
@@ -147,7 +148,7 @@ func (o *ExecOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.envRules = environ.Rules{Include: o.EnvInclude, Exclude: o.EnvExclude, KeepLocal: environ.DefaultKeepLocal(), Guarded: environ.DefaultGuarded(), Overrides: o.EnvSet}
 	o.fsAsked = cmd.Flags().Changed("fs-mode") || cmd.Flags().Changed("fs-remote")
 	var err error
-	o.attacher, err = o.attachFlags.Complete(target, attach.Use{Needs: o.sidecarNeeds()})
+	o.attacher, err = o.attachFlags.Complete(target, o.sidecarUse())
 	return err
 }
 
@@ -169,6 +170,15 @@ func (o *ExecOptions) Validate() error {
 		return err
 	}
 	return o.envRules.Validate()
+}
+
+// sidecarUse is what the session is for: its needs, and --steal, without which it is no use.
+func (o *ExecOptions) sidecarUse() attach.Use {
+	use := attach.Use{Needs: o.sidecarNeeds()}
+	if use.Needs.Redirect {
+		use.Steals = "--steal"
+	}
+	return use
 }
 
 // sidecarNeeds is what the incoming-traffic flags ask: a copy of the ports the command listens

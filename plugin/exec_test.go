@@ -46,5 +46,23 @@ func TestExecSidecarNeeds(t *testing.T) {
 		if got := tt.o.sidecarNeeds(); got != tt.want {
 			t.Errorf("%s: needs %+v, want %+v", tt.name, got, tt.want)
 		}
+		// A session that steals names the flag, for the refusal where it cannot.
+		if steals := tt.o.sidecarUse().Steals; (steals == "--steal") != tt.want.Redirect || steals != "" && steals != "--steal" {
+			t.Errorf("%s: steals %q", tt.name, steals)
+		}
+	}
+}
+
+// A --user-label that other users' terminals would render as escapes is refused with the
+// usage, before the cluster is reached.
+func TestExecRefusesAnUnprintableUserLabel(t *testing.T) {
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	for _, cmd := range [][]string{{"exec", "pod/web", "--", "true"}, {"port-forward", "pod/web", "-R", "8080:3000"}} {
+		args := append([]string{cmd[0], cmd[1], "--server", "https://127.0.0.1:1", "--user-label", "\x1b[2Jalice"}, cmd[2:]...)
+		_, _, err := execute(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "--user-label") {
+			t.Errorf("%s with an escape in --user-label: %v, want a refusal naming the flag", cmd[0], err)
+		}
 	}
 }

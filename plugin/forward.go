@@ -158,6 +158,7 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 		},
 	}
 	o.attachFlags.AddFlags(cmd)
+	o.attachFlags.AddUserLabelFlag(cmd)
 	cmd.Flags().StringArrayVarP(&o.Local, "local", "L", nil, "forward [LOCALHOST:]LOCALPORT to HOST:PORT as seen from the pod; /udp for UDP (repeatable)")
 	cmd.Flags().StringArrayVarP(&o.Remote, "remote", "R", nil, "REMOTEPORT:LOCALPORT: new connections to the pod's REMOTEPORT come to this machine's LOCALPORT (repeatable)")
 	configfile.AddFlag(cmd)
@@ -165,10 +166,14 @@ func NewCmdPortForward(configFlags *genericclioptions.ConfigFlags, streams gener
 }
 
 // Complete builds the attacher for target ("" is the configuration file's). -R steals the
-// pod's ports: the sidecar needs to redirect them.
+// pod's ports: the sidecar needs to redirect them, and without that -R is no use.
 func (o *PortForwardOptions) Complete(target string) error {
+	use := attach.Use{}
+	if len(o.Remote) > 0 {
+		use = attach.Use{Needs: attach.Needs{Redirect: true}, Steals: "-R"}
+	}
 	var err error
-	o.attacher, err = o.attachFlags.Complete(target, attach.Use{Needs: attach.Needs{Redirect: len(o.Remote) > 0}})
+	o.attacher, err = o.attachFlags.Complete(target, use)
 	return err
 }
 

@@ -23,11 +23,12 @@ const (
 	lsLong = `List the remocal sidecars of the pods in the namespace, live and dead, one row
 per sidecar: its pod, the container it targets, its state, its age, the client
 key it serves (OWNER, "(you)" when it is this machine's key), its image, and
-the pod ports its sessions hold (SUBSCRIPTIONS).
+its sessions (SESSIONS): each one's user label (--user-label of exec and
+port-forward), how long it has run, and the pod ports it holds.
 
 A sidecar answers only the key it serves, so only your own running sidecars are
-asked for their subscriptions, each within 5 seconds and all at once; the
-others show "-". A TARGET (TYPE/NAME) restricts the list to the pod exec would
+asked for their sessions, each within 5 seconds and all at once; the others
+show "-". A sidecar of an older version lists only the ports its sessions hold. A TARGET (TYPE/NAME) restricts the list to the pod exec would
 pick for it.`
 
 	lsExample = `  # The sidecars in the current namespace
@@ -99,7 +100,7 @@ func (o *LsOptions) Validate() error {
 	return nil
 }
 
-// Run lists the pods, asks your running sidecars for their subscriptions, and prints.
+// Run lists the pods, asks your running sidecars for their sessions, and prints.
 func (o *LsOptions) Run(ctx context.Context) error {
 	var pods []corev1.Pod
 	switch {
@@ -124,8 +125,10 @@ func (o *LsOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rows := sidecarRows(pods, pin, time.Now())
-	o.askSubscriptions(ctx, rows, pods, id)
+	now := time.Now()
+	rows := sidecarRows(pods, pin, now)
+	o.askSubscriptions(ctx, rows, pods, id, now)
+	spreadSessions(rows)
 	if len(rows) == 0 && o.Output == "" {
 		where := "namespace " + o.attacher.Namespace
 		switch {

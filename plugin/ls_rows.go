@@ -1,8 +1,10 @@
 package plugin
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 
+	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
@@ -37,6 +40,9 @@ type sidecarRow struct {
 	// not (not yours, not running, or the error).
 	Subscriptions        []lsSubscription `json:"subscriptions"`
 	SubscriptionsUnknown string           `json:"subscriptionsUnknown,omitempty"`
+	// Sessions is set when the sidecar was asked and lists its sessions (an older one
+	// lists only the Subscriptions).
+	Sessions []lsSession `json:"sessions"`
 
 	age string // for the table
 	// asked marks a row whose subscriptions were asked for (Subscriptions may be empty).
@@ -53,6 +59,47 @@ type lsSubscription struct {
 	Client string `json:"client"`
 	// Capture: a mirror by packet capture; otherwise the port is redirected.
 	Capture bool `json:"capture"`
+}
+
+// lsSession is one session a sidecar serves.
+type lsSession struct {
+	// Label names the session's user (exec's and port-forward's --user-label); "" for a
+	// plugin older than labels.
+	Label string       `json:"label"`
+	Since *metav1.Time `json:"since,omitempty"`
+	// Sidecar is the sidecar that serves the session.
+	Sidecar string `json:"sidecar"`
+	// Client is the session's address, as the sidecar sees it.
+	Client        string           `json:"client"`
+	Subscriptions []lsSubscription `json:"subscriptions"`
+
+	age string // for the table
+}
+
+// sessionsOf reads the sessions a sidecar listed, dated at now, and the ports they hold,
+// for the row of sidecar: the ports of its own sessions, as an older sidecar lists them
+// (by port, then in the order taken, as far as the sessions' order tells it).
+func sessionsOf(sidecar string, infos []wire.SessionInfo, now time.Time) ([]lsSession, []lsSubscription) {
+	sessions := make([]lsSession, len(infos))
+	subs := []lsSubscription{}
+	for i, info := range infos {
+		s := lsSession{Label: info.Label, Sidecar: info.Sidecar, Client: info.Client, Subscriptions: []lsSubscription{}, age: "<unknown>"}
+		if !info.Since.IsZero() {
+			since := metav1.NewTime(info.Since)
+			s.Since = &since
+			s.age = duration.HumanDuration(now.Sub(info.Since))
+		}
+		for _, p := range info.Ports {
+			sub := lsSubscription{Port: p.Port, Mode: p.Mode, Header: p.Header, Path: p.Path, Client: info.Client, Capture: p.Capture}
+			s.Subscriptions = append(s.Subscriptions, sub)
+			if info.Sidecar == sidecar {
+				subs = append(subs, sub)
+			}
+		}
+		sessions[i] = s
+	}
+	slices.SortStableFunc(subs, func(a, b lsSubscription) int { return cmp.Compare(a.Port, b.Port) })
+	return sessions, subs
 }
 
 // Why a row's subscriptions are not listed.
@@ -162,7 +209,32 @@ func (r sidecarRow) owner() string {
 	return short
 }
 
-// subscriptions is the row's SUBSCRIPTIONS column.
+// sessions is the row's SESSIONS column: each session's label, age and ports, or, from a
+// sidecar older than sessions, the ports alone.
+func (r sidecarRow) sessions() string {
+	if r.Sessions == nil {
+		return r.subscriptions()
+	}
+	if len(r.Sessions) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(r.Sessions))
+	for i, s := range r.Sessions {
+		label := cmp.Or(s.Label, "(no label)")
+		when := s.age
+		if s.Sidecar != "" && s.Sidecar != r.Sidecar {
+			when += ", " + s.Sidecar
+		}
+		ports := "no ports"
+		if len(s.Subscriptions) > 0 {
+			ports = formatSubscriptions(s.Subscriptions)
+		}
+		parts[i] = fmt.Sprintf("%s (%s): %s", label, when, ports)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// subscriptions is the ports the row's sessions hold, or why they are not known.
 func (r sidecarRow) subscriptions() string {
 	switch {
 	case r.SubscriptionsUnknown == unknownNotYours || r.SubscriptionsUnknown == unknownNotRunning:
@@ -172,8 +244,13 @@ func (r sidecarRow) subscriptions() string {
 	case len(r.Subscriptions) == 0:
 		return "none"
 	}
-	parts := make([]string, len(r.Subscriptions))
-	for i, s := range r.Subscriptions {
+	return formatSubscriptions(r.Subscriptions)
+}
+
+// formatSubscriptions spells ports and their modes: 8080 steal header="X-Dev: alice".
+func formatSubscriptions(subs []lsSubscription) string {
+	parts := make([]string, len(subs))
+	for i, s := range subs {
 		p := strconv.Itoa(int(s.Port)) + " " + s.Mode
 		if s.Header != "" {
 			p += fmt.Sprintf(" header=%q", s.Header)
@@ -210,7 +287,7 @@ func printSidecars(w io.Writer, rows []sidecarRow, output string, allNamespaces 
 
 func printSidecarTable(w io.Writer, rows []sidecarRow, allNamespaces bool) error {
 	return printTable(w, func(tw io.Writer) {
-		header := "POD\tSIDECAR\tTARGET\tSTATUS\tAGE\tOWNER\tIMAGE\tSUBSCRIPTIONS"
+		header := "POD\tSIDECAR\tTARGET\tSTATUS\tAGE\tOWNER\tIMAGE\tSESSIONS"
 		if allNamespaces {
 			header = "NAMESPACE\t" + header
 		}
@@ -219,7 +296,7 @@ func printSidecarTable(w io.Writer, rows []sidecarRow, allNamespaces bool) error
 			if allNamespaces {
 				fmt.Fprintf(tw, "%s\t", r.Namespace)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Pod, r.Sidecar, r.Target, oneLine(r.status()), r.age, r.owner(), r.Image, oneLine(r.subscriptions()))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Pod, r.Sidecar, r.Target, oneLine(r.status()), r.age, r.owner(), r.Image, oneLine(r.sessions()))
 		}
 	})
 }

@@ -1,12 +1,16 @@
 package sidecar
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,17 +71,20 @@ func dialPeer(ctx context.Context, name string) (*net.UnixConn, error) {
 
 // peers serves this sidecar's peer socket.
 type peers struct {
-	log     *slog.Logger
-	in      *incoming
-	idle    *idleTimer
+	log  *slog.Logger
+	in   *incoming
+	idle *idleTimer
+	// sessions lists this sidecar's sessions for another sidecar's listing.
+	sessions func() wire.SessionsReply
 	open    *semaphore.Weighted
 	refusal *ratelog.Limiter
 	wg      sync.WaitGroup
 }
 
-// newPeers serves in's shares to the pod's other sidecars; a share counts as a client of idle.
-func newPeers(log *slog.Logger, in *incoming, idle *idleTimer) *peers {
-	return &peers{log: log, in: in, idle: idle, open: semaphore.NewWeighted(maxPeerConns), refusal: ratelog.New(refusalLogEvery)}
+// newPeers serves in's shares to the pod's other sidecars, and the sessions listings; a share
+// counts as a client of idle.
+func newPeers(log *slog.Logger, in *incoming, idle *idleTimer, sessions func() wire.SessionsReply) *peers {
+	return &peers{log: log, in: in, idle: idle, sessions: sessions, open: semaphore.NewWeighted(maxPeerConns), refusal: ratelog.New(refusalLogEvery)}
 }
 
 // listenPeers opens the peer socket of the sidecar named name. A sidecar without a name (in
@@ -144,6 +151,10 @@ func (p *peers) handle(ctx context.Context, c *net.UnixConn) {
 		p.in.admit(ctx, c, m)
 	case wire.PeerDeliver:
 		p.in.deliver(ctx, c, m)
+	case wire.Sessions:
+		// Another sidecar lists the pod's sessions for its user.
+		_ = c.SetWriteDeadline(time.Now().Add(peerHeaderTimeout))
+		_ = wire.WriteMessage(c, p.sessions())
 	default:
 		p.refuse(ctx, c, fmt.Sprintf("unexpected first message %T", msg))
 	}
@@ -155,4 +166,84 @@ func (p *peers) refuse(ctx context.Context, c *net.UnixConn, why string) {
 	if n, ok := p.refusal.Allow(); ok {
 		p.log.WarnContext(ctx, "refused a peer connection", "reason", why, "notLogged", n)
 	}
+}
+
+// otherSidecarsSessions asks the pod's other sidecars for their sessions, each within a second:
+// they are found by their peer sockets, which /proc/net/unix lists for the network namespace
+// of its reader. A sidecar that does not answer is left out, and so is the remainder past what
+// one listing holds.
+func otherSidecarsSessions(ctx context.Context, log *slog.Logger, self string) []wire.SessionInfo {
+	names, err := peerNames()
+	if err != nil {
+		log.WarnContext(ctx, "list the pod's other sidecars", "err", err)
+		return nil
+	}
+	var all []wire.SessionInfo
+	for _, name := range names {
+		if name == self {
+			continue
+		}
+		list, err := askSessions(ctx, name)
+		if err != nil {
+			log.InfoContext(ctx, "another sidecar of the pod did not list its sessions", "sidecar", name, "err", err)
+			continue
+		}
+		for _, s := range list {
+			s.Mine = false
+			s.Sidecar = name // what it may not claim: to be another sidecar
+			all = append(all, s)
+		}
+	}
+	return all
+}
+
+// askSessions asks the sidecar named name for its sessions.
+func askSessions(ctx context.Context, name string) ([]wire.SessionInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	c, err := dialPeer(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	deadline, _ := ctx.Deadline()
+	_ = c.SetDeadline(deadline)
+	if err := wire.WriteMessage(c, wire.Sessions{}); err != nil {
+		return nil, err
+	}
+	msg, err := wire.NewReader(c).ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	reply, ok := msg.(wire.SessionsReply)
+	if !ok {
+		return nil, fmt.Errorf("answered %T", msg)
+	}
+	return reply.Sessions, nil
+}
+
+// peerNames lists the names of the sidecars whose peer sockets are bound in this network
+// namespace, in order.
+func peerNames() ([]string, error) {
+	f, err := os.Open("/proc/net/unix")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var names []string
+	lines := bufio.NewScanner(f)
+	for lines.Scan() {
+		fields := strings.Fields(lines.Text())
+		if len(fields) < 8 {
+			continue
+		}
+		name, ok := strings.CutPrefix(fields[len(fields)-1], peerSocketPrefix)
+		// A listening socket's line, not those of its accepted connections, which carry the
+		// same address: state 01 (SS_UNCONNECTED) with the listening flag.
+		if ok && fields[3] == "00010000" && peerSocket(name) != "" && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, lines.Err()
 }

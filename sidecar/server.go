@@ -60,6 +60,10 @@ type server struct {
 	target targetProcess
 	// lanes serves the clients' lanes: their tickets and lane connections.
 	lanes *lanes
+	// sessions are the clients that said hello, with their labels, for the listing.
+	sessions *sessions
+	// features are what the hello reply offers (offeredFeatures).
+	features []string
 }
 
 func newServer(cfg Config, log *slog.Logger) *server {
@@ -73,6 +77,8 @@ func newServer(cfg Config, log *slog.Logger) *server {
 		streams: semaphore.NewWeighted(maxStreams),
 
 		maxSubscriptions: maxClientSubscriptions,
+		sessions:         newSessions(),
+		features:         offeredFeatures(canRedirect()),
 	}
 	s.lanes = newLanes(s, log)
 	s.in.lanes = s.lanes.carryIncoming
@@ -119,6 +125,7 @@ func (s *server) handleConn(ctx context.Context, conn *quic.Conn) {
 	// Whatever ends the connection (closed, or silent for the QUIC idle timeout) ends its
 	// subscriptions: the pod's traffic never stays redirected to a client that is gone.
 	defer s.in.dropClient(conn)
+	defer s.sessions.close(conn)
 	log := s.log.With("client", conn.RemoteAddr().String())
 	log.InfoContext(ctx, "client connected")
 	defer func() {
@@ -166,7 +173,9 @@ func (s *server) handleStream(ctx context.Context, log *slog.Logger, conn *quic.
 	}
 	switch m := first.(type) {
 	case wire.Hello:
-		inspectOnly.Store(slices.Contains(m.Features, wire.FeatureInspect))
+		inspect := slices.Contains(m.Features, wire.FeatureInspect)
+		inspectOnly.Store(inspect)
+		s.sessions.open(conn, time.Now(), inspect)
 		s.control(ctx, log, conn, stream, r, m)
 	case wire.Dial:
 		s.dial(ctx, log, stream, m)
@@ -186,7 +195,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 		_ = wire.WriteMessage(stream, wire.Error{Code: wire.ErrCodeVersion, Reason: fmt.Sprintf("sidecar speaks protocol %d, client %d", wire.Version, hello.Version)})
 		return
 	}
-	reply := wire.HelloReply{Version: wire.Version, Features: wire.Negotiate(hello.Features, sidecarapi.Features()), Sidecar: version.Get().Version}
+	reply := wire.HelloReply{Version: wire.Version, Features: wire.Negotiate(hello.Features, s.features), Sidecar: version.Get().Version}
 	if pid, err := s.target.pid(s.cfg.ProcRoot); err == nil {
 		reply.TargetPID = int32(pid)
 	}
@@ -214,6 +223,12 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 				return
 			}
 			continue
+		case wire.SessionLabel:
+			// The one message without an answer: the label costs the session's start no
+			// round trip.
+			s.sessions.label(conn, m.Label)
+			log.InfoContext(ctx, "session label", "label", m.Label)
+			continue
 		case wire.Heartbeat:
 			answer = m
 		case wire.Subscribe:
@@ -224,6 +239,8 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 			answer = s.redirects(ctx, log, m.Clean)
 		case wire.Subscriptions:
 			answer = s.subscriptions(conn)
+		case wire.Sessions:
+			answer = s.listSessions(ctx, conn)
 		case wire.Target:
 			answer = s.nameTarget(ctx, log, m)
 		default:
@@ -250,7 +267,7 @@ func (s *server) subscribe(ctx context.Context, conn *quic.Conn, req wire.Subscr
 	if mine >= s.maxSubscriptions {
 		return fmt.Errorf("port %d: this client subscribed %d ports already, the most it may: %w", req.Port, mine, syscall.ENOSPC)
 	}
-	return s.in.subscribe(ctx, conn, "", req)
+	return s.in.subscribe(ctx, conn, s.sessions.labelOf(conn), req)
 }
 
 // redirects answers a Redirects request.

@@ -8,11 +8,8 @@ import (
 	"io"
 	"net"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/remocal/kubectl-remocal/pkg/httpfilter"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
@@ -230,9 +227,10 @@ const maxMembers = 64
 // addMember takes m's share of a port this sidecar routes.
 func (in *incoming) addMember(ctx context.Context, m *member, ask wire.PeerJoin) error {
 	port := ask.Subscribe.Port
-	// Both reach other users' terminals, in refusals and listings.
-	if peerSocket(ask.Sidecar) == "" || !printable(ask.Label) {
-		return fmt.Errorf("a share names its sidecar by its container name, and its label in printable text: %w", syscall.EINVAL)
+	// It reaches other users' terminals, in refusals and listings (the label is checked
+	// as it is decoded: wire.CheckLabel).
+	if peerSocket(ask.Sidecar) == "" {
+		return fmt.Errorf("a share names its sidecar by its container name, not %q: %w", ask.Sidecar, syscall.EINVAL)
 	}
 	if ask.Subscribe.Mode != wire.ModeSteal {
 		return fmt.Errorf("only steals by HTTP filter share a port across sidecars, not a %s: %w", ask.Subscribe.Mode, syscall.EOPNOTSUPP)
@@ -310,12 +308,6 @@ func deliverTo(ctx context.Context, m *member, arrival wire.Incoming) (net.Conn,
 		return nil, err
 	}
 	return c, nil
-}
-
-// printable tells text with no control character (a terminal's escape sequences among them),
-// in valid UTF-8.
-func printable(text string) bool {
-	return utf8.ValidString(text) && !strings.ContainsFunc(text, unicode.IsControl)
 }
 
 // bySince orders a port's subscriptions by when they were taken, which decides among

@@ -95,7 +95,7 @@ func sharingSidecar(t *testing.T, name string) *incoming {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = newPeers(log, in, newIdleTimer(time.Hour)).serve(ctx, ln)
+		_ = newPeers(log, in, newIdleTimer(time.Hour), func() wire.SessionsReply { return wire.SessionsReply{Sessions: []wire.SessionInfo{{Label: name + "-user"}}} }).serve(ctx, ln)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -229,14 +229,13 @@ func answerer(dev string) string {
 	return dev
 }
 
-// A share whose sidecar name or label could carry a terminal's escape sequences to another
-// user is refused, and so is anything but a steal.
+// A share whose sidecar name is not a container name is refused (its label is checked as it is
+// decoded), and so is anything but a steal.
 func TestShareRefusesWhatCannotReachAUser(t *testing.T) {
 	in := newIncoming(slog.New(slog.DiscardHandler), "remocal-router")
 	defer in.close()
 	steal := wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: x"}
 	for name, ask := range map[string]wire.PeerJoin{
-		"escape in label":    {Subscribe: steal, Sidecar: "remocal-a", Label: "bob\x1b[2J"},
 		"sidecar not a name": {Subscribe: steal, Sidecar: "../remocal-a", Label: "bob"},
 		"mirror":             {Subscribe: wire.Subscribe{Port: 8000, Mode: wire.ModeMirror}, Sidecar: "remocal-a", Label: "bob"},
 		"nobody routes it":   {Subscribe: steal, Sidecar: "remocal-a", Label: "bob"},
@@ -245,5 +244,19 @@ func TestShareRefusesWhatCannotReachAUser(t *testing.T) {
 		if err := in.addMember(t.Context(), m, ask); err == nil {
 			t.Errorf("%s: share taken", name)
 		}
+	}
+}
+
+// A sidecar lists the sessions of the pod's other sidecars, found by their peer sockets, under
+// the names of those sidecars, never as the asker's own.
+func TestOtherSidecarsSessions(t *testing.T) {
+	if !testnet.InOwnNetns(t) {
+		return
+	}
+	sharingSidecar(t, "remocal-first")
+	sharingSidecar(t, "remocal-second")
+	got := otherSidecarsSessions(t.Context(), slog.New(slog.DiscardHandler), "remocal-second")
+	if len(got) != 1 || got[0].Sidecar != "remocal-first" || got[0].Label != "remocal-first-user" || got[0].Mine {
+		t.Fatalf("sessions of the other sidecars = %+v; want remocal-first's one", got)
 	}
 }

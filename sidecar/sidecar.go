@@ -19,10 +19,11 @@
 //   - incoming traffic: a port stolen (an nftables redirect to the sidecar's listener, whole or
 //     by HTTP filter) or mirrored (copies from a packet capture, or through the redirect where
 //     no packet socket can be had), each connection carried to the client on a stream the
-//     sidecar opens; the listing of the ports clients hold, and of the pod's redirect tables,
-//     whose dead ones it removes. Every table has a lease the sidecar renews, and a guard
-//     process (Guard) removes the tables nobody serves when the worker dies, so the pod's
-//     traffic never stays redirected to a process that is gone.
+//     sidecar opens; the listing of the sessions (their users' labels, sessions.go) and of the
+//     ports they hold, and of the pod's redirect tables, whose dead ones it removes. Every
+//     table has a lease the sidecar renews, and a guard process (Guard) removes the tables
+//     nobody serves when the worker dies, so the pod's traffic never stays redirected to a
+//     process that is gone.
 //
 // The sidecar's memory is the app pod's, so what clients can make it hold is bounded: clients,
 // streams, subscriptions, and the file contents and mirror copies in flight each have a limit
@@ -48,6 +49,7 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/version"
+	"github.com/remocal/kubectl-remocal/pkg/wire"
 )
 
 // Config is the sidecar's checked configuration, built once from its command line.
@@ -164,7 +166,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		// sidecars shared ports.
 		logger.WarnContext(ctx, "the pod's other sidecars cannot share ports with this one", "err", err)
 	} else if peerLn != nil {
-		g.Go(func() error { return newPeers(logger, srv.in, srv.idle).serve(ctx, peerLn) })
+		g.Go(func() error { return newPeers(logger, srv.in, srv.idle, func() wire.SessionsReply { return srv.ownSessions(nil) }).serve(ctx, peerLn) })
 	}
 	g.Go(func() error {
 		lifetime := time.NewTimer(cfg.MaxLifetime)

@@ -35,8 +35,8 @@ type subscription struct {
 	// takes a request, whichever sidecar routes the port.
 	since time.Time
 	// asked is the subscription as the session asked for it, to ask a router for it again.
-	asked wire.Subscribe
-	mode  string             // wire.ModeSteal or wire.ModeMirror
+	asked  wire.Subscribe
+	mode   string             // wire.ModeSteal or wire.ModeMirror
 	filter *httpfilter.Filter // for a steal of only some HTTP requests, or nil
 	// header, path and tree are the filter as the client wrote it, to tell two filters apart;
 	// tree is the wire.Subscribe's Filter as httpfilter.Format writes it, or "".

@@ -27,6 +27,9 @@ type Options struct {
 	// Lanes opens lane connections to the sidecar: with it, and a sidecar that has the lanes
 	// feature, each TCP connection gets a lane of its own. Nil carries them on QUIC streams.
 	Lanes LaneDialer
+	// Label names the session's user in the sidecar's listing (wire.SessionLabel); it must
+	// pass wire.CheckLabel. "" sends none, as an older plugin.
+	Label string
 }
 
 // Session is an authenticated QUIC connection to a sidecar with its control stream open. Its
@@ -80,6 +83,13 @@ func New(ctx context.Context, conn *quic.Conn, opts Options) (*Session, error) {
 	switch m := msg.(type) {
 	case wire.HelloReply:
 		s.hello = m
+		if opts.Label != "" && s.has(wire.FeatureSessions) {
+			// Not answered: the session goes on at once.
+			if err := wire.WriteMessage(stream, wire.SessionLabel{Label: opts.Label}); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("send the session's label: %w", err)
+			}
+		}
 		if opts.Lanes != nil && s.has(wire.FeatureLanes) {
 			// Without lanes the session still works, on QUIC streams alone.
 			if s.lanes, err = startLanes(ctx, conn, opts.Lanes, log); err != nil {
@@ -99,6 +109,13 @@ func New(ctx context.Context, conn *quic.Conn, opts Options) (*Session, error) {
 // has tells whether the sidecar offered feature in its hello.
 func (s *Session) has(feature string) bool {
 	return slices.Contains(s.hello.Features, feature)
+}
+
+// CanRedirect tells whether the sidecar may redirect the pod's ports, which a steal needs. Only
+// a sidecar that cannot says so (wire.FeatureNoRedirect); an older one's steal fails when the
+// port is subscribed.
+func (s *Session) CanRedirect() bool {
+	return !s.has(wire.FeatureNoRedirect)
 }
 
 // need fails with a *FeatureError when the sidecar did not offer feature, which action needs.

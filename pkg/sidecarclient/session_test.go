@@ -119,3 +119,62 @@ func TestSessionEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionLabel: the label follows the hello, unanswered, only to a sidecar that offers
+// sessions; an older sidecar gets none, and its session works as before.
+func TestSessionLabel(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		features  []string
+		label     string
+		wantLabel bool
+	}{
+		{name: "sidecar with sessions", features: []string{wire.FeatureSessions, wire.FeatureReadFile}, label: "alice@laptop", wantLabel: true},
+		{name: "older sidecar", features: []string{wire.FeatureReadFile}, label: "alice@laptop"},
+		{name: "no label", features: []string{wire.FeatureSessions, wire.FeatureReadFile}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			requests := make(chan wire.Message, 2)
+			s, err := fakeSidecar{
+				features: tt.features,
+				answer: func(w io.Writer, req wire.Message) {
+					requests <- req
+					if _, ok := req.(wire.FileRequest); ok {
+						_ = wire.WriteMessage(w, wire.FileReply{Data: []byte("b")})
+					}
+				},
+			}.connect(t, Options{Label: tt.label})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data, err := s.ReadFile(t.Context(), "/b"); err != nil || string(data) != "b" {
+				t.Fatalf("ReadFile after the hello: %q, %v", data, err)
+			}
+			first := <-requests
+			if got, ok := first.(wire.SessionLabel); ok != tt.wantLabel || ok && got.Label != tt.label {
+				t.Fatalf("the sidecar's first request after the hello: %#v", first)
+			}
+			if tt.wantLabel {
+				if _, ok := (<-requests).(wire.FileRequest); !ok {
+					t.Fatal("the file request did not follow the label")
+				}
+			}
+		})
+	}
+}
+
+// TestSessionSessionsAndRedirect: what the sidecar says of itself in the hello.
+func TestSessionSessionsAndRedirect(t *testing.T) {
+	old := fakeSidecar{features: []string{wire.FeatureSteal}}.session(t)
+	var missing *FeatureError
+	if _, err := old.Sessions(t.Context()); !errors.As(err, &missing) {
+		t.Errorf("Sessions of an older sidecar: %v, want a FeatureError", err)
+	}
+	if !old.CanRedirect() {
+		t.Error("an older sidecar, which never says it cannot redirect, is taken to be unable to")
+	}
+	unable := fakeSidecar{features: []string{wire.FeatureSteal, wire.FeatureNoRedirect}}.session(t)
+	if unable.CanRedirect() {
+		t.Error("a sidecar that says it cannot redirect is taken to be able to")
+	}
+}

@@ -271,12 +271,15 @@ func TestSessionTakesPortsAtTheSidecar(t *testing.T) {
 		return
 	}
 	sc := startSidecar(t, fakeProc(t, t.TempDir(), ""))
-	alice, bob := sc.session(t, Options{}), sc.session(t, Options{Inspect: true})
+	alice, bob := sc.session(t, Options{Label: "alice@laptop"}), sc.session(t, Options{Inspect: true})
 	ctx := t.Context()
 	const port = 8000
 	steal := Subscription{Mode: wire.ModeSteal}
 	if err := alice.Subscribe(ctx, port, steal); err != nil {
 		t.Fatal(err)
+	}
+	if !alice.CanRedirect() {
+		t.Error("a sidecar with NET_ADMIN says it cannot redirect")
 	}
 	if err := bob.Subscribe(ctx, port, steal); !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "another session") {
 		t.Errorf("a second session's steal of the port: %v, want EADDRINUSE", err)
@@ -284,6 +287,12 @@ func TestSessionTakesPortsAtTheSidecar(t *testing.T) {
 	subs, err := bob.Subscriptions(ctx)
 	if err != nil || len(subs) != 1 || subs[0].Port != port || subs[0].Mode != wire.ModeSteal || subs[0].Mine {
 		t.Errorf("Subscriptions = %+v, %v; want alice's steal of %d", subs, err, port)
+	}
+	// The label went with alice's hello, before her first request: bob sees it with her port.
+	sessions, err := bob.Sessions(ctx)
+	if err != nil || len(sessions) != 1 || sessions[0].Label != "alice@laptop" || sessions[0].Mine ||
+		!slices.Equal(sessions[0].Ports, []wire.SessionPort{{Port: port, Mode: wire.ModeSteal}}) {
+		t.Errorf("Sessions = %+v, %v; want alice's, labelled, with her steal of %d", sessions, err, port)
 	}
 	tables, err := bob.Redirects(ctx, true)
 	if err != nil || len(tables) != 1 || !tables[0].Live || !slices.Equal(tables[0].Ports, []uint16{port}) {

@@ -23,8 +23,9 @@
 //     chunks; [Heartbeat], echoed; [Subscribe] (steal or mirror a pod port, whole or by HTTP
 //     filter) and [Unsubscribe] by [SubscribeReply]; [Subscriptions] by [SubscriptionsReply];
 //     [Redirects] (list, and clean, the pod's redirect tables) by [RedirectsReply]; [Target]
-//     (the target container by its runtime ID) by [TargetReply]. An [Error] may stand in place
-//     of any answer.
+//     (the target container by its runtime ID) by [TargetReply]; [Sessions] by
+//     [SessionsReply]. An [Error] may stand in place of any answer. [SessionLabel], sent
+//     once right after the hello, is the one message the sidecar does not answer.
 //   - A data stream opens with [Dial] and [DialReply] and then carries the proxied connection:
 //     its raw bytes for TCP, which is why [Reader] never reads past the end of a frame, or
 //     datagrams for UDP, each with a 2-byte length ([WriteDatagram], [ReadDatagram]).

@@ -124,6 +124,12 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parsePeerJoin)
 	case TypePeerDeliver:
 		return exact(t, p, parsePeerDeliver)
+	case TypeSessionLabel:
+		return exact(t, p, parseSessionLabel)
+	case TypeSessions:
+		return exact(t, p, parseSessions)
+	case TypeSessionsReply:
+		return exact(t, p, parseSessionsReply)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

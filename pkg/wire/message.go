@@ -43,6 +43,14 @@ const (
 	// FeatureLanes: the lanes stream (LaneControl) and lane connections beside QUIC (LaneOpen),
 	// each proxied TCP connection on a connection of its own that survives a broken transport.
 	FeatureLanes = "lanes"
+	// FeatureSessions: SessionLabel after the hello reply, and Sessions on the control stream,
+	// to list the sessions a sidecar serves with their users' labels.
+	FeatureSessions = "sessions"
+	// FeatureNoRedirect, offered by a sidecar, says it cannot redirect the pod's ports (it
+	// lacks NET_ADMIN), so that a session that steals is refused before its program runs; a
+	// client offers it to say it understands. Older sidecars never say so: their steal fails
+	// when the port is subscribed.
+	FeatureNoRedirect = "no-redirect"
 )
 
 // Bounds of the fields in a payload. They are far above what a well-behaved peer sends and low
@@ -96,6 +104,9 @@ const (
 	TypeLaneBroken
 	TypePeerJoin
 	TypePeerDeliver
+	TypeSessionLabel
+	TypeSessions
+	TypeSessionsReply
 )
 
 func (t Type) String() string {
@@ -164,6 +175,12 @@ func (t Type) String() string {
 		return "peer-join"
 	case TypePeerDeliver:
 		return "peer-deliver"
+	case TypeSessionLabel:
+		return "session-label"
+	case TypeSessions:
+		return "sessions"
+	case TypeSessionsReply:
+		return "sessions-reply"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // frame builds a frame by hand, so that tests can send what AppendMessage never would.
@@ -118,6 +119,31 @@ func roundTrips() []struct {
 			Client: strings.Repeat("c", maxAddressLen), Mine: true, Capture: true,
 		}}}},
 		{name: "subscriptions reply max count", msg: SubscriptionsReply{Subscriptions: make([]SubscriptionInfo, maxSubscriptions)}},
+		{name: "session label", msg: SessionLabel{Label: "alice@laptop"}},
+		{name: "session label empty", msg: SessionLabel{}},
+		{name: "session label unicode", msg: SessionLabel{Label: "zoë 開発"}},
+		{name: "session label max", msg: SessionLabel{Label: strings.Repeat("l", MaxLabelLen)}},
+		{name: "sessions", msg: Sessions{}},
+		{name: "sessions reply empty", msg: SessionsReply{}},
+		{name: "sessions reply empty list", msg: SessionsReply{Sessions: []SessionInfo{}}, want: SessionsReply{}},
+		{name: "sessions reply", msg: SessionsReply{Sessions: []SessionInfo{
+			{Sidecar: "remocal-x7k2p", Label: "alice@laptop", Since: time.UnixMilli(1_700_000_000_123), Client: "198.18.0.1:41234", Mine: true, Ports: []SessionPort{
+				{Port: 80, Mode: ModeMirror, Capture: true},
+				{Port: 8080, Mode: ModeSteal, Header: "X-Dev: alice", Path: "^/api/"},
+			}},
+			{Sidecar: "remocal-b0b00", Label: "arn:aws:eks:eu-west-1:111122223333:cluster/dev", Since: time.UnixMilli(-1), Client: "client-0123abcd"},
+			{Label: "long ago", Since: time.UnixMilli(-1 << 63)},
+			{},
+		}}},
+		{name: "sessions reply empty ports", msg: SessionsReply{Sessions: []SessionInfo{{Ports: []SessionPort{}}}}, want: SessionsReply{Sessions: []SessionInfo{{}}}},
+		{name: "sessions reply max", msg: SessionsReply{Sessions: []SessionInfo{{
+			Sidecar: strings.Repeat("s", maxSidecarNameLen), Label: strings.Repeat("l", MaxLabelLen), Since: time.UnixMilli(1<<63 - 1),
+			Client: strings.Repeat("c", maxAddressLen), Mine: true, Ports: []SessionPort{{
+				Port: 65535, Mode: strings.Repeat("m", maxModeLen), Header: strings.Repeat("h", MaxFilterLen), Path: strings.Repeat("p", MaxFilterLen), Capture: true,
+			}},
+		}}}},
+		{name: "sessions reply max count", msg: SessionsReply{Sessions: make([]SessionInfo, maxListedSessions)}},
+		{name: "sessions reply max ports", msg: SessionsReply{Sessions: []SessionInfo{{Ports: make([]SessionPort, maxSessionPorts)}}}},
 		{name: "subscribe reply ok", msg: SubscribeReply{}},
 		{name: "subscribe reply refused", msg: SubscribeReply{Errno: 1, Reason: "operation not permitted"}},
 		{name: "incoming", msg: Incoming{Port: 80, Remote: "198.18.64.7:41234"}},
@@ -302,7 +328,7 @@ func TestParseMessageErrors(t *testing.T) {
 		{name: "announces 4 GiB", input: []byte{byte(TypeHello), 0xff, 0xff, 0xff, 0xff}, want: ErrTooLarge},
 		{name: "too large even with unknown type", input: []byte{0, 0x40, 0, 0, 0}, want: ErrTooLarge},
 		{name: "type zero", input: frame(0, nil), want: ErrUnknownType, consumed: headerLen},
-		{name: "type past the last", input: frame(TypePeerDeliver+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
+		{name: "type past the last", input: frame(TypeSessionsReply+1, []byte{1, 2}), want: ErrUnknownType, consumed: headerLen + 2},
 		{name: "type 255", input: frame(255, nil), want: ErrUnknownType, consumed: headerLen},
 		{name: "hello well formed", input: frame(TypeHello, hello), want: nil, consumed: headerLen + len(hello)},
 		{name: "hello trailing byte", input: frame(TypeHello, cat(hello, []byte{0})), want: ErrMalformed, consumed: headerLen + len(hello) + 1},
@@ -546,6 +572,8 @@ func TestStrings(t *testing.T) {
 		{TypeLaneBroken.String(), "lane-broken"},
 		{TypePeerJoin.String(), "peer-join"},
 		{TypePeerDeliver.String(), "peer-deliver"},
+		{TypeSessionLabel.String(), "session-label"},
+		{TypeSessionsReply.String(), "sessions-reply"},
 		{LaneOutgoing.String(), "outgoing"},
 		{LaneIncoming.String(), "incoming"},
 		{LaneKind(2).String(), "kind(2)"},

@@ -10,14 +10,6 @@ import (
 // network namespace (see the sidecar's peers.go): one sidecar redirects a port and routes its
 // HTTP requests for the sessions of every sidecar that shares the port by filter.
 
-// Bounds of the peer messages' strings.
-const (
-	// maxSidecarNameLen bounds a sidecar's name: a container name is a DNS label.
-	maxSidecarNameLen = 63
-	// MaxLabelLen bounds a session's user label.
-	MaxLabelLen = 128
-)
-
 // PeerJoin asks the sidecar that redirects Subscribe.Port to route, from now on, the
 // requests that Subscribe's filter matches to the sender, a sidecar of the same pod. The answer
 // is a SubscribeReply; a refusal names the session that holds the port. Accepted, the
@@ -27,7 +19,8 @@ type PeerJoin struct {
 	// Sidecar names the sender (its container name): its peer socket, where the router
 	// delivers the requests.
 	Sidecar string
-	// Label is the user label of the session that subscribed, for refusals and listings.
+	// Label is the user label of the session that subscribed, for refusals and listings
+	// (CheckLabel).
 	Label string
 	// SinceUnixNano is when the session first subscribed the port. Among overlapping
 	// filters the earliest takes a request, whichever sidecar routes the port now.
@@ -43,8 +36,8 @@ func (PeerJoin) Type() Type { return TypePeerJoin }
 func (j PeerJoin) check() error {
 	return errors.Join(
 		j.Subscribe.check(),
-		checkString(j.Sidecar, maxSidecarNameLen, "peer join sidecar"),
-		checkString(j.Label, MaxLabelLen, "peer join label"))
+		checkText(j.Sidecar, maxSidecarNameLen, "peer join sidecar"),
+		CheckLabel(j.Label))
 }
 
 // appendPayload writes the Subscribe last: its filter tree, when it has one, runs to the end
@@ -59,21 +52,15 @@ func (j PeerJoin) appendPayload(b []byte) []byte {
 
 func parsePeerJoin(b []byte) (PeerJoin, int, error) {
 	var j PeerJoin
-	n := 0
-	for _, field := range []struct {
-		to   *string
-		max  int
-		what string
-	}{
-		{&j.Sidecar, maxSidecarNameLen, "peer join sidecar"},
-		{&j.Label, MaxLabelLen, "peer join label"},
-	} {
-		v, m, err := parseString(b[n:], field.max, field.what)
-		if err != nil {
-			return PeerJoin{}, 0, err
-		}
-		*field.to, n = v, n+m
+	sidecar, n, err := parseText(b, maxSidecarNameLen, "peer join sidecar")
+	if err != nil {
+		return PeerJoin{}, 0, err
 	}
+	label, m, err := parseLabel(b[n:], "peer join label")
+	if err != nil {
+		return PeerJoin{}, 0, err
+	}
+	j.Sidecar, j.Label, n = sidecar, label, n+m
 	since, m, err := parseUint64(b[n:], "peer join since")
 	if err != nil {
 		return PeerJoin{}, 0, err

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // lsSidecar is one sidecar of `ls -o json`.
@@ -23,6 +25,15 @@ type lsSidecar struct {
 		Mode string `json:"mode"`
 	} `json:"subscriptions"`
 	SubscriptionsUnknown string `json:"subscriptionsUnknown"`
+	Sessions             []struct {
+		Label         string    `json:"label"`
+		Since         time.Time `json:"since"`
+		Sidecar       string    `json:"sidecar"`
+		Subscriptions []struct {
+			Port uint16 `json:"port"`
+			Mode string `json:"mode"`
+		} `json:"subscriptions"`
+	} `json:"sessions"`
 }
 
 // ls runs `ls -o json` with args and returns the sidecars.
@@ -76,8 +87,8 @@ func TestLs(t *testing.T) {
 		t.Fatalf("ls lists %d sidecars, want the one exec added: %+v", len(list), list)
 	}
 	sc := list[0]
-	if sc.Pod != s.echo.pod || sc.State != "running" || !sc.Yours || sc.Subscriptions == nil || len(sc.Subscriptions) != 0 {
-		t.Fatalf("after exec: %+v, want running, yours, no subscription", sc)
+	if sc.Pod != s.echo.pod || sc.State != "running" || !sc.Yours || sc.Subscriptions == nil || len(sc.Subscriptions) != 0 || sc.Sessions == nil || len(sc.Sessions) != 0 {
+		t.Fatalf("after exec: %+v, want running, yours, no subscription, no session (ls's own is not listed)", sc)
 	}
 	row := s.plugin.lsRow(t, sc.Sidecar)
 	for _, want := range []string{s.echo.pod, "running", "(you)", sc.Owner[len("sha256:") : len("sha256:")+12], "none"} {
@@ -93,13 +104,32 @@ func TestLs(t *testing.T) {
 		t.Errorf("ls -A with another key: %q, want the namespace first, not yours, subscriptions -", otherRow)
 	}
 
-	steal := startSteal(t, s)
+	started := time.Now()
+	steal := startIncoming(t, s, ":8080", func(*incomingSession) bool {
+		return strings.HasPrefix(get("http://"+s.echo.podIP+":8080/ready"), "local ")
+	},
+		"--steal", "--user-label", "alice on e2e")
 	list = s.plugin.ls(t, "pod/"+s.echo.pod)
 	if len(list) != 1 || len(list[0].Subscriptions) != 1 || list[0].Subscriptions[0].Port != 8080 || list[0].Subscriptions[0].Mode != "steal" {
 		t.Fatalf("while a session steals 8080: %+v", list)
 	}
-	if row := s.plugin.lsRow(t, sc.Sidecar, "deployment/echo"); !strings.HasSuffix(row, "8080 steal") {
-		t.Errorf("while a session steals 8080: row %q", row)
+	// The session, by its label, since it started (the sidecar's clock is the node's, this
+	// machine's), with its port.
+	if ss := list[0].Sessions; len(ss) != 1 || ss[0].Label != "alice on e2e" || ss[0].Sidecar != sc.Sidecar ||
+		ss[0].Since.Before(started.Add(-time.Second)) || ss[0].Since.After(time.Now()) ||
+		len(ss[0].Subscriptions) != 1 || ss[0].Subscriptions[0].Port != 8080 || ss[0].Subscriptions[0].Mode != "steal" {
+		t.Fatalf("while alice steals 8080: sessions %+v", ss)
+	}
+	if row := s.plugin.lsRow(t, sc.Sidecar, "deployment/echo"); !strings.Contains(row, " alice on e2e (") || !strings.HasSuffix(row, "): 8080 steal") {
+		t.Errorf("while alice steals 8080: row %q", row)
+	}
+	steal.stop(syscall.SIGTERM)
+
+	// Without --user-label, the session is the kubeconfig user's.
+	user := kubeconfigUser(t, s.plugin.kubeconfig)
+	steal = startSteal(t, s)
+	if ss := s.plugin.ls(t)[0].Sessions; len(ss) != 1 || ss[0].Label != user {
+		t.Errorf("a session without --user-label: %+v, want the label %q", ss, user)
 	}
 	steal.stop(syscall.SIGTERM)
 
@@ -154,4 +184,18 @@ func TestLsLeavesTheTTLAsItWas(t *testing.T) {
 	if took < ttl {
 		t.Errorf("the sidecar ended %s after its session, before its TTL of %s", took, ttl)
 	}
+}
+
+// kubeconfigUser is the user of kubeconfig's current context.
+func kubeconfigUser(t *testing.T, kubeconfig string) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := cfg.Contexts[cfg.CurrentContext]
+	if !ok || c.AuthInfo == "" {
+		t.Fatalf("kubeconfig %s: no user in its current context %q", kubeconfig, cfg.CurrentContext)
+	}
+	return c.AuthInfo
 }

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -686,5 +687,75 @@ func TestMirrorUnderBaseline(t *testing.T) {
 	}
 	if !sess.got(t, "GET /baseline", 10*time.Second) {
 		t.Fatalf("no copy under baseline:\n%s", sess.stderr.String())
+	}
+	sess.stop(syscall.SIGINT)
+
+	// A steal cannot work here: it is refused before its program runs, and the mirror's
+	// sidecar, which cannot redirect, is not reused for it.
+	before := e.ephemeralContainers(t, s.echo.pod)
+	assertStealRefused(t, s.plugin, "baseline", "exec", "deployment/echo", "--steal", "--")
+	if after := e.ephemeralContainers(t, s.echo.pod); after != before {
+		t.Errorf("ephemeral containers grew from %d to %d for a refused steal", before, after)
+	}
+}
+
+// Under Pod Security restricted the sidecar has no capability at all: a steal, whole or by
+// HTTP filter, and port-forward -R (a steal without a program) are refused within 5 s, in one
+// line naming the level, before a sidecar is added or the program runs. Before, a sidecar was
+// added and the program ran, to be told only when it listened. What needs no redirect still
+// works there.
+func TestStealRefusedUnderRestricted(t *testing.T) {
+	e := newEnv(t)
+	e.labelNamespace(t, "pod-security.kubernetes.io/enforce", "restricted")
+	// A target that restricted admits: the sidecar must then fit the level too.
+	user, yes, no := int64(1000), true, false
+	e.createDeploymentSpec(t, "strict", corev1.PodSpec{
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot: &yes, RunAsUser: &user, RunAsGroup: &user,
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Containers: []corev1.Container{{
+			Name:            "app",
+			Image:           testApp(),
+			ImagePullPolicy: corev1.PullIfNotPresent,
+			Command:         []string{"/testapp", "http", "-addr", ":8080"},
+			SecurityContext: &corev1.SecurityContext{
+				AllowPrivilegeEscalation: &no,
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			},
+		}},
+	})
+	pod, err := e.waitReadyPod(e.ctx(t), "app=strict")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.plugin(t)
+	assertStealRefused(t, p, "restricted", "exec", "deployment/strict", "--steal", "--")
+	assertStealRefused(t, p, "restricted", "exec", "deployment/strict", "--steal", "--http-header", "X-Dev: alice", "--")
+	r := p.run(t, "port-forward", "deployment/strict", "-R", "8080:3000")
+	assertOneLineError(t, r, `-R needs the NET_ADMIN capability to redirect the pod's ports, which namespace `+e.namespace+`'s Pod Security level "restricted" forbids`)
+	if r.took > 5*time.Second {
+		t.Errorf("port-forward -R refused after %s, want within 5 s", r.took)
+	}
+	if n := e.ephemeralContainers(t, pod.Name); n != 0 {
+		t.Errorf("%d ephemeral containers added for refused steals", n)
+	}
+	if r := p.run(t, "exec", "deployment/strict", "--", "true"); r.code != 0 {
+		t.Errorf("exec without --steal under restricted: exit %d", r.code)
+	}
+}
+
+// assertStealRefused runs the plugin with args, followed by a program that leaves a mark,
+// and checks that it fails within 5 s with the one line naming level, the program not run.
+func assertStealRefused(t *testing.T, p *plugin, level string, args ...string) {
+	t.Helper()
+	mark := filepath.Join(t.TempDir(), "ran")
+	r := p.run(t, append(args, "touch", mark)...)
+	assertOneLineError(t, r, `--steal needs the NET_ADMIN capability to redirect the pod's ports, which namespace `+p.namespace+`'s Pod Security level "`+level+`" forbids; run without --steal`)
+	if r.took > 5*time.Second {
+		t.Errorf("refused after %s, want within 5 s", r.took)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Errorf("the program ran before the refusal")
 	}
 }

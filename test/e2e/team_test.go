@@ -23,22 +23,35 @@ func TestStealSharedAcrossUsers(t *testing.T) {
 	isLocal := func(dev string) func(*incomingSession) bool {
 		return func(*incomingSession) bool { return strings.HasPrefix(get(url+"/ready", "X-Dev", dev), "local /") }
 	}
-	alice := startIncoming(t, s, ":9090", isLocal("alice"), "--steal", "-p", "9090:8080", "--http-header", "X-Dev: ^alice$")
+	alice := startIncoming(t, s, ":9090", isLocal("alice"), "--steal", "-p", "9090:8080", "--http-header", "X-Dev: ^alice$", "--user-label", "alice@team")
 	aliceSidecar, aliceID := s.env.newestSidecar(t, s.echo.pod)
 	bobPlugin := s.env.plugin(t) // its own configuration home: its own client key and sidecar
 	bobSetup := *s
 	bobSetup.plugin = bobPlugin
-	bob := startIncoming(t, &bobSetup, ":9091", isLocal("bob"), "--steal", "-p", "9091:8080", "--http-header", "X-Dev: ^bob$")
+	bob := startIncoming(t, &bobSetup, ":9091", isLocal("bob"), "--steal", "-p", "9091:8080", "--http-header", "X-Dev: ^bob$", "--user-label", "bob@team")
 	defer bob.stop(syscall.SIGINT)
 	if bobSidecar, _ := s.env.newestSidecar(t, s.echo.pod); bobSidecar == aliceSidecar {
 		t.Fatalf("bob reused alice's sidecar %s", aliceSidecar)
 	}
 	sessions := map[string]*incomingSession{"alice": alice, "bob": bob}
 
+	// Bob sees alice's session, on her sidecar's row, with her label and port.
+	var found bool
+	for _, sc := range bobPlugin.ls(t, "pod/"+s.echo.pod) {
+		for _, ss := range sc.Sessions {
+			if ss.Label == "alice@team" && ss.Sidecar == aliceSidecar && sc.Sidecar == aliceSidecar && len(ss.Subscriptions) == 1 && ss.Subscriptions[0].Port == 8080 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("bob's ls does not list alice's session on %s:\n%s", aliceSidecar, bobPlugin.run(t, "ls", "pod/"+s.echo.pod).stdout)
+	}
+
 	checkRouting(t, s, url, "both", 200, sessions)
 
 	whole := s.plugin.run(t, "exec", "deployment/echo", "--steal", "-p", "9092:8080", "--", "sh", "-c", s.layerclient+" serve :9092 & sleep 3; kill $!")
-	if !strings.Contains(whole.stderr, "cannot steal the pod's port 8080") || !strings.Contains(whole.stderr, "another session") || !strings.Contains(whole.stderr, aliceSidecar) {
+	if !strings.Contains(whole.stderr, "cannot steal the pod's port 8080") || !strings.Contains(whole.stderr, "another session, alice@team (sidecar "+aliceSidecar) {
 		t.Errorf("a whole-port steal was not refused naming alice's session on %s:\n%s", aliceSidecar, whole.stderr)
 	}
 

@@ -49,6 +49,9 @@ type Config struct {
 	// the link's recovery through the real binary.
 	BreakLinkEvery time.Duration
 	Use            Use
+	// Label names the user in the sidecar's listing of its sessions (wire.CheckLabel holds);
+	// "" for none.
+	Label string
 }
 
 // Attacher takes a command to its target's sidecar: it resolves the target, reuses a sidecar
@@ -90,7 +93,7 @@ func (a *Attacher) Start(ctx context.Context, p *progress.Printer) (*Session, er
 		return nil, err
 	}
 	if sess != nil {
-		return sess.ready(ctx, p, t, ec)
+		return a.serve(ctx, p, t, sess, ec)
 	}
 	added, err := a.Add(ctx, p, t, id.Fingerprint())
 	if err != nil {
@@ -101,7 +104,17 @@ func (a *Attacher) Start(ctx context.Context, p *progress.Printer) (*Session, er
 		return nil, err
 	}
 	p.Step("connected (%s)", how)
-	return sess.ready(ctx, p, t, added.Sidecar)
+	return a.serve(ctx, p, t, sess, added.Sidecar)
+}
+
+// serve checks that the sidecar ec, which sess reached, can do what the session is for, and
+// makes t the session's target. It closes the session when not.
+func (a *Attacher) serve(ctx context.Context, p *progress.Printer, t *Target, sess *Session, ec corev1.EphemeralContainer) (*Session, error) {
+	if err := a.checkRedirect(ctx, sess, t.Pod, ec); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	return sess.ready(ctx, p, t, ec)
 }
 
 // Resolve finds the target's pod and container, waiting a few seconds at most for a
@@ -144,7 +157,7 @@ func (a *Attacher) Reusable(t *Target, pin string) (corev1.EphemeralContainer, b
 
 // want is what a sidecar to reuse for container must offer.
 func (a *Attacher) want(container, pin string) sidecarWant {
-	return sidecarWant{image: a.Image, container: container, pin: pin, direct: a.Transport == TransportDirect, needs: a.Use.Needs}
+	return sidecarWant{image: a.Image, container: container, pin: pin, direct: a.Transport == TransportDirect, needs: a.Use.Needs, steals: a.Use.Steals != ""}
 }
 
 // preflight asks the API server whether the user may do what a session needs, so that a
@@ -164,12 +177,16 @@ type Added struct {
 	Pod     *corev1.Pod // the pod with the sidecar running
 }
 
-// Add checks that the user may do what a session needs (one line naming a missing verb), adds
-// a new sidecar for t serving the client key pin, as the namespace's Pod Security level allows,
-// and waits until it runs, up to StartTimeout.
+// Add checks that the user may do what a session needs (one line naming a missing verb) and
+// that the namespace's Pod Security level allows a steal the session asks for, adds a new
+// sidecar for t serving the client key pin, as that level allows, and waits until it runs,
+// up to StartTimeout.
 func (a *Attacher) Add(ctx context.Context, p *progress.Printer, t *Target, pin string) (Added, error) {
 	level, err := a.preflight(ctx, t.Pod.Namespace)
 	if err != nil {
+		return Added{}, err
+	}
+	if err := a.Use.refuseSteal(t.Pod.Namespace, level); err != nil {
 		return Added{}, err
 	}
 	return a.add(ctx, p, t, pin, level)

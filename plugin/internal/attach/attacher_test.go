@@ -292,6 +292,8 @@ func TestAttacherStart(t *testing.T) {
 		hostNet   bool
 		transport Transport
 		denied    []string
+		level     SecurityLevel // the namespace's enforced level, when labelled
+		steals    string        // Use.Steals
 		// the progress lines start must print (in order), and must not
 		want, notWant []string
 		wantErr       string
@@ -318,6 +320,27 @@ func TestAttacherStart(t *testing.T) {
 			wantErr: "missing RBAC permission in namespace ns: patch pods/ephemeralcontainers",
 		},
 		{
+			name: "a steal under restricted: refused before anything is added", level: LevelRestricted, steals: "--steal",
+			want:    []string{"target pod web, container app"},
+			wantErr: `--steal needs the NET_ADMIN capability to redirect the pod's ports, which namespace ns's Pod Security level "restricted" forbids; run without --steal`,
+		},
+		{
+			// Added under baseline, it cannot redirect: the steal goes on to the preflight.
+			name: "a steal under baseline does not reuse a baseline sidecar", level: LevelBaseline, steals: "-R", sidecars: []corev1.EphemeralContainer{mine("remocal-old", true)},
+			notWant: []string{"reusing"},
+			wantErr: `-R needs the NET_ADMIN capability to redirect the pod's ports, which namespace ns's Pod Security level "baseline" forbids; run without -R`,
+		},
+		{
+			name: "a mirror under baseline reuses it", level: LevelBaseline, sidecars: []corev1.EphemeralContainer{mine("remocal-old", true)}, wantAdded: true,
+			want:    []string{"reusing sidecar remocal-old", "does not answer", "added sidecar remocal-"},
+			wantErr: "read the sidecar's first log line",
+		},
+		{
+			name: "a steal under privileged adds a sidecar", level: LevelPrivileged, steals: "--steal", wantAdded: true,
+			want:    []string{"added sidecar remocal-"},
+			wantErr: "read the sidecar's first log line",
+		},
+		{
 			name: "a pod on the node's network: refused before anything", hostNet: true, sidecars: []corev1.EphemeralContainer{mine("remocal-old", true)},
 			notWant: []string{"target pod"},
 			wantErr: "pod web shares the node's network",
@@ -341,12 +364,19 @@ func TestAttacherStart(t *testing.T) {
 					Name: ec.Name, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
 				})
 			}
-			c := newFakeCluster(t, pod)
+			objs := []runtime.Object{pod}
+			if tt.level != "" {
+				objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns", Labels: map[string]string{EnforceLabel: string(tt.level)}}})
+			}
+			c := newFakeCluster(t, objs...)
 			for _, d := range tt.denied {
 				c.denied[d] = true
 			}
 			a := c.attacher(t, "pod/web")
 			a.KeyPath = keyPath
+			if tt.steals != "" {
+				a.Use = Use{Needs: Needs{Redirect: true}, Steals: tt.steals}
+			}
 			if tt.transport != "" {
 				a.Transport = tt.transport
 			}

@@ -35,8 +35,9 @@ type linkParams struct {
 	// breakEvery, when set, breaks the port-forward connection at that period: a test of the
 	// link's recovery through the real binary.
 	breakEvery time.Duration
-	// inspect: the session only looks (see sidecarclient.Options).
+	// inspect: the session only looks, and label names its user (see sidecarclient.Options).
 	inspect bool
+	label   string
 }
 
 // Session is the link to a sidecar (its client's methods), and what the plugin keeps beside it:
@@ -93,7 +94,7 @@ func dialDirect(ctx context.Context, p linkParams) (*Session, error) {
 		udp.Close()
 		return nil, err
 	}
-	return newSession(ctx, conn, p.inspect, directLanes(addr.AddrPort().String(), p.tls), udp)
+	return newSession(ctx, conn, p, directLanes(addr.AddrPort().String(), p.tls), udp)
 }
 
 func dialPortForward(ctx context.Context, p linkParams) (*Session, error) {
@@ -126,7 +127,7 @@ func dialPortForward(ctx context.Context, p linkParams) (*Session, error) {
 	}
 	// pc closes first: its Close sends what the session queued last (the QUIC connection's
 	// close) before the stream goes, and cancelling its context first would drop that.
-	return newSession(ctx, conn, p.inspect, fw.Dial, pc, closerFunc(cancel), fw)
+	return newSession(ctx, conn, p, fw.Dial, pc, closerFunc(cancel), fw)
 }
 
 func breakPeriodically(ctx context.Context, fw *portForwarder, every time.Duration) {
@@ -161,15 +162,15 @@ func directLanes(addr string, quicTLS *tls.Config) sidecarclient.LaneDialer {
 	}
 }
 
-// newSession says hello over conn; inspect and lanes are as in sidecarclient.Options (a
+// newSession says hello over conn, as p's session; lanes are as in sidecarclient.Options (a
 // session that only looks opens no lanes). The closers go with the session, and with conn
 // when the hello fails.
-func newSession(ctx context.Context, conn *quic.Conn, inspect bool, lanes sidecarclient.LaneDialer, closers ...io.Closer) (*Session, error) {
-	if inspect {
+func newSession(ctx context.Context, conn *quic.Conn, p linkParams, lanes sidecarclient.LaneDialer, closers ...io.Closer) (*Session, error) {
+	if p.inspect {
 		lanes = nil
 	}
 	// The client logs through klog, so -v controls it like everything else.
-	client, err := sidecarclient.New(ctx, conn, sidecarclient.Options{Inspect: inspect, Lanes: lanes, Logger: slog.New(logr.ToSlogHandler(klog.Background()))})
+	client, err := sidecarclient.New(ctx, conn, sidecarclient.Options{Inspect: p.inspect, Label: p.label, Lanes: lanes, Logger: slog.New(logr.ToSlogHandler(klog.Background()))})
 	if err != nil {
 		for _, c := range closers {
 			_ = c.Close()

@@ -95,5 +95,6 @@ func (a *Attacher) connect(ctx context.Context, pod *corev1.Pod, name string, po
 		tls:        transport.ClientTLS(id, serverPin),
 		breakEvery: a.BreakLinkEvery,
 		inspect:    a.Use.Inspect,
+		label:      a.Label,
 	})
 }

@@ -39,4 +39,9 @@ type Use struct {
 	// Inspect marks the sessions of commands that only look (ls, clean): the sidecar's TTL is
 	// left as it was when they end.
 	Inspect bool
+	// Steals names, as the command line spells it ("--steal", "-R"), what makes the session
+	// steal the pod's ports; "" when it steals none. Such a session cannot do its work
+	// without redirecting (clean, which also needs NET_ADMIN, can say what it finds), so it
+	// is refused before anything runs where the sidecar cannot redirect (steal.go).
+	Steals string
 }

@@ -112,6 +112,7 @@ type sidecarWant struct {
 	image, container, pin string
 	direct                bool // it serves the direct path
 	needs                 Needs
+	steals                bool // the session steals (Use.Steals)
 }
 
 // reusableSidecar finds a running sidecar in pod that serves the same client key, targets the same
@@ -137,7 +138,7 @@ func reusableSidecar(pod *corev1.Pod, w sidecarWant, now time.Time) (corev1.Ephe
 		if left, ok := lifetimeLeft(flags, start, now); ok && left < reuseMinLifetime {
 			continue
 		}
-		if ec.Image != w.image || ec.TargetContainerName != w.container || !grants(ec, w.needs) {
+		if ec.Image != w.image || ec.TargetContainerName != w.container || !grants(ec, w.needs, w.steals) {
 			continue
 		}
 		if w.direct && !flags.Direct {
@@ -153,11 +154,13 @@ func reusableSidecar(pod *corev1.Pod, w sidecarWant, now time.Time) (corev1.Ephe
 // grants tells whether the sidecar ec has the capabilities needs takes. A sidecar added under
 // the privileged level lists what it was given (SYS_PTRACE always, so that is how it is told
 // apart); one added under baseline or restricted was given none to add, and a new one in the
-// same namespace would get no more, so it serves as it is.
-func grants(ec corev1.EphemeralContainer, needs Needs) bool {
+// same namespace would get no more, so it serves as it is, but for a session that steals:
+// it cannot redirect, so such a session goes on to the preflight, which refuses it while the
+// level forbids NET_ADMIN and adds a sidecar that can redirect once it allows it.
+func grants(ec corev1.EphemeralContainer, needs Needs, steals bool) bool {
 	sc := ec.SecurityContext
 	if sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Add, "SYS_PTRACE") {
-		return true
+		return !steals
 	}
 	for _, c := range needs.capabilities() {
 		if !slices.Contains(sc.Capabilities.Add, c) {

@@ -228,6 +228,11 @@ func TestReusableSidecarCapabilities(t *testing.T) {
 	baseline, _ := sidecarContainer(sidecarParams{Level: LevelBaseline, Needs: allNeeds})
 	add("remocal-baseline", baseline.SecurityContext)
 	if got := want(Needs{Redirect: true}); got != "remocal-baseline" {
-		t.Errorf("under baseline a steal session reused %q, want remocal-baseline: a new one would get no more", got)
+		t.Errorf("under baseline clean reused %q, want remocal-baseline: a new one would get no more", got)
+	}
+	// A session that steals cannot use it: it goes on to the preflight, which refuses it
+	// while the level forbids NET_ADMIN.
+	if ec, ok := reusableSidecar(pod, sidecarWant{image: "img", container: "app", pin: "sha256:me", needs: Needs{Redirect: true}, steals: true}, time.Now()); ok {
+		t.Errorf("a steal session reused %s, added under baseline", ec.Name)
 	}
 }

@@ -54,6 +54,7 @@ port-forward:
   local: ["8080:orders.shop.svc.cluster.local:80"]
   remote: ["8080:3000"]
 max-lifetime: 24h
+user-label: alice@laptop
 `
 	got, err := Decode("f.yaml", []byte(file))
 	if err != nil {
@@ -75,6 +76,7 @@ max-lifetime: 24h
 		EnvFile: ".env.remote", FSMode: "write", FSRemote: []string{"/data/*"}, FSLocal: []string{"/etc/app/local.yaml"},
 		FSNotFound: []string{"~/.kube"}, FSMaxFileSize: "4Mi",
 		PortForward: &PortForward{Local: []string{"8080:orders.shop.svc.cluster.local:80"}, Remote: []string{"8080:3000"}},
+		UserLabel:   "alice@laptop",
 	}
 	lines := got.lines
 	got.lines = nil

@@ -43,6 +43,7 @@ type File struct {
 	TTL          time.Duration `yaml:"ttl"`
 	MaxLifetime  time.Duration `yaml:"max-lifetime"`
 	Transport    string        `yaml:"transport" enum:"auto,direct,port-forward"`
+	UserLabel    string        `yaml:"user-label"`
 
 	Steal       bool             `yaml:"steal" cmd:"exec"`
 	NoIncoming  bool             `yaml:"no-incoming" cmd:"exec"`

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -18,6 +19,7 @@ import (
 	"github.com/remocal/kubectl-remocal/internal/environ"
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
+	"github.com/remocal/kubectl-remocal/plugin/internal/follow"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
@@ -78,6 +80,9 @@ type ExecOptions struct {
 	EnvExclude []string
 	EnvSet     []string
 	EnvFile    string
+	// NoFollow ends the session when the target's pod goes away, rather than following a
+	// workload target to its next pod.
+	NoFollow bool
 
 	// Set by Complete.
 	command  []string
@@ -127,6 +132,7 @@ func (o *ExecOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.EnvInclude, "env-include", nil, "take only remote variables matching this glob (repeatable); the exact NAME of a variable kept local by default (PATH, LD_PRELOAD, GOFLAGS...: see the README) takes the pod's value of that one as well")
 	f.StringArrayVar(&o.EnvExclude, "env-exclude", nil, "leave out remote variables matching this glob (repeatable)")
 	f.StringArrayVarP(&o.EnvSet, "env", "e", nil, "set KEY=VALUE in the command's environment, over local and remote (repeatable)")
+	f.BoolVar(&o.NoFollow, "no-follow", false, "end the session, and the program, when the target's pod goes away, rather than follow a workload target (deployment/NAME...) to the pod kubectl exec would pick next")
 	f.StringVar(&o.EnvFile, "env-file", "", "write the remote environment (with -e overrides) to this file as KEY=VALUE lines instead of running a command")
 }
 
@@ -210,7 +216,6 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
 	// Ctrl-C cancels ctx, and goes to the program too, which may still use the pod (its
 	// connections, its incoming traffic) while it shuts down: what serves the program lives
 	// until it ends, not until the signal.
@@ -219,8 +224,12 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 
 	remoteEnv, err := sess.Environ(ctx)
 	if err != nil {
+		sess.Close()
 		return err
 	}
+	followed := follow.New(o.attacher, p, sess, remoteEnv, !o.NoFollow)
+	defer followed.Close()
+	go followed.Run(life)
 	if withheld := o.envRules.Withheld(remoteEnv); len(withheld) > 0 {
 		p.Step("kept local: %s (--env-include NAME to take one from the pod)", strings.Join(withheld, ", "))
 	}
@@ -234,7 +243,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 			return nil
 		}
 	}
-	sup, err := o.startLayer(ctx, life, sess, p)
+	sup, err := o.startLayer(ctx, life, followed, p)
 	if err != nil {
 		return err
 	}
@@ -246,12 +255,21 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		return err
 	}
 	p.Done()
-	return runLocal(o.IOStreams, cmd)
+	return runLocal(o.IOStreams, cmd, followed)
 }
+
+// sessionEnd is what ends a session before its program: its pod gone, unfollowed.
+type sessionEnd interface {
+	Ended() <-chan struct{}
+	Err() error
+}
+
+// endGrace is how long the program has to end after SIGTERM when its session ended under it.
+const endGrace = 10 * time.Second
 
 // runLocal runs cmd, passing on the signals the plugin receives, and returns the command's exit
 // status as an ExitError (0 as nil).
-func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd) error {
+func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd, session sessionEnd) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = streams.In, streams.Out, streams.ErrOut
 	// Signals are passed on explicitly below rather than through CommandContext's kill: Ctrl-C
 	// must reach the program as SIGINT, the way it would without remocal, so it can shut down
@@ -269,6 +287,18 @@ func runLocal(streams genericiooptions.IOStreams, cmd *exec.Cmd) error {
 			passSignal(cmd.Process, s)
 		case err := <-done:
 			return exitStatus(err)
+		case <-session.Ended():
+			// The program runs as if in the pod; with the pod gone, it ends too, as it
+			// would there: SIGTERM, then SIGKILL after the grace.
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(endGrace):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+			err := session.Err()
+			return usererr.Wrap(err, err.Error())
 		}
 	}
 }

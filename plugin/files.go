@@ -21,6 +21,7 @@ import (
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
+	"github.com/remocal/kubectl-remocal/plugin/internal/follow"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
@@ -286,9 +287,10 @@ func remoteGlob(ctx context.Context, sess *attach.Session, glob string) ([]strin
 }
 
 // addRemoteFiles puts the pod's files into the layer's configuration: directories as
-// filesystems served from the pod, single files as they are now, and the hidden local paths.
+// filesystems served from the pod (by serve: from the pod the session is on when the program
+// asks), single files as they are now in sess's, and the hidden local paths.
 // The DNS files already in cfg.Files (made to work from here) win over the pod's own.
-func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *attach.Session, p *progress.Printer, cfg *layer.Config) error {
+func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *attach.Session, serve *follow.Session, p *progress.Printer, cfg *layer.Config) error {
 	hidden, err := o.hiddenLocalPaths()
 	if err != nil {
 		return err
@@ -321,7 +323,7 @@ func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *attach.Session, 
 		cfg.Files[path] = data
 	}
 	for _, dir := range tree.dirs {
-		cfg.Mounts = append(cfg.Mounts, layer.Mount{Path: dir, ReadOnly: o.FSMode != fsModeWrite, Serve: o.serveRemoteDir(sess, dir)})
+		cfg.Mounts = append(cfg.Mounts, layer.Mount{Path: dir, ReadOnly: o.FSMode != fsModeWrite, Serve: o.serveRemoteDir(serve, dir)})
 	}
 	return nil
 }

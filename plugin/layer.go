@@ -20,6 +20,7 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
+	"github.com/remocal/kubectl-remocal/plugin/internal/follow"
 	"github.com/remocal/kubectl-remocal/plugin/internal/incoming"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
@@ -91,7 +92,8 @@ func (o *layerOptions) outgoing(ctx context.Context) (layer.Outgoing, error) {
 
 // startLayer prepares the supervisor that runs the command with the pod's network and DNS.
 // ctx bounds the set-up; life is the session's, which goes on until the program ends.
-func (o *ExecOptions) startLayer(ctx, life context.Context, sess *attach.Session, p *progress.Printer) (*layer.Supervisor, error) {
+func (o *ExecOptions) startLayer(ctx, life context.Context, followed *follow.Session, p *progress.Printer) (*layer.Supervisor, error) {
+	sess := followed.Current()
 	outgoing, err := o.layerOptions.outgoing(ctx)
 	if err != nil {
 		return nil, err
@@ -121,18 +123,19 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, sess *attach.Session
 			}
 		}
 		router = incoming.NewRouter(sess, p, choice.remote, sub)
+		followed.OnMove(func(to *attach.Session) { router.Move(life, to) })
 		cfg.OnListen = func(ev layer.ListenEvent) {
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
 			router.Listen(life, ev)
 		}
 	}
 	if !outgoing.Off {
-		cfg.Dial = dialThrough(sess)
+		cfg.Dial = dialThrough(followed)
 		if cfg.Files, err = podDNSFiles(ctx, sess); err != nil {
 			return nil, err
 		}
 	}
-	if err := o.addRemoteFiles(ctx, sess, p, &cfg); err != nil {
+	if err := o.addRemoteFiles(ctx, sess, followed, p, &cfg); err != nil {
 		return nil, err
 	}
 	sup, err := layer.New(cfg)
@@ -216,8 +219,13 @@ func readOptional(path string) []byte {
 	return b
 }
 
+// dialer connects from the pod: a sidecar session, or one that follows its target.
+type dialer interface {
+	Dial(ctx context.Context, network, address string, timeout time.Duration) (*sidecarclient.Stream, error)
+}
+
 // dialThrough carries the program's connections through the sidecar of sess.
-func dialThrough(sess *attach.Session) layer.DialFunc {
+func dialThrough(sess dialer) layer.DialFunc {
 	return func(ctx context.Context, network, address string) (layer.Conn, error) {
 		deadline, ok := ctx.Deadline()
 		timeout := sidecarapi.DialTimeout

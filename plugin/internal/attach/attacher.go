@@ -76,6 +76,11 @@ func (a *Attacher) Start(ctx context.Context, p *progress.Printer) (*Session, er
 	if err != nil {
 		return nil, err
 	}
+	return a.StartTarget(ctx, p, t)
+}
+
+// StartTarget is Start on a target resolved already: the pod a session follows its workload to.
+func (a *Attacher) StartTarget(ctx context.Context, p *progress.Printer, t *Target) (*Session, error) {
 	if err := RefuseHostNamespaces(t.Pod); err != nil {
 		return nil, err
 	}

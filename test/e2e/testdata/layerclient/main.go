@@ -8,6 +8,9 @@
 //	layerclient fds HOST:PORT N     N sequential connections; print the parent's open
 //	                                descriptors before and after, for a leak check
 //	layerclient loop HOST:PORT      print the pid, then connect every 200 ms until killed
+//	layerclient poll URL            print the pid, then GET URL every 200 ms on a new connection
+//	                                until killed, printing "poll ok HOSTNAME" (the echo app's
+//	                                answer names its pod) or "poll error ERR"
 //	layerclient stream HOST:PORT MIB  one connection to an echo server: send MIB MiB of random
 //	                                bytes while reading the echo, print "received N MiB" every
 //	                                16 MiB, then the sha256 of both directions and "connection
@@ -29,6 +32,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,6 +130,13 @@ func run(args []string) error {
 			if conn, err := net.DialTimeout("tcp", args[1], time.Second); err == nil {
 				conn.Close()
 			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	case "poll":
+		fmt.Println("pid", os.Getpid())
+		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		for {
+			fmt.Println("poll", pollOnce(client, args[1]))
 			time.Sleep(200 * time.Millisecond)
 		}
 	case "serve":
@@ -301,4 +312,20 @@ func watch(path string) error {
 	b, err := os.ReadFile(path)
 	fmt.Println(contentOrErrno(b, err))
 	return nil
+}
+
+// pollOnce GETs url and says "ok HOSTNAME" from the echo app's JSON answer, or "error ERR".
+func pollOnce(client *http.Client, url string) string {
+	resp, err := client.Get(url)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	defer resp.Body.Close()
+	var reply struct {
+		Hostname string `json:"hostname"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+		return "error " + err.Error()
+	}
+	return "ok " + reply.Hostname
 }

@@ -104,7 +104,7 @@ func (s *Session) Run(ctx context.Context) {
 			return
 		}
 		if !s.follows {
-			s.end(fmt.Errorf("pod %s %s: the session ends (it follows a workload's pods, not a pod/NAME target or under --no-follow)", t.Pod.Name, why))
+			s.end(fmt.Errorf("pod %s %s: the session ends with it (%s)", t.Pod.Name, why, s.unfollowed(t)))
 			return
 		}
 		s.p.Warn("pod %s %s: following %s to its next pod", t.Pod.Name, why, t.Via)
@@ -115,6 +115,14 @@ func (s *Session) Run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// unfollowed says why the session does not follow t's workload to another pod.
+func (s *Session) unfollowed(t *attach.Target) string {
+	if t.Via == "" {
+		return "the target was the pod itself; a workload target, deployment/NAME or the like, goes on to its next pod"
+	}
+	return "--no-follow"
 }
 
 // move attaches to the workload's next pod and makes it the session's.

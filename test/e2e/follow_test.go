@@ -20,8 +20,8 @@ import (
 // stderr shows the switch.
 func TestSessionFollowsARolloutRestart(t *testing.T) {
 	s := newLayerSetup(t)
-	cmd := s.plugin.command(t.Context(), "exec", "deployment/echo", "--steal", "--",
-		"sh", "-c", s.layerclient+" serve :8080 & exec "+s.layerclient+" poll http://"+s.echo.clusterIP+"/")
+	cmd := s.plugin.command(t.Context(), "exec", "deployment/echo", "--steal", "-p", "9094:8080", "--",
+		s.layerclient, "poll", "http://"+s.echo.clusterIP+"/", ":9094")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -31,8 +31,9 @@ func TestSessionFollowsARolloutRestart(t *testing.T) {
 	var mu sync.Mutex
 	var pids []string
 	var polls []struct {
-		at time.Time
-		ok bool
+		at   time.Time
+		ok   bool
+		line string
 	}
 	go func() {
 		lines := bufio.NewScanner(stdout)
@@ -44,9 +45,10 @@ func TestSessionFollowsARolloutRestart(t *testing.T) {
 				pids = append(pids, line)
 			case strings.HasPrefix(line, "poll "):
 				polls = append(polls, struct {
-					at time.Time
-					ok bool
-				}{time.Now(), strings.HasPrefix(line, "poll ok ")})
+					at   time.Time
+					ok   bool
+					line string
+				}{time.Now(), strings.HasPrefix(line, "poll ok "), line})
 			}
 			mu.Unlock()
 		}
@@ -80,7 +82,7 @@ func TestSessionFollowsARolloutRestart(t *testing.T) {
 		defer mu.Unlock()
 		var last []string
 		for _, p := range polls[max(0, len(polls)-5):] {
-			last = append(last, fmt.Sprintf("%s %v", p.at.Sub(readyAt).Round(time.Millisecond), p.ok))
+			last = append(last, fmt.Sprintf("%s %s", p.at.Sub(readyAt).Round(time.Millisecond), p.line))
 		}
 		return fmt.Sprintf("the program's polling did not recover within 10 s of the new pod being Ready; last polls since Ready: %v", last)
 	})

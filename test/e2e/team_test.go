@@ -57,7 +57,9 @@ func TestStealSharedAcrossUsers(t *testing.T) {
 
 	alice.stop(syscall.SIGINT)
 	delete(sessions, "alice")
-	bob.waitUntil(t, 5*time.Second, func() bool { return strings.Contains(get(url+"/gone", "X-Dev", "alice"), `"hostname": "`+s.echo.pod+`"`) },
+	bob.waitUntil(t, 5*time.Second, func() bool {
+		return strings.Contains(get(url+"/gone", "X-Dev", "alice"), `"hostname": "`+s.echo.pod+`"`)
+	},
 		func() string { return "alice's requests do not reach the app after her session ended" })
 	checkRouting(t, s, url, "after alice's session", 60, sessions)
 

@@ -8,7 +8,6 @@ package follow
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,11 +18,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
@@ -157,53 +153,66 @@ func (s *Session) end(err error) {
 	close(s.ended)
 }
 
-// podGone waits until pod is deleted, is being deleted, or has ended, and says which. Only a
-// failure to watch it is an error.
+// podGone waits until pod is deleted, is being deleted, or has ended, and says which: it reads
+// the pod, then watches it from there, again each time the watch ends (the API server ends
+// watches after a while). Only a failure to read it is an error.
 func podGone(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod) (string, error) {
-	byName := fields.OneTermEqualSelector("metadata.name", pod.Name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = byName
-			return client.CoreV1().Pods(pod.Namespace).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = byName
-			return client.CoreV1().Pods(pod.Namespace).Watch(ctx, o)
-		},
+	pods := client.CoreV1().Pods(pod.Namespace)
+	for ctx.Err() == nil {
+		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return "was deleted", nil
+		case err != nil && ctx.Err() == nil:
+			return "", err
+		case err != nil:
+			return "", nil
+		}
+		if why := goneReason(p, pod); why != "" {
+			return why, nil
+		}
+		w, err := pods.Watch(ctx, metav1.ListOptions{
+			FieldSelector:   fields.OneTermEqualSelector("metadata.name", pod.Name).String(),
+			ResourceVersion: p.ResourceVersion,
+		})
+		if apierrors.IsForbidden(err) {
+			// A user who may get pods but not watch them: look every second.
+			return pollGone(ctx, client, pod)
+		}
+		if err != nil {
+			continue // read it again, and watch again
+		}
+		why := watchGone(ctx, w, pod)
+		w.Stop()
+		if why != "" {
+			return why, nil
+		}
 	}
-	var why string
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{},
-		func(store cache.Store) (bool, error) {
-			obj, exists, err := store.Get(pod)
-			switch {
-			case err != nil:
-				return false, err
-			case !exists:
-				why = "was deleted"
-			default:
-				why = goneReason(obj.(*corev1.Pod), pod)
+	return "", nil
+}
+
+// watchGone reads w until pod is gone (and says how), or w or ctx ends ("").
+func watchGone(ctx context.Context, w watch.Interface, pod *corev1.Pod) string {
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return ""
 			}
-			return why != "", nil
-		},
-		func(ev watch.Event) (bool, error) {
 			switch ev.Type {
 			case watch.Deleted:
-				why = "was deleted"
+				return "was deleted"
 			case watch.Added, watch.Modified:
-				if p, ok := ev.Object.(*corev1.Pod); ok {
-					why = goneReason(p, pod)
+				if p, ok := ev.Object.(*corev1.Pod); ok && p.Name == pod.Name {
+					if why := goneReason(p, pod); why != "" {
+						return why
+					}
 				}
 			}
-			return why != "", nil
-		})
-	switch {
-	case apierrors.IsForbidden(err):
-		// A user who may get pods but not list or watch them: look every second.
-		return pollGone(ctx, client, pod)
-	case err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil:
-		return "", err
+		}
 	}
-	return why, nil
 }
 
 // pollGone is podGone by a Get every second.

@@ -8,9 +8,11 @@
 //	layerclient fds HOST:PORT N     N sequential connections; print the parent's open
 //	                                descriptors before and after, for a leak check
 //	layerclient loop HOST:PORT      print the pid, then connect every 200 ms until killed
-//	layerclient poll URL            print the pid, then GET URL every 200 ms on a new connection
+//	layerclient poll URL [ADDR]     print the pid, then GET URL every 200 ms on a new connection
 //	                                until killed, printing "poll ok HOSTNAME" (the echo app's
-//	                                answer names its pod) or "poll error ERR"
+//	                                answer names its pod; "ok local" from a local server) or
+//	                                "poll error ERR"; with ADDR, serve
+//	                                on it as serve does meanwhile, in the same process
 //	layerclient stream HOST:PORT MIB  one connection to an echo server: send MIB MiB of random
 //	                                bytes while reading the echo, print "received N MiB" every
 //	                                16 MiB, then the sha256 of both directions and "connection
@@ -134,6 +136,14 @@ func run(args []string) error {
 		}
 	case "poll":
 		fmt.Println("pid", os.Getpid())
+		if len(args) > 2 {
+			go func() {
+				if err := serve(args[2]); err != nil {
+					fmt.Println("error:", err)
+					os.Exit(1)
+				}
+			}()
+		}
 		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		for {
 			fmt.Println("poll", pollOnce(client, args[1]))
@@ -314,17 +324,25 @@ func watch(path string) error {
 	return nil
 }
 
-// pollOnce GETs url and says "ok HOSTNAME" from the echo app's JSON answer, or "error ERR".
+// pollOnce GETs url and says "ok HOSTNAME" from the echo app's JSON answer, "ok local" from
+// a local server (the Service's port may be stolen by the program itself), or "error ERR".
 func pollOnce(client *http.Client, url string) string {
 	resp, err := client.Get(url)
 	if err != nil {
 		return "error " + err.Error()
 	}
 	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	if strings.HasPrefix(string(body), "local ") {
+		return "ok local"
+	}
 	var reply struct {
 		Hostname string `json:"hostname"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+	if err := json.Unmarshal(body, &reply); err != nil {
 		return "error " + err.Error()
 	}
 	return "ok " + reply.Hostname

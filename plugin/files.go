@@ -103,10 +103,7 @@ func (o *fsOptions) remoteCandidates(pod *corev1.Pod, container string) []string
 		return nil
 	}
 	var paths []string
-	for _, c := range pod.Spec.Containers {
-		if c.Name != container {
-			continue
-		}
+	if c, ok := attach.ContainerSpec(pod, container); ok {
 		for _, m := range c.VolumeMounts {
 			paths = append(paths, path.Clean(m.MountPath))
 		}

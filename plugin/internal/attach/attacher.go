@@ -76,6 +76,9 @@ func (a *Attacher) Start(ctx context.Context, p *progress.Printer) (*Session, er
 	if err := RefuseHostNamespaces(t.Pod); err != nil {
 		return nil, err
 	}
+	if err := RefuseWindows(ctx, a.Client, t.Pod); err != nil {
+		return nil, err
+	}
 	if t.Via != "" {
 		p.Step("target %s: pod %s, container %s", t.Via, t.Pod.Name, t.Container)
 	} else {

@@ -170,7 +170,7 @@ type remoteTree struct {
 
 // lookRemote asks the pod what each candidate is. Paths the pod does not have are skipped;
 // globs are expanded there.
-func (o *fsOptions) lookRemote(ctx context.Context, sess *attach.Session, candidates []string) (remoteTree, error) {
+func (o *fsOptions) lookRemote(ctx context.Context, sess *attach.Live, candidates []string) (remoteTree, error) {
 	tree := remoteTree{files: map[string][]byte{}}
 	var paths []string
 	for _, c := range candidates {
@@ -255,7 +255,7 @@ func programFiles(command []string) []string {
 
 // remoteGlob expands glob (absolute) against the pod's filesystem, one directory listing per
 // element that has a pattern.
-func remoteGlob(ctx context.Context, sess *attach.Session, glob string) ([]string, error) {
+func remoteGlob(ctx context.Context, sess *attach.Live, glob string) ([]string, error) {
 	matches := []string{"/"}
 	for _, elem := range strings.Split(strings.Trim(glob, "/"), "/") {
 		var next []string
@@ -285,7 +285,7 @@ func remoteGlob(ctx context.Context, sess *attach.Session, glob string) ([]strin
 // addRemoteFiles puts the pod's files into the layer's configuration: directories as
 // filesystems served from the pod, single files as they are now, and the hidden local paths.
 // The DNS files already in cfg.Files (made to work from here) win over the pod's own.
-func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *attach.Session, p *progress.Printer, cfg *layer.Config) error {
+func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *attach.Live, p *progress.Printer, cfg *layer.Config) error {
 	hidden, err := o.hiddenLocalPaths()
 	if err != nil {
 		return err

@@ -22,7 +22,7 @@ import (
 const remoteCacheTimeout = time.Second
 
 // serveRemoteDir returns what serves the pod's directory dir on a FUSE device.
-func (o *ExecOptions) serveRemoteDir(sess *attach.Session, dir string) func(ctx context.Context, dev *os.File) {
+func (o *ExecOptions) serveRemoteDir(sess *attach.Live, dir string) func(ctx context.Context, dev *os.File) {
 	log := slog.New(logr.ToSlogHandler(klog.Background().WithName("files")))
 	opts := remotefs.Options{
 		Root:         dir,

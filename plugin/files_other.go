@@ -10,6 +10,6 @@ import (
 )
 
 // serveRemoteDir has nothing to serve with off Linux, where the layer does not run.
-func (o *ExecOptions) serveRemoteDir(*attach.Session, string) func(context.Context, *os.File) {
+func (o *ExecOptions) serveRemoteDir(*attach.Live, string) func(context.Context, *os.File) {
 	return func(_ context.Context, dev *os.File) { dev.Close() }
 }

@@ -96,7 +96,7 @@ func (o *layerOptions) outgoing(ctx context.Context) (layer.Outgoing, error) {
 
 // startLayer prepares the supervisor that runs the command with the pod's network and DNS.
 // ctx bounds the set-up; life is the session's, which goes on until the program ends.
-func (o *ExecOptions) startLayer(ctx, life context.Context, sess *attach.Session, p *progress.Printer) (*layer.Supervisor, error) {
+func (o *ExecOptions) startLayer(ctx, life context.Context, sess *attach.Live, p *progress.Printer) (*layer.Supervisor, error) {
 	outgoing, err := o.layerOptions.outgoing(ctx)
 	if err != nil {
 		return nil, err
@@ -171,7 +171,7 @@ func filesUnavailable(err error) string {
 // nameserver would work too, but TCP needs no datagram path), its hosts, and an nsswitch.conf
 // that asks files then DNS, whatever this machine's says (systemd-resolved or mDNS would
 // answer locally).
-func podDNSFiles(ctx context.Context, sess *attach.Session) (map[string][]byte, error) {
+func podDNSFiles(ctx context.Context, sess *attach.Live) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	resolv, err := sess.ReadFile(ctx, "/etc/resolv.conf")
 	if err != nil {
@@ -211,7 +211,7 @@ func readOptional(path string) []byte {
 }
 
 // dialThrough carries the program's connections through the sidecar of sess.
-func dialThrough(sess *attach.Session) layer.DialFunc {
+func dialThrough(sess *attach.Live) layer.DialFunc {
 	return func(ctx context.Context, network, address string) (layer.Conn, error) {
 		deadline, ok := ctx.Deadline()
 		timeout := sidecarapi.DialTimeout

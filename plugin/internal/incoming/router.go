@@ -44,7 +44,7 @@ const listenerCheckPeriod = time.Second
 // Router subscribes the pod ports of the program's listeners and connects the streams
 // the sidecar opens for them, one per connection that reached the pod, to those listeners.
 type Router struct {
-	sess *attach.Session
+	sess Link
 	p    *progress.Printer
 	// podPort is the pod port a listener's local port takes, when it takes one.
 	podPort func(local uint16) (uint16, bool)
@@ -57,6 +57,14 @@ type Router struct {
 	routes map[uint16]netip.AddrPort // pod port -> the program's listener
 }
 
+// Link is the session's side of the pod's ports: an *attach.Session, or an *attach.Live that
+// takes them again through each new sidecar.
+type Link interface {
+	Subscribe(ctx context.Context, port uint16, sub sidecarclient.Subscription) error
+	Unsubscribe(ctx context.Context, port uint16) error
+	ServeIncoming(ctx context.Context, handle func(*sidecarclient.Incoming)) error
+}
+
 // Arrivals is what learns the client of each connection to the program before the program
 // can accept it: the layer's supervisor.
 type Arrivals interface {
@@ -66,7 +74,7 @@ type Arrivals interface {
 // NewRouter returns the router of sess's incoming traffic: podPort says which pod port a
 // listener takes (-p, --ports, --ignore-ports), sub how (steal, its filters, or mirror); p
 // hears what it takes and gives back.
-func NewRouter(sess *attach.Session, p *progress.Printer, podPort func(local uint16) (uint16, bool), sub sidecarclient.Subscription) *Router {
+func NewRouter(sess Link, p *progress.Printer, podPort func(local uint16) (uint16, bool), sub sidecarclient.Subscription) *Router {
 	return &Router{sess: sess, p: p, podPort: podPort, sub: sub, routes: map[uint16]netip.AddrPort{}}
 }
 

@@ -15,18 +15,19 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// restartApp is the test app's HTTP server with a ConfigMap as a volume and as a variable.
-type restartApp struct {
+// configApp is the test app's HTTP server with a ConfigMap as a volume and as a variable.
+type configApp struct {
 	pod, podIP string
 }
 
-// deployRestartApp runs the test app's HTTP server as container http of Deployment restart,
-// with ConfigMap restart-config at /etc/app and its key greeting as GREETING.
-func (e *env) deployRestartApp(t *testing.T) restartApp {
+// deployConfigApp runs the test app's HTTP server as container http of Deployment config, with
+// ConfigMap app-settings at /etc/app and its key greeting as GREETING. The image is the test
+// app's: one static binary on an empty base, no shell and no libc.
+func (e *env) deployConfigApp(t *testing.T) configApp {
 	t.Helper()
 	ctx := e.ctx(t)
 	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "restart-config"},
+		ObjectMeta: metav1.ObjectMeta{Name: "app-settings"},
 		Data:       map[string]string{"config.yaml": "greeting: hello\n", "greeting": "hello"},
 	}
 	if _, err := e.client.CoreV1().ConfigMaps(e.namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
@@ -45,15 +46,15 @@ func (e *env) deployRestartApp(t *testing.T) restartApp {
 			PeriodSeconds: 1,
 		},
 	}
-	e.createDeploymentSpec(t, "restart", corev1.PodSpec{
+	e.createDeploymentSpec(t, "config", corev1.PodSpec{
 		Containers: []corev1.Container{http},
 		Volumes:    []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: ref}}}},
 	})
-	pod, err := e.waitReadyPod(ctx, "app=restart")
+	pod, err := e.waitReadyPod(ctx, "app=config")
 	if err != nil {
-		t.Fatalf("restart Deployment: %v", err)
+		t.Fatalf("config Deployment: %v", err)
 	}
-	return restartApp{pod: pod.Name, podIP: pod.Status.PodIP}
+	return configApp{pod: pod.Name, podIP: pod.Status.PodIP}
 }
 
 // containerID is the runtime's ID of the pod's container name now, "" before it has one.
@@ -77,11 +78,11 @@ func (e *env) containerID(t *testing.T, pod, name string) string {
 // and the stolen port comes to the program again.
 func TestTargetContainerRestart(t *testing.T) {
 	e := newEnv(t)
-	app := e.deployRestartApp(t)
+	app := e.deployConfigApp(t)
 	pl := e.plugin(t)
 	client := buildLayerClient(t)
 
-	cmd := pl.command(t.Context(), "exec", "deployment/restart", "--steal", "--", client, "serve", ":8080")
+	cmd := pl.command(t.Context(), "exec", "deployment/config", "--steal", "--", client, "serve", ":8080")
 	cmd.Stdout = io.Discard
 	sess := startBackground(t, cmd)
 	defer sess.stop(syscall.SIGINT)
@@ -93,7 +94,7 @@ func TestTargetContainerRestart(t *testing.T) {
 	})
 
 	// The restarted container takes its variables anew: GREETING changes with it.
-	cm, err := e.client.CoreV1().ConfigMaps(e.namespace).Get(e.ctx(t), "restart-config", metav1.GetOptions{})
+	cm, err := e.client.CoreV1().ConfigMaps(e.namespace).Get(e.ctx(t), "app-settings", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,11 @@ func (o *DoctorOptions) targetCheck(ctx context.Context) (*attach.Target, check)
 		c.Fix = "target a pod without hostNetwork and hostPID"
 		return nil, c
 	}
+	if err := attach.RefuseWindows(ctx, o.attacher.Client, t.Pod); err != nil {
+		c.Status, c.Detail = statusFail, err.Error()
+		c.Fix = "target a pod on a Linux node"
+		return nil, c
+	}
 	c.Status, c.Detail = statusOK, fmt.Sprintf("pod %s, container %s", t.Pod.Name, t.Container)
 	if t.Via != "" {
 		c.Detail = t.Via + ": " + c.Detail

@@ -19,7 +19,6 @@ import (
 	"github.com/remocal/kubectl-remocal/internal/environ"
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
-	"github.com/remocal/kubectl-remocal/plugin/internal/follow"
 	"github.com/remocal/kubectl-remocal/plugin/internal/configfile"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
@@ -216,34 +215,27 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	remoteEnv, err := o.remoteEnviron(ctx, sess, p)
+	if err != nil || len(o.command) == 0 {
+		sess.Close()
+		return err
+	}
 	// Ctrl-C cancels ctx, and goes to the program too, which may still use the pod (its
 	// connections, its incoming traffic) while it shuts down: what serves the program lives
 	// until it ends, not until the signal.
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
-	defer endLife()
-
-	remoteEnv, err := sess.Environ(ctx)
+	live, err := o.attacher.Follow(life, p, sess, !o.NoFollow, func(ctx context.Context, s *attach.Session) {
+		o.reportChangedEnviron(ctx, p, s, remoteEnv)
+	})
 	if err != nil {
+		endLife()
 		sess.Close()
 		return err
 	}
-	followed := follow.New(o.attacher, p, sess, remoteEnv, !o.NoFollow)
-	defer followed.Close()
-	go followed.Run(life)
-	if withheld := o.envRules.Withheld(remoteEnv); len(withheld) > 0 {
-		p.Step("kept local: %s (--env-include NAME to take one from the pod)", strings.Join(withheld, ", "))
-	}
-	if o.EnvFile != "" {
-		lines := o.envRules.Remote(remoteEnv)
-		if err := writeEnvFile(o.EnvFile, lines); err != nil {
-			return err
-		}
-		p.Step("wrote %d variables to %s", len(lines), o.EnvFile)
-		if len(o.command) == 0 {
-			return nil
-		}
-	}
-	sup, err := o.startLayer(ctx, life, followed, p)
+	// What serves the program ends first, then the session.
+	defer live.Close()
+	defer endLife()
+	sup, err := o.startLayer(ctx, life, live, p)
 	if err != nil {
 		return err
 	}
@@ -255,7 +247,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		return err
 	}
 	p.Done()
-	return runLocal(o.IOStreams, cmd, followed)
+	return runLocal(o.IOStreams, cmd, live)
 }
 
 // sessionEnd is what ends a session before its program: its pod gone, unfollowed.
@@ -266,6 +258,40 @@ type sessionEnd interface {
 
 // endGrace is how long the program has to end after SIGTERM when its session ended under it.
 const endGrace = 10 * time.Second
+
+// remoteEnviron reads the target's environment, names the variables kept local, and writes
+// --env-file.
+func (o *ExecOptions) remoteEnviron(ctx context.Context, sess *attach.Session, p *progress.Printer) ([]string, error) {
+	remoteEnv, err := sess.Environ(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if withheld := o.envRules.Withheld(remoteEnv); len(withheld) > 0 {
+		p.Step("kept local: %s (--env-include NAME to take one from the pod)", strings.Join(withheld, ", "))
+	}
+	if o.EnvFile != "" {
+		lines := o.envRules.Remote(remoteEnv)
+		if err := writeEnvFile(o.EnvFile, lines); err != nil {
+			return nil, err
+		}
+		p.Step("wrote %d variables to %s", len(lines), o.EnvFile)
+	}
+	return remoteEnv, nil
+}
+
+// reportChangedEnviron names the variables the target container has other values of, after a
+// restart or in the pod the session moved to, than the program started with (started): a
+// running process cannot take a new environment.
+func (o *ExecOptions) reportChangedEnviron(ctx context.Context, p *progress.Printer, s *attach.Session, started []string) {
+	env, err := s.Environ(ctx)
+	if err != nil {
+		p.Warn("cannot read the new target container's environment: %v", err)
+		return
+	}
+	if changed := o.envRules.Changed(started, env); len(changed) > 0 {
+		p.Warn("the new target container's environment differs in %s; the program keeps the values it started with (run it again to take them)", strings.Join(changed, ", "))
+	}
+}
 
 // runLocal runs cmd, passing on the signals the plugin receives, and returns the command's exit
 // status as an ExitError (0 as nil).

@@ -21,7 +21,6 @@ import (
 	"github.com/remocal/kubectl-remocal/layer"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
-	"github.com/remocal/kubectl-remocal/plugin/internal/follow"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
@@ -104,10 +103,7 @@ func (o *fsOptions) remoteCandidates(pod *corev1.Pod, container string) []string
 		return nil
 	}
 	var paths []string
-	for _, c := range pod.Spec.Containers {
-		if c.Name != container {
-			continue
-		}
+	if c, ok := attach.ContainerSpec(pod, container); ok {
 		for _, m := range c.VolumeMounts {
 			paths = append(paths, path.Clean(m.MountPath))
 		}
@@ -174,7 +170,7 @@ type remoteTree struct {
 
 // lookRemote asks the pod what each candidate is. Paths the pod does not have are skipped;
 // globs are expanded there.
-func (o *fsOptions) lookRemote(ctx context.Context, sess *attach.Session, candidates []string) (remoteTree, error) {
+func (o *fsOptions) lookRemote(ctx context.Context, sess *attach.Live, candidates []string) (remoteTree, error) {
 	tree := remoteTree{files: map[string][]byte{}}
 	var paths []string
 	for _, c := range candidates {
@@ -259,7 +255,7 @@ func programFiles(command []string) []string {
 
 // remoteGlob expands glob (absolute) against the pod's filesystem, one directory listing per
 // element that has a pattern.
-func remoteGlob(ctx context.Context, sess *attach.Session, glob string) ([]string, error) {
+func remoteGlob(ctx context.Context, sess *attach.Live, glob string) ([]string, error) {
 	matches := []string{"/"}
 	for _, elem := range strings.Split(strings.Trim(glob, "/"), "/") {
 		var next []string
@@ -290,7 +286,7 @@ func remoteGlob(ctx context.Context, sess *attach.Session, glob string) ([]strin
 // filesystems served from the pod (by serve: from the pod the session is on when the program
 // asks), single files as they are now in sess's, and the hidden local paths.
 // The DNS files already in cfg.Files (made to work from here) win over the pod's own.
-func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *attach.Session, serve *follow.Session, p *progress.Printer, cfg *layer.Config) error {
+func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *attach.Live, p *progress.Printer, cfg *layer.Config) error {
 	hidden, err := o.hiddenLocalPaths()
 	if err != nil {
 		return err
@@ -323,7 +319,7 @@ func (o *ExecOptions) addRemoteFiles(ctx context.Context, sess *attach.Session, 
 		cfg.Files[path] = data
 	}
 	for _, dir := range tree.dirs {
-		cfg.Mounts = append(cfg.Mounts, layer.Mount{Path: dir, ReadOnly: o.FSMode != fsModeWrite, Serve: o.serveRemoteDir(serve, dir)})
+		cfg.Mounts = append(cfg.Mounts, layer.Mount{Path: dir, ReadOnly: o.FSMode != fsModeWrite, Serve: o.serveRemoteDir(sess, dir)})
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/remocal/kubectl-remocal/pkg/remotefs"
-	"github.com/remocal/kubectl-remocal/plugin/internal/follow"
+	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
 )
 
 // remoteCacheTimeout is how long names and attributes of the pod's files are trusted before
@@ -22,7 +22,7 @@ import (
 const remoteCacheTimeout = time.Second
 
 // serveRemoteDir returns what serves the pod's directory dir on a FUSE device.
-func (o *ExecOptions) serveRemoteDir(remote *follow.Session, dir string) func(ctx context.Context, dev *os.File) {
+func (o *ExecOptions) serveRemoteDir(sess *attach.Live, dir string) func(ctx context.Context, dev *os.File) {
 	log := slog.New(logr.ToSlogHandler(klog.Background().WithName("files")))
 	opts := remotefs.Options{
 		Root:         dir,
@@ -36,7 +36,7 @@ func (o *ExecOptions) serveRemoteDir(remote *follow.Session, dir string) func(ct
 		},
 	}
 	return func(ctx context.Context, dev *os.File) {
-		if err := remotefs.Serve(ctx, dev, remote, opts); err != nil {
+		if err := remotefs.Serve(ctx, dev, sess, opts); err != nil {
 			log.Error("serve the pod's files", "dir", dir, "err", err)
 		}
 	}

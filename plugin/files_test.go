@@ -44,6 +44,19 @@ func TestRemoteCandidates(t *testing.T) {
 	}
 }
 
+// A native sidecar's mounts are its own, as for a regular container.
+func TestRemoteCandidatesOfANativeSidecar(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	pod := filesPod()
+	pod.Spec.InitContainers = []corev1.Container{
+		{Name: "mesh", RestartPolicy: &always, VolumeMounts: []corev1.VolumeMount{{MountPath: "/etc/mesh"}}},
+	}
+	opts := fsOptions{FSMode: fsModeRead}
+	if got, want := opts.remoteCandidates(pod, "mesh"), []string{"/etc/mesh", serviceAccountDir, "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}; !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
 // A pod's mount paths are its spec's to choose: those over this machine's system files or the
 // program's own stay local.
 func TestLeaveSystemPaths(t *testing.T) {

@@ -20,7 +20,6 @@ import (
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 	"github.com/remocal/kubectl-remocal/plugin/internal/attach"
-	"github.com/remocal/kubectl-remocal/plugin/internal/follow"
 	"github.com/remocal/kubectl-remocal/plugin/internal/incoming"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
@@ -92,8 +91,7 @@ func (o *layerOptions) outgoing(ctx context.Context) (layer.Outgoing, error) {
 
 // startLayer prepares the supervisor that runs the command with the pod's network and DNS.
 // ctx bounds the set-up; life is the session's, which goes on until the program ends.
-func (o *ExecOptions) startLayer(ctx, life context.Context, followed *follow.Session, p *progress.Printer) (*layer.Supervisor, error) {
-	sess := followed.Current()
+func (o *ExecOptions) startLayer(ctx, life context.Context, sess *attach.Live, p *progress.Printer) (*layer.Supervisor, error) {
 	outgoing, err := o.layerOptions.outgoing(ctx)
 	if err != nil {
 		return nil, err
@@ -118,24 +116,23 @@ func (o *ExecOptions) startLayer(ctx, life context.Context, followed *follow.Ses
 		// A sidecar too old for the filter would take no port at all: refuse before the
 		// command runs rather than warn at each port.
 		if sub.Filter != nil {
-			if err := sess.CanSubscribe(sub); err != nil {
+			if err := sess.Session().CanSubscribe(sub); err != nil {
 				return nil, attach.ExplainMissingFeature(err)
 			}
 		}
 		router = incoming.NewRouter(sess, p, choice.remote, sub)
-		followed.OnMove(func(to *attach.Session) { router.Move(life, to) })
 		cfg.OnListen = func(ev layer.ListenEvent) {
 			klog.V(1).InfoS("the program listens", "pid", ev.PID, "address", ev.Addr)
 			router.Listen(life, ev)
 		}
 	}
 	if !outgoing.Off {
-		cfg.Dial = dialThrough(followed)
+		cfg.Dial = dialThrough(sess)
 		if cfg.Files, err = podDNSFiles(ctx, sess); err != nil {
 			return nil, err
 		}
 	}
-	if err := o.addRemoteFiles(ctx, sess, followed, p, &cfg); err != nil {
+	if err := o.addRemoteFiles(ctx, sess, p, &cfg); err != nil {
 		return nil, err
 	}
 	sup, err := layer.New(cfg)
@@ -180,7 +177,7 @@ func filesUnavailable(err error) string {
 // nameserver would work too, but TCP needs no datagram path), its hosts, and an nsswitch.conf
 // that asks files then DNS, whatever this machine's says (systemd-resolved or mDNS would
 // answer locally).
-func podDNSFiles(ctx context.Context, sess *attach.Session) (map[string][]byte, error) {
+func podDNSFiles(ctx context.Context, sess *attach.Live) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	resolv, err := sess.ReadFile(ctx, "/etc/resolv.conf")
 	if err != nil {
@@ -219,13 +216,8 @@ func readOptional(path string) []byte {
 	return b
 }
 
-// dialer connects from the pod: a sidecar session, or one that follows its target.
-type dialer interface {
-	Dial(ctx context.Context, network, address string, timeout time.Duration) (*sidecarclient.Stream, error)
-}
-
 // dialThrough carries the program's connections through the sidecar of sess.
-func dialThrough(sess dialer) layer.DialFunc {
+func dialThrough(sess *attach.Live) layer.DialFunc {
 	return func(ctx context.Context, network, address string) (layer.Conn, error) {
 		deadline, ok := ctx.Deadline()
 		timeout := sidecarapi.DialTimeout

@@ -84,6 +84,9 @@ func (a *Attacher) StartTarget(ctx context.Context, p *progress.Printer, t *Targ
 	if err := RefuseHostNamespaces(t.Pod); err != nil {
 		return nil, err
 	}
+	if err := RefuseWindows(ctx, a.Client, t.Pod); err != nil {
+		return nil, err
+	}
 	if t.Via != "" {
 		p.Step("target %s: pod %s, container %s", t.Via, t.Pod.Name, t.Container)
 	} else {

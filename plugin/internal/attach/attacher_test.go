@@ -172,7 +172,16 @@ func TestAttacherResolve(t *testing.T) {
 	web := map[string]string{"app": "web"}
 	annotated := testPod("annotated", corev1.PodRunning, nil)
 	annotated.Annotations = map[string]string{"kubectl.kubernetes.io/default-container": "side"}
+	// Native sidecars come first in the pod spec, as init containers, yet the default is still
+	// the first regular container, as for kubectl exec.
+	always := corev1.ContainerRestartPolicyAlways
+	meshed := testPod("meshed", corev1.PodRunning, nil)
+	meshed.Spec.InitContainers = []corev1.Container{{Name: "migrate"}, {Name: "mesh", RestartPolicy: &always}}
+	meshedDefault := meshed.DeepCopy()
+	meshedDefault.Name, meshedDefault.Annotations = "meshed-default", map[string]string{"kubectl.kubernetes.io/default-container": "mesh"}
 	objs := []runtime.Object{
+		meshed,
+		meshedDefault,
 		testPod("solo", corev1.PodRunning, nil),
 		annotated,
 		testPod("waiting", corev1.PodPending, nil),
@@ -192,7 +201,11 @@ func TestAttacherResolve(t *testing.T) {
 		{name: "default container annotation", ref: "pod/annotated", wantPod: "annotated", wantIn: "side"},
 		{name: "deployment: its running pod", ref: "deployment/web", wantPod: "web-running", wantIn: "app", wantVia: "deployment/web"},
 		{name: "unknown container", ref: "pod/solo", container: "nope", wantErr: `container "nope" not found in pod solo; its containers are: app, side`},
-		{name: "missing pod", ref: "pod/gone", wantErr: "pod/gone not found in namespace ns; it has: annotated, solo, waiting, web-new, web-running"},
+		{name: "native sidecar: not the default", ref: "pod/meshed", wantPod: "meshed", wantIn: "app"},
+		{name: "native sidecar by the container flag", ref: "pod/meshed", container: "mesh", wantPod: "meshed", wantIn: "mesh"},
+		{name: "native sidecar by the default container annotation", ref: "pod/meshed-default", wantPod: "meshed-default", wantIn: "mesh"},
+		{name: "plain init container", ref: "pod/meshed", container: "migrate", wantErr: `container "migrate" is an init container, which ends before the app starts, in pod meshed; its containers are: app, mesh, side`},
+		{name: "missing pod", ref: "pod/gone", wantErr: "pod/gone not found in namespace ns; it has: annotated, meshed, meshed-default, solo, waiting, web-new, web-running"},
 		{name: "missing deployment", ref: "deployment/gone", wantErr: "deployment/gone not found in namespace ns; it has: idle, web"},
 		{name: "workload without a pod", ref: "deployment/idle", wantErr: "deployment/idle has no pod in namespace ns (waited 300ms); check it with kubectl get deployment/idle -n ns"},
 		{name: "pod not running", ref: "pod/waiting", wantErr: "pod waiting is Pending, not Running; remocal attaches to running pods only"},
@@ -290,6 +303,7 @@ func TestAttacherStart(t *testing.T) {
 		name      string
 		sidecars  []corev1.EphemeralContainer // running in the pod, this client's
 		hostNet   bool
+		windows   bool // the pod's node is a Windows one
 		transport Transport
 		denied    []string
 		level     SecurityLevel // the namespace's enforced level, when labelled
@@ -345,6 +359,11 @@ func TestAttacherStart(t *testing.T) {
 			notWant: []string{"target pod"},
 			wantErr: "pod web shares the node's network",
 		},
+		{
+			name: "a pod on a Windows node: refused before anything", windows: true, sidecars: []corev1.EphemeralContainer{mine("remocal-old", true)},
+			notWant: []string{"target pod"},
+			wantErr: "pod web runs on Windows (node node is labelled kubernetes.io/os=windows); remocal's sidecar runs on Linux nodes only",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -367,6 +386,9 @@ func TestAttacherStart(t *testing.T) {
 			objs := []runtime.Object{pod}
 			if tt.level != "" {
 				objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns", Labels: map[string]string{EnforceLabel: string(tt.level)}}})
+			}
+			if tt.windows {
+				objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: pod.Spec.NodeName, Labels: map[string]string{corev1.LabelOSStable: "windows"}}})
 			}
 			c := newFakeCluster(t, objs...)
 			for _, d := range tt.denied {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/resource"
+	"k8s.io/kubectl/pkg/cmd/util/podcmd"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 	"k8s.io/kubectl/pkg/scheme"
 
@@ -32,7 +33,7 @@ var supportedKinds = []string{"pod", "deployment", "statefulset", "replicaset", 
 
 // resolveTarget turns TYPE/NAME into a running pod, the way kubectl exec does (for a workload it
 // picks one running pod of it, waiting up to timeout for one to exist), and chooses the
-// container: -c, else the kubectl.kubernetes.io/default-container annotation, else the first.
+// container as kubectl exec does (chooseContainer).
 func resolveTarget(ctx context.Context, getter genericclioptions.RESTClientGetter, namespace, ref, container string, timeout time.Duration) (*Target, error) {
 	kind, _, ok := strings.Cut(ref, "/")
 	if !ok {
@@ -75,25 +76,41 @@ func resolveTarget(ctx context.Context, getter genericclioptions.RESTClientGette
 	return t, ctx.Err()
 }
 
+// chooseContainer picks the container as kubectl exec does: requested, else the
+// kubectl.kubernetes.io/default-container annotation, else the first regular container. A name
+// may be a native sidecar's (an init container with restartPolicy Always), as kubectl exec
+// takes it; a plain init container or an ephemeral one is refused, since it is not the app.
 func chooseContainer(pod *corev1.Pod, requested string) (string, error) {
-	names := make([]string, 0, len(pod.Spec.Containers))
+	if requested == "" {
+		requested = pod.Annotations[podcmd.DefaultContainerAnnotationName]
+	}
+	if requested == "" {
+		if len(pod.Spec.Containers) == 0 {
+			return "", fmt.Errorf("pod %s has no containers", pod.Name)
+		}
+		return pod.Spec.Containers[0].Name, nil
+	}
+	if _, ok := ContainerSpec(pod, requested); ok {
+		return requested, nil
+	}
+	var names []string
 	for _, c := range pod.Spec.Containers {
 		names = append(names, c.Name)
 	}
-	if requested == "" {
-		if def := pod.Annotations["kubectl.kubernetes.io/default-container"]; def != "" {
-			requested = def
-		} else {
-			return names[0], nil
-		}
-	}
-	for _, n := range names {
-		if n == requested {
-			return n, nil
+	for _, c := range pod.Spec.InitContainers {
+		if isNativeSidecar(&c) {
+			names = append(names, c.Name)
 		}
 	}
 	sort.Strings(names)
-	return "", fmt.Errorf("container %q not found in pod %s; its containers are: %s", requested, pod.Name, strings.Join(names, ", "))
+	why := "not found in"
+	if c, path := podcmd.FindContainerByName(pod, requested); c != nil {
+		why = "is an ephemeral container, not the app's, in"
+		if strings.HasPrefix(path, "spec.initContainers") {
+			why = "is an init container, which ends before the app starts, in"
+		}
+	}
+	return "", fmt.Errorf("container %q %s pod %s; its containers are: %s", requested, why, pod.Name, strings.Join(names, ", "))
 }
 
 // Kinds are the TYPE values of TYPE/NAME a target may have, as kubectl spells them.
@@ -142,10 +159,8 @@ func existing(ctx context.Context, getter genericclioptions.RESTClientGetter, na
 
 // RunAsUser is the user the target container runs as, when the pod spec says.
 func (t *Target) RunAsUser() *int64 {
-	for _, c := range t.Pod.Spec.Containers {
-		if c.Name == t.Container && c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
-			return c.SecurityContext.RunAsUser
-		}
+	if c, ok := ContainerSpec(t.Pod, t.Container); ok && c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+		return c.SecurityContext.RunAsUser
 	}
 	if t.Pod.Spec.SecurityContext != nil {
 		return t.Pod.Spec.SecurityContext.RunAsUser

@@ -22,6 +22,7 @@ ttl: 1h30m
 transport: port-forward
 steal: true
 no-incoming: false
+no-follow: false
 http-header: "X-Dev: alice"
 http-path: ^/api/
 http-method: GET,HEAD

@@ -47,6 +47,7 @@ type File struct {
 
 	Steal       bool             `yaml:"steal" cmd:"exec"`
 	NoIncoming  bool             `yaml:"no-incoming" cmd:"exec"`
+	NoFollow    bool             `yaml:"no-follow" cmd:"exec"`
 	HTTPHeader  string           `yaml:"http-header" cmd:"exec"`
 	HTTPPath    string           `yaml:"http-path" cmd:"exec"`
 	HTTPMethod  string           `yaml:"http-method" cmd:"exec"`

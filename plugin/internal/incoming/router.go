@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"maps"
 	"net"
 	"net/netip"
 	"strconv"
@@ -49,7 +48,8 @@ const listenerCheckPeriod = time.Second
 // Router subscribes the pod ports of the program's listeners and connects the streams
 // the sidecar opens for them, one per connection that reached the pod, to those listeners.
 type Router struct {
-	p *progress.Printer
+	sess Link
+	p    *progress.Printer
 	// podPort is the pod port a listener's local port takes, when it takes one.
 	podPort func(local uint16) (uint16, bool)
 	sub     sidecarclient.Subscription
@@ -57,32 +57,16 @@ type Router struct {
 	// layer's supervisor exists, before the program runs.
 	arrivals Arrivals
 
-	mu sync.Mutex
-	// sess is the session of the pod whose ports the router takes: another one after the
-	// session follows its workload to another pod (Move).
-	sess   *attach.Session
+	mu     sync.Mutex
 	routes map[uint16]netip.AddrPort // pod port -> the program's listener
 }
 
-// session is the session of the pod whose ports the router takes now.
-func (r *Router) session() *attach.Session {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.sess
-}
-
-// Move takes the program's ports at sess, the session of the pod the target moved to, and
-// serves the connections it passes on, until ctx ends. The old pod's session takes its
-// subscriptions with it when it closes.
-func (r *Router) Move(ctx context.Context, sess *attach.Session) {
-	r.mu.Lock()
-	r.sess = sess
-	routes := maps.Clone(r.routes)
-	r.mu.Unlock()
-	go r.Serve(ctx)
-	for port, local := range routes {
-		r.Take(ctx, port, local)
-	}
+// Link is the session's side of the pod's ports: an *attach.Session, or an *attach.Live that
+// takes them again through each new sidecar.
+type Link interface {
+	Subscribe(ctx context.Context, port uint16, sub sidecarclient.Subscription) error
+	Unsubscribe(ctx context.Context, port uint16) error
+	ServeIncoming(ctx context.Context, handle func(*sidecarclient.Incoming)) error
 }
 
 // Arrivals is what learns the client of each connection to the program before the program
@@ -94,7 +78,7 @@ type Arrivals interface {
 // NewRouter returns the router of sess's incoming traffic: podPort says which pod port a
 // listener takes (-p, --ports, --ignore-ports), sub how (steal, its filters, or mirror); p
 // hears what it takes and gives back.
-func NewRouter(sess *attach.Session, p *progress.Printer, podPort func(local uint16) (uint16, bool), sub sidecarclient.Subscription) *Router {
+func NewRouter(sess Link, p *progress.Printer, podPort func(local uint16) (uint16, bool), sub sidecarclient.Subscription) *Router {
 	return &Router{sess: sess, p: p, podPort: podPort, sub: sub, routes: map[uint16]netip.AddrPort{}}
 }
 
@@ -133,7 +117,7 @@ func (r *Router) Take(ctx context.Context, port uint16, local netip.AddrPort) {
 	r.mu.Lock()
 	r.routes[port] = local
 	r.mu.Unlock()
-	if err := r.session().Subscribe(ctx, port, r.sub); err != nil {
+	if err := r.sess.Subscribe(ctx, port, r.sub); err != nil {
 		r.mu.Lock()
 		delete(r.routes, port)
 		r.mu.Unlock()
@@ -185,7 +169,7 @@ func (r *Router) giveBackIfClosed(ctx context.Context, port uint16, local netip.
 	}
 	delete(r.routes, port)
 	r.mu.Unlock()
-	if err := r.session().Unsubscribe(ctx, port); err != nil {
+	if err := r.sess.Unsubscribe(ctx, port); err != nil {
 		if ctx.Err() == nil {
 			r.p.Warn("cannot give the pod's port %d back to its app: %v", port, err)
 		}
@@ -196,7 +180,7 @@ func (r *Router) giveBackIfClosed(ctx context.Context, port uint16, local netip.
 
 // Serve connects each connection the sidecar passes on to the program, until the session ends.
 func (r *Router) Serve(ctx context.Context) {
-	_ = r.session().ServeIncoming(ctx, func(in *sidecarclient.Incoming) { r.handle(ctx, in) })
+	_ = r.sess.ServeIncoming(ctx, func(in *sidecarclient.Incoming) { r.handle(ctx, in) })
 }
 
 func (r *Router) handle(ctx context.Context, in *sidecarclient.Incoming) {

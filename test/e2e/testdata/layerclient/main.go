@@ -28,8 +28,10 @@
 //	layerclient seccomp -           print the seccomp mode of this process and of its parent
 //	layerclient serve ADDR          serve HTTP on ADDR: print "request METHOD PATH" for each
 //	                                request, answer a POST with its body and others with
-//	                                "local <path> from <client>"; GET /close-listener closes
-//	                                the listener, prints "closed" and waits to be killed
+//	                                "local <path> from <client>"; GET /read/PATH answers
+//	                                "local read " and PATH's content (quoted) or errno's name;
+//	                                GET /close-listener closes the listener, prints "closed"
+//	                                and waits to be killed
 package main
 
 import (
@@ -190,6 +192,9 @@ func serve(addr string) error {
 				return
 			}
 			_, _ = w.Write(body)
+		case strings.HasPrefix(r.URL.Path, "/read/"):
+			b, err := os.ReadFile(strings.TrimPrefix(r.URL.Path, "/read"))
+			fmt.Fprintf(w, "local read %s\n", contentOrErrno(b, err))
 		case r.URL.Path == "/close-listener":
 			fmt.Fprintln(w, "closing")
 			closeOnce.Do(func() { close(closing); ln.Close() })

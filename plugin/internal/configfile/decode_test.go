@@ -84,7 +84,7 @@ user-label: alice@laptop
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
 	}
-	if lines["target"] != 2 || lines["steal"] != 10 || lines["port-forward.remote"] != 42 {
+	if lines["target"] != 2 || lines["steal"] != 10 || lines["port-forward.remote"] != 43 {
 		t.Errorf("lines = %v", lines)
 	}
 	// Every key of the file, sections included, was recorded: the file covers them all.

@@ -115,7 +115,7 @@ func TestTargetContainerRestart(t *testing.T) {
 		return "the session never said the target restarted"
 	})
 	sess.waitUntil(t, 10*time.Second, func() bool {
-		return strings.Contains(sess.stderr.String(), "the restarted container's environment differs in GREETING;")
+		return strings.Contains(sess.stderr.String(), "the new target container's environment differs in GREETING;")
 	}, func() string { return "the session never named the changed variable" })
 	sess.waitUntil(t, 20*time.Second, func() bool { return get(read) == want }, func() string {
 		return fmt.Sprintf("after the restart, the stolen port does not answer with the pod's file: %q", get(read))

@@ -11,6 +11,11 @@ SIDECAR_IMAGE ?= ghcr.io/remocal/remocal-sidecar:$(VERSION)
 TESTAPP_IMAGE := remocal.local/testapp:e2e
 GOARCH_HOST   := $(shell go env GOARCH)
 
+# KUBE_VERSION picks the test cluster's Kubernetes (cluster-up, test, demo, bench); empty is the
+# harness's default (test/cluster/kubebuild.DefaultKubernetesVersion).
+KUBE_VERSION ?=
+export REMOCAL_KUBE_VERSION := $(KUBE_VERSION)
+
 BIN     := $(CURDIR)/bin
 CLUSTER := $(BIN)/remocal-cluster
 

@@ -9,11 +9,9 @@ import (
 	"github.com/remocal/kubectl-remocal/test/cluster/kubebuild"
 )
 
-// Versions of what the harness builds from the Go module proxy.
-const (
-	kubernetesVersion = kubebuild.KubernetesVersion
-	coreDNSVersion    = "v1.12.1"
-)
+// coreDNSVersion is the CoreDNS the harness builds from the Go module proxy; the Kubernetes
+// version is kubebuild.KubernetesVersion().
+const coreDNSVersion = "v1.12.1"
 
 // layout is where the cluster lives on this machine and how it is addressed. The cluster is a
 // machine resource (ports, links, one containerd), so its state is machine-wide, never in a

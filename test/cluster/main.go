@@ -24,11 +24,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const usage = `usage: remocal-cluster up|down|status|load FILE...
+const usage = `usage: remocal-cluster up|down|status|build|load FILE...
 
   up       start the local cluster, or reuse the running one; prints KUBECONFIG=<path> last
   down     stop every process the harness started, remove its network links and mounts
   status   show each component's state; exit status 1 unless every one runs
+  build    build (or find in the cache) the binaries of REMOCAL_KUBE_VERSION, running nothing
   load     import image tarballs (docker-archive or OCI archive) into the node's containerd
 `
 
@@ -59,6 +60,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return h.withLock(func() error { return h.down(ctx) })
 	case "status":
 		return h.status(ctx)
+	case "build":
+		// The binaries of the version alone, into the cache: a cluster of another version
+		// may run meanwhile.
+		var bins binaries
+		return h.buildBinaries(ctx, &bins)
 	case "load":
 		if len(rest) == 0 {
 			return errors.New("load: name at least one image tarball")

@@ -86,8 +86,8 @@ func (h *harness) buildBinaries(ctx context.Context, bins *binaries) error {
 	}
 	defer logFile.Close()
 	b := kubebuild.Builder{CacheDir: l.CacheDir, Log: logFile}
-	if err := h.step("kubernetes "+kubernetesVersion+" binaries (cold build: about 12 minutes; log: "+buildLog+")", func() error {
-		dir, cached, err := b.Kubernetes(ctx, kubernetesVersion)
+	if err := h.step("kubernetes "+kubebuild.KubernetesVersion()+" binaries (cold build: about 12 minutes; log: "+buildLog+")", func() error {
+		dir, cached, err := b.Kubernetes(ctx, kubebuild.KubernetesVersion())
 		if cached {
 			fmt.Fprintf(h.progress, "    cached in %s\n", dir)
 		}
@@ -133,6 +133,12 @@ func (h *harness) healthy(ctx context.Context) error {
 	}
 	if _, err := os.Stat(l.adminKubeconfig()); err != nil {
 		return err
+	}
+	// A cluster of another version than asked for is not the one wanted: up restarts it.
+	pid, _ := daemon.Running(l.daemons(), "kube-apiserver")
+	want := kubebuild.Builder{CacheDir: l.CacheDir}.KubernetesBinDir(kubebuild.KubernetesVersion())
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || filepath.Dir(exe) != want {
+		return fmt.Errorf("kube-apiserver runs %s, not Kubernetes %s", exe, kubebuild.KubernetesVersion())
 	}
 	return nodeReady(l)(ctx)
 }
@@ -224,7 +230,7 @@ func (h *harness) removePods(ctx context.Context) error {
 // kubeProxyCleanup removes the Service rules kube-proxy wrote into iptables, so that no
 // redirection of the test ranges outlives the cluster.
 func kubeProxyCleanup(ctx context.Context, l layout) error {
-	bin := filepath.Join(kubebuild.Builder{CacheDir: l.CacheDir}.KubernetesBinDir(kubernetesVersion), "kube-proxy")
+	bin := filepath.Join(kubebuild.Builder{CacheDir: l.CacheDir}.KubernetesBinDir(kubebuild.KubernetesVersion()), "kube-proxy")
 	for _, need := range []string{bin, l.path("kube-proxy.yaml")} {
 		if _, err := os.Stat(need); err != nil {
 			return nil // never ran here: no rules to remove

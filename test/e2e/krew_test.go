@@ -48,12 +48,12 @@ func TestKrewInstallsThePlugin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, buildLog.String())
 	}
-	kubectl, kubectlCached, err := b.Kubectl(ctx, kubebuild.KubernetesVersion)
+	kubectl, kubectlCached, err := b.Kubectl(ctx, kubebuild.KubernetesVersion())
 	if err != nil {
 		t.Fatalf("%v\n%s", err, buildLog.String())
 	}
 	t.Logf("krew %s (cached: %v) and kubectl %s (cached: %v) ready in %s", krewVersion, krewCached,
-		kubebuild.KubernetesVersion, kubectlCached, time.Since(began).Round(time.Millisecond))
+		kubebuild.KubernetesVersion(), kubectlCached, time.Since(began).Round(time.Millisecond))
 
 	// The release server: krew downloads the archive from the manifest's URI and checks its sum,
 	// as it would from GitHub.

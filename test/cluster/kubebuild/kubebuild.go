@@ -21,9 +21,19 @@ import (
 	"strings"
 )
 
-// KubernetesVersion is the Kubernetes the test cluster runs; the e2e tests build kubectl of the
-// same version, which shares the module downloads and most of the compiled packages.
-const KubernetesVersion = "v1.34.4"
+// DefaultKubernetesVersion is the Kubernetes the test cluster runs unless REMOCAL_KUBE_VERSION
+// names another; the e2e tests build kubectl of the same version, which shares the module
+// downloads and most of the compiled packages.
+const DefaultKubernetesVersion = "v1.34.4"
+
+// KubernetesVersion is the version of Kubernetes to build and run: REMOCAL_KUBE_VERSION (make
+// KUBE_VERSION=v1.30.14 ...), else DefaultKubernetesVersion.
+func KubernetesVersion() string {
+	if v := os.Getenv("REMOCAL_KUBE_VERSION"); v != "" {
+		return v
+	}
+	return DefaultKubernetesVersion
+}
 
 // DefaultCacheDir is where built binaries are cached unless REMOCAL_CLUSTER_CACHE names another
 // directory (a cold build can be measured with an empty one): ~/.cache/remocal.

@@ -151,6 +151,7 @@ func TestSidecarImageFromARegistryWithCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	pulls.Store(0) // the pushes' own requests
 
 	ctx := e.ctx(t)
 	secret := &corev1.Secret{

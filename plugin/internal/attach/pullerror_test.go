@@ -22,10 +22,11 @@ func TestCredentialsRefusal(t *testing.T) {
 		name, message, want string // want "" is not a credentials refusal
 	}{
 		// This repository's own e2e cluster (containerd 1.6, kubelet 1.34) pulling from a
-		// registry with Basic authentication and no imagePullSecrets.
+		// registry with Basic authentication for a pod without imagePullSecrets
+		// (TestSidecarImageFromARegistryWithCredentials).
 		{"containerd, basic auth, no secret",
-			`Failed to pull image "127.0.0.1:40123/remocal/remocal-sidecar:e2e-x": failed to pull and unpack image "127.0.0.1:40123/remocal/remocal-sidecar:e2e-x": failed to resolve reference "127.0.0.1:40123/remocal/remocal-sidecar:e2e-x": pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials`,
-			"no basic auth credentials"},
+			`Failed to pull image "127.0.0.1:41879/remocal/remocal-sidecar:e2e-lt2w845h-denied": failed to pull and unpack image "127.0.0.1:41879/remocal/remocal-sidecar:e2e-lt2w845h-denied": failed to resolve reference "127.0.0.1:41879/remocal/remocal-sidecar:e2e-lt2w845h-denied": pulling from host 127.0.0.1:41879 failed with status code [manifests e2e-lt2w845h-denied]: 401 Unauthorized`,
+			"401 Unauthorized"},
 		// containerd/containerd#11103 (Harbor, containerd 1.7).
 		{"containerd, ECR proxy",
 			`failed to pull and unpack image "123456789101.dkr.ecr.ap-southeast-2.amazonaws.com/k8s-example/pause@sha256:7031c1b2": failed to resolve reference "123456789101.dkr.ecr.ap-southeast-2.amazonaws.com/k8s-example/pause@sha256:7031c1b2": pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials`,

@@ -127,13 +127,14 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 		if err != nil {
 			return false, nil
 		}
+		var failed []string // the kubelet's messages: the pull's error, then "Error: ErrImagePull"
 		for _, ev := range list.Items {
 			if ev.InvolvedObject.FieldPath != fieldPath {
 				continue
 			}
 			switch {
 			case ev.Type == corev1.EventTypeWarning && ev.Reason == "Failed":
-				return false, usererr.New(fmt.Sprintf("the sidecar cannot start: %s; check that the image exists and the node can pull it, or pass --sidecar-image", ev.Message))
+				failed = append(failed, ev.Message)
 			case ev.Reason == "Started":
 				// The kubelet says it started; the status follows within a second or two,
 				// unless it never will: after a node restart the kubelet runs a pod's old
@@ -149,9 +150,38 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 				}
 			}
 		}
+		if len(failed) > 0 {
+			return false, startFailure(p, name, failed)
+		}
 		return false, nil
 	})
 	return running, waitError(ctx, name, timeout, err)
+}
+
+// startFailure words the kubelet's Failed events of the sidecar: a registry's refusal for lack
+// of credentials in any of them, else the pull's own error rather than the kubelet's summary of
+// it ("Error: ErrImagePull"), whichever is listed first.
+func startFailure(p *corev1.Pod, name string, messages []string) error {
+	for _, m := range messages {
+		if line, ok := credentialsLine(p, sidecarImage(p, name), m); ok {
+			return usererr.Wrap(errors.New(m), line)
+		}
+	}
+	message := messages[0]
+	if i := slices.IndexFunc(messages, func(m string) bool { return !strings.HasPrefix(m, "Error: ") }); i >= 0 {
+		message = messages[i]
+	}
+	return usererr.New(fmt.Sprintf("the sidecar cannot start: %s; check that the image exists and the node can pull it, or pass --sidecar-image", message))
+}
+
+// sidecarImage is the image of the pod's ephemeral container name.
+func sidecarImage(p *corev1.Pod, name string) string {
+	for _, ec := range p.Spec.EphemeralContainers {
+		if ec.Name == name {
+			return ec.Image
+		}
+	}
+	return "the sidecar's image"
 }
 
 // sidecarState reports whether the sidecar runs, or why it never will.
@@ -170,6 +200,9 @@ func sidecarState(p *corev1.Pod, name string) (bool, error) {
 			w := s.State.Waiting
 			hint := ""
 			if strings.Contains(w.Reason, "Image") {
+				if line, ok := credentialsLine(p, s.Image, w.Message); ok {
+					return false, usererr.Wrap(errors.New(w.Message), line)
+				}
 				hint = fmt.Sprintf("; check that %s exists and the node can pull it, or pass --sidecar-image", s.Image)
 			}
 			return false, usererr.New(fmt.Sprintf("the sidecar cannot start: %s: %s%s", w.Reason, w.Message, hint))

@@ -118,3 +118,25 @@ func TestAddSidecarErrors(t *testing.T) {
 		})
 	}
 }
+
+// A pull that fails for another reason is reported with the pull's own error, not the kubelet's
+// summary "Error: ErrImagePull" that may be listed before it.
+func TestSidecarPullFailureNamesThePullError(t *testing.T) {
+	const missing = `Failed to pull image "registry.example/team/remocal-sidecar:v9": rpc error: code = NotFound desc = failed to pull and unpack image "registry.example/team/remocal-sidecar:v9": failed to resolve reference "registry.example/team/remocal-sidecar:v9": registry.example/team/remocal-sidecar:v9: not found`
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u1"}}
+	event := func(n, message string) *corev1.Event {
+		return &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: "web." + n, Namespace: "ns"},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web", UID: "u1", FieldPath: "spec.ephemeralContainers{remocal-abcde}"},
+			Reason:         "Failed",
+			Type:           corev1.EventTypeWarning,
+			Message:        message,
+		}
+	}
+	client := fake.NewClientset(pod, event("1", "Error: ErrImagePull"), event("2", missing))
+	_, err := waitSidecarRunning(t.Context(), client, pod, "remocal-abcde", 5*time.Second)
+	want := "the sidecar cannot start: " + missing + "; check that the image exists and the node can pull it, or pass --sidecar-image"
+	if err == nil || !usererr.Is(err) || err.Error() != want {
+		t.Fatalf("waitSidecarRunning = %v\nwant %s", err, want)
+	}
+}

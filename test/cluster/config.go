@@ -128,11 +128,15 @@ state = %q
 }
 
 // kubeletConfig: cgroup v1 with cgroupfs is all this kernel offers; image GC is off because
-// imported images cannot be pulled again.
+// imported images cannot be pulled again. The pods' logs are kept in the state directory, not in
+// the machine's /var/log/pods: a kubelet's container GC removes every directory there whose pod it
+// does not know, so two clusters on one machine would delete each other's logs (a sidecar's log
+// read then ends before its first line).
 func kubeletConfig(l layout, c credentials) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupRoot: %s
+podLogsDir: %s
 address: %s
 port: 10250
 readOnlyPort: 0
@@ -161,7 +165,7 @@ evictionHard:
   nodefs.available: 1%%
   imagefs.available: 1%%
 serializeImagePulls: false
-`, l.CgroupRoot, l.NodeIP, c.CA, l.containerdSocket(), l.NodeIP, l.path("kubelet", "resolv.conf"))
+`, l.CgroupRoot, l.podLogsDir(), l.NodeIP, c.CA, l.containerdSocket(), l.NodeIP, l.path("kubelet", "resolv.conf"))
 }
 
 // kubeProxyConfig leaves conntrack sysctls alone (maxPerCore 0): the sandbox may refuse them and

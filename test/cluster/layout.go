@@ -96,6 +96,7 @@ func (l layout) pkiDir() string            { return l.path("pki") }
 func (l layout) adminKubeconfig() string   { return l.path("admin.kubeconfig") }
 func (l layout) kubeletKubeconfig() string { return l.path("kubelet.kubeconfig") }
 func (l layout) kubeletRoot() string       { return l.path("kubelet") }
+func (l layout) podLogsDir() string        { return l.path("pod-logs") }
 func (l layout) cniConfDir() string        { return l.path("cni", "net.d") }
 func (l layout) containerdSocket() string  { return filepath.Join(l.RunDir, "containerd.sock") }
 func (l layout) containerdRoot() string    { return l.path("containerd") }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 
@@ -29,6 +30,9 @@ type attachFlags struct {
 	Transport    attach.Transport
 	// BreakLinkEvery is a hidden test flag: break the port-forward connection at this period.
 	BreakLinkEvery time.Duration
+	// DirectIPFamily is a hidden test flag: dial the direct path on the pod's address of this
+	// family only (IPv4 or IPv6).
+	DirectIPFamily string
 	// UserLabel is --user-label, of the commands whose sessions others see (exec,
 	// port-forward, doctor): AddUserLabelFlag.
 	UserLabel string
@@ -66,6 +70,8 @@ func (f *attachFlags) AddFlags(cmd *cobra.Command) {
 	fs.Var((*transportFlag)(&f.Transport), "transport", "how to reach the sidecar: "+transportUsage)
 	fs.DurationVar(&f.BreakLinkEvery, "debug-break-link-every", 0, "break the port-forward connection at this period (tests the link's recovery)")
 	_ = fs.MarkHidden("debug-break-link-every")
+	fs.StringVar(&f.DirectIPFamily, "debug-direct-ip-family", "", "dial the direct path on the pod's IPv4 or IPv6 address only (tests either family's path)")
+	_ = fs.MarkHidden("debug-direct-ip-family")
 	cmd.ValidArgsFunction = completeTarget(f.configFlags)
 	_ = cmd.RegisterFlagCompletionFunc("container", completeContainer(f.configFlags))
 }
@@ -117,6 +123,7 @@ func (f *attachFlags) Complete(target string, use attach.Use) (*attach.Attacher,
 		MaxLifetime:    f.MaxLifetime,
 		Transport:      f.Transport,
 		BreakLinkEvery: f.BreakLinkEvery,
+		DirectFamily:   corev1.IPFamily(f.DirectIPFamily),
 		Use:            use,
 		Label:          f.userLabel(),
 	}), nil
@@ -132,6 +139,11 @@ func (f *attachFlags) Validate() error {
 	}
 	if f.SidecarImage == "" {
 		return errors.New("--sidecar-image must not be empty")
+	}
+	switch corev1.IPFamily(f.DirectIPFamily) {
+	case "", corev1.IPv4Protocol, corev1.IPv6Protocol:
+	default:
+		return fmt.Errorf("--debug-direct-ip-family must be %s or %s, not %q", corev1.IPv4Protocol, corev1.IPv6Protocol, f.DirectIPFamily)
 	}
 	return validateUserLabel(f.UserLabel)
 }

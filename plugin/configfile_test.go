@@ -272,7 +272,7 @@ func TestConfigKeysAreTheFlags(t *testing.T) {
 	}
 	// Not keys: the file cannot name another file, a test flag stays off it, and doctor's
 	// report format is not a session's setting.
-	notKeys := []string{configfile.Flag, "debug-break-link-every", "output"}
+	notKeys := []string{configfile.Flag, "debug-break-link-every", "debug-direct-ip-family", "output"}
 	// kubectl's connection flags: the file holds the two that pick where, not credentials.
 	global := []string{"namespace", "context"}
 

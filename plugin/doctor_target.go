@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -185,7 +186,7 @@ func (o *DoctorOptions) linkChecks(ctx context.Context, pod *corev1.Pod, ec core
 	return []check{direct, forward, env}, sess != nil
 }
 
-// directCheck is exec's direct path: QUIC over UDP to the pod IP, given up after 1.5 s.
+// directCheck is exec's direct path: QUIC over UDP to the pod's IPs, given up after 1.5 s.
 func (o *DoctorOptions) directCheck(ctx context.Context, paths attach.Paths, pod *corev1.Pod, port int, ec corev1.EphemeralContainer) (check, *attach.Session) {
 	c := check{Name: "direct UDP"}
 	if o.Transport == attach.TransportPortForward {
@@ -201,15 +202,15 @@ func (o *DoctorOptions) directCheck(ctx context.Context, paths attach.Paths, pod
 		return row, nil
 	}
 	begin := time.Now()
-	sess, err := paths.Direct(ctx)
+	sess, addr, err := paths.Direct(ctx)
 	if err != nil {
 		c.Status = statusFail
-		c.Detail = fmt.Sprintf("no QUIC answer from %s:%d: %v", pod.Status.PodIP, port, err)
+		c.Detail = fmt.Sprintf("no QUIC answer on port %d: %v", port, err)
 		c.Fix = "--transport direct needs the pod network routable from here (a node, a VPN), and no session of this sidecar on the port-forward path only (the sidecar pauses its direct path then); the default (auto) falls back to port-forward"
 		return c, nil
 	}
 	c.Status = statusOK
-	c.Detail = fmt.Sprintf("QUIC to %s:%d answered in %s", pod.Status.PodIP, port, time.Since(begin).Round(time.Millisecond))
+	c.Detail = fmt.Sprintf("QUIC to %s answered in %s", netip.AddrPortFrom(addr, uint16(port)), time.Since(begin).Round(time.Millisecond))
 	return c, sess
 }
 

@@ -17,10 +17,11 @@ func TestDoctorCommandLine(t *testing.T) {
 		}
 	}
 	for args, want := range map[string]string{
-		"doctor -o xml":                `--output must be 'json' or 'yaml', not "xml" (see 'kubectl remocal doctor --help')`,
-		"doctor pod/a pod/b":           "accepts at most 1 arg(s), received 2",
-		"doctor pod/a --ttl=0s":        "--start-timeout, --ttl and --max-lifetime must be positive",
-		"doctor pod/a --transport udp": `--transport must be auto, direct or port-forward, not "udp"`,
+		"doctor -o xml":                            `--output must be 'json' or 'yaml', not "xml" (see 'kubectl remocal doctor --help')`,
+		"doctor pod/a pod/b":                       "accepts at most 1 arg(s), received 2",
+		"doctor pod/a --ttl=0s":                    "--start-timeout, --ttl and --max-lifetime must be positive",
+		"doctor pod/a --transport udp":             `--transport must be auto, direct or port-forward, not "udp"`,
+		"doctor pod/a --debug-direct-ip-family v6": `--debug-direct-ip-family must be IPv4 or IPv6, not "v6"`,
 	} {
 		_, _, err := execute(t, strings.Fields(args)...)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -42,7 +42,7 @@ func ensureCredentials(l layout) (credentials, error) {
 		{&c.APIServer, pki.Subject{
 			Name: "apiserver", CommonName: "kube-apiserver", Server: true,
 			DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-			IPs:      []net.IP{l.NodeIP, net.IPv4(127, 0, 0, 1).To4(), l.ServiceIP},
+			IPs:      []net.IP{l.NodeIP, l.NodeIP6, net.IPv4(127, 0, 0, 1).To4(), l.ServiceIP},
 		}},
 		{&c.Admin, pki.Subject{Name: "admin", CommonName: "remocal-admin", Organization: []string{"system:masters"}}},
 		{&c.Kubelet, pki.Subject{Name: "kubelet", CommonName: "system:node:" + l.NodeName, Organization: []string{"system:nodes"}}},
@@ -128,10 +128,15 @@ state = %q
 }
 
 // kubeletConfig: cgroup v1 with cgroupfs is all this kernel offers; image GC is off because
-// imported images cannot be pulled again.
+// imported images cannot be pulled again. The pods' logs are kept in the state directory, not in
+// the machine's /var/log/pods: a kubelet's container GC removes every directory there whose pod it
+// does not know, so two clusters on one machine would delete each other's logs (a sidecar's log
+// read then ends before its first line).
 func kubeletConfig(l layout, c credentials) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
+cgroupRoot: %s
+podLogsDir: %s
 address: %s
 port: 10250
 readOnlyPort: 0
@@ -160,11 +165,12 @@ evictionHard:
   nodefs.available: 1%%
   imagefs.available: 1%%
 serializeImagePulls: false
-`, l.NodeIP, c.CA, l.containerdSocket(), l.NodeIP, l.path("kubelet", "resolv.conf"))
+`, l.CgroupRoot, l.podLogsDir(), l.NodeIP, c.CA, l.containerdSocket(), l.NodeIP, l.path("kubelet", "resolv.conf"))
 }
 
 // kubeProxyConfig leaves conntrack sysctls alone (maxPerCore 0): the sandbox may refuse them and
-// the defaults are plenty for a test node.
+// the defaults are plenty for a test node. With a cluster CIDR of each family, kube-proxy runs
+// one proxier per family (iptables and ip6tables).
 func kubeProxyConfig(l layout) string {
 	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -178,11 +184,12 @@ metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: 127.0.0.1:10256
 conntrack:
   maxPerCore: 0
-`, l.adminKubeconfig(), l.PodCIDR, l.NodeName, l.NodeIP)
+`, l.adminKubeconfig(), l.PodCIDR+","+l.PodCIDR6, l.NodeName, l.NodeIP)
 }
 
 // cniConfig: pods only talk to each other, to Services and to the node's address, so no
-// masquerading is needed; hairpin lets a pod reach itself through its own Service.
+// masquerading is needed; hairpin lets a pod reach itself through its own Service. host-local
+// gives each pod one address of each range: IPv4 first, so it is the pod's primary IP.
 func cniConfig(l layout) string {
 	return fmt.Sprintf(`{
   "cniVersion": "0.4.0",
@@ -196,14 +203,14 @@ func cniConfig(l layout) string {
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
-        "ranges": [[{"subnet": %q, "gateway": %q}]],
-        "routes": [{"dst": "0.0.0.0/0"}],
+        "ranges": [[{"subnet": %q, "gateway": %q}], [{"subnet": %q, "gateway": %q}]],
+        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
         "dataDir": %q
       }
     }
   ]
 }
-`, l.PodLink, l.PodCIDR, l.PodGateway, l.path("cni", "ipam"))
+`, l.PodLink, l.PodCIDR, l.PodGateway, l.PodCIDR6, l.PodGateway6, l.path("cni", "ipam"))
 }
 
 // corefile serves the cluster domain from the API and answers NXDOMAIN for every other name: the

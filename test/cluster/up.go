@@ -42,9 +42,14 @@ func (h *harness) up(ctx context.Context) error {
 		if err := hostnet.EnableForwarding(); err != nil {
 			return err
 		}
-		return hostnet.EnsureNodeAddress(ctx, l.NodeLink, l.NodeIP, l.TestBed)
+		return hostnet.EnsureNodeAddress(ctx, l.NodeLink, []net.IP{l.NodeIP, l.NodeIP6}, []string{l.TestBed, l.TestBed6})
 	}); err != nil {
 		return err
+	}
+	if l.CgroupRoot != "/" {
+		if err := h.step("create the kubelet's cgroup root "+l.CgroupRoot, func() error { return ensureCgroupRoot(l.CgroupRoot) }); err != nil {
+			return err
+		}
 	}
 	if err := h.step("check that the cluster's ports are free", func() error { return portsFree(ctx, l) }); err != nil {
 		return err

@@ -48,7 +48,10 @@ type Config struct {
 	// BreakLinkEvery, when set, breaks the port-forward connection at that period: a test of
 	// the link's recovery through the real binary.
 	BreakLinkEvery time.Duration
-	Use            Use
+	// DirectFamily, when set, keeps the direct path to the pod's address of that family: a
+	// test of either family's path on a dual-stack cluster.
+	DirectFamily corev1.IPFamily
+	Use          Use
 	// Label names the user in the sidecar's listing of its sessions (wire.CheckLabel holds);
 	// "" for none.
 	Label string

@@ -8,7 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -31,7 +32,10 @@ type linkParams struct {
 	pod        *corev1.Pod
 	port       int
 	mode       Transport
-	tls        *tls.Config
+	// family, when set, keeps the direct path to the pod's address of that family: a test of
+	// the IPv6 path on a cluster whose primary family is IPv4.
+	family corev1.IPFamily
+	tls    *tls.Config
 	// breakEvery, when set, breaks the port-forward connection at that period: a test of the
 	// link's recovery through the real binary.
 	breakEvery time.Duration
@@ -51,17 +55,17 @@ type Session struct {
 	closers []io.Closer
 }
 
-// dialSession connects to the sidecar, directly over UDP when the pod IP answers, else through a
+// dialSession connects to the sidecar, directly over UDP when a pod IP answers, else through a
 // port-forward, and says hello. It reports which path it took.
 func dialSession(ctx context.Context, p linkParams) (*Session, string, error) {
 	var errs []error
-	if p.mode != TransportPortForward && p.pod.Status.PodIP != "" {
-		s, err := dialDirect(ctx, p)
+	if addrs := podAddrs(p.pod, p.family); p.mode != TransportPortForward && len(addrs) > 0 {
+		s, addr, err := dialDirect(ctx, p, addrs)
 		if err == nil {
-			return s, "direct UDP to " + p.pod.Status.PodIP, nil
+			return s, "direct UDP to " + addr.String(), nil
 		}
 		if p.mode == TransportDirect {
-			return nil, "", usererr.Wrap(err, fmt.Sprintf("cannot reach the sidecar at %s over UDP: %v (try --transport port-forward)", p.pod.Status.PodIP, err))
+			return nil, "", usererr.Wrap(err, fmt.Sprintf("cannot reach the sidecar at %s over UDP: %v (try --transport port-forward)", joinAddrs(addrs), err))
 		}
 		if errors.Is(err, transport.ErrPinMismatch) {
 			return nil, "", err
@@ -77,24 +81,52 @@ func dialSession(ctx context.Context, p linkParams) (*Session, string, error) {
 	return s, "port-forward", nil
 }
 
-func dialDirect(ctx context.Context, p linkParams) (*Session, error) {
+// dialDirect dials the sidecar on the first of the pod's addresses to answer (see firstAnswer)
+// and says hello there. It returns the address it took.
+func dialDirect(ctx context.Context, p linkParams, addrs []netip.Addr) (*Session, netip.Addr, error) {
+	probeCtx, cancel := context.WithTimeout(ctx, directProbeTimeout)
+	defer cancel()
+	link, addr, err := firstAnswer(probeCtx, addrs, func(ctx context.Context, addr netip.Addr) (*directLink, error) {
+		return dialDirectLink(ctx, netip.AddrPortFrom(addr, uint16(p.port)), p.tls)
+	})
+	if err != nil {
+		return nil, netip.Addr{}, err
+	}
+	s, err := newSession(ctx, link.conn, p, directLanes(link.to.String(), p.tls), link.udp)
+	return s, addr, err
+}
+
+// directLink is a QUIC connection to the sidecar on one pod address, and its UDP socket.
+type directLink struct {
+	to   netip.AddrPort
+	conn *quic.Conn
+	udp  *net.UDPConn
+}
+
+func dialDirectLink(ctx context.Context, to netip.AddrPort, tlsConf *tls.Config) (*directLink, error) {
 	udp, err := net.ListenUDP("udp", nil)
 	if err != nil {
 		return nil, err
 	}
-	addr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(p.pod.Status.PodIP, strconv.Itoa(p.port)))
+	conn, err := transport.Dial(ctx, udp, net.UDPAddrFromAddrPort(to), tlsConf)
 	if err != nil {
 		udp.Close()
 		return nil, err
 	}
-	probeCtx, cancel := context.WithTimeout(ctx, directProbeTimeout)
-	defer cancel()
-	conn, err := transport.Dial(probeCtx, udp, addr, p.tls)
-	if err != nil {
-		udp.Close()
-		return nil, err
+	return &directLink{to: to, conn: conn, udp: udp}, nil
+}
+
+// Close ends a link that lost the race to another address.
+func (l *directLink) Close() error {
+	return errors.Join(l.conn.CloseWithError(0, "another pod address answered first"), l.udp.Close())
+}
+
+func joinAddrs(addrs []netip.Addr) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
 	}
-	return newSession(ctx, conn, p, directLanes(addr.AddrPort().String(), p.tls), udp)
+	return strings.Join(s, " and ")
 }
 
 func dialPortForward(ctx context.Context, p linkParams) (*Session, error) {
@@ -210,9 +242,10 @@ func (a *Attacher) Paths(ctx context.Context, pod *corev1.Pod, name string, port
 	return Paths{link: linkParams{restConfig: a.RESTConfig, pod: pod, port: port, tls: transport.ClientTLS(id, serverPin)}}, nil
 }
 
-// Direct is the direct path: QUIC over UDP to the pod IP, given up after 1.5 s.
-func (p Paths) Direct(ctx context.Context) (*Session, error) {
-	return dialDirect(ctx, p.link)
+// Direct is the direct path: QUIC over UDP to the first pod IP to answer, given up after 1.5 s.
+// It returns the address that answered.
+func (p Paths) Direct(ctx context.Context) (*Session, netip.Addr, error) {
+	return dialDirect(ctx, p.link, podAddrs(p.link.pod, ""))
 }
 
 // PortForward is the fallback path: QUIC carried in a port-forward through the API server.

@@ -94,6 +94,7 @@ func (a *Attacher) connect(ctx context.Context, pod *corev1.Pod, name string, po
 		mode:       a.Transport,
 		tls:        transport.ClientTLS(id, serverPin),
 		breakEvery: a.BreakLinkEvery,
+		family:     a.DirectFamily,
 		inspect:    a.Use.Inspect,
 		label:      a.Label,
 	})

@@ -15,36 +15,49 @@ import (
 	"strings"
 )
 
-// EnsureNodeAddress gives the host a stable, non-loopback address for the node: the kubelet, the
-// API server and cluster DNS bind to it, and `kubectl logs/exec/port-forward` need it (with only
-// loopback the API server answers "no preferred addresses found"). This kernel has no "dummy"
-// link type, so the address lives on an otherwise empty bridge.
+// EnsureNodeAddress gives the host stable, non-loopback addresses for the node, one per family:
+// the kubelet, the API server and cluster DNS bind to them, and `kubectl logs/exec/port-forward`
+// need one (with only loopback the API server answers "no preferred addresses found"). This
+// kernel has no "dummy" link type, so the addresses live on an otherwise empty bridge.
 //
-// The whole range contain is routed onto that bridge too. Without it, an address of the range
+// Each range of contain is routed onto that bridge too. Without it, an address of the range
 // that no local route covers would leave by the default route: a ClusterIP before kube-proxy has
 // programmed it (seen answered "404" by something off the machine) or a pod IP after its bridge
 // is gone. On the empty bridge such packets find no neighbour and fail here. Locally generated
 // packets to a Service still work: kube-proxy's DNAT in OUTPUT re-routes them to the pod bridge.
-func EnsureNodeAddress(ctx context.Context, link string, ip net.IP, contain string) error {
+func EnsureNodeAddress(ctx context.Context, link string, ips []net.IP, contain []string) error {
 	if !LinkExists(link) {
 		if err := run(ctx, "ip", "link", "add", link, "type", "bridge"); err != nil {
 			return err
 		}
 	}
-	cidr := ip.String() + "/32"
 	out, err := output(ctx, "ip", "-o", "addr", "show", "dev", link)
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(out, " "+cidr+" ") {
-		if err := run(ctx, "ip", "addr", "add", cidr, "dev", link); err != nil {
+	for _, ip := range ips {
+		args := []string{"addr", "add", ip.String() + "/32", "dev", link}
+		if ip.To4() == nil {
+			// nodad: the bridge has no ports, so no carrier, and duplicate address detection
+			// would leave the address tentative (not bindable) for as long as that lasts.
+			args = []string{"addr", "add", ip.String() + "/128", "dev", link, "nodad"}
+		}
+		if strings.Contains(out, " "+args[2]+" ") {
+			continue
+		}
+		if err := run(ctx, "ip", args...); err != nil {
 			return err
 		}
 	}
 	if err := run(ctx, "ip", "link", "set", link, "up"); err != nil {
 		return err
 	}
-	return run(ctx, "ip", "route", "replace", contain, "dev", link)
+	for _, r := range contain {
+		if err := run(ctx, "ip", "route", "replace", r, "dev", link); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteLinks removes the named links; links that do not exist are skipped.
@@ -58,12 +71,14 @@ func DeleteLinks(ctx context.Context, links ...string) error {
 	return errors.Join(errs...)
 }
 
-// EnableForwarding turns on what a Kubernetes node requires: IP forwarding, and bridged traffic
+// EnableForwarding turns on what a Kubernetes node requires: IP forwarding of both families (a
+// dual-stack node routes its pods' IPv6 too), and bridged traffic
 // passing through iptables so that kube-proxy's Service rules also apply between two pods on the
 // same bridge (otherwise a pod's reply to another pod bypasses the Service's reverse NAT).
 func EnableForwarding() error {
 	settings := map[string]string{
 		"net/ipv4/ip_forward":                 "1",
+		"net/ipv6/conf/all/forwarding":        "1",
 		"net/bridge/bridge-nf-call-iptables":  "1",
 		"net/bridge/bridge-nf-call-ip6tables": "1",
 	}

@@ -76,9 +76,9 @@ type peers struct {
 	idle *idleTimer
 	// sessions lists this sidecar's sessions for another sidecar's listing.
 	sessions func() wire.SessionsReply
-	open    *semaphore.Weighted
-	refusal *ratelog.Limiter
-	wg      sync.WaitGroup
+	open     *semaphore.Weighted
+	refusal  *ratelog.Limiter
+	wg       sync.WaitGroup
 }
 
 // newPeers serves in's shares to the pod's other sidecars, and the sessions listings; a share

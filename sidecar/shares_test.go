@@ -95,7 +95,9 @@ func sharingSidecar(t *testing.T, name string) *incoming {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = newPeers(log, in, newIdleTimer(time.Hour), func() wire.SessionsReply { return wire.SessionsReply{Sessions: []wire.SessionInfo{{Label: name + "-user"}}} }).serve(ctx, ln)
+		_ = newPeers(log, in, newIdleTimer(time.Hour), func() wire.SessionsReply {
+			return wire.SessionsReply{Sessions: []wire.SessionInfo{{Label: name + "-user"}}}
+		}).serve(ctx, ln)
 	}()
 	t.Cleanup(func() {
 		cancel()

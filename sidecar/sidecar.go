@@ -166,7 +166,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		// sidecars shared ports.
 		logger.WarnContext(ctx, "the pod's other sidecars cannot share ports with this one", "err", err)
 	} else if peerLn != nil {
-		g.Go(func() error { return newPeers(logger, srv.in, srv.idle, func() wire.SessionsReply { return srv.ownSessions(nil) }).serve(ctx, peerLn) })
+		g.Go(func() error {
+			return newPeers(logger, srv.in, srv.idle, func() wire.SessionsReply { return srv.ownSessions(nil) }).serve(ctx, peerLn)
+		})
 	}
 	g.Go(func() error {
 		lifetime := time.NewTimer(cfg.MaxLifetime)

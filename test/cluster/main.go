@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/remocal/kubectl-remocal/test/cluster/kubebuild"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -64,7 +66,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// The binaries of the version alone, into the cache: a cluster of another version
 		// may run meanwhile.
 		var bins binaries
-		return h.buildBinaries(ctx, &bins)
+		if err := h.buildBinaries(ctx, &bins); err != nil {
+			return err
+		}
+		// And the kubectl the e2e tests use with that cluster (krew's test).
+		return h.step("kubectl "+kubebuild.KubernetesVersion(), func() error {
+			_, _, err := kubebuild.Builder{CacheDir: h.layout.CacheDir, Log: io.Discard}.Kubectl(ctx, kubebuild.KubernetesVersion())
+			return err
+		})
 	case "load":
 		if len(rest) == 0 {
 			return errors.New("load: name at least one image tarball")

@@ -130,7 +130,13 @@ func joinAddrs(addrs []netip.Addr) string {
 }
 
 func dialPortForward(ctx context.Context, p linkParams) (*Session, error) {
+	// The QUIC link and the lanes ride port-forward connections of their own. On one
+	// connection the link's packets, the lanes' acknowledgements among them, would queue
+	// behind the lanes' bytes at every hop of the chain (the plugin's socket, the API server,
+	// the kubelet, containerd: one TCP connection each), and a lane's resend window would fill
+	// while its acknowledgements wait. Each connection is re-dialled on its own when it drops.
 	fw := newPortForwarder(p.restConfig, p.pod, p.port)
+	lanes := newPortForwarder(p.restConfig, p.pod, p.port)
 	// The transport logs through klog, so -v controls it like everything else.
 	logger := slog.New(logr.ToSlogHandler(klog.Background()))
 	// The port-forward lives until the session closes, not until ctx ends: ctx is cancelled by
@@ -155,14 +161,16 @@ func dialPortForward(ctx context.Context, p linkParams) (*Session, error) {
 		return nil, err
 	}
 	if p.breakEvery > 0 {
-		go breakPeriodically(life, fw, p.breakEvery)
+		go breakPeriodically(life, p.breakEvery, fw, lanes)
 	}
 	// pc closes first: its Close sends what the session queued last (the QUIC connection's
 	// close) before the stream goes, and cancelling its context first would drop that.
-	return newSession(ctx, conn, p, fw.Dial, pc, closerFunc(cancel), fw)
+	return newSession(ctx, conn, p, lanes.Dial, pc, closerFunc(cancel), fw, lanes)
 }
 
-func breakPeriodically(ctx context.Context, fw *portForwarder, every time.Duration) {
+// breakPeriodically breaks the port-forward connections every period, as an API server
+// restart would break them all.
+func breakPeriodically(ctx context.Context, every time.Duration, fws ...*portForwarder) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -171,7 +179,9 @@ func breakPeriodically(ctx context.Context, fw *portForwarder, every time.Durati
 			return
 		case <-t.C:
 			klog.V(1).Info("breaking the port-forward connection (--debug-break-link-every)")
-			fw.Break()
+			for _, fw := range fws {
+				fw.Break()
+			}
 		}
 	}
 }

@@ -144,7 +144,7 @@ func (f *portForwarder) connect(ctx context.Context) (httpstream.Connection, err
 		return nil, err
 	}
 	spdyDialer := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: rt}, http.MethodPost, url)
-	wsDialer, err := portforward.NewSPDYOverWebsocketDialerForStreaming(url, f.restConfig)
+	wsDialer, err := newTunnelDialer(url, f.restConfig)
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,10 @@ type tcpRelay struct {
 
 	mu      sync.Mutex
 	waiting map[netip.AddrPort]*halfPair
+	// active are the relays running, by their program's end: close ends them, since a pod's
+	// side that never ends (a lane whose sidecar went silent) would keep its relay, and the
+	// supervisor's Close, waiting forever.
+	active  map[*net.TCPConn]Conn
 	stopped bool // close was called: no relay starts, so that wg.Add never races serve's Wait
 	wg      sync.WaitGroup
 }
@@ -47,7 +51,7 @@ func newTCPRelay(log *slog.Logger) (*tcpRelay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer relay: %w", err)
 	}
-	r := &tcpRelay{log: log, v4: v4, waiting: map[netip.AddrPort]*halfPair{}}
+	r := &tcpRelay{log: log, v4: v4, waiting: map[netip.AddrPort]*halfPair{}, active: map[*net.TCPConn]Conn{}}
 	if v6, err := net.ListenTCP("tcp6", &net.TCPAddr{IP: net.IPv6loopback}); err == nil {
 		r.v6 = v6
 	}
@@ -89,6 +93,10 @@ func (r *tcpRelay) close() {
 		h.expiry.Stop()
 		h.closeAll()
 		delete(r.waiting, key)
+	}
+	for local, pod := range r.active {
+		local.Close()
+		pod.Close()
 	}
 	r.mu.Unlock()
 }
@@ -204,10 +212,16 @@ func (r *tcpRelay) start(local *net.TCPConn, pod Conn, onDone func()) {
 		return
 	}
 	r.wg.Add(1)
+	r.active[local] = pod
 	r.mu.Unlock()
 	go func() {
 		defer r.wg.Done()
 		defer onDone()
+		defer func() {
+			r.mu.Lock()
+			delete(r.active, local)
+			r.mu.Unlock()
+		}()
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

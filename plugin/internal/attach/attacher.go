@@ -209,7 +209,7 @@ func (a *Attacher) add(ctx context.Context, p *progress.Printer, t *Target, pin 
 	pod := t.Pod
 	flags := sidecarapi.Flags{
 		ClientPin:   pin,
-		Port:        40000 + rand.IntN(20000),
+		Port:        sidecarPort(),
 		TTL:         a.TTL,
 		MaxLifetime: a.MaxLifetime,
 		Direct:      a.Transport != TransportPortForward,
@@ -236,3 +236,8 @@ func (a *Attacher) add(ctx context.Context, p *progress.Printer, t *Target, pin 
 	p.Step("sidecar running")
 	return Added{Sidecar: ec, Port: flags.Port, Pod: pod}, nil
 }
+
+// sidecarPort picks the port a new sidecar listens on: below Linux's default range of client
+// ports (32768-60999), whose TIME_WAIT leftovers of the pod's own connections made a port in it
+// refuse the sidecar's listen (bind: address already in use).
+func sidecarPort() int { return 10000 + rand.IntN(20000) }

@@ -17,7 +17,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -128,7 +130,11 @@ func TestSidecarImageFromARegistryWithCredentials(t *testing.T) {
 	pl := e.plugin(t)
 	login := &registryLogin{user: "team", password: rand.String(16)}
 	host, pulls := startRegistry(t, login)
-	multiArch := sidecarIndex(t, pl)
+	// An image of its own: from Kubernetes 1.35 on, once the node has pulled an image with a
+	// pod's credentials, it checks the credentials of every other pod that uses the same
+	// image (KubeletEnsureSecretPulledImages), so the sidecar image loaded for the other
+	// tests, pulled here under a registry's name, would then be pulled from ghcr.io for them.
+	multiArch := relabelled(t, sidecarIndex(t, pl), "remocal.e2e/registry-with-credentials")
 
 	// The push goes the way `docker login` and then `make image-push` go: the credentials
 	// stored for the registry in the Docker configuration.
@@ -206,4 +212,35 @@ func TestSidecarImageFromARegistryWithCredentials(t *testing.T) {
 			t.Fatal("the node never asked the registry for the image with the pod's credentials")
 		}
 	})
+}
+
+// relabelled is idx with a label on each image's configuration: the same image under another
+// ID, which the node tells apart from idx's.
+func relabelled(t *testing.T, idx v1.ImageIndex, label string) v1.ImageIndex {
+	t.Helper()
+	manifest, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adds []mutate.IndexAddendum
+	for _, desc := range manifest.Manifests {
+		img, err := idx.Image(desc.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = cfg.DeepCopy()
+		if cfg.Config.Labels == nil {
+			cfg.Config.Labels = map[string]string{}
+		}
+		cfg.Config.Labels[label] = "true"
+		if img, err = mutate.ConfigFile(img, cfg); err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: desc.Platform}})
+	}
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, manifest.MediaType), adds...)
 }

@@ -2,9 +2,10 @@ package layer
 
 import (
 	"log/slog"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/internal/testnet"
 )
 
 // close ends the relays still running, whose pod side might never end by itself (a lane whose
@@ -14,9 +15,9 @@ func TestRelayCloseEndsActiveRelays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	program, local := tcpPairForTest(t)
+	program, local := testnet.TCPPair(t)
 	defer program.Close()
-	podEnd, silent := tcpPairForTest(t) // the pod's side: silent never writes or closes
+	podEnd, silent := testnet.TCPPair(t) // the pod's side: silent never writes or closes
 	defer silent.Close()
 	done := make(chan struct{})
 	r.start(local, podEnd, func() { close(done) })
@@ -27,22 +28,4 @@ func TestRelayCloseEndsActiveRelays(t *testing.T) {
 		t.Fatal("a relay whose pod side never ends outlived close")
 	}
 	r.wg.Wait()
-}
-
-func tcpPairForTest(t *testing.T) (*net.TCPConn, *net.TCPConn) {
-	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.AcceptTCP()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, s
 }

@@ -52,24 +52,7 @@ func quicPair(t *testing.T) (sidecarEnd, pluginEnd *quic.Conn) {
 }
 
 // tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.AcceptTCP()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c, s
-}
+func tcpPair(t *testing.T) (client, server *net.TCPConn) { return testnet.TCPPair(t) }
 
 func TestMirrorPassesThroughAndCopiesWhatTheClientSends(t *testing.T) {
 	sidecarEnd, pluginEnd := quicPair(t)

@@ -94,7 +94,9 @@ func TestSidecarImageFromARegistry(t *testing.T) {
 	e.deployEcho(t)
 	pl := e.plugin(t)
 	host, pulls := startRegistry(t, nil)
-	multiArch := sidecarIndex(t, pl)
+	// An image of its own, as in the credentials test below: the node tells it apart from the
+	// sidecar image loaded for the other tests.
+	multiArch := relabelled(t, sidecarIndex(t, pl), "remocal.e2e/registry")
 	// A tag of its own each run: the node must not have it already.
 	image := fmt.Sprintf("%s/remocal/remocal-sidecar:e2e-%s", host, rand.String(8))
 	if err := ociimage.Push(e.ctx(t), image, multiArch); err != nil {
@@ -130,10 +132,10 @@ func TestSidecarImageFromARegistryWithCredentials(t *testing.T) {
 	pl := e.plugin(t)
 	login := &registryLogin{user: "team", password: rand.String(16)}
 	host, pulls := startRegistry(t, login)
-	// An image of its own: from Kubernetes 1.35 on, once the node has pulled an image with a
-	// pod's credentials, it checks the credentials of every other pod that uses the same
-	// image (KubeletEnsureSecretPulledImages), so the sidecar image loaded for the other
-	// tests, pulled here under a registry's name, would then be pulled from ghcr.io for them.
+	// An image of its own: from Kubernetes 1.35 on, once the node has pulled an image from a
+	// registry, it checks every other pod's right to the same image by pulling it again
+	// (KubeletEnsureSecretPulledImages), so the sidecar image loaded for the other tests,
+	// pulled here under a registry's name, would then be pulled from ghcr.io for them.
 	multiArch := relabelled(t, sidecarIndex(t, pl), "remocal.e2e/registry-with-credentials")
 
 	// The push goes the way `docker login` and then `make image-push` go: the credentials

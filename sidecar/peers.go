@@ -168,39 +168,58 @@ func (p *peers) refuse(ctx context.Context, c *net.UnixConn, why string) {
 	}
 }
 
-// otherSidecarsSessions asks the pod's other sidecars for their sessions, each within a second:
-// they are found by their peer sockets, which /proc/net/unix lists for the network namespace
-// of its reader. A sidecar that does not answer is left out, and so is the remainder past what
-// one listing holds.
+// Bounds on what a listing asks of the other sidecars: anything in the pod can bind peer
+// sockets, so neither their number nor their answers may make a listing slow or too large.
+const (
+	// maxPeersAsked bounds the sidecars asked; a pod has a few.
+	maxPeersAsked = 32
+	// maxOtherSessions bounds the sessions taken from them, well within what one listing
+	// holds beside this sidecar's own (at most maxClients).
+	maxOtherSessions = 128
+)
+
+// otherSidecarsSessions asks the pod's other sidecars for their sessions, all at once, within a
+// second: they are found by their peer sockets, which /proc/net/unix lists for the network
+// namespace of its reader. A sidecar that does not answer is left out, and so is the remainder
+// past the bounds above.
 func otherSidecarsSessions(ctx context.Context, log *slog.Logger, self string) []wire.SessionInfo {
 	names, err := peerNames()
 	if err != nil {
 		log.WarnContext(ctx, "list the pod's other sidecars", "err", err)
 		return nil
 	}
+	names = slices.DeleteFunc(names, func(name string) bool { return name == self })
+	names = names[:min(len(names), maxPeersAsked)]
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	lists := make([][]wire.SessionInfo, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			list, err := askSessions(ctx, name)
+			if err != nil {
+				log.InfoContext(ctx, "another sidecar of the pod did not list its sessions", "sidecar", name, "err", err)
+			}
+			lists[i] = list
+		})
+	}
+	wg.Wait()
 	var all []wire.SessionInfo
-	for _, name := range names {
-		if name == self {
-			continue
-		}
-		list, err := askSessions(ctx, name)
-		if err != nil {
-			log.InfoContext(ctx, "another sidecar of the pod did not list its sessions", "sidecar", name, "err", err)
-			continue
-		}
+	for i, list := range lists {
 		for _, s := range list {
+			if len(all) == maxOtherSessions {
+				return all
+			}
 			s.Mine = false
-			s.Sidecar = name // what it may not claim: to be another sidecar
+			s.Sidecar = names[i] // what it may not claim: to be another sidecar
 			all = append(all, s)
 		}
 	}
 	return all
 }
 
-// askSessions asks the sidecar named name for its sessions.
+// askSessions asks the sidecar named name for its sessions, within ctx.
 func askSessions(ctx context.Context, name string) ([]wire.SessionInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
 	c, err := dialPeer(ctx, name)
 	if err != nil {
 		return nil, err

@@ -257,7 +257,20 @@ func TestOtherSidecarsSessions(t *testing.T) {
 	}
 	sharingSidecar(t, "remocal-first")
 	sharingSidecar(t, "remocal-second")
+	// Anything in the pod may bind a peer socket and never answer: the listing waits a
+	// second for all of them together, not a second each.
+	for i := range 5 {
+		silent, err := listenPeers(fmt.Sprintf("remocal-silent-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+	}
+	began := time.Now()
 	got := otherSidecarsSessions(t.Context(), slog.New(slog.DiscardHandler), "remocal-second")
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("listing with 5 silent peers took %s; want about a second", took)
+	}
 	if len(got) != 1 || got[0].Sidecar != "remocal-first" || got[0].Label != "remocal-first-user" || got[0].Mine {
 		t.Fatalf("sessions of the other sidecars = %+v; want remocal-first's one", got)
 	}

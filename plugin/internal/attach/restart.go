@@ -14,9 +14,10 @@ import (
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
 
-// follow watches the target container's status until ctx ends, and renews the session at each
-// restart. The end of the link (the sidecar killed with the container) reads the status at
-// once rather than at the next tick.
+// follow reads the target pod's status until ctx ends: at each restart of the target container
+// it renews the session, and when the pod goes away it follows a workload to its next pod or
+// ends the session (podgone.go). The end of the link (the sidecar killed with the container)
+// reads the status at once rather than at the next tick.
 func (l *Live) follow(ctx context.Context) {
 	tick := time.NewTicker(restartCheckPeriod)
 	defer tick.Stop()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,6 +29,7 @@ type http1Proxy struct {
 // routedUpstream is where the requests a filter matches go.
 type routedUpstream struct {
 	filter   Filter
+	handOver func(client net.Conn, buffered []byte) bool // see Route.HandOver
 	upstream *upstream
 }
 
@@ -44,7 +47,15 @@ func (p *http1Proxy) serve(ctx context.Context) error {
 		case err != nil:
 			return fmt.Errorf("read request: %w", err)
 		}
-		more, err := p.exchange(ctx, req)
+		route := p.route(req)
+		if route != nil && route.handOver != nil && route.handOver(p.client.conn, p.unrelayed(req)) {
+			return ErrHandedOver
+		}
+		up := p.app
+		if route != nil {
+			up = route.upstream
+		}
+		more, err := p.exchange(ctx, req, up)
 		if err != nil || !more {
 			return err
 		}
@@ -61,20 +72,30 @@ func (p *http1Proxy) refuse(status int, cause error) error {
 	return fmt.Errorf("refuse request: %w", cause)
 }
 
-// exchange relays req and its response. It reports whether the client connection can carry
-// another request.
-func (p *http1Proxy) exchange(ctx context.Context, req *requestHead) (bool, error) {
+// route is the first route whose filter matches req, or nil: the app's.
+func (p *http1Proxy) route(req *requestHead) *routedUpstream {
+	seen := req.filtered()
+	for i := range p.routes {
+		if p.routes[i].filter.matches(seen) {
+			return &p.routes[i]
+		}
+	}
+	return nil
+}
+
+// unrelayed is what was read from the client and not relayed, req first: what whoever takes
+// the connection over must read before the connection itself.
+func (p *http1Proxy) unrelayed(req *requestHead) []byte {
+	ahead, _ := p.client.r.Peek(p.client.r.Buffered())
+	return append(slices.Clip(req.raw), ahead...)
+}
+
+// exchange relays req to up and its response back. It reports whether the client connection
+// can carry another request.
+func (p *http1Proxy) exchange(ctx context.Context, req *requestHead, up *upstream) (bool, error) {
 	body, err := requestFraming(req)
 	if err != nil {
 		return false, p.refuse(http.StatusBadRequest, err)
-	}
-	up := p.app
-	seen := req.filtered()
-	for _, r := range p.routes {
-		if r.filter.matches(seen) {
-			up = r.upstream
-			break
-		}
 	}
 	// Without a body that would have to be skipped, the client connection survives an
 	// upstream failure before the response.

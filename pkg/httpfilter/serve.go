@@ -18,7 +18,18 @@ const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 type Route struct {
 	Filter Filter
 	Dial   func(context.Context) (net.Conn, error)
+	// HandOver, when set, may take the client connection itself instead, when the next
+	// request of an HTTP/1 connection is this route's: it gets the connection and the bytes
+	// read from it and not relayed (that request's head first), and says whether it took
+	// them. Once it has, ServeRoutes relays nothing more, closes its own descriptor of the
+	// connection as always, and returns ErrHandedOver; HandOver must have kept one of its
+	// own. Not taken, the request goes to Dial's connection. HTTP/2 connections are never
+	// handed over: their requests share the connection.
+	HandOver func(client net.Conn, buffered []byte) bool
 }
+
+// ErrHandedOver is what ServeRoutes returns once a route's HandOver took the connection.
+var ErrHandedOver = errors.New("http filter: connection handed over")
 
 // Serve routes the requests of client until it closes or ctx ends: requests that f matches go
 // to the connection dialLocal opens, the others to dialApp's. It is ServeRoutes with one route.
@@ -71,7 +82,7 @@ func serve(ctx context.Context, client *peer, routes []Route, dialApp dialFunc, 
 		app:    &upstream{name: "app", dial: dialApp, conns: conns},
 	}
 	for i, r := range routes {
-		p.routes = append(p.routes, routedUpstream{filter: r.Filter, upstream: &upstream{name: localName(i), dial: r.Dial, conns: conns}})
+		p.routes = append(p.routes, routedUpstream{filter: r.Filter, handOver: r.HandOver, upstream: &upstream{name: localName(i), dial: r.Dial, conns: conns}})
 	}
 	err = p.serve(ctx)
 	conns.closeAll() // ends the request body copies still running
@@ -104,3 +115,17 @@ func startsWithHTTP2Preface(r *bufio.Reader) (bool, error) {
 		want = len(got) + 1
 	}
 }
+
+// Resume is a connection handed over (Route.HandOver) as its taker serves it: its reads return
+// the bytes handed over with it first, then the connection's own.
+func Resume(conn *net.TCPConn, buffered []byte) net.Conn {
+	return resumedConn{TCPConn: conn, r: io.MultiReader(bytes.NewReader(buffered), conn)}
+}
+
+// resumedConn keeps the connection's CloseWrite, which lingerClose uses.
+type resumedConn struct {
+	*net.TCPConn
+	r io.Reader
+}
+
+func (c resumedConn) Read(b []byte) (int, error) { return c.r.Read(b) }

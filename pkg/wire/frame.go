@@ -130,6 +130,10 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseSessions)
 	case TypeSessionsReply:
 		return exact(t, p, parseSessionsReply)
+	case TypePeerHandOver:
+		return exact(t, p, parsePeerHandOver)
+	case TypePeerRoute:
+		return exact(t, p, parsePeerRoute)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
 }

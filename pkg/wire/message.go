@@ -107,6 +107,8 @@ const (
 	TypeSessionLabel
 	TypeSessions
 	TypeSessionsReply
+	TypePeerHandOver
+	TypePeerRoute
 )
 
 func (t Type) String() string {
@@ -181,6 +183,10 @@ func (t Type) String() string {
 		return "sessions"
 	case TypeSessionsReply:
 		return "sessions-reply"
+	case TypePeerHandOver:
+		return "peer-hand-over"
+	case TypePeerRoute:
+		return "peer-route"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

@@ -129,3 +129,159 @@ func parsePeerToken(b []byte, field string) (PeerToken, int, error) {
 	t, n, err := parseLaneTicket(b, field)
 	return PeerToken(t), n, err
 }
+
+// MaxHandOverBuffered bounds the bytes that follow a PeerHandOver: a request head (64 KiB at
+// most) and what its reader had read ahead of it.
+const MaxHandOverBuffered = 128 << 10
+
+// maxHandOverBefore bounds the shares a PeerHandOver names as subscribed before the
+// receiver's: a port has at most 64 of other sidecars' sessions, and a few of the router's.
+const maxHandOverBefore = 128
+
+// PeerHandOver is the first message on a connection the router makes to a joined sidecar's
+// peer socket to give it a client connection whose next request is for the share Token names,
+// so that the connection's requests no longer pass through the router. The client connection
+// itself travels with the message's first byte (SCM_RIGHTS), and Buffered bytes follow the
+// message: what the router read from it and did not relay, that request first.
+//
+// The receiver answers with a SubscribeReply once it has taken the connection (or refused it:
+// then the router serves the connection itself), and serves its requests from then on: those
+// of its share, unless one of Before (the port's shares subscribed earlier, whose filters come
+// first) matches too, go to its client; the others go back to the router on a PeerRoute
+// connection. The socket stays open while the receiver serves the connection; the router
+// closes it when the port's shares change, which ends the connection.
+type PeerHandOver struct {
+	Token    PeerToken
+	Incoming Incoming
+	// Dst is where the client connected, the pod's address and Incoming.Port: where its
+	// requests for the app go.
+	Dst      string
+	Buffered uint32
+	Before   []Subscribe
+}
+
+// Type implements Message.
+func (PeerHandOver) Type() Type { return TypePeerHandOver }
+
+func (h PeerHandOver) check() error {
+	errs := []error{h.Incoming.check(), checkString(h.Dst, maxAddressLen, "peer hand-over destination")}
+	if h.Buffered > MaxHandOverBuffered {
+		errs = append(errs, fmt.Errorf("%w: peer hand-over buffered: %d bytes, max %d", ErrTooLarge, h.Buffered, MaxHandOverBuffered))
+	}
+	if len(h.Before) > maxHandOverBefore {
+		errs = append(errs, fmt.Errorf("%w: peer hand-over shares before: %d, max %d", ErrTooLarge, len(h.Before), maxHandOverBefore))
+	}
+	for _, s := range h.Before {
+		errs = append(errs, s.check())
+	}
+	return errors.Join(errs...)
+}
+
+// appendPayload writes each of Before with its length: a Subscribe's filter tree runs to the
+// end of what holds it.
+func (h PeerHandOver) appendPayload(b []byte) []byte {
+	b = append(b, h.Token[:]...)
+	b = h.Incoming.appendPayload(b)
+	b = appendString(b, h.Dst)
+	b = binary.BigEndian.AppendUint32(b, h.Buffered)
+	b = binary.AppendUvarint(b, uint64(len(h.Before)))
+	for _, s := range h.Before {
+		b = appendString(b, string(s.appendPayload(nil)))
+	}
+	return b
+}
+
+func parsePeerHandOver(b []byte) (PeerHandOver, int, error) {
+	var h PeerHandOver
+	token, n, err := parsePeerToken(b, "peer hand-over token")
+	if err != nil {
+		return PeerHandOver{}, 0, err
+	}
+	h.Token = token
+	in, m, err := parseIncoming(b[n:])
+	if err != nil {
+		return PeerHandOver{}, 0, fmt.Errorf("peer hand-over: %w", err)
+	}
+	h.Incoming, n = in, n+m
+	dst, m, err := parseString(b[n:], maxAddressLen, "peer hand-over destination")
+	if err != nil {
+		return PeerHandOver{}, 0, err
+	}
+	h.Dst, n = dst, n+m
+	buffered, m, err := parseUint32(b[n:], "peer hand-over buffered")
+	if err != nil {
+		return PeerHandOver{}, 0, err
+	}
+	if buffered > MaxHandOverBuffered {
+		return PeerHandOver{}, 0, fmt.Errorf("%w: peer hand-over buffered: %d bytes, max %d", ErrTooLarge, buffered, MaxHandOverBuffered)
+	}
+	h.Buffered, n = buffered, n+m
+	// Each share takes at least its length's byte: parseStrings checks the count against the
+	// bytes left before allocating.
+	before, m, err := parseStrings(b[n:], maxHandOverBefore, MaxFrameSize, "peer hand-over shares before")
+	if err != nil {
+		return PeerHandOver{}, 0, err
+	}
+	n += m
+	for _, raw := range before {
+		s, err := exactSubscribe([]byte(raw))
+		if err != nil {
+			return PeerHandOver{}, 0, fmt.Errorf("peer hand-over share before: %w", err)
+		}
+		h.Before = append(h.Before, s)
+	}
+	return h, n, nil
+}
+
+// exactSubscribe decodes a Subscribe that must take all of b.
+func exactSubscribe(b []byte) (Subscribe, error) {
+	s, n, err := parseSubscribe(b)
+	if err != nil {
+		return Subscribe{}, err
+	}
+	if n != len(b) {
+		return Subscribe{}, fmt.Errorf("%w: %d bytes after the subscription", ErrMalformed, len(b)-n)
+	}
+	return s, nil
+}
+
+// PeerRoute is the first message on a connection a sidecar makes to the router's peer socket
+// for a client connection the router handed over to it (PeerHandOver), to send back the
+// requests that are not its share's: the router routes them as if they had arrived on Dst
+// from Incoming.Remote, and the connection then carries them and their responses as they are.
+// Token is the share's; a router that does not know it closes the connection.
+type PeerRoute struct {
+	Token    PeerToken
+	Incoming Incoming
+	Dst      string
+}
+
+// Type implements Message.
+func (PeerRoute) Type() Type { return TypePeerRoute }
+
+func (r PeerRoute) check() error {
+	return errors.Join(r.Incoming.check(), checkString(r.Dst, maxAddressLen, "peer route destination"))
+}
+
+func (r PeerRoute) appendPayload(b []byte) []byte {
+	b = append(b, r.Token[:]...)
+	b = r.Incoming.appendPayload(b)
+	return appendString(b, r.Dst)
+}
+
+func parsePeerRoute(b []byte) (PeerRoute, int, error) {
+	token, n, err := parsePeerToken(b, "peer route token")
+	if err != nil {
+		return PeerRoute{}, 0, err
+	}
+	in, m, err := parseIncoming(b[n:])
+	if err != nil {
+		return PeerRoute{}, 0, fmt.Errorf("peer route: %w", err)
+	}
+	n += m
+	dst, m, err := parseString(b[n:], maxAddressLen, "peer route destination")
+	if err != nil {
+		return PeerRoute{}, 0, err
+	}
+	return PeerRoute{Token: token, Incoming: in, Dst: dst}, n + m, nil
+}

@@ -136,7 +136,9 @@ func (p *peers) serve(ctx context.Context, ln *net.UnixListener) error {
 func (p *peers) handle(ctx context.Context, c *net.UnixConn) {
 	defer c.Close()
 	_ = c.SetReadDeadline(time.Now().Add(peerHeaderTimeout))
-	msg, err := wire.NewReader(c).ReadMessage()
+	passed := &fdReader{c: c} // a hand-over brings a connection
+	defer passed.close()
+	msg, err := wire.NewReader(passed).ReadMessage()
 	if err != nil {
 		p.refuse(ctx, c, "no first message: "+err.Error())
 		return
@@ -151,6 +153,10 @@ func (p *peers) handle(ctx context.Context, c *net.UnixConn) {
 		p.in.admit(ctx, c, m)
 	case wire.PeerDeliver:
 		p.in.deliver(ctx, c, m)
+	case wire.PeerHandOver:
+		p.in.takeOver(ctx, c, m, passed.take())
+	case wire.PeerRoute:
+		p.in.routeFor(ctx, c, m)
 	case wire.Sessions:
 		// Another sidecar lists the pod's sessions for its user.
 		_ = c.SetWriteDeadline(time.Now().Add(peerHeaderTimeout))

@@ -80,16 +80,18 @@ func (in *incoming) handle(ctx context.Context, c *net.TCPConn) {
 		in.passThrough(ctx, c, dst, copies)
 		copies.finish()
 	case sub.filter != nil:
-		in.routeRequests(ctx, c, dst, subs, changed, arrival)
+		in.routeRequests(ctx, c, c.RemoteAddr().(*net.TCPAddr).AddrPort(), dst, subs, changed, arrival)
 	default:
 		in.carry(sub, c, arrival)
 	}
 }
 
-// routeRequests sends each request of c to the client of the first subscription whose filter
-// matches it, each connection to a client on a stream of its own, and the others to the app
-// at dst.
-func (in *incoming) routeRequests(ctx context.Context, c *net.TCPConn, dst netip.AddrPort, subs []subscription, changed <-chan struct{}, arrival wire.Incoming) {
+// routeRequests sends each request of c, a connection from the client at from, to the client
+// of the first subscription whose filter matches it, each connection to a client on a stream
+// or lane of its own, and the others to the app at dst. A connection whose next request is
+// another sidecar's share is handed over to that sidecar (handover.go), when c is the
+// client's TCP connection itself.
+func (in *incoming) routeRequests(ctx context.Context, c net.Conn, from, dst netip.AddrPort, subs []subscription, changed <-chan struct{}, arrival wire.Incoming) {
 	// The connection ends with any session that filters it, and when the port's sessions
 	// change (one joins, or gives the port up): the client connects again, and its next
 	// connection is routed among the sessions there are then.
@@ -102,40 +104,69 @@ func (in *incoming) routeRequests(ctx context.Context, c *net.TCPConn, dst netip
 		case <-ctx.Done():
 		}
 	}()
+	var handed *net.UnixConn // the hand-over's socket, once a member's sidecar took c
 	routes := make([]httpfilter.Route, len(subs))
 	for i, sub := range subs {
-		if sub.member != nil {
-			go func() {
-				select {
-				case <-sub.member.gone:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-		} else {
+		routes[i] = httpfilter.Route{Filter: *sub.filter, Dial: func(context.Context) (net.Conn, error) {
+			return in.dialClient(sub, arrival)
+		}}
+		if sub.member == nil {
 			stop := context.AfterFunc(sub.client.Context(), cancel)
 			defer stop()
+			continue
 		}
-		routes[i] = httpfilter.Route{Filter: *sub.filter, Dial: func(ctx context.Context) (net.Conn, error) {
-			if sub.member != nil {
-				return deliverTo(ctx, sub.member, arrival)
+		go func() {
+			select {
+			case <-sub.member.gone:
+				cancel()
+			case <-ctx.Done():
 			}
-			if in.lanes != nil {
-				if l, ok := in.lanes(sub.client, arrival); ok {
-					return l, nil
-				}
+		}()
+		routes[i].Dial = func(ctx context.Context) (net.Conn, error) { return deliverTo(ctx, sub.member, arrival) }
+		routes[i].HandOver = func(client net.Conn, buffered []byte) bool {
+			tcp, ok := client.(*net.TCPConn)
+			if !ok {
+				return false // a connection routed back to us: it was handed over once
 			}
-			stream, err := openIncoming(sub.client, arrival)
+			before := make([]wire.Subscribe, i)
+			for j, s := range subs[:i] {
+				before[j] = s.asked
+			}
+			ask := wire.PeerHandOver{Token: sub.member.token, Incoming: arrival, Dst: dst.String(), Before: before}
+			uc, err := in.handOver(ctx, sub.member, tcp, buffered, ask)
 			if err != nil {
-				return nil, err
+				in.log.Debug("connection not handed over; relayed instead", "port", dst.Port(), "sidecar", sub.member.sidecar, "err", err)
+				return false
 			}
-			return streamConn{stream, sub.client}, nil
-		}}
+			handed = uc
+			return true
+		}
 	}
-	dialApp := func(ctx context.Context) (net.Conn, error) { return in.dialApp(ctx, c, dst) }
-	if err := httpfilter.ServeRoutes(ctx, c, routes, dialApp); err != nil {
+	dialApp := func(ctx context.Context) (net.Conn, error) { return in.dialApp(ctx, from, dst) }
+	err := httpfilter.ServeRoutes(ctx, c, routes, dialApp)
+	if handed != nil {
+		in.log.Debug("connection handed over", "port", dst.Port(), "from", arrival.Remote)
+		servedElsewhere(ctx, handed)
+		return
+	}
+	if err != nil {
 		in.log.Debug("filtered connection ended", "port", dst.Port(), "from", arrival.Remote, "err", err)
 	}
+}
+
+// dialClient opens what carries a connection that arrived to sub's client, one of ours: one of
+// its lanes, or a stream.
+func (in *incoming) dialClient(sub subscription, arrival wire.Incoming) (net.Conn, error) {
+	if in.lanes != nil {
+		if l, ok := in.lanes(sub.client, arrival); ok {
+			return l, nil
+		}
+	}
+	stream, err := openIncoming(sub.client, arrival)
+	if err != nil {
+		return nil, err
+	}
+	return streamConn{stream, sub.client}, nil
 }
 
 // streamConn is a stream to a client as the net.Conn that httpfilter dials.
@@ -157,15 +188,16 @@ func (s streamConn) Close() error {
 	return s.Stream.Close()
 }
 
-// dialApp connects to the app at dst for the redirected connection c: from c's client's
-// address when the pod allows it, so that the app sees who called it. Our own connection is
-// locally generated, so it never passes the prerouting hook that redirected c: no loop.
-func (in *incoming) dialApp(ctx context.Context, c *net.TCPConn, dst netip.AddrPort) (*net.TCPConn, error) {
+// dialApp connects to the app at dst for a redirected connection of the client at from: from
+// that address when the pod allows it, so that the app sees who called it. Our own connection
+// is locally generated, so it never passes the prerouting hook that redirected the client's:
+// no loop.
+func (in *incoming) dialApp(ctx context.Context, from, dst netip.AddrPort) (*net.TCPConn, error) {
 	in.mu.Lock()
 	fromClient := in.fromClient
 	in.mu.Unlock()
 	if fromClient {
-		conn, err := redirect.DialFrom(ctx, c.RemoteAddr().(*net.TCPAddr).AddrPort(), dst)
+		conn, err := redirect.DialFrom(ctx, from, dst)
 		if err == nil || errors.Is(err, syscall.ECONNREFUSED) {
 			return conn, err
 		}
@@ -206,7 +238,7 @@ func openIncoming(client *quic.Conn, arrival wire.Incoming) (*quic.Stream, error
 // port would have reset it.
 func (in *incoming) passThrough(ctx context.Context, c *net.TCPConn, dst netip.AddrPort, copies *mirrorCopy) {
 	dialing, cancel := context.WithTimeout(ctx, 5*time.Second)
-	app, err := in.dialApp(dialing, c, dst)
+	app, err := in.dialApp(dialing, c.RemoteAddr().(*net.TCPAddr).AddrPort(), dst)
 	cancel()
 	if err != nil {
 		_ = c.SetLinger(0)

@@ -2,12 +2,12 @@ package sidecar
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +41,9 @@ type member struct {
 	end     context.CancelFunc
 	sidecar string
 	token   wire.PeerToken
+	// noHandOver: its sidecar does not take connections over (handover.go), so they are
+	// delivered to it instead.
+	noHandOver atomic.Bool
 }
 
 // joined is one of our sessions' share of a port that another sidecar routes.
@@ -264,16 +267,8 @@ func (in *incoming) addMember(ctx context.Context, m *member, ask wire.PeerJoin)
 // deliver serves a PeerDeliver on c: a connection the router routed to one of our sessions'
 // shares, carried on to its client.
 func (in *incoming) deliver(ctx context.Context, c *net.UnixConn, d wire.PeerDeliver) {
-	in.mu.Lock()
-	i := slices.IndexFunc(in.subs[d.Incoming.Port], func(s subscription) bool {
-		return s.joined != nil && subtle.ConstantTimeCompare(s.joined.token[:], d.Token[:]) == 1
-	})
-	var sub subscription
-	if i >= 0 {
-		sub = in.subs[d.Incoming.Port][i]
-	}
-	in.mu.Unlock()
-	if i < 0 {
+	sub, ok := in.shareOf(d.Incoming.Port, d.Token)
+	if !ok {
 		in.log.DebugContext(ctx, "refused a delivery for no share of ours", "port", d.Incoming.Port, "token", d.Token)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,7 +86,12 @@ func TestPortSharedAcrossSidecars(t *testing.T) {
 // sharingSidecar is a sidecar's incoming traffic, named name, serving its peer socket.
 func sharingSidecar(t *testing.T, name string) *incoming {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
+	return loggingSharingSidecar(t, name, slog.New(slog.DiscardHandler))
+}
+
+// loggingSharingSidecar is sharingSidecar logging to log.
+func loggingSharingSidecar(t *testing.T, name string, log *slog.Logger) *incoming {
+	t.Helper()
 	in := newIncoming(log, name)
 	ln, err := listenPeers(name)
 	if err != nil {
@@ -159,10 +165,11 @@ func answerHTTP(c io.ReadWriter, who string) {
 	}
 }
 
-// serveApp is the pod's app, on loopback, answering "app".
+// serveApp is the pod's app, on loopback port 8000 (the test's own network namespace),
+// answering "app".
 func serveApp(t *testing.T) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:8000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +193,13 @@ func serveApp(t *testing.T) netip.AddrPort {
 // connection redirected from the app's port app, and returns who answered.
 func request(t *testing.T, in *incoming, app netip.AddrPort, dev string) string {
 	t.Helper()
+	return requests(t, in, app, dev)[0]
+}
+
+// requests sends one request marked for each of devs, one after the other on one connection,
+// and returns who answered each.
+func requests(t *testing.T, in *incoming, app netip.AddrPort, devs ...string) []string {
+	t.Helper()
 	client, redirected := tcpPair(t)
 	defer client.Close()
 	in.mu.Lock()
@@ -201,27 +215,33 @@ func request(t *testing.T, in *incoming, app netip.AddrPort, dev string) string 
 			in.passThrough(ctx, redirected, app, nil)
 			return
 		}
-		in.routeRequests(ctx, redirected, app, subs, changed, wire.Incoming{Port: 8000, Remote: client.LocalAddr().String()})
+		from := client.LocalAddr().(*net.TCPAddr).AddrPort()
+		in.routeRequests(ctx, redirected, from, app, subs, changed, wire.Incoming{Port: 8000, Remote: from.String()})
 	}()
 	defer func() { <-done }()
-	mark := ""
-	if dev != "" {
-		mark = "X-Dev: " + dev + "\r\n"
-	}
 	_ = client.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(client, "GET / HTTP/1.1\r\nHost: app\r\n%s\r\n", mark); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(client), nil)
-	if err != nil {
-		t.Fatalf("request for %q: %v", dev, err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
+	replies := bufio.NewReader(client)
+	var answers []string
+	for _, dev := range devs {
+		mark := ""
+		if dev != "" {
+			mark = "X-Dev: " + dev + "\r\n"
+		}
+		if _, err := fmt.Fprintf(client, "GET / HTTP/1.1\r\nHost: app\r\n%s\r\n", mark); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(replies, nil)
+		if err != nil {
+			t.Fatalf("request for %q: %v", dev, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers = append(answers, string(body))
 	}
 	_ = client.CloseWrite()
-	return string(body)
+	return answers
 }
 
 func answerer(dev string) string {
@@ -274,4 +294,102 @@ func TestOtherSidecarsSessions(t *testing.T) {
 	if len(got) != 1 || got[0].Sidecar != "remocal-first" || got[0].Label != "remocal-first-user" || got[0].Mine {
 		t.Fatalf("sessions of the other sidecars = %+v; want remocal-first's one", got)
 	}
+}
+
+// A keep-alive connection whose first request is another sidecar's share is handed over to that
+// sidecar, which serves its requests from then on: its share's own, unless a share subscribed
+// earlier matches too; the others it sends back to the router. A change of the port's shares
+// ends the connection, as it ends those the router relays.
+func TestConnectionHandedOverToTheSharingSidecar(t *testing.T) {
+	if !testnet.InOwnNetns(t) {
+		return
+	}
+	var logged syncBuffer
+	first := loggingSharingSidecar(t, "remocal-first", slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	second := sharingSidecar(t, "remocal-second")
+	alice, alicePlugin := quicPair(t)
+	bob, bobPlugin := quicPair(t)
+	servePlugin(t, alicePlugin, "alice")
+	servePlugin(t, bobPlugin, "bob")
+	app := serveApp(t)
+	mustSubscribe(t, first, alice, "alice@laptop", wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: ^(alice|both)$"})
+	mustSubscribe(t, second, bob, "bob@laptop", wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: ^(bob|both)$"})
+
+	devs := []string{"bob", "bob", "both", "alice", "", "bob"}
+	want := []string{"bob", "bob", "alice", "alice", "app", "bob"}
+	if got := requests(t, first, app, devs...); !slices.Equal(got, want) {
+		t.Fatalf("requests for %q answered by %q; want %q", devs, got, want)
+	}
+	if !strings.Contains(logged.String(), "connection handed over") {
+		t.Fatalf("the router did not hand the connection over; it logged:\n%s", logged.String())
+	}
+
+	// A connection that starts with the router's own share stays with the router until a
+	// request of bob's comes: then it is handed over.
+	if got := requests(t, first, app, "alice", "", "bob", "both"); !slices.Equal(got, []string{"alice", "app", "bob", "alice"}) {
+		t.Fatalf("a connection handed over after two requests: answered by %q", got)
+	}
+}
+
+// A member's sidecar from before hand-overs closes at the message it does not know: the
+// router keeps the connection, unread, and stops trying that sidecar.
+func TestHandOverToASidecarThatCannot(t *testing.T) {
+	old := "remocal-old"
+	ln, err := listenPeers(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = wire.NewReader(c).ReadMessage()
+			c.Close()
+		}
+	}()
+	in := newIncoming(slog.New(slog.DiscardHandler), "remocal-router")
+	m := &member{sidecar: old}
+	client, redirected := tcpPair(t)
+	defer client.Close()
+	defer redirected.Close()
+	ask := wire.PeerHandOver{Incoming: wire.Incoming{Port: 8000, Remote: "198.18.0.7:41234"}, Dst: "198.18.0.9:8000"}
+	if _, err := in.handOver(t.Context(), m, redirected, []byte("GET / HTTP/1.1\r\n\r\n"), ask); err == nil {
+		t.Fatal("a sidecar that closed took the connection over")
+	}
+	if !m.noHandOver.Load() {
+		t.Error("the router will try that sidecar again")
+	}
+	if _, err := in.handOver(t.Context(), m, redirected, nil, ask); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("the second hand-over to it: %v; want ErrUnsupported at once", err)
+	}
+	// The connection is still the router's, whole.
+	if _, err := client.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	_ = redirected.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(redirected, got); err != nil || string(got) != "ping" {
+		t.Fatalf("the router's connection after a refused hand-over read %q, %v", got, err)
+	}
+}
+
+// syncBuffer is a log's destination that tests read while the sidecar writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -34,55 +34,62 @@ import (
 // that the client's next connection is routed among the shares there are then.
 
 // handOver gives the client connection c of share m, with what was read from it and not
-// relayed, to m's sidecar. It returns the hand-over's socket once the sidecar took it; on an
-// error the connection is still ours, untouched.
-func (in *incoming) handOver(ctx context.Context, m *member, c *net.TCPConn, buffered []byte, ask wire.PeerHandOver) (*net.UnixConn, error) {
-	if m.noHandOver.Load() {
-		return nil, errors.ErrUnsupported
+// relayed, to m's sidecar. taken says whether the connection left our hands: then uc is the
+// hand-over's socket, or nil when the sidecar did not answer in time (it may serve the
+// connection; we must not). Not taken, the connection is still ours, unread.
+func (in *incoming) handOver(ctx context.Context, m *member, c *net.TCPConn, buffered []byte, ask wire.PeerHandOver) (uc *net.UnixConn, taken bool, err error) {
+	if time.Now().UnixNano() < m.handOverAfter.Load() {
+		return nil, false, errors.ErrUnsupported
 	}
 	if len(buffered) > wire.MaxHandOverBuffered {
-		return nil, fmt.Errorf("%d bytes read ahead: %w", len(buffered), syscall.E2BIG)
+		return nil, false, fmt.Errorf("%d bytes read ahead: %w", len(buffered), syscall.E2BIG)
 	}
 	ask.Buffered = uint32(len(buffered))
 	frame, err := wire.AppendMessage(nil, ask)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, peerHeaderTimeout)
-	defer cancel()
-	uc, err := dialPeer(ctx, m.sidecar)
+	dialing, cancel := context.WithTimeout(ctx, peerHeaderTimeout)
+	uc, err = dialPeer(dialing, m.sidecar)
+	cancel()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = uc.SetDeadline(time.Now()) })
-	defer stop()
+	_ = uc.SetDeadline(time.Now().Add(peerHeaderTimeout))
 	if err := sendWithConn(uc, frame, c); err != nil {
 		uc.Close()
-		return nil, err
+		return nil, false, err
 	}
+	// From here the sidecar may hold the connection. It reads none of it before it has
+	// all the bytes read ahead and has answered, and it closes its descriptor before it
+	// refuses; so unless it says yes, the connection is still ours, except when it does not
+	// answer in time: then nobody knows, and we leave the connection to it.
 	if _, err := uc.Write(buffered); err != nil {
 		uc.Close()
-		return nil, err
+		return nil, false, err
 	}
 	reply, err := wire.NewReader(uc).ReadMessage()
-	if err != nil {
-		// A sidecar from before hand-overs closes at the message it does not know: the
-		// connection goes there the old way from now on.
-		m.noHandOver.Store(true)
+	var timeout net.Error
+	switch r, ok := reply.(wire.SubscribeReply); {
+	case errors.As(err, &timeout) && timeout.Timeout():
 		uc.Close()
-		return nil, fmt.Errorf("no answer to a hand-over: %w", err)
-	}
-	r, ok := reply.(wire.SubscribeReply)
-	if !ok || r.Err() != nil {
+		return nil, true, fmt.Errorf("no answer to a hand-over within %s: %w", peerHeaderTimeout, err)
+	case err != nil:
+		// A sidecar from before hand-overs closes at the message it does not know (and so
+		// does one with too many peer connections): deliveries go there for a while.
+		m.handOverAfter.Store(time.Now().Add(handOverRetry).UnixNano())
 		uc.Close()
-		return nil, fmt.Errorf("hand-over refused: %v", reply)
-	}
-	if !stop() {
+		return nil, false, fmt.Errorf("no answer to a hand-over: %w", err)
+	case !ok || r.Err() != nil:
 		uc.Close()
-		return nil, context.Cause(ctx)
+		return nil, false, fmt.Errorf("hand-over refused: %v", reply)
 	}
-	return uc, nil
+	_ = uc.SetDeadline(time.Time{})
+	return uc, true, nil
 }
+
+// handOverRetry is how long a sidecar that closed at a hand-over gets deliveries instead.
+const handOverRetry = time.Minute
 
 // sendWithConn writes frame on uc with the descriptor of c beside its first byte.
 func sendWithConn(uc *net.UnixConn, frame []byte, c *net.TCPConn) error {

@@ -133,20 +133,21 @@ func (in *incoming) routeRequests(ctx context.Context, c net.Conn, from, dst net
 				before[j] = s.asked
 			}
 			ask := wire.PeerHandOver{Token: sub.member.token, Incoming: arrival, Dst: dst.String(), Before: before}
-			uc, err := in.handOver(ctx, sub.member, tcp, buffered, ask)
+			uc, taken, err := in.handOver(ctx, sub.member, tcp, buffered, ask)
 			if err != nil {
-				in.log.Debug("connection not handed over; relayed instead", "port", dst.Port(), "sidecar", sub.member.sidecar, "err", err)
-				return false
+				in.log.Debug("hand-over", "port", dst.Port(), "sidecar", sub.member.sidecar, "taken", taken, "err", err)
 			}
 			handed = uc
-			return true
+			return taken
 		}
 	}
 	dialApp := func(ctx context.Context) (net.Conn, error) { return in.dialApp(ctx, from, dst) }
 	err := httpfilter.ServeRoutes(ctx, c, routes, dialApp)
-	if handed != nil {
+	if errors.Is(err, httpfilter.ErrHandedOver) {
 		in.log.Debug("connection handed over", "port", dst.Port(), "from", arrival.Remote)
-		servedElsewhere(ctx, handed)
+		if handed != nil {
+			servedElsewhere(ctx, handed)
+		}
 		return
 	}
 	if err != nil {

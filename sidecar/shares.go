@@ -41,9 +41,9 @@ type member struct {
 	end     context.CancelFunc
 	sidecar string
 	token   wire.PeerToken
-	// noHandOver: its sidecar does not take connections over (handover.go), so they are
-	// delivered to it instead.
-	noHandOver atomic.Bool
+	// handOverAfter (Unix nanoseconds): until then its sidecar gets deliveries rather than
+	// hand-overs (handover.go), having closed at one.
+	handOverAfter atomic.Int64
 }
 
 // joined is one of our sessions' share of a port that another sidecar routes.

@@ -12,10 +12,11 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 
 	"github.com/quic-go/quic-go"
 
@@ -304,7 +305,7 @@ func TestConnectionHandedOverToTheSharingSidecar(t *testing.T) {
 	if !testnet.InOwnNetns(t) {
 		return
 	}
-	var logged syncBuffer
+	var logged syncbuf.Buffer
 	first := loggingSharingSidecar(t, "remocal-first", slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	second := sharingSidecar(t, "remocal-second")
 	alice, alicePlugin := quicPair(t)
@@ -371,22 +372,4 @@ func TestHandOverToASidecarThatCannot(t *testing.T) {
 	if _, err := io.ReadFull(redirected, got); err != nil || string(got) != "ping" {
 		t.Fatalf("the router's connection after a refused hand-over read %q, %v", got, err)
 	}
-}
-
-// syncBuffer is a log's destination that tests read while the sidecar writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

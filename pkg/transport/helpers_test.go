@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
+
 	"github.com/quic-go/quic-go"
 )
 
@@ -26,28 +28,10 @@ func transferSize() int64 {
 	return 64 << 20
 }
 
-// syncBuffer collects log output from goroutines that may outlive the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testLogger logs at debug level into a buffer that is shown only when the test fails; logging to
 // t directly would panic when a goroutine logs after the test has ended.
 func testLogger(t testing.TB) *slog.Logger {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", buf.String())

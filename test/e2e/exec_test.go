@@ -9,10 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -143,7 +144,7 @@ func TestExecExitCodeAndSignals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := p.command(ctx, "exec", "deployment/echo", "--", "sh", "-c", `trap 'echo got-sigint; exit 3' INT; echo ready; while true; do sleep 0.1; done`)
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -346,24 +347,6 @@ func (e *env) limitedKubeconfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// syncBuffer is a bytes.Buffer safe for a writing process and a polling test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // kubectl completes "kubectl remocal exec <TAB>" through kubectl_complete-remocal: target kinds,

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -158,7 +160,7 @@ func TestRemoteFiles(t *testing.T) {
 	t.Run("a ConfigMap edit is seen after the kubelet's sync", func(t *testing.T) {
 		ctx := e.ctx(t)
 		// A program that watches its configuration file and reads it again when told.
-		var watchOut syncBuffer
+		var watchOut syncbuf.Buffer
 		watcher := pl.command(ctx, "exec", target, "--", client, "watch", appConfigDir+"/config.yaml")
 		watcher.Stdout = &watchOut
 		bg := startBackground(t, watcher)

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 )
 
 // Issue 15's data lanes, end to end: each TCP connection the layer dials through the pod rides a
@@ -37,7 +39,7 @@ func TestLanesSurviveCutAPIServerConnections(t *testing.T) {
 	defer cancel()
 	cmd := s.plugin.command(ctx, "exec", "deployment/client", "--transport", "port-forward", "-v=1", "--",
 		s.layerclient, "stream", "echo:9000", strconv.Itoa(mib))
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -95,7 +97,7 @@ func TestLanesManyConnectionsNoDescriptorLeak(t *testing.T) {
 			defer cancel()
 			cmd := s.plugin.command(ctx, "exec", "deployment/client", "--transport", transport, "-v=1", "--",
 				s.layerclient, "manyfds", "echo:9000", "500")
-			stderr := &syncBuffer{}
+			stderr := &syncbuf.Buffer{}
 			cmd.Stderr = stderr
 			in, err := cmd.StdinPipe()
 			if err != nil {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -148,7 +150,7 @@ func TestSidecarRefusesAnotherKey(t *testing.T) {
 }
 
 // forward starts `kubectl remocal port-forward` to remote and returns the local address.
-func (p *plugin) forward(t *testing.T, target, remote string, extra ...string) (string, *syncBuffer) {
+func (p *plugin) forward(t *testing.T, target, remote string, extra ...string) (string, *syncbuf.Buffer) {
 	t.Helper()
 	local, stderr, _ := p.startForward(t, target, remote, extra...)
 	return local, stderr
@@ -157,12 +159,12 @@ func (p *plugin) forward(t *testing.T, target, remote string, extra ...string) (
 // startForward starts `kubectl remocal port-forward` to remote, waits until it forwards, and
 // returns the local address, its stderr, and interrupt, which ends it with SIGINT as Ctrl-C
 // would and waits (killing it after 20 s). What is still running when the test ends is killed.
-func (p *plugin) startForward(t *testing.T, target, remote string, extra ...string) (local string, stderr *syncBuffer, interrupt func()) {
+func (p *plugin) startForward(t *testing.T, target, remote string, extra ...string) (local string, stderr *syncbuf.Buffer, interrupt func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	args := append([]string{"port-forward", target, "-L", "0:" + remote}, extra...)
 	cmd := p.command(ctx, args...)
-	stderr = &syncBuffer{}
+	stderr = &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

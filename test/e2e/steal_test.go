@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -44,7 +46,7 @@ type incomingSession struct {
 
 // background is the plugin running while a test works against it.
 type background struct {
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	// stop signals the plugin, waits for it and logs its stderr; later calls do nothing.
 	stop func(sig syscall.Signal)
 }
@@ -53,7 +55,7 @@ type background struct {
 // kills it if the test has not stopped it.
 func startBackground(t *testing.T, cmd *exec.Cmd) *background {
 	t.Helper()
-	bg := &background{stderr: &syncBuffer{}}
+	bg := &background{stderr: &syncbuf.Buffer{}}
 	cmd.Stderr = bg.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

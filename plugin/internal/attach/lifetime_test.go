@@ -1,37 +1,19 @@
 package attach
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )
-
-// lockedBuffer is a bytes.Buffer for one writer goroutine and a reading test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // fakeLink is a link whose end the test chooses.
 type fakeLink struct {
@@ -56,7 +38,7 @@ func TestSessionReportsMaxLifetime(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			link := &fakeLink{done: make(chan struct{}), err: tt.err}
-			var out lockedBuffer
+			var out syncbuf.Buffer
 			stop := warnAtMaxLifetime(link, progress.New(&out), ec)
 			defer stop()
 			close(link.done)

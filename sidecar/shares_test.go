@@ -16,10 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/kubectl-remocal/internal/syncbuf"
-
 	"github.com/quic-go/quic-go"
 
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 	"github.com/remocal/kubectl-remocal/internal/testnet"
 	"github.com/remocal/kubectl-remocal/pkg/wire"
 )

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/kubectl-remocal/internal/syncbuf"
-
 	"github.com/quic-go/quic-go"
+
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 )
 
 // transferSize is the size of the big transfers: 64 MiB (about 2s per transfer even under the

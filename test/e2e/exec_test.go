@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/kubectl-remocal/internal/syncbuf"
-
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 )
 
 // plugin runs bin/kubectl-remocal (found on PATH, as kubectl finds it) against the test's

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/kubectl-remocal/internal/syncbuf"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 )
 
 // filesApp is a running pod whose container mounts a ConfigMap, a Secret and an emptyDir.

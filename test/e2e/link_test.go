@@ -15,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/kubectl-remocal/internal/syncbuf"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/pkg/transport"
 	"github.com/remocal/kubectl-remocal/pkg/wire"

@@ -26,14 +26,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/kubectl-remocal/internal/syncbuf"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 )
 
 // incomingSession is `exec deployment/echo` of a local HTTP server (layerclient serve) that

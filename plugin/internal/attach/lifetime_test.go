@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/kubectl-remocal/internal/syncbuf"
-
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 	"github.com/remocal/kubectl-remocal/pkg/sidecarclient"
 	"github.com/remocal/kubectl-remocal/plugin/internal/progress"
 )

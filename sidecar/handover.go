@@ -56,17 +56,23 @@ func (in *incoming) handOver(ctx context.Context, m *member, c *net.TCPConn, buf
 		return nil, false, err
 	}
 	_ = uc.SetDeadline(time.Now().Add(peerHeaderTimeout))
-	if err := sendWithConn(uc, frame, c); err != nil {
+	// A sidecar from before hand-overs closes at the message it does not know (and so does
+	// one with too many peer connections), maybe before we are done sending: it gets
+	// deliveries for a while.
+	closed := func(err error) (*net.UnixConn, bool, error) {
+		m.handOverAfter.Store(time.Now().Add(handOverRetry).UnixNano())
 		uc.Close()
 		return nil, false, err
+	}
+	if err := sendWithConn(uc, frame, c); err != nil {
+		return closed(err)
 	}
 	// From here the sidecar may hold the connection. It reads none of it before it has
 	// all the bytes read ahead and has answered, and it closes its descriptor before it
 	// refuses; so unless it says yes, the connection is still ours, except when it does not
 	// answer in time: then nobody knows, and we leave the connection to it.
 	if _, err := uc.Write(buffered); err != nil {
-		uc.Close()
-		return nil, false, err
+		return closed(err)
 	}
 	reply, err := wire.NewReader(uc).ReadMessage()
 	var timeout net.Error
@@ -75,11 +81,7 @@ func (in *incoming) handOver(ctx context.Context, m *member, c *net.TCPConn, buf
 		uc.Close()
 		return nil, true, fmt.Errorf("no answer to a hand-over within %s: %w", peerHeaderTimeout, err)
 	case err != nil:
-		// A sidecar from before hand-overs closes at the message it does not know (and so
-		// does one with too many peer connections): deliveries go there for a while.
-		m.handOverAfter.Store(time.Now().Add(handOverRetry).UnixNano())
-		uc.Close()
-		return nil, false, fmt.Errorf("no answer to a hand-over: %w", err)
+		return closed(fmt.Errorf("no answer to a hand-over: %w", err))
 	case !ok || r.Err() != nil:
 		uc.Close()
 		return nil, false, fmt.Errorf("hand-over refused: %v", reply)
@@ -154,7 +156,7 @@ func (in *incoming) takeOver(ctx context.Context, uc *net.UnixConn, h wire.PeerH
 	}()
 
 	back := func(ctx context.Context) (net.Conn, error) {
-		return routeBack(ctx, sub.joined.router, wire.PeerRoute{Token: h.Token, Incoming: arrival, Dst: h.Dst})
+		return routeBack(ctx, sub.joined.router, wire.PeerRoute{Route: h.Route})
 	}
 	for i := range routes {
 		routes[i].Dial = back
@@ -182,9 +184,6 @@ func (in *incoming) acceptHandOver(uc *net.UnixConn, h wire.PeerHandOver, fd int
 	sub, ok := in.shareOf(h.Incoming.Port, h.Token)
 	if !ok || sub.filter == nil {
 		return fail(fmt.Errorf("no share of port %d has this token: %w", h.Incoming.Port, syscall.EPERM))
-	}
-	if dst, err := netip.ParseAddrPort(h.Dst); err != nil || dst.Port() != h.Incoming.Port {
-		return fail(fmt.Errorf("hand-over destination %q is not port %d: %w", h.Dst, h.Incoming.Port, syscall.EINVAL))
 	}
 	routes := make([]httpfilter.Route, 0, len(h.Before))
 	for _, s := range h.Before {
@@ -248,43 +247,68 @@ func routeBack(ctx context.Context, router string, ask wire.PeerRoute) (net.Conn
 	return c, nil
 }
 
-// routeFor serves a PeerRoute on c: the requests of a connection we handed over that its
-// sidecar sends back, routed as if they had arrived here.
-func (in *incoming) routeFor(ctx context.Context, c *net.UnixConn, r wire.PeerRoute) {
-	dst, err := netip.ParseAddrPort(r.Dst)
-	if err != nil || dst.Port() != r.Incoming.Port {
-		in.log.DebugContext(ctx, "refused a route back to a destination not its port", "port", r.Incoming.Port, "dst", r.Dst)
-		return
-	}
-	from, err := netip.ParseAddrPort(r.Incoming.Remote)
+// handedOver is what the router knows of a connection it handed over, for the requests the
+// other sidecar sends back: who the client is and where it connected.
+type handedOver struct {
+	from, dst netip.AddrPort
+	arrival   wire.Incoming
+}
+
+// recordHandOver keeps h under a new secret for the PeerRoutes of its connection, until the
+// returned forget is called.
+func (in *incoming) recordHandOver(h handedOver) (route wire.PeerToken, forget func(), err error) {
+	route, err = wire.NewPeerToken()
 	if err != nil {
-		in.log.DebugContext(ctx, "refused a route back from no address", "port", r.Incoming.Port, "remote", r.Incoming.Remote)
-		return
+		return route, nil, err
 	}
 	in.mu.Lock()
-	subs := slices.Clone(in.subs[dst.Port()])
-	changed := in.changed[dst.Port()]
+	if in.handedOver == nil {
+		in.handedOver = map[wire.PeerToken]handedOver{}
+	}
+	in.handedOver[route] = h
 	in.mu.Unlock()
-	known := slices.ContainsFunc(subs, func(s subscription) bool {
-		return s.member != nil && subtle.ConstantTimeCompare(s.member.token[:], r.Token[:]) == 1
-	})
-	if !known || subs[0].filter == nil {
-		in.log.DebugContext(ctx, "refused a route back for no share of the port", "port", dst.Port(), "token", r.Token)
+	return route, func() {
+		in.mu.Lock()
+		delete(in.handedOver, route)
+		in.mu.Unlock()
+	}, nil
+}
+
+// routeFor serves a PeerRoute on c: the requests that the sidecar serving a connection we
+// handed over sends back, routed as if they had arrived here on that connection. Only a
+// hand-over still in progress has a route: its client and destination are the ones we saw,
+// whatever the other end would like them to be.
+func (in *incoming) routeFor(ctx context.Context, c *net.UnixConn, r wire.PeerRoute) {
+	in.mu.Lock()
+	h, ok := in.handedOver[r.Route]
+	subs := slices.Clone(in.subs[h.arrival.Port])
+	changed := in.changed[h.arrival.Port]
+	in.mu.Unlock()
+	if !ok || len(subs) == 0 || subs[0].filter == nil {
+		in.log.DebugContext(ctx, "refused a route back for no hand-over in progress", "route", r.Route)
 		return
 	}
-	in.routeRequests(ctx, c, from, dst, subs, changed, r.Incoming)
+	in.routeRequests(ctx, c, h.from, h.dst, subs, changed, h.arrival)
 }
 
-// fdReader reads a Unix connection and keeps the descriptors that come with its bytes.
+// fdReader reads a Unix connection, keeping the descriptors that come with its first read:
+// the router sends a hand-over's connection with the message's first byte. Later reads are
+// plain, so the kernel drops whatever descriptors come with them: a peer cannot make us hold
+// more than maxPassedFDs.
 type fdReader struct {
-	c   *net.UnixConn
-	fds []int
+	c    *net.UnixConn
+	read bool
+	fds  []int
 }
 
-// maxPassedFDs is how many descriptors one read takes; the kernel closes any beyond.
+// maxPassedFDs is how many descriptors the first read takes; the kernel closes any beyond.
 const maxPassedFDs = 1
 
 func (r *fdReader) Read(b []byte) (int, error) {
+	if r.read {
+		return r.c.Read(b)
+	}
+	r.read = true
 	oob := make([]byte, unix.CmsgSpace(4*maxPassedFDs))
 	n, oobn, _, _, err := r.c.ReadMsgUnix(b, oob)
 	if oobn > 0 {

@@ -43,6 +43,9 @@ type incoming struct {
 	// a filtered connection routes by the subscriptions it started with, and ends then, so
 	// that its client's next connection is routed among the current ones.
 	changed map[uint16]chan struct{}
+	// handedOver holds, by their route secrets, the connections this sidecar handed over to
+	// another and that are still served there (handover.go).
+	handedOver map[wire.PeerToken]handedOver
 	// captures holds the one packet socket of every port mirrored by capture.
 	captures *capture.Socket
 	// copies bounds what the mirror copies of every port hold in their queues.

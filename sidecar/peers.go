@@ -35,9 +35,14 @@ import (
 const (
 	// peerSocketPrefix, with the sidecar's container name, is its peer socket.
 	peerSocketPrefix = "@remocal-sidecar-"
-	// maxPeerConns bounds the peer connections open at once: each share holds one, and each
-	// connection the router delivers to a sharing sidecar is one.
+	// maxPeerConns bounds the peer connections open at once: each share holds one, and so
+	// does each connection the router delivers or hands over to a sharing sidecar.
 	maxPeerConns = 1024
+	// maxRouteBacks bounds, apart, the connections on which sharing sidecars send requests
+	// back to the router (PeerRoute): a connection handed over may keep one for each share
+	// before its own and one for the app, idle between requests, and they must not take
+	// the places of joins and deliveries.
+	maxRouteBacks = 1024
 	// peerHeaderTimeout bounds the wait for a peer's first message, and for a join's answer.
 	peerHeaderTimeout = 5 * time.Second
 )
@@ -77,14 +82,17 @@ type peers struct {
 	// sessions lists this sidecar's sessions for another sidecar's listing.
 	sessions func() wire.SessionsReply
 	open     *semaphore.Weighted
-	refusal  *ratelog.Limiter
-	wg       sync.WaitGroup
+	// routeBacks holds the places of the route-back connections, which give back their
+	// place among open once they say what they are.
+	routeBacks *semaphore.Weighted
+	refusal    *ratelog.Limiter
+	wg         sync.WaitGroup
 }
 
 // newPeers serves in's shares to the pod's other sidecars, and the sessions listings; a share
 // counts as a client of idle.
 func newPeers(log *slog.Logger, in *incoming, idle *idleTimer, sessions func() wire.SessionsReply) *peers {
-	return &peers{log: log, in: in, idle: idle, sessions: sessions, open: semaphore.NewWeighted(maxPeerConns), refusal: ratelog.New(refusalLogEvery)}
+	return &peers{log: log, in: in, idle: idle, sessions: sessions, open: semaphore.NewWeighted(maxPeerConns), routeBacks: semaphore.NewWeighted(maxRouteBacks), refusal: ratelog.New(refusalLogEvery)}
 }
 
 // listenPeers opens the peer socket of the sidecar named name. A sidecar without a name (in
@@ -126,14 +134,16 @@ func (p *peers) serve(ctx context.Context, ln *net.UnixListener) error {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			defer p.open.Release(1)
-			p.handle(ctx, c)
+			release := sync.OnceFunc(func() { p.open.Release(1) })
+			defer release()
+			p.handle(ctx, c, release)
 		}()
 	}
 }
 
-// handle serves one peer connection by its first message.
-func (p *peers) handle(ctx context.Context, c *net.UnixConn) {
+// handle serves one peer connection by its first message. release gives back the connection's
+// place among maxPeerConns, for one that takes another.
+func (p *peers) handle(ctx context.Context, c *net.UnixConn, release func()) {
 	defer c.Close()
 	_ = c.SetReadDeadline(time.Now().Add(peerHeaderTimeout))
 	passed := &fdReader{c: c} // a hand-over brings a connection
@@ -142,6 +152,9 @@ func (p *peers) handle(ctx context.Context, c *net.UnixConn) {
 	if err != nil {
 		p.refuse(ctx, c, "no first message: "+err.Error())
 		return
+	}
+	if _, ok := msg.(wire.PeerHandOver); !ok {
+		passed.close() // a descriptor comes only with a hand-over
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	switch m := msg.(type) {
@@ -156,6 +169,12 @@ func (p *peers) handle(ctx context.Context, c *net.UnixConn) {
 	case wire.PeerHandOver:
 		p.in.takeOver(ctx, c, m, passed.take())
 	case wire.PeerRoute:
+		if !p.routeBacks.TryAcquire(1) {
+			p.refuse(ctx, c, "too many connections routed back")
+			return
+		}
+		defer p.routeBacks.Release(1)
+		release()
 		p.in.routeFor(ctx, c, m)
 	case wire.Sessions:
 		// Another sidecar lists the pod's sessions for its user.

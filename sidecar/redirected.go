@@ -104,7 +104,9 @@ func (in *incoming) routeRequests(ctx context.Context, c net.Conn, from, dst net
 		case <-ctx.Done():
 		}
 	}()
-	var handed *net.UnixConn // the hand-over's socket, once a member's sidecar took c
+	// The hand-over's socket once a member's sidecar took c, and what forgets its routes back.
+	var handed *net.UnixConn
+	var forgetHandOver func()
 	routes := make([]httpfilter.Route, len(subs))
 	for i, sub := range subs {
 		routes[i] = httpfilter.Route{Filter: *sub.filter, Dial: func(context.Context) (net.Conn, error) {
@@ -128,26 +130,33 @@ func (in *incoming) routeRequests(ctx context.Context, c net.Conn, from, dst net
 			if !ok {
 				return false // a connection routed back to us: it was handed over once
 			}
+			route, forget, err := in.recordHandOver(handedOver{from: from, dst: dst, arrival: arrival})
+			if err != nil {
+				return false
+			}
 			before := make([]wire.Subscribe, i)
 			for j, s := range subs[:i] {
 				before[j] = s.asked
 			}
-			ask := wire.PeerHandOver{Token: sub.member.token, Incoming: arrival, Dst: dst.String(), Before: before}
+			ask := wire.PeerHandOver{Token: sub.member.token, Incoming: arrival, Route: route, Before: before}
 			uc, taken, err := in.handOver(ctx, sub.member, tcp, buffered, ask)
 			if err != nil {
 				in.log.Debug("hand-over", "port", dst.Port(), "sidecar", sub.member.sidecar, "taken", taken, "err", err)
 			}
-			handed = uc
+			if uc == nil {
+				forget()
+			} else {
+				handed, forgetHandOver = uc, forget
+			}
 			return taken
 		}
 	}
 	dialApp := func(ctx context.Context) (net.Conn, error) { return in.dialApp(ctx, from, dst) }
 	err := httpfilter.ServeRoutes(ctx, c, routes, dialApp)
-	if errors.Is(err, httpfilter.ErrHandedOver) {
+	if handed != nil {
 		in.log.Debug("connection handed over", "port", dst.Port(), "from", arrival.Remote)
-		if handed != nil {
-			servedElsewhere(ctx, handed)
-		}
+		servedElsewhere(ctx, handed)
+		forgetHandOver()
 		return
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/remocal/kubectl-remocal/internal/syncbuf"
 	"github.com/remocal/kubectl-remocal/internal/testnet"
@@ -355,7 +357,7 @@ func TestHandOverToASidecarThatCannot(t *testing.T) {
 	client, redirected := tcpPair(t)
 	defer client.Close()
 	defer redirected.Close()
-	ask := wire.PeerHandOver{Incoming: wire.Incoming{Port: 8000, Remote: "198.18.0.7:41234"}, Dst: "198.18.0.9:8000"}
+	ask := wire.PeerHandOver{Incoming: wire.Incoming{Port: 8000, Remote: "198.18.0.7:41234"}}
 	if _, taken, err := in.handOver(t.Context(), m, redirected, []byte("GET / HTTP/1.1\r\n\r\n"), ask); err == nil || taken {
 		t.Fatalf("a sidecar that closed took the connection over (err %v)", err)
 	}
@@ -370,5 +372,70 @@ func TestHandOverToASidecarThatCannot(t *testing.T) {
 	_ = redirected.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(redirected, got); err != nil || string(got) != "ping" {
 		t.Fatalf("the router's connection after a refused hand-over read %q, %v", got, err)
+	}
+}
+
+// Descriptors come only with a hand-over's first byte: a peer that sends one with every byte of
+// a message cannot make the sidecar hold them.
+func TestPeerDescriptorsNotHeld(t *testing.T) {
+	name := "remocal-fds"
+	sharingSidecar(t, name)
+	c, err := dialPeer(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pipe[0])
+	defer unix.Close(pipe[1])
+	frame, err := wire.AppendMessage(nil, wire.PeerJoin{Subscribe: wire.Subscribe{Port: 8000, Mode: wire.ModeSteal, Header: "X-Dev: " + strings.Repeat("x", 200)}, Sidecar: "remocal-other", Label: "l"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+	const sent = 100
+	for _, b := range frame[:sent] { // not the whole message: the sidecar waits for the rest
+		if _, _, err := c.WriteMsgUnix([]byte{b}, unix.UnixRights(pipe[0]), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the sidecar reads what came
+	if held := openFDs(t) - before; held > 2 {
+		t.Errorf("the sidecar holds %d more descriptors after %d came one per byte; want at most 1", held, sent)
+	}
+}
+
+// openFDs counts this process's open descriptors, the sidecar's in these tests.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// A route back must name a hand-over in progress: anything else in the pod that sends one is
+// closed before any request is routed.
+func TestRouteBackNeedsAHandOver(t *testing.T) {
+	name := "remocal-routes"
+	sharingSidecar(t, name)
+	c, err := dialPeer(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := wire.WriteMessage(c, wire.PeerRoute{Route: wire.PeerToken{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: app\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n > 0 || !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a route back for no hand-over: read %d bytes, %v; want the connection closed", n, err)
 	}
 }

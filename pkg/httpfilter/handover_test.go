@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // A route's HandOver takes the connection at the request boundary where the route's first
@@ -71,9 +73,16 @@ func TestHandOverAtARequestBoundary(t *testing.T) {
 	}
 	conn.Close()
 	takers.Wait()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.errs) != 1 || !errors.Is(p.errs[0], ErrHandedOver) {
-		t.Errorf("ServeRoutes returned %v, want ErrHandedOver", p.errs)
+	// The proxy's ServeRoutes returned when the hand-over did; its result is recorded after.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		errs := slices.Clone(p.errs)
+		p.mu.Unlock()
+		if len(errs) == 1 && errors.Is(errs[0], ErrHandedOver) {
+			return
+		}
+		if len(errs) > 1 || time.Now().After(deadline) {
+			t.Fatalf("ServeRoutes returned %v, want ErrHandedOver", errs)
+		}
 	}
 }

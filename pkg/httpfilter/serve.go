@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 )
 
 // http2Preface starts every HTTP/2 connection with prior knowledge (RFC 9113 section 3.4).
@@ -61,6 +62,9 @@ func ServeRoutes(ctx context.Context, client net.Conn, routes []Route, dialApp f
 	defer stop()
 
 	err := serve(ctx, newPeer(client), routes, dialApp, conns)
+	if errors.Is(err, ErrHandedOver) {
+		return err // whatever ended ctx since, the connection is another's now
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("serve http filter: %w", context.Cause(ctx))
 	}
@@ -119,13 +123,22 @@ func startsWithHTTP2Preface(r *bufio.Reader) (bool, error) {
 // Resume is a connection handed over (Route.HandOver) as its taker serves it: its reads return
 // the bytes handed over with it first, then the connection's own.
 func Resume(conn *net.TCPConn, buffered []byte) net.Conn {
-	return resumedConn{TCPConn: conn, r: io.MultiReader(bytes.NewReader(buffered), conn)}
+	return &resumedConn{conn: conn, r: io.MultiReader(bytes.NewReader(buffered), conn)}
 }
 
-// resumedConn keeps the connection's CloseWrite, which lingerClose uses.
+// resumedConn has the methods of a net.Conn and CloseWrite (lingerClose uses it), and no
+// others: a ReadFrom or WriteTo of the TCP connection's would go around the bytes handed over.
 type resumedConn struct {
-	*net.TCPConn
-	r io.Reader
+	conn *net.TCPConn
+	r    io.Reader
 }
 
-func (c resumedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+func (c *resumedConn) Read(b []byte) (int, error)         { return c.r.Read(b) }
+func (c *resumedConn) Write(b []byte) (int, error)        { return c.conn.Write(b) }
+func (c *resumedConn) Close() error                       { return c.conn.Close() }
+func (c *resumedConn) CloseWrite() error                  { return c.conn.CloseWrite() }
+func (c *resumedConn) LocalAddr() net.Addr                { return c.conn.LocalAddr() }
+func (c *resumedConn) RemoteAddr() net.Addr               { return c.conn.RemoteAddr() }
+func (c *resumedConn) SetDeadline(t time.Time) error      { return c.conn.SetDeadline(t) }
+func (c *resumedConn) SetReadDeadline(t time.Time) error  { return c.conn.SetReadDeadline(t) }
+func (c *resumedConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }

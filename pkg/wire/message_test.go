@@ -201,12 +201,12 @@ func roundTrips() []struct {
 		{name: "peer join empty", msg: PeerJoin{}},
 		{name: "peer join filter tree", msg: PeerJoin{Subscribe: Subscribe{Port: 8080, Mode: ModeSteal, Filter: &HTTPFilter{Op: FilterAllOf, Sub: []HTTPFilter{{Op: FilterMethod, Arg: "GET"}, {Op: FilterPath, Arg: "^/api/"}}}}, Sidecar: "remocal-b", Label: "bob", SinceUnixNano: 7, Token: PeerToken{4}}},
 		{name: "peer deliver", msg: PeerDeliver{Token: PeerToken{9}, Incoming: Incoming{Port: 8080, Remote: "198.18.0.7:41234"}}},
-		{name: "peer hand-over", msg: PeerHandOver{Token: PeerToken{5}, Incoming: Incoming{Port: 8080, Remote: "198.18.0.7:41234"}, Dst: "198.18.0.9:8080", Buffered: 312}},
-		{name: "peer hand-over before", msg: PeerHandOver{Token: PeerToken{5}, Incoming: Incoming{Port: 8080, Remote: "[2001:2::7]:41234"}, Dst: "[2001:2::9]:8080", Buffered: MaxHandOverBuffered, Before: []Subscribe{
+		{name: "peer hand-over", msg: PeerHandOver{Token: PeerToken{5}, Incoming: Incoming{Port: 8080, Remote: "198.18.0.7:41234"}, Route: PeerToken{6}, Buffered: 312}},
+		{name: "peer hand-over before", msg: PeerHandOver{Token: PeerToken{5}, Incoming: Incoming{Port: 8080, Remote: "[2001:2::7]:41234"}, Route: PeerToken{7}, Buffered: MaxHandOverBuffered, Before: []Subscribe{
 			{Port: 8080, Mode: ModeSteal, Header: "X-Dev: alice"},
 			{Port: 8080, Mode: ModeSteal, Filter: &HTTPFilter{Op: FilterAnyOf, Sub: []HTTPFilter{{Op: FilterMethod, Arg: "POST"}, {Op: FilterQuery, Arg: "dev=^carol$"}}}},
 		}}},
-		{name: "peer route", msg: PeerRoute{Token: PeerToken{5}, Incoming: Incoming{Port: 8080, Remote: "198.18.0.7:41234"}, Dst: "198.18.0.9:8080"}},
+		{name: "peer route", msg: PeerRoute{Route: PeerToken{6}}},
 		{name: "fs reply max", msg: FSReply{Errno: 1<<32 - 1, Reason: strings.Repeat("r", maxReasonLen), Stat: testStat(), Target: strings.Repeat("t", maxPathLen), Data: bytes.Repeat([]byte{0xff}, MaxFSChunk), More: true}},
 	}
 }
@@ -455,11 +455,11 @@ func TestDecodeBounds(t *testing.T) {
 		{name: "lane broken short", typ: TypeLaneBroken, payload: make([]byte, 7), want: ErrMalformed},
 		{name: "subscribe header too long", typ: TypeSubscribe, payload: cat([]byte{0, 80}, uv(5), []byte("steal"), uv(MaxFilterLen+1), bytes.Repeat([]byte("h"), MaxFilterLen+1), uv(0)), want: ErrTooLarge},
 		{name: "peer deliver short token", typ: TypePeerDeliver, payload: make([]byte, 15), want: ErrMalformed},
-		{name: "peer hand-over buffered over the bound", typ: TypePeerHandOver, payload: cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0), uv(0), []byte{0, 2, 0, 1}, uv(0)), want: ErrTooLarge},
-		{name: "peer hand-over too many before", typ: TypePeerHandOver, payload: cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0), uv(0), make([]byte, 4), uv(maxHandOverBefore+1)), want: ErrTooLarge},
-		{name: "peer hand-over before past the end", typ: TypePeerHandOver, payload: cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0), uv(0), make([]byte, 4), uv(2), uv(0)), want: ErrMalformed},
-		{name: "peer hand-over before with bytes after its subscription", typ: TypePeerHandOver, payload: cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0), uv(0), make([]byte, 4), uv(1), uv(6), []byte{0x1f, 0x90}, uv(0), uv(0), uv(0), []byte{0xff}), want: ErrMalformed},
-		{name: "peer route without destination", typ: TypePeerRoute, payload: cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0)), want: ErrMalformed},
+		{name: "peer hand-over buffered over the bound", typ: TypePeerHandOver, payload: cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0), make([]byte, 16), []byte{0, 2, 0, 1}, uv(0)), want: ErrTooLarge},
+		{name: "peer hand-over too many before", typ: TypePeerHandOver, payload: cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0), make([]byte, 16), make([]byte, 4), uv(maxHandOverBefore+1)), want: ErrTooLarge},
+		{name: "peer hand-over before past the end", typ: TypePeerHandOver, payload: cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0), make([]byte, 16), make([]byte, 4), uv(2), uv(0)), want: ErrMalformed},
+		{name: "peer hand-over before with bytes after its subscription", typ: TypePeerHandOver, payload: cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0), make([]byte, 16), make([]byte, 4), uv(1), uv(6), []byte{0x1f, 0x90}, uv(0), uv(0), uv(0), []byte{0xff}), want: ErrMalformed},
+		{name: "peer route short", typ: TypePeerRoute, payload: make([]byte, 15), want: ErrMalformed},
 		{name: "peer join long label", typ: TypePeerJoin, payload: peerJoinWithLabel(strings.Repeat("x", MaxLabelLen+1)), want: ErrTooLarge},
 	}
 	for _, tt := range tests {

@@ -148,14 +148,15 @@ const maxHandOverBefore = 128
 // then the router serves the connection itself), and serves its requests from then on: those
 // of its share, unless one of Before (the port's shares subscribed earlier, whose filters come
 // first) matches too, go to its client; the others go back to the router on a PeerRoute
-// connection. The socket stays open while the receiver serves the connection; the router
-// closes it when the port's shares change, which ends the connection.
+// connection that carries Route. The socket stays open while the receiver serves the
+// connection; the router closes it when the port's shares change, which ends the connection.
 type PeerHandOver struct {
 	Token    PeerToken
 	Incoming Incoming
-	// Dst is where the client connected, the pod's address and Incoming.Port: where its
-	// requests for the app go.
-	Dst      string
+	// Route names this hand-over in the receiver's PeerRoutes: a secret of its own, so
+	// that a route back can only be for a connection the router handed over, whose client
+	// and destination the router knows.
+	Route    PeerToken
 	Buffered uint32
 	Before   []Subscribe
 }
@@ -164,7 +165,7 @@ type PeerHandOver struct {
 func (PeerHandOver) Type() Type { return TypePeerHandOver }
 
 func (h PeerHandOver) check() error {
-	errs := []error{h.Incoming.check(), checkString(h.Dst, maxAddressLen, "peer hand-over destination")}
+	errs := []error{h.Incoming.check()}
 	if h.Buffered > MaxHandOverBuffered {
 		errs = append(errs, fmt.Errorf("%w: peer hand-over buffered: %d bytes, max %d", ErrTooLarge, h.Buffered, MaxHandOverBuffered))
 	}
@@ -182,7 +183,7 @@ func (h PeerHandOver) check() error {
 func (h PeerHandOver) appendPayload(b []byte) []byte {
 	b = append(b, h.Token[:]...)
 	b = h.Incoming.appendPayload(b)
-	b = appendString(b, h.Dst)
+	b = append(b, h.Route[:]...)
 	b = binary.BigEndian.AppendUint32(b, h.Buffered)
 	b = binary.AppendUvarint(b, uint64(len(h.Before)))
 	for _, s := range h.Before {
@@ -203,11 +204,11 @@ func parsePeerHandOver(b []byte) (PeerHandOver, int, error) {
 		return PeerHandOver{}, 0, fmt.Errorf("peer hand-over: %w", err)
 	}
 	h.Incoming, n = in, n+m
-	dst, m, err := parseString(b[n:], maxAddressLen, "peer hand-over destination")
+	route, m, err := parsePeerToken(b[n:], "peer hand-over route")
 	if err != nil {
 		return PeerHandOver{}, 0, err
 	}
-	h.Dst, n = dst, n+m
+	h.Route, n = route, n+m
 	buffered, m, err := parseUint32(b[n:], "peer hand-over buffered")
 	if err != nil {
 		return PeerHandOver{}, 0, err
@@ -246,42 +247,22 @@ func exactSubscribe(b []byte) (Subscribe, error) {
 }
 
 // PeerRoute is the first message on a connection a sidecar makes to the router's peer socket
-// for a client connection the router handed over to it (PeerHandOver), to send back the
-// requests that are not its share's: the router routes them as if they had arrived on Dst
-// from Incoming.Remote, and the connection then carries them and their responses as they are.
-// Token is the share's; a router that does not know it closes the connection.
+// for a client connection the router handed over to it, to send back the requests that are
+// not its share's: Route is the PeerHandOver's, and the router routes the requests as if they
+// had arrived on that client connection. The connection then carries them and their responses
+// as they are. A router that does not know Route (the hand-over ended) closes the connection.
 type PeerRoute struct {
-	Token    PeerToken
-	Incoming Incoming
-	Dst      string
+	Route PeerToken
 }
 
 // Type implements Message.
 func (PeerRoute) Type() Type { return TypePeerRoute }
 
-func (r PeerRoute) check() error {
-	return errors.Join(r.Incoming.check(), checkString(r.Dst, maxAddressLen, "peer route destination"))
-}
+func (PeerRoute) check() error { return nil }
 
-func (r PeerRoute) appendPayload(b []byte) []byte {
-	b = append(b, r.Token[:]...)
-	b = r.Incoming.appendPayload(b)
-	return appendString(b, r.Dst)
-}
+func (r PeerRoute) appendPayload(b []byte) []byte { return append(b, r.Route[:]...) }
 
 func parsePeerRoute(b []byte) (PeerRoute, int, error) {
-	token, n, err := parsePeerToken(b, "peer route token")
-	if err != nil {
-		return PeerRoute{}, 0, err
-	}
-	in, m, err := parseIncoming(b[n:])
-	if err != nil {
-		return PeerRoute{}, 0, fmt.Errorf("peer route: %w", err)
-	}
-	n += m
-	dst, m, err := parseString(b[n:], maxAddressLen, "peer route destination")
-	if err != nil {
-		return PeerRoute{}, 0, err
-	}
-	return PeerRoute{Token: token, Incoming: in, Dst: dst}, n + m, nil
+	route, n, err := parsePeerToken(b, "peer route")
+	return PeerRoute{Route: route}, n, err
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,6 +50,7 @@ func TestStealSharedAcrossUsers(t *testing.T) {
 	}
 
 	checkRouting(t, s, url, "both", 200, sessions)
+	checkKeptConnection(t, s, url)
 
 	whole := s.plugin.run(t, "exec", "deployment/echo", "--steal", "-p", "9092:8080", "--", "sh", "-c", s.layerclient+" serve :9092 & sleep 3; kill $!")
 	if !strings.Contains(whole.stderr, "cannot steal the pod's port 8080") || !strings.Contains(whole.stderr, "another session, alice@team (sidecar "+aliceSidecar) {
@@ -93,6 +95,46 @@ func TestStealSharedAcrossUsers(t *testing.T) {
 		t.Errorf("the port was routed again %s after the kill; want within one reconnect (1 s)", gap.Round(time.Millisecond))
 	}
 	checkRouting(t, s, url, "after alice's sidecar was killed", 60, sessions)
+}
+
+// checkKeptConnection sends requests for bob, alice, nobody and bob on one kept connection:
+// alice's sidecar, which routes the port, hands the connection to bob's at his first request,
+// and bob's sends the others back to it (sidecar/handover.go).
+func checkKeptConnection(t *testing.T, s *layerSetup, url string) {
+	t.Helper()
+	transport := &http.Transport{MaxConnsPerHost: 1}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: transport}
+	for i, dev := range []string{"bob", "alice", "", "bob", "bob"} {
+		path := fmt.Sprintf("/kept-%d", i)
+		var reused bool
+		trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused }}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), http.MethodGet, url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dev != "" {
+			req.Header.Set("X-Dev", dev)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("kept connection: %s for %q: %v", path, dev, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("kept connection: %s for %q: %v", path, dev, err)
+		}
+		if i > 0 && !reused {
+			t.Errorf("kept connection: %s went on a new connection", path)
+		}
+		switch {
+		case dev != "" && !strings.HasPrefix(string(body), "local "+path):
+			t.Errorf("kept connection: %s for %q answered %q, want %s's local server", path, dev, body, dev)
+		case dev == "" && !strings.Contains(string(body), `"hostname": "`+s.echo.pod+`"`):
+			t.Errorf("kept connection: %s, unmarked, answered %q, want the pod's app", path, body)
+		}
+	}
 }
 
 // containerLog is the log of one container of pod.

@@ -218,47 +218,64 @@ func (b *bench) withSession(ctx context.Context, pod *corev1.Pod, self string, s
 // teamHTTP measures a port that two users steal by filter, each with a sidecar of their own,
 // against one user's filtered steal, in the same run: 64 clients over the direct link, every
 // request marked for a user (half for each of the two, all for the one), so that every request
-// is answered by a local server in both. The second user's requests take the longer way: to
-// the sidecar that routes the port, then to the second user's sidecar.
+// is answered by a local server in both. The second user's connections are handed from the
+// sidecar that routes the port to the second user's.
+//
+// Each is measured twice, as mirrorLatency does: on shared CPUs, where both users' plugins and
+// local servers compete with the pod's sidecars for the same two cores (and the pod's
+// BestEffort cgroup weighs less than each of them), and with the node's side (the pod, the
+// load) and the local side (the plugins, the local servers) on separate CPUs, as on a real
+// cluster, where the users' programs run on their own machines.
 func (b *bench) teamHTTP(ctx context.Context, pod *corev1.Pod) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	placements := []placement{{name: "shared CPUs"}}
+	if split, ok := splitPlacement(); ok {
+		placements = append(placements, split)
+	}
+	defer func() { _ = pinPod(pod.UID, nil) }()
 	url := "http://" + pod.Status.PodIP + ":8080/healthz"
-	alice := incomingSession{home: "cold-0", listen: ":8080", flags: []string{"--steal", "--transport", "direct", "--http-header", "X-Dev: ^alice$"}}
-	bob := incomingSession{home: "team-bob", listen: ":8081", flags: []string{"--steal", "--transport", "direct", "-p", "8081:8080", "--http-header", "X-Dev: ^bob$"}}
-	for _, fresh := range []bool{false, true} {
-		conns := "keep-alive"
-		if fresh {
-			conns = "new conns"
-		}
-		load := func(devs ...string) ([3]float64, error) {
-			args := []string{loadgenArg, "-c", "64"}
+	for _, place := range placements {
+		alice := incomingSession{home: "cold-0", listen: ":8080", cpus: place.local, flags: []string{"--steal", "--transport", "direct", "--http-header", "X-Dev: ^alice$"}}
+		bob := incomingSession{home: "team-bob", listen: ":8081", cpus: place.local, flags: []string{"--steal", "--transport", "direct", "-p", "8081:8080", "--http-header", "X-Dev: ^bob$"}}
+		for _, fresh := range []bool{false, true} {
+			conns := "keep-alive"
 			if fresh {
-				args = append(args, "-new")
+				conns = "new conns"
 			}
-			for _, dev := range devs {
-				args = append(args, "-header", "X-Dev: "+dev)
+			load := func(devs ...string) ([3]float64, error) {
+				// Again each time: the sidecars are new in the pod.
+				if err := pinPod(pod.UID, place.node); err != nil {
+					return [3]float64{}, err
+				}
+				args := []string{loadgenArg, "-c", "64"}
+				if fresh {
+					args = append(args, "-new")
+				}
+				for _, dev := range devs {
+					args = append(args, "-header", "X-Dev: "+dev)
+				}
+				return runLoad(exec.CommandContext(ctx, self, append(args, url)...), place.node)
 			}
-			return runLoad(exec.CommandContext(ctx, self, append(args, url)...), nil)
-		}
-		var one, two [3]float64
-		err := b.withSession(ctx, pod, self, alice, func() error {
-			if one, err = load("alice"); err != nil {
-				return err
-			}
-			return b.withSession(ctx, pod, self, bob, func() error {
-				two, err = load("alice", "bob")
-				return err
+			var one, two [3]float64
+			err := b.withSession(ctx, pod, self, alice, func() error {
+				if one, err = load("alice"); err != nil {
+					return err
+				}
+				return b.withSession(ctx, pod, self, bob, func() error {
+					two, err = load("alice", "bob")
+					return err
+				})
 			})
-		})
-		if err != nil {
-			return fmt.Errorf("filtered steal load: %w", err)
+			if err != nil {
+				return fmt.Errorf("filtered steal load: %w", err)
+			}
+			what := "one user's filtered steal, " + conns + ", " + place.name
+			row("HTTP two users' filters, 64 "+conns+", "+place.name+" (req/s)", two[0], one[0], "req/s", what)
+			row("HTTP two users' filters, 64 "+conns+", "+place.name+" p50 (ms)", two[1], one[1], "ms", what)
 		}
-		what := "one user's filtered steal, " + conns
-		row("HTTP two users' filters, 64 "+conns+" (req/s)", two[0], one[0], "req/s", what)
-		row("HTTP two users' filters, 64 "+conns+" p50 (ms)", two[1], one[1], "ms", what)
 	}
 	return nil
 }

@@ -97,10 +97,10 @@ type idleIncoming struct {
 func (ls *lanes) serveStream(ctx context.Context, log *slog.Logger, conn *quic.Conn, stream *quic.Stream, r *wire.Reader) {
 	defer stream.Close()
 	var sendMu sync.Mutex
-	send := func(m wire.Message) error {
+	send := func(ms ...wire.Message) error {
 		sendMu.Lock()
 		defer sendMu.Unlock()
-		return wire.WriteMessage(stream, m)
+		return wire.WriteMessages(stream, ms...)
 	}
 	sess := &laneSession{done: ctx.Done(), log: log, idle: map[net.Conn]struct{}{}}
 	sess.set = lane.NewSet(send, log)

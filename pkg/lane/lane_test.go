@@ -26,14 +26,21 @@ type pair struct {
 	reattaches int
 }
 
+// queue passes ms on to the other side's set.
+func queue(to chan<- wire.Message, ms []wire.Message) {
+	for _, m := range ms {
+		to <- m
+	}
+}
+
 func newPair(t *testing.T, opts Options) *pair {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	p := &pair{t: t}
 	toB, toA := make(chan wire.Message, 1024), make(chan wire.Message, 1024)
-	p.a = NewSet(func(m wire.Message) error { toB <- m; return nil }, nil)
-	p.b = NewSet(func(m wire.Message) error { toA <- m; return nil }, nil)
+	p.a = NewSet(func(ms ...wire.Message) error { queue(toB, ms); return nil }, nil)
+	p.b = NewSet(func(ms ...wire.Message) error { queue(toA, ms); return nil }, nil)
 	deliver := func(s *Set, ch chan wire.Message) {
 		for {
 			select {

@@ -17,11 +17,19 @@ import (
 // acknowledgement is a packet through the API server's chain, so they are few.
 const ackDelay = 50 * time.Millisecond
 
+// endDelay spaces the lane ends sent on the lanes stream: an end goes out at once unless
+// another went within endDelay, and then with those that come meanwhile, in one write. On the
+// port-forward path each write is a QUIC packet, and its acknowledgement another, through the
+// API server's chain, which a new connection per request otherwise pays for twice (each side's
+// end); a lone end, as an interactive program's, is not delayed. Measured with 16 connections
+// in flight, each for one request (docs/benchmarks.md).
+const endDelay = 10 * time.Millisecond
+
 // Set holds the lanes of one session and speaks for them on the session's QUIC lanes stream:
 // it sends their acknowledgements (batched) and ends, and hands them the peer's ([Set.Handle]).
 type Set struct {
 	log  *slog.Logger
-	send func(wire.Message) error
+	send func(...wire.Message) error
 
 	sendMu sync.Mutex // one message at a time on the stream
 
@@ -30,6 +38,11 @@ type Set struct {
 	lastID   uint64
 	acks     []*Lane // lanes with an acknowledgement to send
 	ackTimer *time.Timer
+	// ends holds the lane ends waiting for endTimer, which fires endDelay after lastEnds,
+	// when ends last went out.
+	ends     []wire.Message
+	endTimer *time.Timer
+	lastEnds time.Time
 	closed   bool
 
 	kick chan struct{}
@@ -38,9 +51,10 @@ type Set struct {
 	bytesIn, bytesOut                atomic.Uint64
 }
 
-// NewSet returns an empty set whose messages go out with send, one at a time. Run must run for
-// the acknowledgements to go out.
-func NewSet(send func(wire.Message) error, log *slog.Logger) *Set {
+// NewSet returns an empty set whose messages go out with send, one call at a time, each call's
+// messages in one write. Run must run for the acknowledgements and the ends that wait to go
+// out.
+func NewSet(send func(...wire.Message) error, log *slog.Logger) *Set {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -58,8 +72,11 @@ func (s *Set) Run(ctx context.Context) {
 		case <-s.kick:
 		}
 		s.mu.Lock()
-		queued := s.acks
-		s.acks = nil
+		queued, msgs := s.acks, s.ends
+		s.acks, s.ends = nil, nil
+		if len(msgs) > 0 {
+			s.lastEnds = time.Now()
+		}
 		s.mu.Unlock()
 		var batch []wire.LaneAck
 		for _, l := range queued {
@@ -69,10 +86,11 @@ func (s *Set) Run(ctx context.Context) {
 		}
 		for len(batch) > 0 {
 			k := min(len(batch), wire.MaxLaneAcks)
-			if err := s.sendMessage(wire.LaneAcks{Acks: batch[:k]}); err != nil {
-				s.log.Debug("lane acknowledgements not sent", "err", err)
-			}
+			msgs = append(msgs, wire.LaneAcks{Acks: batch[:k]})
 			batch = batch[k:]
+		}
+		if err := s.sendMessage(msgs...); err != nil {
+			s.log.Debug("lane acknowledgements and ends not sent", "err", err)
 		}
 	}
 }
@@ -156,6 +174,9 @@ func (s *Set) Close() {
 	if s.ackTimer != nil {
 		s.ackTimer.Stop()
 	}
+	if s.endTimer != nil {
+		s.endTimer.Stop()
+	}
 	s.mu.Unlock()
 	for _, l := range lanes {
 		l.abort(errSessionEnded, false)
@@ -232,14 +253,39 @@ func (s *Set) wake() {
 	}
 }
 
+// sendEnd sends a lane's end: at once when it resets the lane or when no end went out within
+// endDelay, else with the others that come until endDelay after the last ones.
 func (s *Set) sendEnd(id, sent uint64, reset bool) {
-	if err := s.sendMessage(wire.LaneEnd{Lane: id, Sent: sent, Reset: reset}); err != nil {
-		s.log.Debug("lane end not sent", "lane", id, "err", err)
+	end := wire.LaneEnd{Lane: id, Sent: sent, Reset: reset}
+	s.mu.Lock()
+	now := time.Now()
+	if reset || s.closed || len(s.ends) == 0 && now.Sub(s.lastEnds) >= endDelay {
+		if !reset {
+			s.lastEnds = now
+		}
+		s.mu.Unlock()
+		if err := s.sendMessage(end); err != nil {
+			s.log.Debug("lane end not sent", "lane", id, "err", err)
+		}
+		return
 	}
+	s.ends = append(s.ends, end)
+	if s.endTimer == nil {
+		s.endTimer = time.AfterFunc(s.lastEnds.Add(endDelay).Sub(now), func() {
+			s.mu.Lock()
+			s.endTimer = nil
+			s.mu.Unlock()
+			s.wake()
+		})
+	}
+	s.mu.Unlock()
 }
 
-func (s *Set) sendMessage(m wire.Message) error {
+func (s *Set) sendMessage(ms ...wire.Message) error {
+	if len(ms) == 0 {
+		return nil
+	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	return s.send(m)
+	return s.send(ms...)
 }

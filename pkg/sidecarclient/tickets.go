@@ -23,7 +23,7 @@ var errNoTickets = errors.New("the sidecar issued no lane ticket")
 
 // ticketStore holds the lane tickets the sidecar issued and not yet used, and asks for more.
 type ticketStore struct {
-	send func(wire.Message) error
+	send func(...wire.Message) error
 
 	mu     sync.Mutex
 	held   []heldTicket
@@ -40,7 +40,7 @@ type heldTicket struct {
 	until time.Time
 }
 
-func newTicketStore(send func(wire.Message) error) *ticketStore {
+func newTicketStore(send func(...wire.Message) error) *ticketStore {
 	return &ticketStore{send: send, changed: make(chan struct{})}
 }
 
@@ -116,11 +116,11 @@ func (s *ticketStore) fail(err error) {
 }
 
 // newSender returns a function that writes messages on stream one at a time.
-func newSender(stream *quic.Stream) func(wire.Message) error {
+func newSender(stream *quic.Stream) func(...wire.Message) error {
 	var mu sync.Mutex
-	return func(m wire.Message) error {
+	return func(ms ...wire.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
-		return wire.WriteMessage(stream, m)
+		return wire.WriteMessages(stream, ms...)
 	}
 }

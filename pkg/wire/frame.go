@@ -153,12 +153,27 @@ func exact[M Message](t Type, p []byte, parse func([]byte) (M, int, error)) (Mes
 // one call on the stream's send path, and a caller sharing a stream between goroutines has one
 // call to guard, never a half-written frame.
 func WriteMessage(w io.Writer, m Message) error {
-	b, err := AppendMessage(make([]byte, 0, 256), m)
-	if err != nil {
-		return err
+	return WriteMessages(w, m)
+}
+
+// WriteMessages writes ms as WriteMessage writes one, all in one Write: on a QUIC stream they
+// leave in as few packets as they fit in.
+func WriteMessages(w io.Writer, ms ...Message) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	var err error
+	b := make([]byte, 0, 256)
+	for _, m := range ms {
+		if b, err = AppendMessage(b, m); err != nil {
+			return err
+		}
 	}
 	if _, err := w.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", m.Type(), err)
+		if len(ms) == 1 {
+			return fmt.Errorf("write %s: %w", ms[0].Type(), err)
+		}
+		return fmt.Errorf("write %d messages: %w", len(ms), err)
 	}
 	return nil
 }

@@ -1,0 +1,61 @@
+package lane
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/remocal/kubectl-remocal/pkg/wire"
+)
+
+// A lone end goes out at once, and so does a reset; ends that follow within endDelay go out
+// together, in one write.
+func TestEndsGoOutTogether(t *testing.T) {
+	var mu sync.Mutex
+	var writes [][]wire.Message
+	s := NewSet(func(ms ...wire.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		writes = append(writes, ms)
+		return nil
+	}, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go s.Run(ctx)
+	written := func() [][]wire.Message {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(writes)
+	}
+
+	start := time.Now()
+	s.sendEnd(1, 10, false)
+	if got := written(); len(got) != 1 || !slices.Equal(got[0], []wire.Message{wire.LaneEnd{Lane: 1, Sent: 10}}) {
+		t.Fatalf("a lone end: written %v; want it at once", got)
+	}
+	s.sendEnd(2, 20, false)
+	s.sendEnd(3, 30, false)
+	together := time.Since(start) < endDelay
+	s.sendEnd(4, 0, true)
+	if got := written(); len(got) != 2 || !slices.Equal(got[1], []wire.Message{wire.LaneEnd{Lane: 4, Reset: true}}) {
+		t.Fatalf("a reset: written %v; want it at once", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(written()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ends that waited were not written: %v", written())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	want := []wire.Message{wire.LaneEnd{Lane: 2, Sent: 20}, wire.LaneEnd{Lane: 3, Sent: 30}}
+	if got := written(); together && (len(got) != 3 || !slices.Equal(got[2], want)) {
+		t.Errorf("ends within %s of the last: written %v; want %v in one write", endDelay, got, want)
+	}
+	time.Sleep(2 * endDelay)
+	s.sendEnd(5, 50, false)
+	if got := written(); !slices.Equal(got[len(got)-1], []wire.Message{wire.LaneEnd{Lane: 5, Sent: 50}}) {
+		t.Errorf("an end %s after the last: written %v; want it at once", 2*endDelay, got)
+	}
+}

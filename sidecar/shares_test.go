@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -395,7 +394,7 @@ func TestPeerDescriptorsNotHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := openFDs(t)
+	before := openFiles(t)
 	const sent = 100
 	for _, b := range frame[:sent] { // not the whole message: the sidecar waits for the rest
 		if _, _, err := c.WriteMsgUnix([]byte{b}, unix.UnixRights(pipe[0]), nil); err != nil {
@@ -403,19 +402,9 @@ func TestPeerDescriptorsNotHeld(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the sidecar reads what came
-	if held := openFDs(t) - before; held > 2 {
+	if held := openFiles(t) - before; held > 2 {
 		t.Errorf("the sidecar holds %d more descriptors after %d came one per byte; want at most 1", held, sent)
 	}
-}
-
-// openFDs counts this process's open descriptors, the sidecar's in these tests.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
 }
 
 // A route back must name a hand-over in progress: anything else in the pod that sends one is

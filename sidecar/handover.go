@@ -139,13 +139,7 @@ func (in *incoming) takeOver(ctx context.Context, uc *net.UnixConn, h wire.PeerH
 	in.mu.Lock()
 	changed := in.changed[port]
 	in.mu.Unlock()
-	go func() {
-		select {
-		case <-changed:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	go cancelWhenClosed(ctx, changed, cancel)
 	stop := context.AfterFunc(sub.client.Context(), cancel)
 	defer stop()
 	// The router closes the hand-over's socket when the port's shares change: the

@@ -97,13 +97,7 @@ func (in *incoming) routeRequests(ctx context.Context, c net.Conn, from, dst net
 	// connection is routed among the sessions there are then.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-changed:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	go cancelWhenClosed(ctx, changed, cancel)
 	// The hand-over's socket once a member's sidecar took c, and what forgets its routes back.
 	var handed *net.UnixConn
 	var forgetHandOver func()
@@ -117,13 +111,7 @@ func (in *incoming) routeRequests(ctx context.Context, c net.Conn, from, dst net
 			defer stop()
 			continue
 		}
-		go func() {
-			select {
-			case <-sub.member.gone:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		go cancelWhenClosed(ctx, sub.member.gone, cancel)
 		routes[i].Dial = func(ctx context.Context) (net.Conn, error) { return deliverTo(ctx, sub.member, arrival) }
 		routes[i].HandOver = func(client net.Conn, buffered []byte) bool {
 			tcp, ok := client.(*net.TCPConn)
@@ -177,6 +165,15 @@ func (in *incoming) dialClient(sub subscription, arrival wire.Incoming) (net.Con
 		return nil, err
 	}
 	return streamConn{stream, sub.client}, nil
+}
+
+// cancelWhenClosed calls cancel once ch is closed, unless ctx ends first.
+func cancelWhenClosed(ctx context.Context, ch <-chan struct{}, cancel context.CancelFunc) {
+	select {
+	case <-ch:
+		cancel()
+	case <-ctx.Done():
+	}
 }
 
 // streamConn is a stream to a client as the net.Conn that httpfilter dials.

@@ -80,19 +80,7 @@ func (e *env) podIPv6(t *testing.T, name string) string {
 // left from the client pod's IPv6 address.
 func (s *ipv6Setup) assertFromPodIPv6(t *testing.T, r result) {
 	t.Helper()
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s", r.code, r.stdout)
-	}
-	var reply echoReply
-	if err := json.Unmarshal([]byte(r.stdout), &reply); err != nil {
-		t.Fatalf("not an echo answer: %v\n%s", err, r.stdout)
-	}
-	if host, _, _ := net.SplitHostPort(reply.RemoteAddr); host != s.clientIP6 {
-		t.Fatalf("the echo server saw the request from %s, not from the client pod's %s", reply.RemoteAddr, s.clientIP6)
-	}
-	if reply.Hostname != s.echo.pod {
-		t.Fatalf("answered by %q, not the echo pod %s", reply.Hostname, s.echo.pod)
-	}
+	s.assertEchoFrom(t, r, s.clientIP6)
 }
 
 // TestIPv6 runs every IPv6 case of the dual-stack cluster on one deployment: outgoing TCP and

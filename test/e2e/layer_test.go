@@ -72,6 +72,13 @@ func (s *layerSetup) exec(t *testing.T, args ...string) result {
 // assertFromPod checks an HTTP echo answer came from the client pod.
 func (s *layerSetup) assertFromPod(t *testing.T, r result) {
 	t.Helper()
+	s.assertEchoFrom(t, r, s.client.Status.PodIP)
+}
+
+// assertEchoFrom checks an HTTP echo answer came from the echo pod's app, to a request that
+// left from the client pod's address from.
+func (s *layerSetup) assertEchoFrom(t *testing.T, r result, from string) {
+	t.Helper()
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s", r.code, r.stdout)
 	}
@@ -79,9 +86,8 @@ func (s *layerSetup) assertFromPod(t *testing.T, r result) {
 	if err := json.Unmarshal([]byte(r.stdout), &reply); err != nil {
 		t.Fatalf("not an echo answer: %v\n%s", err, r.stdout)
 	}
-	host, _, _ := net.SplitHostPort(reply.RemoteAddr)
-	if host != s.client.Status.PodIP {
-		t.Fatalf("the echo server saw the request from %s, not from the client pod %s", reply.RemoteAddr, s.client.Status.PodIP)
+	if host, _, _ := net.SplitHostPort(reply.RemoteAddr); host != from {
+		t.Fatalf("the echo server saw the request from %s, not from the client pod's %s", reply.RemoteAddr, from)
 	}
 	if reply.Hostname != s.echo.pod {
 		t.Fatalf("answered by %q, not the echo pod %s", reply.Hostname, s.echo.pod)

@@ -28,6 +28,9 @@ const (
 	// laneHeaderTimeout bounds how long a lane connection may take to say which lane it is:
 	// the plugin sends it with the connection's first bytes.
 	laneHeaderTimeout = 5 * time.Second
+	// freedWait bounds how long a recycled lane connection waits for the client's next lane
+	// on it (wire.LaneFree): the client keeps one only while it may soon need it.
+	freedWait = 30 * time.Second
 	// maxUnchecked bounds the lane connections whose ticket is not yet read and checked.
 	maxUnchecked = 256
 	// resendBudget bounds what all lanes keep for resending to their clients: the sidecar's
@@ -67,11 +70,13 @@ func newLanes(srv *server, log *slog.Logger) *lanes {
 // laneSession is one client's lanes: its lane.Set, and its lane connections not yet carrying
 // a connection (the pool the client keeps ready).
 type laneSession struct {
-	set  *lane.Set
-	done <-chan struct{} // closed when the client's connection ends
-	log  *slog.Logger
-	mu   sync.Mutex
-	idle map[net.Conn]struct{}
+	set *lane.Set
+	// recycle: the client takes lane connections back for new lanes (FeatureLaneReuse).
+	recycle bool
+	done    <-chan struct{} // closed when the client's connection ends
+	log     *slog.Logger
+	mu      sync.Mutex
+	idle    map[net.Conn]struct{}
 	// incoming holds the lanes the client opened for the connections that arrive at its
 	// ports, oldest first.
 	incoming []*idleIncoming
@@ -102,7 +107,7 @@ func (ls *lanes) serveStream(ctx context.Context, log *slog.Logger, conn *quic.C
 		defer sendMu.Unlock()
 		return wire.WriteMessages(stream, ms...)
 	}
-	sess := &laneSession{done: ctx.Done(), log: log, idle: map[net.Conn]struct{}{}}
+	sess := &laneSession{done: ctx.Done(), log: log, idle: map[net.Conn]struct{}{}, recycle: ls.srv.sessions.has(conn, wire.FeatureLaneReuse)}
 	sess.set = lane.NewSet(send, log)
 	ls.mu.Lock()
 	if _, ok := ls.sessions[conn]; ok {
@@ -252,43 +257,56 @@ func (ls *lanes) serve(ctx context.Context, accept func(context.Context) (net.Co
 	}
 }
 
-// serveConn reads which lane conn is and serves it: a new lane, or one re-attached.
+// serveConn reads which lane conn is and serves it: a new lane, or one re-attached; then,
+// for as long as its lanes end cleanly and the client takes it back, the lanes that follow.
 func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
-	r, open, sess := ls.checkTicket(conn)
+	r, open, sess := ls.checkTicket(conn, laneHeaderTimeout)
 	<-ls.unchecked
-	if sess == nil {
-		return
+	for sess != nil {
+		id, freed := ls.serveLane(ctx, sess, conn, r, open)
+		if freed == nil {
+			return
+		}
+		r, open = ls.awaitNextLane(sess, freed, id)
+		if r == nil {
+			return
+		}
 	}
+}
+
+// serveLane serves one lane on conn, as open says, and returns the connection once the lane
+// ended cleanly and left it free (lane.Options.Recycle), with the lane's ID; else nil.
+func (ls *lanes) serveLane(ctx context.Context, sess *laneSession, conn net.Conn, r *wire.Reader, open wire.LaneOpen) (uint64, net.Conn) {
 	if !ls.srv.streams.TryAcquire(1) {
 		ls.refuse(conn, "too many streams")
-		return
+		return 0, nil
 	}
 	defer ls.srv.streams.Release(1)
 	select {
 	case <-sess.done:
 		conn.Close()
-		return
+		return 0, nil
 	default:
 	}
 	if open.Lane != 0 {
 		ls.reattach(sess, conn, open)
-		return
+		return 0, nil
 	}
 	if open.Kind == wire.LaneIncoming && !sess.roomToWait() {
 		// Refused before it is named, so that the client backs off rather than wait on a
 		// lane about to close.
 		ls.refuse(conn, "too many lanes waiting for arrivals")
-		return
+		return 0, nil
 	}
 	id := sess.set.Reserve()
 	if err := wire.WriteMessage(conn, wire.LaneReply{Lane: id}); err != nil {
 		conn.Close()
-		return
+		return 0, nil
 	}
 	_ = conn.SetDeadline(time.Time{})
 	if !sess.hold(conn) {
 		conn.Close()
-		return
+		return 0, nil
 	}
 	switch open.Kind {
 	case wire.LaneOutgoing:
@@ -296,15 +314,15 @@ func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
 		msg, err := r.ReadMessage()
 		if !sess.release(conn) || err != nil {
 			conn.Close()
-			return
+			return 0, nil
 		}
 		dial, ok := msg.(wire.Dial)
 		if !ok || dial.Network != "tcp" {
 			_ = wire.WriteMessage(conn, wire.Error{Code: wire.ErrCodeProtocol, Reason: fmt.Sprintf("a lane carries a TCP dial, not %T", msg)})
 			conn.Close()
-			return
+			return 0, nil
 		}
-		ls.srv.dialLane(ctx, sess, id, conn, dial)
+		return id, ls.srv.dialLane(ctx, sess, id, conn, dial)
 	case wire.LaneIncoming:
 		if sess.release(conn) {
 			sess.addIncoming(conn, id)
@@ -313,6 +331,33 @@ func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
 		sess.release(conn)
 		conn.Close()
 	}
+	return 0, nil
+}
+
+// awaitNextLane tells the client that conn, lane id's connection, is free (wire.LaneFree),
+// and reads the LaneOpen of the next lane the client puts on it, within freedWait. It returns
+// a nil reader, conn closed, when none comes, or one whose ticket is not the session's.
+func (ls *lanes) awaitNextLane(sess *laneSession, conn net.Conn, id uint64) (*wire.Reader, wire.LaneOpen) {
+	if !sess.hold(conn) { // closed if the session ends meanwhile
+		conn.Close()
+		return nil, wire.LaneOpen{}
+	}
+	sess.set.SendFree(id)
+	r, open, err := readLaneOpen(conn, freedWait)
+	if !sess.release(conn) {
+		return nil, wire.LaneOpen{}
+	}
+	if err != nil {
+		// The client closed it, or kept it unused: no refusal.
+		sess.log.Debug("recycled lane connection not taken", "lane", id, "err", err)
+		conn.Close()
+		return nil, wire.LaneOpen{}
+	}
+	if ls.redeem(open.Ticket) != sess {
+		ls.refuse(conn, "no valid ticket of the session (unknown, used or expired) on a recycled lane connection")
+		return nil, wire.LaneOpen{}
+	}
+	return r, open
 }
 
 // maxIdleIncoming bounds the lanes a session keeps waiting for arrivals.
@@ -465,19 +510,12 @@ func (c laneConn) SetDeadline(time.Time) error      { return nil }
 func (c laneConn) SetReadDeadline(time.Time) error  { return nil }
 func (c laneConn) SetWriteDeadline(time.Time) error { return nil }
 
-// checkTicket reads conn's LaneOpen and redeems its ticket, within laneHeaderTimeout. It
-// returns the session the ticket is good for, or nil, conn then closed and logged.
-func (ls *lanes) checkTicket(conn net.Conn) (*wire.Reader, wire.LaneOpen, *laneSession) {
-	_ = conn.SetDeadline(time.Now().Add(laneHeaderTimeout))
-	r := wire.NewReader(conn)
-	msg, err := r.ReadMessage()
+// checkTicket reads conn's LaneOpen and redeems its ticket, within timeout. It returns the
+// session the ticket is good for, or nil, conn then closed and logged.
+func (ls *lanes) checkTicket(conn net.Conn, timeout time.Duration) (*wire.Reader, wire.LaneOpen, *laneSession) {
+	r, open, err := readLaneOpen(conn, timeout)
 	if err != nil {
-		ls.refuse(conn, "no lane header: "+err.Error())
-		return nil, wire.LaneOpen{}, nil
-	}
-	open, ok := msg.(wire.LaneOpen)
-	if !ok {
-		ls.refuse(conn, fmt.Sprintf("unexpected first message %T", msg))
+		ls.refuse(conn, err.Error())
 		return nil, wire.LaneOpen{}, nil
 	}
 	sess := ls.redeem(open.Ticket)
@@ -485,6 +523,22 @@ func (ls *lanes) checkTicket(conn net.Conn) (*wire.Reader, wire.LaneOpen, *laneS
 		ls.refuse(conn, "no valid ticket (unknown, used or expired)")
 	}
 	return r, open, sess
+}
+
+// readLaneOpen reads conn's next message, which must be a LaneOpen, within timeout; the
+// deadline stays for what follows it, until the lane is named.
+func readLaneOpen(conn net.Conn, timeout time.Duration) (*wire.Reader, wire.LaneOpen, error) {
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	r := wire.NewReader(conn)
+	msg, err := r.ReadMessage()
+	if err != nil {
+		return nil, wire.LaneOpen{}, fmt.Errorf("no lane header: %w", err)
+	}
+	open, ok := msg.(wire.LaneOpen)
+	if !ok {
+		return nil, wire.LaneOpen{}, fmt.Errorf("unexpected first message %T", msg)
+	}
+	return r, open, nil
 }
 
 // reattach puts an existing lane on conn, after telling the client from where to resend.
@@ -548,26 +602,35 @@ func (s *laneSession) release(conn net.Conn) bool {
 	return true
 }
 
-// dialLane dials for a lane and relays it, as dial does for a QUIC stream.
-func (s *server) dialLane(ctx context.Context, sess *laneSession, id uint64, conn net.Conn, req wire.Dial) {
+// dialLane dials for a lane and relays it, as dial does for a QUIC stream. It returns the
+// lane's connection once the lane ended cleanly, for the next lane the client puts on it, when
+// the client takes them back (FeatureLaneReuse); else nil.
+func (s *server) dialLane(ctx context.Context, sess *laneSession, id uint64, conn net.Conn, req wire.Dial) net.Conn {
 	target, reply := s.dialFromPod(ctx, sess.log, req)
 	if err := wire.WriteMessage(conn, reply); err != nil || target == nil {
 		conn.Close()
 		if target != nil {
 			target.Close()
 		}
-		return
+		return nil
 	}
-	defer target.Close()
-	l, err := sess.set.AddID(id, lane.Options{Budget: s.lanes.budget})
-	if err != nil {
+	l, err := sess.set.AddID(id, lane.Options{Budget: s.lanes.budget, Recycle: sess.recycle})
+	if err == nil {
+		err = l.Attach(conn, 0)
+	} else {
 		conn.Close()
-		return
 	}
-	if err := l.Attach(conn, 0); err != nil {
-		return
+	if err != nil {
+		target.Close()
+		return nil
 	}
 	relayLane(l, target.(*net.TCPConn))
+	target.Close()
+	if !sess.recycle {
+		return nil
+	}
+	<-l.Done() // once the client has the last bytes and ended its direction
+	return l.Recycled()
 }
 
 // relayLane copies both ways between a lane and a connection (TCP, or a delivery from the

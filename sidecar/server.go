@@ -200,6 +200,7 @@ func (s *server) control(ctx context.Context, log *slog.Logger, conn *quic.Conn,
 		reply.TargetPID = int32(pid)
 	}
 	log.InfoContext(ctx, "hello", "clientVersion", hello.Client, "features", reply.Features)
+	s.sessions.negotiated(conn, reply.Features)
 	if err := wire.WriteMessage(stream, reply); err != nil {
 		return
 	}

@@ -21,6 +21,8 @@ type session struct {
 	label string
 	// inspect: the client only looks (ls, clean); such sessions are not listed.
 	inspect bool
+	// features are those the hello negotiated.
+	features []string
 }
 
 // sessions holds the sessions of the connected clients.
@@ -62,6 +64,24 @@ func (ss *sessions) labelOf(conn *quic.Conn) string {
 		return s.label
 	}
 	return ""
+}
+
+// negotiated records the features conn's hello negotiated, before the reply goes out: the
+// client's other streams follow the reply.
+func (ss *sessions) negotiated(conn *quic.Conn, features []string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if s, ok := ss.byConn[conn]; ok {
+		s.features = features
+	}
+}
+
+// has tells whether conn's hello negotiated feature.
+func (ss *sessions) has(conn *quic.Conn, feature string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.byConn[conn]
+	return ok && slices.Contains(s.features, feature)
 }
 
 // close forgets conn's session, when its connection ends.

@@ -51,6 +51,11 @@ type Options struct {
 	// Budget, if set, bounds what this lane keeps for resending together with the other
 	// lanes sharing it.
 	Budget *Budget
+	// Recycle keeps the connection of a lane that ends cleanly, for another lane: Recycled
+	// returns it once Done is closed. Its reads are woken by a read deadline (or it is closed
+	// after all, where it has none and a read is blocked on it), so that no byte of what comes
+	// next is taken for this lane's.
+	Recycle bool
 }
 
 // Lane is one end of a byte stream that outlives the connections carrying it. Read and Write
@@ -96,6 +101,9 @@ type Lane struct {
 	closing bool // Close was called: finish once everything is acknowledged
 	err     error
 	done    chan struct{}
+	// recycled is the connection kept for another lane (Options.Recycle), set before done
+	// is closed.
+	recycled net.Conn
 }
 
 func newLane(id uint64, set *Set, opts Options) *Lane {
@@ -454,6 +462,10 @@ func (l *Lane) peerEnd(sent uint64, reset bool) error {
 		return nil
 	}
 	l.mu.Lock()
+	if l.err != nil {
+		l.mu.Unlock()
+		return nil
+	}
 	if l.received > sent {
 		l.mu.Unlock()
 		return fmt.Errorf("lane %d: the peer ended after %d bytes, %d arrived", l.id, sent, l.received)
@@ -462,19 +474,23 @@ func (l *Lane) peerEnd(sent uint64, reset bool) error {
 	l.cond.Broadcast()
 	gen, conn := l.gen, l.conn
 	cut := l.eof && l.received < sent && !l.broken
+	l.finishIfDoneLocked()
 	// A Read blocked on the connection would wait for bytes that never come: no end of
 	// stream follows LaneEnd. Wake it, with a deadline where the connection has them, else
-	// by taking the lane off the connection (the other direction resumes on a new one).
-	wake := l.received == sent && l.readers > 0 && !l.broken
-	l.finishIfDoneLocked()
+	// by taking the lane off the connection (the other direction resumes on a new one). A
+	// lane that finished just now wakes its reads as it lets go of the connection; the
+	// deadline is set under the lock so that it never outlives that, on a recycled connection.
+	wake := l.err == nil && l.received == sent && l.readers > 0 && !l.broken && conn != nil
+	woken := false
+	if d, ok := conn.(interface{ SetReadDeadline(time.Time) error }); wake && ok {
+		woken = d.SetReadDeadline(time.Now()) == nil
+	}
 	l.mu.Unlock()
 	if cut {
 		l.failed(gen, fmt.Errorf("end of stream after %d of the %d bytes sent", l.received, sent))
 	}
-	if wake && conn != nil {
-		if d, ok := conn.(interface{ SetReadDeadline(time.Time) error }); !ok || d.SetReadDeadline(time.Now()) != nil {
-			l.failed(gen, errPeerEnded)
-		}
+	if wake && !woken {
+		l.failed(gen, errPeerEnded)
 	}
 	return nil
 }
@@ -567,7 +583,50 @@ func (l *Lane) finishIfDoneLocked() {
 	l.cond.Broadcast()
 	conn := l.conn
 	l.conn = nil
+	if l.opts.Recycle && conn != nil {
+		go l.recycle(conn)
+		return
+	}
 	go l.finish(conn)
+}
+
+// Recycled returns the connection of a lane that ended cleanly with Options.Recycle, for
+// another lane to use, or nil: the lane ended otherwise, or a read could not be woken. It is
+// known once Done is closed, and returned once.
+func (l *Lane) Recycled() net.Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	conn := l.recycled
+	l.recycled = nil
+	return conn
+}
+
+// recycle ends a lane that finished cleanly keeping its connection, once nothing of the lane
+// uses it: its blocked reads are woken (the peer sends nothing more on the lane) and have
+// returned, and its last write has.
+func (l *Lane) recycle(conn net.Conn) {
+	deadlines, _ := conn.(interface{ SetReadDeadline(time.Time) error })
+	l.mu.Lock()
+	if l.readers > 0 && (deadlines == nil || deadlines.SetReadDeadline(time.Now()) != nil) {
+		l.mu.Unlock()
+		l.finish(conn)
+		return
+	}
+	for l.readers > 0 {
+		l.cond.Wait()
+	}
+	l.mu.Unlock()
+	// peerEnd may have set a deadline to wake a read earlier.
+	if deadlines != nil && deadlines.SetReadDeadline(time.Time{}) != nil {
+		l.finish(conn)
+		return
+	}
+	l.wmu.Lock()
+	l.mu.Lock()
+	l.recycled = conn
+	l.mu.Unlock()
+	l.wmu.Unlock()
+	l.finish(nil)
 }
 
 // Abort ends the lane at once, both ways, and tells the peer to do the same.

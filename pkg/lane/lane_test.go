@@ -59,7 +59,7 @@ func newPair(t *testing.T, opts Options) *pair {
 	go p.b.Run(ctx)
 
 	var err error
-	if p.lb, err = p.b.AddID(p.b.Reserve(), Options{MaxUnacked: opts.MaxUnacked}); err != nil {
+	if p.lb, err = p.b.AddID(p.b.Reserve(), Options{MaxUnacked: opts.MaxUnacked, Recycle: opts.Recycle}); err != nil {
 		t.Fatal(err)
 	}
 	opts.OnBreak = p.reattach
@@ -224,6 +224,80 @@ func (p *pair) closeBoth() {
 	for _, l := range []*Lane{p.la, p.lb} {
 		if l.err != errClosed {
 			p.t.Errorf("lane ended with %v, want a clean end", l.err)
+		}
+	}
+}
+
+func TestCleanEndLeavesTheConnectionForTheNextLane(t *testing.T) {
+	p := newPair(t, Options{Recycle: true})
+	p.transfer(4<<20, nil)
+	p2 := newPair(t, Options{Recycle: true})
+	// Reads blocked on the connections when the peers' ends come: woken by a deadline.
+	read := make(chan string, 2)
+	for _, l := range []*Lane{p2.la, p2.lb} {
+		go func() {
+			got, _ := io.ReadAll(onlyReader{l})
+			read <- string(got)
+		}()
+	}
+	for _, l := range []*Lane{p2.la, p2.lb} {
+		if _, err := l.Write([]byte("last")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // read, and blocked again
+	for _, l := range []*Lane{p2.la, p2.lb} {
+		_ = l.CloseWrite()
+	}
+	for range 2 {
+		if got := <-read; got != "last" {
+			t.Fatalf("read %q, want \"last\"", got)
+		}
+	}
+	p.closeBoth()
+	p2.closeBoth()
+	checkRecycled(t, p)
+	checkRecycled(t, p2)
+}
+
+// checkRecycled checks that both lanes of p left their connection clean, for another lane.
+func checkRecycled(t *testing.T, p *pair) {
+	t.Helper()
+	ca, cb := p.la.Recycled(), p.lb.Recycled()
+	if ca == nil || cb == nil {
+		t.Fatalf("recycled connections %v and %v, want both", ca, cb)
+	}
+	if p.la.Recycled() != nil {
+		t.Error("Recycled returned the connection twice")
+	}
+	// Nothing of the old lane is left on the connection, and nothing of what comes next is
+	// taken by it: the next bytes arrive as they were sent, and read deadlines are off.
+	for _, c := range []net.Conn{ca, cb} {
+		peer := cb
+		if c == cb {
+			peer = ca
+		}
+		if _, err := c.Write([]byte("next lane")); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len("next lane"))
+		if _, err := io.ReadFull(peer, got); err != nil || string(got) != "next lane" {
+			t.Fatalf("read %q, %v on a recycled connection, want \"next lane\"", got, err)
+		}
+	}
+}
+
+func TestOnlyACleanEndRecycles(t *testing.T) {
+	p := newPair(t, Options{Recycle: true})
+	p.la.Abort()
+	for _, l := range []*Lane{p.la, p.lb} {
+		select {
+		case <-l.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("lane %d did not end after a reset", l.ID())
+		}
+		if c := l.Recycled(); c != nil {
+			t.Errorf("lane %d recycled its connection after a reset", l.ID())
 		}
 	}
 }

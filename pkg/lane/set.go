@@ -43,7 +43,11 @@ type Set struct {
 	ends     []wire.Message
 	endTimer *time.Timer
 	lastEnds time.Time
-	closed   bool
+	// early holds the peer's lane ends that came before their lanes were added: an end goes on
+	// the lanes stream, a lane's first bytes and its ID on its own connection, and the peer
+	// may send one before this end has read the other. Kept for earlyEndTTL.
+	early  map[uint64]earlyEnd
+	closed bool
 
 	kick chan struct{}
 
@@ -107,17 +111,69 @@ func (s *Set) Reserve() uint64 {
 // AddID registers a new lane under the ID the sidecar gave it.
 func (s *Set) AddID(id uint64, opts Options) (*Lane, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil, errSetClosed
 	}
 	if _, ok := s.lanes[id]; ok || id == 0 {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("lane %d already open", id)
 	}
 	l := newLane(id, s, opts)
 	s.lanes[id] = l
 	s.opened.Add(1)
+	early, ok := s.early[id]
+	delete(s.early, id)
+	s.mu.Unlock()
+	if ok {
+		s.deliverEnd(l, early.LaneEnd)
+	}
 	return l, nil
+}
+
+// earlyEndTTL bounds how long an end waits for its lane: the peer sends it after the lane's
+// first message on its connection, which this end reads within seconds or drops. Ends of
+// lanes that already ended wait as long, in vain.
+const earlyEndTTL = 30 * time.Second
+
+// maxEarlyEnds bounds the ends waiting for their lanes: a peer may name lanes that never come.
+const maxEarlyEnds = 1024
+
+type earlyEnd struct {
+	wire.LaneEnd
+	at time.Time
+}
+
+// keepEarlyEnd keeps the end of a lane not added yet, for AddID; false when the set is closed
+// or holds as many as it keeps.
+func (s *Set) keepEarlyEnd(end wire.LaneEnd) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.lanes[end.Lane]; l != nil || s.closed {
+		return false
+	}
+	now := time.Now()
+	for id, e := range s.early {
+		if now.Sub(e.at) > earlyEndTTL {
+			delete(s.early, id)
+		}
+	}
+	if len(s.early) >= maxEarlyEnds {
+		return false
+	}
+	if s.early == nil {
+		s.early = map[uint64]earlyEnd{}
+	}
+	s.early[end.Lane] = earlyEnd{LaneEnd: end, at: now}
+	return true
+}
+
+// deliverEnd hands the peer's end to its lane, which it resets when the end contradicts it.
+func (s *Set) deliverEnd(l *Lane, end wire.LaneEnd) {
+	if err := l.peerEnd(end.Sent, end.Reset); err != nil {
+		s.log.Warn("lane reset", "lane", end.Lane, "err", err)
+		l.Abort()
+	}
 }
 
 var errSetClosed = fmt.Errorf("the session's lanes are closed")
@@ -136,9 +192,10 @@ func (s *Set) Len() int {
 	return len(s.lanes)
 }
 
-// Handle takes a message the peer sent on the lanes stream: LaneAcks or LaneEnd. A message
-// about a lane that already ended is dropped; one that contradicts a lane's counts resets
-// that lane.
+// Handle takes a message the peer sent on the lanes stream: LaneAcks or LaneEnd. An end that
+// comes before its lane is added waits for it; acknowledgements for lanes not open are
+// dropped (none can be due before a lane is added, so they are of lanes that ended); a
+// message that contradicts a lane's counts resets that lane.
 func (s *Set) Handle(msg wire.Message) error {
 	switch m := msg.(type) {
 	case wire.LaneAcks:
@@ -151,11 +208,12 @@ func (s *Set) Handle(msg wire.Message) error {
 			}
 		}
 	case wire.LaneEnd:
-		if l := s.Get(m.Lane); l != nil {
-			if err := l.peerEnd(m.Sent, m.Reset); err != nil {
-				s.log.Warn("lane reset", "lane", m.Lane, "err", err)
-				l.Abort()
-			}
+		l := s.Get(m.Lane)
+		if l == nil && !s.keepEarlyEnd(m) {
+			l = s.Get(m.Lane) // added meanwhile
+		}
+		if l != nil {
+			s.deliverEnd(l, m)
 		}
 	default:
 		return fmt.Errorf("unexpected %s on the lanes stream", msg.Type())
@@ -256,20 +314,30 @@ func (s *Set) wake() {
 // sendEnd sends a lane's end: at once when it resets the lane or when no end went out within
 // endDelay, else with the others that come until endDelay after the last ones.
 func (s *Set) sendEnd(id, sent uint64, reset bool) {
-	end := wire.LaneEnd{Lane: id, Sent: sent, Reset: reset}
+	s.sendNotice(wire.LaneEnd{Lane: id, Sent: sent, Reset: reset}, reset)
+}
+
+// SendFree tells the peer that lane id's connection, recycled (Options.Recycle, Recycled),
+// waits for another lane: the sidecar's word, sent as the lanes' ends are.
+func (s *Set) SendFree(id uint64) { s.sendNotice(wire.LaneFree{Lane: id}, false) }
+
+// sendNotice sends msg, a lane's end or the freeing of its connection: at once when urgent or
+// when none went out within endDelay, else with the others that come until endDelay after the
+// last ones.
+func (s *Set) sendNotice(msg wire.Message, urgent bool) {
 	s.mu.Lock()
 	now := time.Now()
-	if reset || s.closed || len(s.ends) == 0 && now.Sub(s.lastEnds) >= endDelay {
-		if !reset {
+	if urgent || s.closed || len(s.ends) == 0 && now.Sub(s.lastEnds) >= endDelay {
+		if !urgent {
 			s.lastEnds = now
 		}
 		s.mu.Unlock()
-		if err := s.sendMessage(end); err != nil {
-			s.log.Debug("lane end not sent", "lane", id, "err", err)
+		if err := s.sendMessage(msg); err != nil {
+			s.log.Debug("lane notice not sent", "type", msg.Type().String(), "err", err)
 		}
 		return
 	}
-	s.ends = append(s.ends, end)
+	s.ends = append(s.ends, msg)
 	if s.endTimer == nil {
 		s.endTimer = time.AfterFunc(s.lastEnds.Add(endDelay).Sub(now), func() {
 			s.mu.Lock()

@@ -2,6 +2,8 @@ package lane
 
 import (
 	"context"
+	"io"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -57,5 +59,40 @@ func TestEndsGoOutTogether(t *testing.T) {
 	s.sendEnd(5, 50, false)
 	if got := written(); !slices.Equal(got[len(got)-1], []wire.Message{wire.LaneEnd{Lane: 5, Sent: 50}}) {
 		t.Errorf("an end %s after the last: written %v; want it at once", 2*endDelay, got)
+	}
+}
+
+// The peer's end goes on the lanes stream and may overtake the lane's first message on its own
+// connection: it waits for the lane, which then reads the peer's bytes to the end.
+func TestEndBeforeItsLaneWaitsForIt(t *testing.T) {
+	s := NewSet(func(...wire.Message) error { return nil }, nil)
+	if err := s.Handle(wire.LaneEnd{Lane: 7, Sent: 5}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.AddID(7, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := net.Pipe()
+	defer theirs.Close()
+	go func() { _, _ = theirs.Write([]byte("hello")) }()
+	if err := l.Attach(ours, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, err := io.ReadAll(l)
+		if err != nil {
+			b = append(b, " ("+err.Error()+")"...)
+		}
+		got <- string(b)
+	}()
+	select {
+	case g := <-got:
+		if g != "hello" {
+			t.Errorf("read %q; want the peer's 5 bytes, then its end", g)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lane waits for an end that came before it was added")
 	}
 }

@@ -17,6 +17,7 @@ func Features() []string {
 		wire.FeatureSteal, wire.FeatureMirror, wire.FeatureHTTPFilter, wire.FeatureRedirects,
 		wire.FeatureFS, wire.FeatureSubscriptions, wire.FeatureInspect, wire.FeatureTarget,
 		wire.FeatureLanes, wire.FeatureHTTPFilterTree, wire.FeatureSessions, wire.FeatureNoRedirect,
+		wire.FeatureLaneReuse,
 	}
 }
 

@@ -49,7 +49,10 @@ type lanes struct {
 	ready   chan readyLane
 	ctx     context.Context // ends with the session
 	cancel  context.CancelFunc
-	done    chan struct{} // closed when the lanes stream's reader returned
+	// recycled keeps the connections of lanes that ended cleanly for the next lanes, when
+	// the sidecar takes them back (FeatureLaneReuse); nil when it does not.
+	recycled *recycler
+	done     chan struct{} // closed when the lanes stream's reader returned
 	// failing is when lanes last failed to open (UnixNano), until one opens again; zero
 	// while they open.
 	failing atomic.Int64
@@ -68,8 +71,9 @@ type readyLane struct {
 	id   uint64
 }
 
-// startLanes opens the lanes stream on conn and starts keeping lanes ready.
-func startLanes(ctx context.Context, conn *quic.Conn, dial LaneDialer, log *slog.Logger) (*lanes, error) {
+// startLanes opens the lanes stream on conn and starts keeping lanes ready; with reuse, the
+// connections of lanes that ended cleanly carry new ones.
+func startLanes(ctx context.Context, conn *quic.Conn, dial LaneDialer, reuse bool, log *slog.Logger) (*lanes, error) {
 	stream, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open the lanes stream: %w", err)
@@ -89,6 +93,9 @@ func startLanes(ctx context.Context, conn *quic.Conn, dial LaneDialer, log *slog
 		ctx:     life,
 		cancel:  cancel,
 		done:    make(chan struct{}),
+	}
+	if reuse {
+		l.recycled = newRecycler()
 	}
 	context.AfterFunc(conn.Context(), cancel)
 	go l.set.Run(life)
@@ -118,6 +125,10 @@ func (l *lanes) read(stream *quic.Stream) {
 			if err := l.set.Handle(m); err != nil {
 				l.log.Warn("lanes stream", "err", err)
 			}
+		case wire.LaneFree:
+			if l.recycled != nil {
+				l.recycled.sidecarFreed(m.Lane)
+			}
 		default:
 			l.log.Warn("lanes stream: unexpected message", "type", msg.Type().String())
 		}
@@ -129,6 +140,9 @@ func (l *lanes) close() {
 	l.cancel()
 	l.dropReady()
 	l.set.Close()
+	if l.recycled != nil {
+		l.recycled.close()
+	}
 }
 
 // dropReady closes the lanes kept ready; keepReady opens new ones.
@@ -201,9 +215,28 @@ func (l *lanes) takeReady() (readyLane, bool) {
 // (id 0) of kind, or lane id, of which received bytes arrived, re-attached. The messages of
 // then follow at once, before the sidecar's answer: a Dial on a new lane costs no round trip
 // of its own.
+//
+// A recycled connection is taken first, if one is free; one that fails (the sidecar stopped
+// waiting on it) is no refusal, and the next is tried, then a new connection.
 func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint64, then ...wire.Message) (net.Conn, wire.LaneReply, error) {
 	ctx, cancel := context.WithTimeout(ctx, laneOpenTimeout)
 	defer cancel()
+	for l.recycled != nil {
+		conn, ok := l.recycled.take()
+		if !ok {
+			break
+		}
+		ticket, err := l.tickets.take(ctx)
+		if err != nil {
+			conn.Close()
+			return nil, wire.LaneReply{}, err
+		}
+		reply, err := l.name(ctx, conn, nil, wire.LaneOpen{Ticket: ticket, Lane: id, Kind: kind, Received: received}, then)
+		if err == nil {
+			return conn, reply, nil
+		}
+		l.log.Debug("recycled lane connection failed", "err", err)
+	}
 	ticket, err := l.tickets.take(ctx)
 	if err != nil {
 		return nil, wire.LaneReply{}, err
@@ -212,22 +245,32 @@ func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint6
 	if err != nil {
 		return nil, wire.LaneReply{}, err
 	}
-	msg, err := exchange(ctx, conn, []byte(transport.LaneMagic), append([]wire.Message{wire.LaneOpen{Ticket: ticket, Lane: id, Kind: kind, Received: received}}, then...)...)
+	reply, err := l.name(ctx, conn, []byte(transport.LaneMagic), wire.LaneOpen{Ticket: ticket, Lane: id, Kind: kind, Received: received}, then)
 	if err != nil {
-		conn.Close()
 		// Asking about a waiting lane the sidecar did not take is answered so
 		// (recoverArrival): that is no refusal.
 		if !(kind == wire.LaneIncoming && id != 0 && errors.Is(err, errClosedBySidecar)) {
 			l.set.Refused()
 		}
-		return nil, wire.LaneReply{}, fmt.Errorf("open a lane: %w", err)
-	}
-	reply, ok := msg.(wire.LaneReply)
-	if !ok || (id != 0 && reply.Lane != id) || reply.Lane == 0 {
-		conn.Close()
-		return nil, wire.LaneReply{}, fmt.Errorf("open a lane: unexpected reply %v", msg)
+		return nil, wire.LaneReply{}, err
 	}
 	return conn, reply, nil
+}
+
+// name sends prefix, open and then on conn and reads the sidecar's LaneReply, within ctx;
+// conn is closed on failure.
+func (l *lanes) name(ctx context.Context, conn net.Conn, prefix []byte, open wire.LaneOpen, then []wire.Message) (wire.LaneReply, error) {
+	msg, err := exchange(ctx, conn, prefix, append([]wire.Message{open}, then...)...)
+	if err != nil {
+		conn.Close()
+		return wire.LaneReply{}, fmt.Errorf("open a lane: %w", err)
+	}
+	reply, ok := msg.(wire.LaneReply)
+	if !ok || (open.Lane != 0 && reply.Lane != open.Lane) || reply.Lane == 0 {
+		conn.Close()
+		return wire.LaneReply{}, fmt.Errorf("open a lane: unexpected reply %v", msg)
+	}
+	return reply, nil
 }
 
 // errClosedBySidecar is a lane connection the sidecar closed without an answer: a ticket it
@@ -308,7 +351,7 @@ func (l *lanes) dial(ctx context.Context, address string, timeout time.Duration)
 			r.conn.Close()
 			return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
 		}
-		ln, err := l.set.AddID(r.id, lane.Options{OnBreak: l.reattach})
+		ln, err := l.set.AddID(r.id, lane.Options{OnBreak: l.reattach, Recycle: l.recycled != nil})
 		if err != nil {
 			r.conn.Close()
 			return nil, err
@@ -316,9 +359,20 @@ func (l *lanes) dial(ctx context.Context, address string, timeout time.Duration)
 		if err := ln.Attach(r.conn, 0); err != nil {
 			return nil, err
 		}
+		if l.recycled != nil {
+			go l.recycle(ln)
+		}
 		return &Stream{c: laneStream{ln}}, nil
 	}
 	return nil, &laneUnavailableError{lastErr}
+}
+
+// recycle keeps ln's connection for another lane once ln has ended, if it ended cleanly.
+func (l *lanes) recycle(ln *lane.Lane) {
+	<-ln.Done()
+	if conn := ln.Recycled(); conn != nil {
+		l.recycled.ended(ln.ID(), conn)
+	}
 }
 
 // laneUnavailableError says that no lane could carry a dial, which then goes on a QUIC stream.

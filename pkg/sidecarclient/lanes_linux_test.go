@@ -38,6 +38,13 @@ func (l *loopbackLanes) dial(ctx context.Context) (net.Conn, error) {
 	return c, nil
 }
 
+// opened counts the lane connections opened so far.
+func (l *loopbackLanes) opened() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
+
 // cut closes every lane connection opened so far, as a dropped port-forward does.
 func (l *loopbackLanes) cut() {
 	l.mu.Lock()
@@ -130,6 +137,53 @@ func TestLanesAgainstTheSidecar(t *testing.T) {
 	closed.Close()
 	if _, err := s.Dial(ctx, "tcp", closed.Addr().String(), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("Dial of a closed port on a lane: %v, want ECONNREFUSED", err)
+	}
+}
+
+// TestLaneConnectionsCarryTheNextLanes: once a connection's lane has ended cleanly on both
+// sides, the connection carries a later one, rather than a new port-forward stream or TLS
+// handshake being paid for each program connection.
+func TestLaneConnectionsCarryTheNextLanes(t *testing.T) {
+	s, lanes := startSidecar(t, fakeProc(t, t.TempDir(), "")).laneSession(t)
+	if s.lanes.recycled == nil {
+		t.Fatal("no recycling of lane connections with a sidecar that offers it")
+	}
+	ctx := t.Context()
+	echo := testnet.TCPEcho(t)
+	roundTrip := func(i int) {
+		t.Helper()
+		tcp, err := s.Dial(ctx, "tcp", echo, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tcp.Close()
+		if _, ok := tcp.c.(laneStream); !ok {
+			t.Fatalf("connection %d rides %T, want a lane", i, tcp.c)
+		}
+		msg := "connection " + strconv.Itoa(i)
+		if _, err := tcp.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_ = tcp.CloseWrite()
+		if got, err := io.ReadAll(tcp); err != nil || string(got) != msg {
+			t.Fatalf("connection %d echoed %q, %v", i, got, err)
+		}
+	}
+	// Let the first lanes kept ready be opened, then count the connections that follow.
+	time.Sleep(200 * time.Millisecond)
+	before := lanes.opened()
+	const conns = 40
+	for i := range conns {
+		roundTrip(i)
+		// The lane ends on both sides within the acknowledgements' delay, and is free after
+		// the sidecar's word.
+		time.Sleep(100 * time.Millisecond)
+	}
+	if opened := lanes.opened() - before; opened > 4 {
+		t.Errorf("%d program connections opened %d lane connections, want them carried by recycled ones", conns, opened)
+	}
+	if st := s.lanes.set.Stats(); st.Refused != 0 || st.Resumed != 0 {
+		t.Errorf("lane statistics %+v, want none refused or resumed", st)
 	}
 }
 

@@ -92,7 +92,7 @@ func New(ctx context.Context, conn *quic.Conn, opts Options) (*Session, error) {
 		}
 		if opts.Lanes != nil && s.has(wire.FeatureLanes) {
 			// Without lanes the session still works, on QUIC streams alone.
-			if s.lanes, err = startLanes(ctx, conn, opts.Lanes, log); err != nil {
+			if s.lanes, err = startLanes(ctx, conn, opts.Lanes, s.has(wire.FeatureLaneReuse), log); err != nil {
 				log.Warn("lanes unavailable, carrying connections on QUIC streams", "err", err)
 			}
 		}

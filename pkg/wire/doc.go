@@ -38,7 +38,9 @@
 //   - The lanes stream ([FeatureLanes]), one a session, opened by the client with [LaneControl]:
 //     [LaneTickets] answered by [LaneTicketsReply]; both ways [LaneAcks] (bytes received, so
 //     that the sender frees what it kept to resend) and [LaneEnd] (a direction's end, or a
-//     reset); and from the sidecar [LaneBroken], to make the client re-attach a lane.
+//     reset); and from the sidecar [LaneBroken], to make the client re-attach a lane, and
+//     [LaneFree] ([FeatureLaneReuse]), to say that a finished lane's connection may carry the
+//     next one.
 //   - A lane is a connection of its own beside QUIC that carries one proxied TCP connection.
 //     It opens with [LaneOpen], which spends a [LaneTicket], and [LaneReply]; then, by its
 //     [LaneKind], [Dial] and [DialReply] or [Incoming], and the connection's raw bytes. A lane

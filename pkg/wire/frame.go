@@ -120,6 +120,8 @@ func parsePayload(t Type, p []byte) (Message, error) {
 		return exact(t, p, parseLaneEnd)
 	case TypeLaneBroken:
 		return exact(t, p, parseLaneBroken)
+	case TypeLaneFree:
+		return exact(t, p, parseLaneFree)
 	case TypePeerJoin:
 		return exact(t, p, parsePeerJoin)
 	case TypePeerDeliver:

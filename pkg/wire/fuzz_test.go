@@ -38,6 +38,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		frame(TypeSessionLabel, cat(uv(4), []byte("\x1b[2J"))),
 		frame(TypePeerHandOver, cat(make([]byte, 16), []byte{0x1f, 0x90}, uv(0), make([]byte, 16), make([]byte, 4), uv(1), uv(7), []byte{0x1f, 0x90}, uv(0), uv(0), uv(0), []byte{byte(FilterAllOf)}, uv(0))),
 		frame(TypePeerRoute, make([]byte, 17)),
+		frame(TypeLaneFree, make([]byte, 9)),
 		frame(TypeSessionLabel, cat(uv(2), []byte("\u202e"[:2]))),
 		frame(TypeSessionsReply, cat(uv(1), uv(0), uv(3), []byte("a\nb"), make([]byte, 8), uv(0), []byte{0}, uv(0))),
 	)

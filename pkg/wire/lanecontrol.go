@@ -127,3 +127,24 @@ func parseLaneBroken(b []byte) (LaneBroken, int, error) {
 	lane, n, err := parseUint64(b, "lane broken lane")
 	return LaneBroken{Lane: lane}, n, err
 }
+
+// LaneFree tells the client that the sidecar is done with Lane's connection (sidecar, lanes
+// stream, FeatureLaneReuse): the lane ended cleanly both ways, nothing of it is left to read or
+// write, and the sidecar now waits on that connection for a LaneOpen of another lane. The
+// client's own end may not know yet that the lane ended, so it sends that LaneOpen only once
+// this has come: before, a read of the old lane in the sidecar could take it for data.
+type LaneFree struct {
+	Lane uint64
+}
+
+// Type implements Message.
+func (LaneFree) Type() Type { return TypeLaneFree }
+
+func (LaneFree) check() error { return nil }
+
+func (l LaneFree) appendPayload(b []byte) []byte { return binary.BigEndian.AppendUint64(b, l.Lane) }
+
+func parseLaneFree(b []byte) (LaneFree, int, error) {
+	lane, n, err := parseUint64(b, "lane free lane")
+	return LaneFree{Lane: lane}, n, err
+}

@@ -43,6 +43,10 @@ const (
 	// FeatureLanes: the lanes stream (LaneControl) and lane connections beside QUIC (LaneOpen),
 	// each proxied TCP connection on a connection of its own that survives a broken transport.
 	FeatureLanes = "lanes"
+	// FeatureLaneReuse: a lane connection whose lane ended cleanly carries another lane
+	// (LaneFree from the sidecar, then a new LaneOpen on the same connection), rather than a
+	// new port-forward stream or TLS handshake for every connection.
+	FeatureLaneReuse = "lane-reuse"
 	// FeatureSessions: SessionLabel after the hello reply, and Sessions on the control stream,
 	// to list the sessions a sidecar serves with their users' labels.
 	FeatureSessions = "sessions"
@@ -109,6 +113,7 @@ const (
 	TypeSessionsReply
 	TypePeerHandOver
 	TypePeerRoute
+	TypeLaneFree
 )
 
 func (t Type) String() string {
@@ -187,6 +192,8 @@ func (t Type) String() string {
 		return "peer-hand-over"
 	case TypePeerRoute:
 		return "peer-route"
+	case TypeLaneFree:
+		return "lane-free"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

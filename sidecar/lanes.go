@@ -95,6 +95,22 @@ type idleIncoming struct {
 	taken   bool          // sess.mu
 	watched chan struct{} // closed when the watcher's read returned
 	ended   error         // why the watcher's read returned, once watched is closed
+	// carried gets the lane once an arrival took it, or nil once it ended otherwise.
+	carried chan *lane.Lane
+}
+
+// settle says what became of the waiting lane: l carries an arrival, or (nil) it is gone.
+func (in *idleIncoming) settle(l *lane.Lane) { in.carried <- l }
+
+// recycled waits for the waiting lane to carry an arrival and end, and returns its
+// connection if the lane left it free for the next (lane.Options.Recycle); else nil.
+func (in *idleIncoming) recycled() net.Conn {
+	l := <-in.carried
+	if l == nil {
+		return nil
+	}
+	<-l.Done()
+	return l.Recycled()
 }
 
 // serveStream serves a session's lanes stream (its first message, LaneControl, read) until
@@ -263,7 +279,11 @@ func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
 	r, open, sess := ls.checkTicket(conn, laneHeaderTimeout)
 	<-ls.unchecked
 	for sess != nil {
-		id, freed := ls.serveLane(ctx, sess, conn, r, open)
+		id, freed, waiting := ls.serveLane(ctx, sess, conn, r, open)
+		if waiting != nil {
+			// Outside serveLane: a lane waiting for an arrival takes no stream.
+			id, freed = waiting.id, waiting.recycled()
+		}
 		if freed == nil {
 			return
 		}
@@ -275,38 +295,39 @@ func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
 }
 
 // serveLane serves one lane on conn, as open says, and returns the connection once the lane
-// ended cleanly and left it free (lane.Options.Recycle), with the lane's ID; else nil.
-func (ls *lanes) serveLane(ctx context.Context, sess *laneSession, conn net.Conn, r *wire.Reader, open wire.LaneOpen) (uint64, net.Conn) {
+// ended cleanly and left it free (lane.Options.Recycle), with the lane's ID; else nil. A lane
+// that waits for an arrival is returned as it waits, where the client recycles lanes.
+func (ls *lanes) serveLane(ctx context.Context, sess *laneSession, conn net.Conn, r *wire.Reader, open wire.LaneOpen) (uint64, net.Conn, *idleIncoming) {
 	if !ls.srv.streams.TryAcquire(1) {
 		ls.refuse(conn, "too many streams")
-		return 0, nil
+		return 0, nil, nil
 	}
 	defer ls.srv.streams.Release(1)
 	select {
 	case <-sess.done:
 		conn.Close()
-		return 0, nil
+		return 0, nil, nil
 	default:
 	}
 	if open.Lane != 0 {
 		ls.reattach(sess, conn, open)
-		return 0, nil
+		return 0, nil, nil
 	}
 	if open.Kind == wire.LaneIncoming && !sess.roomToWait() {
 		// Refused before it is named, so that the client backs off rather than wait on a
 		// lane about to close.
 		ls.refuse(conn, "too many lanes waiting for arrivals")
-		return 0, nil
+		return 0, nil, nil
 	}
 	id := sess.set.Reserve()
 	if err := wire.WriteMessage(conn, wire.LaneReply{Lane: id}); err != nil {
 		conn.Close()
-		return 0, nil
+		return 0, nil, nil
 	}
 	_ = conn.SetDeadline(time.Time{})
 	if !sess.hold(conn) {
 		conn.Close()
-		return 0, nil
+		return 0, nil, nil
 	}
 	switch open.Kind {
 	case wire.LaneOutgoing:
@@ -314,24 +335,26 @@ func (ls *lanes) serveLane(ctx context.Context, sess *laneSession, conn net.Conn
 		msg, err := r.ReadMessage()
 		if !sess.release(conn) || err != nil {
 			conn.Close()
-			return 0, nil
+			return 0, nil, nil
 		}
 		dial, ok := msg.(wire.Dial)
 		if !ok || dial.Network != "tcp" {
 			_ = wire.WriteMessage(conn, wire.Error{Code: wire.ErrCodeProtocol, Reason: fmt.Sprintf("a lane carries a TCP dial, not %T", msg)})
 			conn.Close()
-			return 0, nil
+			return 0, nil, nil
 		}
-		return id, ls.srv.dialLane(ctx, sess, id, conn, dial)
+		return id, ls.srv.dialLane(ctx, sess, id, conn, dial), nil
 	case wire.LaneIncoming:
 		if sess.release(conn) {
-			sess.addIncoming(conn, id)
+			if in := sess.addIncoming(conn, id); in != nil && sess.recycle {
+				return 0, nil, in
+			}
 		}
 	default:
 		sess.release(conn)
 		conn.Close()
 	}
-	return 0, nil
+	return 0, nil, nil
 }
 
 // awaitNextLane tells the client that conn, lane id's connection, is free (wire.LaneFree),
@@ -370,14 +393,15 @@ func (s *laneSession) roomToWait() bool {
 	return len(s.incoming) < maxIdleIncoming
 }
 
-// addIncoming keeps conn, lane id, for the next connection that arrives for the session.
-func (s *laneSession) addIncoming(conn net.Conn, id uint64) {
-	in := &idleIncoming{conn: conn, id: id, watched: make(chan struct{})}
+// addIncoming keeps conn, lane id, for the next connection that arrives for the session, and
+// returns it as it waits; nil, conn closed, when the session ended or has too many waiting.
+func (s *laneSession) addIncoming(conn net.Conn, id uint64) *idleIncoming {
+	in := &idleIncoming{conn: conn, id: id, watched: make(chan struct{}), carried: make(chan *lane.Lane, 1)}
 	s.mu.Lock()
 	if s.idle == nil || len(s.incoming) >= maxIdleIncoming {
 		s.mu.Unlock()
 		conn.Close()
-		return
+		return nil
 	}
 	s.incoming = append(s.incoming, in)
 	s.mu.Unlock()
@@ -395,8 +419,10 @@ func (s *laneSession) addIncoming(conn net.Conn, id uint64) {
 			// The client's end is gone, or it spoke out of turn.
 			s.incoming = slices.DeleteFunc(s.incoming, func(x *idleIncoming) bool { return x == in })
 			conn.Close()
+			in.settle(nil)
 		}
 	}()
+	return in
 }
 
 // takeIncoming returns an idle incoming lane with its watcher stopped, or nil. The newest
@@ -416,6 +442,7 @@ func (s *laneSession) takeIncoming() *idleIncoming {
 		<-in.watched
 		if !errors.Is(in.ended, os.ErrDeadlineExceeded) {
 			in.conn.Close() // it ended while being taken
+			in.settle(nil)
 			continue
 		}
 		_ = in.conn.SetReadDeadline(time.Time{})
@@ -481,14 +508,17 @@ func (ls *lanes) carryIncoming(client *quic.Conn, arrival wire.Incoming) (laneCo
 		_ = in.conn.SetWriteDeadline(time.Now().Add(laneHeaderTimeout))
 		if err := wire.WriteMessage(in.conn, arrival); err != nil {
 			in.conn.Close()
+			in.settle(nil)
 			continue
 		}
 		_ = in.conn.SetWriteDeadline(time.Time{})
-		l, err := sess.set.AddID(in.id, lane.Options{Budget: ls.budget})
+		l, err := sess.set.AddID(in.id, lane.Options{Budget: ls.budget, Recycle: sess.recycle})
 		if err != nil {
 			in.conn.Close()
+			in.settle(nil)
 			return laneConn{}, false
 		}
+		in.settle(l)
 		local, remote := in.conn.LocalAddr(), in.conn.RemoteAddr()
 		sess.announced(l, arrival)
 		if err := l.Attach(in.conn, 0); err != nil {

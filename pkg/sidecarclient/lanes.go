@@ -484,13 +484,16 @@ func (l *lanes) awaitArrival(ctx context.Context, conn net.Conn, id uint64, hand
 		conn.Close()
 		return false
 	}
-	ln, err := l.set.AddID(id, lane.Options{OnBreak: l.reattach})
+	ln, err := l.set.AddID(id, lane.Options{OnBreak: l.reattach, Recycle: l.recycled != nil})
 	if err != nil {
 		conn.Close()
 		return true
 	}
 	if err := ln.Attach(conn, 0); err != nil {
 		return true
+	}
+	if l.recycled != nil {
+		go l.recycle(ln)
 	}
 	go handle(&Incoming{Stream: &Stream{c: laneStream{ln}}, Port: arrival.Port, Remote: arrival.Remote})
 	return true

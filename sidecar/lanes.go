@@ -141,7 +141,7 @@ func (ls *lanes) serveStream(ctx context.Context, log *slog.Logger, conn *quic.C
 		<-runDone
 		ls.forget(conn, sess)
 		st := sess.set.Stats()
-		log.InfoContext(ctx, "lanes", "opened", st.Opened, "resumed", st.Resumed, "broken", st.Broken,
+		log.InfoContext(ctx, "lanes", "opened", st.Opened, "onReusedConnections", st.Reused, "resumed", st.Resumed, "broken", st.Broken,
 			"bytesIn", st.BytesIn, "bytesOut", st.BytesOut)
 	}()
 	for {
@@ -380,6 +380,7 @@ func (ls *lanes) awaitNextLane(sess *laneSession, conn net.Conn, id uint64) (*wi
 		ls.refuse(conn, "no valid ticket of the session (unknown, used or expired) on a recycled lane connection")
 		return nil, wire.LaneOpen{}
 	}
+	sess.set.Reused()
 	return r, open
 }
 

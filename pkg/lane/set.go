@@ -51,8 +51,8 @@ type Set struct {
 
 	kick chan struct{}
 
-	opened, resumed, refused, broken atomic.Int64
-	bytesIn, bytesOut                atomic.Uint64
+	opened, resumed, refused, broken, reused atomic.Int64
+	bytesIn, bytesOut                        atomic.Uint64
 }
 
 // NewSet returns an empty set whose messages go out with send, one call at a time, each call's
@@ -246,9 +246,15 @@ var errSessionEnded = fmt.Errorf("lane ended with its session")
 // Refused counts a lane connection refused (a bad ticket, a failed handshake).
 func (s *Set) Refused() { s.refused.Add(1) }
 
+// Reused counts a lane connection that carries another lane after its last one ended
+// (Options.Recycle).
+func (s *Set) Reused() { s.reused.Add(1) }
+
 // Stats are a set's counts since it was made.
 type Stats struct {
 	Opened, Resumed, Refused, Broken int64
+	// Reused counts the lanes that went on the connection of an earlier one.
+	Reused int64
 	// BytesIn and BytesOut are what the lanes read and sent, resent bytes included.
 	BytesIn, BytesOut uint64
 }
@@ -256,7 +262,7 @@ type Stats struct {
 // Stats returns the counts so far.
 func (s *Set) Stats() Stats {
 	return Stats{
-		Opened: s.opened.Load(), Resumed: s.resumed.Load(), Refused: s.refused.Load(), Broken: s.broken.Load(),
+		Opened: s.opened.Load(), Resumed: s.resumed.Load(), Refused: s.refused.Load(), Broken: s.broken.Load(), Reused: s.reused.Load(),
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 	}
 }

@@ -233,6 +233,7 @@ func (l *lanes) open(ctx context.Context, kind wire.LaneKind, id, received uint6
 		}
 		reply, err := l.name(ctx, conn, nil, wire.LaneOpen{Ticket: ticket, Lane: id, Kind: kind, Received: received}, then)
 		if err == nil {
+			l.set.Reused()
 			return conn, reply, nil
 		}
 		l.log.Debug("recycled lane connection failed", "err", err)

@@ -206,7 +206,7 @@ func (s *Session) Close() error {
 	if s.lanes != nil {
 		s.lanes.close()
 		st := s.lanes.set.Stats()
-		s.log.Info("lane statistics", "opened", st.Opened, "resumed", st.Resumed, "refused", st.Refused,
+		s.log.Info("lane statistics", "opened", st.Opened, "onReusedConnections", st.Reused, "resumed", st.Resumed, "refused", st.Refused,
 			"bytesSent", st.BytesOut, "bytesReceived", st.BytesIn)
 	}
 	st := s.conn.ConnectionStats()

@@ -76,7 +76,7 @@ func (f *portForwarder) Dial(ctx context.Context) (net.Conn, error) {
 	}
 	// Only the kubelet writes on the error stream.
 	errStream.Close()
-	sc := &streamConn{data: data, errStream: errStream, conn: conn}
+	sc := &streamConn{data: data, reader: newReadAhead(data), errStream: errStream, conn: conn}
 	go sc.watchErrors()
 	return sc, nil
 }
@@ -165,16 +165,19 @@ func (f *portForwarder) connect(ctx context.Context) (httpstream.Connection, err
 	return conn, err
 }
 
-// streamConn is a port-forward data stream as a net.Conn. Deadlines are not supported by the
-// streams; the QUIC layer above keeps its own timers.
+// streamConn is a port-forward data stream as a net.Conn. It has read deadlines, which a
+// lane's end needs to wake its reader without closing the connection (the next lane takes
+// it); write deadlines are not supported by the streams, and the QUIC layer above keeps its
+// own timers.
 type streamConn struct {
 	data      httpstream.Stream
+	reader    *readAhead // data's reads, with deadlines
 	errStream httpstream.Stream
 	conn      httpstream.Connection
 	closeOnce sync.Once
 }
 
-func (c *streamConn) Read(b []byte) (int, error)  { return c.data.Read(b) }
+func (c *streamConn) Read(b []byte) (int, error)  { return c.reader.Read(b) }
 func (c *streamConn) Write(b []byte) (int, error) { return c.data.Write(b) }
 
 // CloseWrite ends the data stream's sending side, after what was written: Close resets the
@@ -184,6 +187,7 @@ func (c *streamConn) CloseWrite() error { return c.data.Close() }
 func (c *streamConn) Close() error {
 	c.closeOnce.Do(func() {
 		_ = c.data.Reset()
+		c.reader.Close()
 		c.conn.RemoveStreams(c.data, c.errStream)
 	})
 	return nil
@@ -198,11 +202,11 @@ func (c *streamConn) watchErrors() {
 	}
 }
 
-func (c *streamConn) LocalAddr() net.Addr              { return pfAddr{} }
-func (c *streamConn) RemoteAddr() net.Addr             { return pfAddr{} }
-func (c *streamConn) SetDeadline(time.Time) error      { return errors.ErrUnsupported }
-func (c *streamConn) SetReadDeadline(time.Time) error  { return errors.ErrUnsupported }
-func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *streamConn) LocalAddr() net.Addr               { return pfAddr{} }
+func (c *streamConn) RemoteAddr() net.Addr              { return pfAddr{} }
+func (c *streamConn) SetDeadline(time.Time) error       { return errors.ErrUnsupported }
+func (c *streamConn) SetReadDeadline(t time.Time) error { return c.reader.SetReadDeadline(t) }
+func (c *streamConn) SetWriteDeadline(time.Time) error  { return nil }
 
 type pfAddr struct{}
 

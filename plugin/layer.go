@@ -235,13 +235,17 @@ func dialThrough(sess *attach.Live) layer.DialFunc {
 	}
 }
 
-// datagramStream carries datagrams on a stream, one frame each (wire.WriteDatagram).
-type datagramStream struct{ *sidecarclient.Stream }
+// datagramStream carries datagrams on a stream, one frame each (wire.WriteDatagram). The
+// stream is a field, not embedded: its WriteTo and ReadFrom copy bytes unframed, and io.Copy
+// must not find them here.
+type datagramStream struct{ stream *sidecarclient.Stream }
 
-func (d *datagramStream) Read(p []byte) (int, error) { return wire.ReadDatagram(d.Stream, p) }
+func (d *datagramStream) Read(p []byte) (int, error) { return wire.ReadDatagram(d.stream, p) }
 func (d *datagramStream) Write(p []byte) (int, error) {
-	if err := wire.WriteDatagram(d.Stream, p); err != nil {
+	if err := wire.WriteDatagram(d.stream, p); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
+func (d *datagramStream) CloseWrite() error { return d.stream.CloseWrite() }
+func (d *datagramStream) Close() error      { return d.stream.Close() }

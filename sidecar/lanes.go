@@ -683,7 +683,7 @@ func relayLane(l *lane.Lane, conn halfCloser) {
 	}()
 	// The lane's WriteTo splices the other way; this way the bytes are kept for resending, so
 	// they come into the process, in large reads.
-	if _, err := io.CopyBuffer(l, struct{ io.Reader }{conn}, make([]byte, 256<<10)); err != nil {
+	if _, err := l.ReadFrom(conn); err != nil {
 		l.Abort()
 	}
 	_ = l.CloseWrite()

@@ -420,7 +420,9 @@ func TestRouteBackNeedsAHandOver(t *testing.T) {
 	if err := wire.WriteMessage(c, wire.PeerRoute{Route: wire.PeerToken{1, 2, 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: app\r\n\r\n"); err != nil {
+	if _, err := fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: app\r\n\r\n"); errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		return // closed already, on the route back alone
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))

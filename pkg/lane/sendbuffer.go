@@ -1,18 +1,26 @@
 package lane
 
-// chunkSize is the unit the send buffer grows and shrinks by: large enough that a bulk
-// transfer's writes need few chunks, small enough that an idle lane holds little.
-const chunkSize = 64 << 10
+// chunkSize is the largest unit the send buffer grows and shrinks by: large enough that a
+// bulk transfer's writes need few chunks, small enough that an idle lane holds little.
+// minChunkSize is the first chunk's: a connection that carries one small request and its
+// answer (a new connection per request) allocates that, not chunkSize, each way; the chunks
+// double from there while the lane goes on sending.
+const (
+	chunkSize    = 64 << 10
+	minChunkSize = 4 << 10
+)
 
 // sendBuffer holds the bytes of one direction from the first unacknowledged one on, in chunks
-// of chunkSize. Trimmed chunks are left to the garbage collector rather than reused, because a
-// write in flight may still be reading them: acknowledged bytes have reached the peer, but the
-// slice handed to the connection's Write is only done with when Write returns.
+// of minChunkSize to chunkSize. Trimmed chunks are left to the garbage collector rather than
+// reused, because a write in flight may still be reading them: acknowledged bytes have reached
+// the peer, but the slice handed to the connection's Write is only done with when Write
+// returns.
 type sendBuffer struct {
 	chunks [][]byte
 	start  uint64 // stream offset of chunks[0][head]
 	head   int    // bytes of chunks[0] already acknowledged
 	size   int    // bytes held
+	last   int    // the capacity of the chunk allocated last
 }
 
 // end is the stream offset just past the last byte held.
@@ -20,11 +28,12 @@ func (b *sendBuffer) end() uint64 { return b.start + uint64(b.size) }
 
 func (b *sendBuffer) append(p []byte) {
 	for len(p) > 0 {
-		if n := len(b.chunks); n == 0 || len(b.chunks[n-1]) == chunkSize {
-			b.chunks = append(b.chunks, make([]byte, 0, chunkSize))
+		if n := len(b.chunks); n == 0 || len(b.chunks[n-1]) == cap(b.chunks[n-1]) {
+			b.last = min(max(2*b.last, len(p), minChunkSize), chunkSize)
+			b.chunks = append(b.chunks, make([]byte, 0, b.last))
 		}
 		last := &b.chunks[len(b.chunks)-1]
-		k := min(len(p), chunkSize-len(*last))
+		k := min(len(p), cap(*last)-len(*last))
 		*last = append(*last, p[:k]...)
 		p = p[k:]
 		b.size += k
@@ -40,7 +49,7 @@ func (b *sendBuffer) trim(to uint64) {
 		k := min(drop, len(b.chunks[0])-b.head)
 		b.head += k
 		drop -= k
-		if b.head == len(b.chunks[0]) && (len(b.chunks) > 1 || b.head == chunkSize) {
+		if b.head == len(b.chunks[0]) && (len(b.chunks) > 1 || b.head == cap(b.chunks[0])) {
 			b.chunks[0] = nil
 			b.chunks = b.chunks[1:]
 			b.head = 0

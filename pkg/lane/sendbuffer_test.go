@@ -36,3 +36,18 @@ func TestSendBuffer(t *testing.T) {
 		t.Errorf("emptied buffer holds %d bytes in %d chunks", b.size, len(b.chunks))
 	}
 }
+
+// A small write takes a small chunk; the chunks grow to chunkSize as the writes go on.
+func TestSendBufferGrowsFromSmallChunks(t *testing.T) {
+	var b sendBuffer
+	b.append([]byte("PING\r\n"))
+	if c := cap(b.chunks[0]); c != minChunkSize {
+		t.Errorf("a 6-byte write took a chunk of %d bytes, want %d", c, minChunkSize)
+	}
+	for range 64 {
+		b.append(make([]byte, 10<<10))
+	}
+	if c := cap(b.chunks[len(b.chunks)-1]); c != chunkSize {
+		t.Errorf("after 640 KiB written the last chunk holds %d bytes, want %d", c, chunkSize)
+	}
+}

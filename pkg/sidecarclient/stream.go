@@ -30,6 +30,25 @@ type streamConn interface {
 func (s *Stream) Read(p []byte) (int, error)  { return s.c.Read(p) }
 func (s *Stream) Write(p []byte) (int, error) { return s.c.Write(p) }
 
+// WriteTo copies the pod's side's bytes to w until it ends its direction: on a lane, through
+// the lane's pooled buffers (lane.Lane.WriteTo), which io.Copy's would otherwise allocate for
+// each connection.
+func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := s.c.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{s.c})
+}
+
+// ReadFrom writes r's bytes until r's end of stream, which it does not pass on (CloseWrite
+// does): on a lane, through the lane's pooled buffers.
+func (s *Stream) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := s.c.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{s.c}, r)
+}
+
 // CloseWrite ends our direction, as TCP's FIN; reads go on until the pod's side ends.
 func (s *Stream) CloseWrite() error { return s.c.CloseWrite() }
 

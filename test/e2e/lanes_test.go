@@ -160,6 +160,39 @@ func TestLanesManyConnectionsNoDescriptorLeak(t *testing.T) {
 	}
 }
 
+// TestLanesReuseConnections: a program that opens one connection after another, each for one
+// request, has its lanes carried by the connections of the lanes before, on both paths,
+// rather than a new port-forward stream pair or TLS handshake for each; and holds no more
+// descriptors after than before.
+func TestLanesReuseConnections(t *testing.T) {
+	s := newLayerSetup(t)
+	const conns = 200
+	for _, transport := range []string{"port-forward", "direct"} {
+		t.Run(transport, func(t *testing.T) {
+			r := s.plugin.run(t, "exec", "deployment/client", "--transport", transport, "-v=1", "--",
+				s.layerclient, "fds", "echo:9000", strconv.Itoa(conns))
+			var before, after int
+			if _, err := fmt.Sscanf(strings.TrimSpace(r.stdout), "fds before %d after %d", &before, &after); err != nil || r.code != 0 {
+				t.Fatalf("exit %d, stdout %q, stderr:\n%s", r.code, r.stdout, r.stderr)
+			}
+			if after > before+4 {
+				t.Errorf("the plugin held %d descriptors before %d connections and %d after", before, conns, after)
+			}
+			stats := laneStatistics(t, r.stderr)
+			t.Logf("lane statistics after %d connections: %v", conns, stats)
+			if stats["opened"] < conns {
+				t.Errorf("lane statistics %v: want at least %d lanes opened", stats, conns)
+			}
+			if stats["onReusedConnections"] < conns/10 {
+				t.Errorf("lane statistics %v: want at least %d of the %d lanes on reused connections", stats, conns/10, conns)
+			}
+			if stats["resumed"] != 0 || stats["refused"] != 0 {
+				t.Errorf("lane statistics %v: want none resumed or refused", stats)
+			}
+		})
+	}
+}
+
 // TestLanesVersionSkew runs a plugin with lanes against a sidecar without them, and the reverse:
 // both must still carry traffic. The build without lanes is a real one: the last commit before
 // them, built from the repository's history.

@@ -472,6 +472,9 @@ func (l *Lane) peerEnd(sent uint64, reset bool) error {
 	}
 	l.peerEnded, l.peerSent = true, sent
 	l.cond.Broadcast()
+	if l.received == sent && l.received > l.ackedUpTo {
+		l.queueAckLocked() // the last bytes came before the end: their acknowledgement is final
+	}
 	gen, conn := l.gen, l.conn
 	cut := l.eof && l.received < sent && !l.broken
 	l.finishIfDoneLocked()
@@ -501,15 +504,24 @@ var errPeerEnded = errors.New("woken at the peer's end")
 
 // queueAckLocked puts the lane in the set's queue of acknowledgements to send: to go at once
 // when a quarter of what the peer may keep is unacknowledged, since the peer's writes wait
-// for it, else within ackDelay.
+// for it; as the lanes' ends go once all the peer's bytes are here, since the peer's lane
+// waits for it to finish; else within ackDelay.
 func (l *Lane) queueAckLocked() {
-	urgent := l.received-l.ackedUpTo >= uint64(l.opts.MaxUnacked/4)
+	when := ackLater
+	switch {
+	case l.received-l.ackedUpTo >= uint64(l.opts.MaxUnacked/4):
+		when = ackNow
+	case l.peerEnded && l.received == l.peerSent:
+		when = ackPaced
+	}
 	switch {
 	case !l.ackQueued:
 		l.ackQueued = true
-		l.set.queueAck(l, urgent)
-	case urgent:
+		l.set.queueAck(l, when)
+	case when == ackNow:
 		l.set.wake() // queued to wait, and now it must not
+	case when == ackPaced:
+		l.set.paceAck()
 	}
 }
 

@@ -291,12 +291,27 @@ func (s *Set) remove(l *Lane) {
 	s.mu.Unlock()
 }
 
-// queueAck puts l in the queue of acknowledgements, sent at once when urgent and otherwise
-// within ackDelay.
-func (s *Set) queueAck(l *Lane, urgent bool) {
+// ackUrgency says when a lane's acknowledgement goes out.
+type ackUrgency int
+
+const (
+	ackLater ackUrgency = iota // within ackDelay, with the others
+	// ackPaced goes as the lanes' notices do (sendNotice): the lane has all of its peer's
+	// bytes, and the peer's lane finishes, freeing its connection for the next lane, only
+	// once it has this acknowledgement.
+	ackPaced
+	ackNow // the peer's writes wait for it
+)
+
+// queueAck puts l in the queue of acknowledgements, to go out as when says.
+func (s *Set) queueAck(l *Lane, when ackUrgency) {
 	s.mu.Lock()
 	s.acks = append(s.acks, l)
-	if !urgent && s.ackTimer == nil && !s.closed {
+	now := when == ackNow
+	switch {
+	case when == ackPaced:
+		now = s.paceLocked(time.Now())
+	case when == ackLater && s.ackTimer == nil && !s.closed:
 		s.ackTimer = time.AfterFunc(ackDelay, func() {
 			s.mu.Lock()
 			s.ackTimer = nil
@@ -305,7 +320,18 @@ func (s *Set) queueAck(l *Lane, urgent bool) {
 		})
 	}
 	s.mu.Unlock()
-	if urgent {
+	if now {
+		s.wake()
+	}
+}
+
+// paceAck sends the queued acknowledgements as the lanes' notices go, rather than within
+// ackDelay: one of them became final.
+func (s *Set) paceAck() {
+	s.mu.Lock()
+	now := s.paceLocked(time.Now())
+	s.mu.Unlock()
+	if now {
 		s.wake()
 	}
 }
@@ -332,11 +358,7 @@ func (s *Set) SendFree(id uint64) { s.sendNotice(wire.LaneFree{Lane: id}, false)
 // last ones.
 func (s *Set) sendNotice(msg wire.Message, urgent bool) {
 	s.mu.Lock()
-	now := time.Now()
-	if urgent || s.closed || len(s.ends) == 0 && now.Sub(s.lastEnds) >= endDelay {
-		if !urgent {
-			s.lastEnds = now
-		}
+	if urgent || s.closed || s.paceLocked(time.Now()) {
 		s.mu.Unlock()
 		if err := s.sendMessage(msg); err != nil {
 			s.log.Debug("lane notice not sent", "type", msg.Type().String(), "err", err)
@@ -344,7 +366,17 @@ func (s *Set) sendNotice(msg wire.Message, urgent bool) {
 		return
 	}
 	s.ends = append(s.ends, msg)
-	if s.endTimer == nil {
+	s.mu.Unlock()
+}
+
+// paceLocked tells whether a notice may go out now: none went within endDelay, and none
+// waits. Else it sees to it that the waiting ones, and this one, go endDelay after the last.
+func (s *Set) paceLocked(now time.Time) bool {
+	if s.endTimer == nil && len(s.ends) == 0 && now.Sub(s.lastEnds) >= endDelay {
+		s.lastEnds = now
+		return true
+	}
+	if s.endTimer == nil && !s.closed {
 		s.endTimer = time.AfterFunc(s.lastEnds.Add(endDelay).Sub(now), func() {
 			s.mu.Lock()
 			s.endTimer = nil
@@ -352,7 +384,7 @@ func (s *Set) sendNotice(msg wire.Message, urgent bool) {
 			s.wake()
 		})
 	}
-	s.mu.Unlock()
+	return false
 }
 
 func (s *Set) sendMessage(ms ...wire.Message) error {

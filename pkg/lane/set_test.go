@@ -96,3 +96,31 @@ func TestEndBeforeItsLaneWaitsForIt(t *testing.T) {
 		t.Fatal("the lane waits for an end that came before it was added")
 	}
 }
+
+// The acknowledgement of a lane's last bytes goes out as the lanes' ends do, not within
+// ackDelay: the peer's lane finishes, and frees its connection, only once it has it.
+func TestFinalAcknowledgementIsNotDelayed(t *testing.T) {
+	s := NewSet(func(...wire.Message) error { return nil }, nil) // Run is not started: kick shows a send due now
+	l, err := s.AddID(1, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := net.Pipe()
+	defer theirs.Close()
+	go func() { _, _ = theirs.Write([]byte("hello")) }()
+	if err := l.Attach(ours, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(l, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.kick) != 0 {
+		t.Fatal("bytes whose end has not come are acknowledged at once; want within ackDelay")
+	}
+	if err := s.Handle(wire.LaneEnd{Lane: 1, Sent: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.kick) != 1 {
+		t.Error("with the peer's end, its last bytes wait ackDelay for their acknowledgement")
+	}
+}

@@ -11,9 +11,11 @@ const (
 	// maxRecycled bounds the free lane connections kept for the next lanes: as many as the
 	// lanes kept ready and those being opened, which is what new lanes draw on.
 	maxRecycled = readyLanes + openers
-	// recycledMaxAge is how long a free lane connection is kept unused: the sidecar waits 30 s
-	// for the next lane on it (sidecar's freedWait), so it is not used near the end of that.
-	recycledMaxAge = 20 * time.Second
+	// recycledMaxAge is how long a free lane connection is kept unused. The lanes kept ready
+	// take free connections as they are replaced, within moments; one left over when a burst
+	// of connections ends would otherwise hold a descriptor here and in the sidecar (which
+	// waits 30 s for the next lane on it, sidecar's freedWait) for nothing.
+	recycledMaxAge = time.Second
 	// maxUnfreed bounds the lanes ended here whose connection the sidecar has not yet said
 	// free, and the sidecar's words that came before the lane ended here; unfreedMaxAge is how
 	// long either is kept. The two halves come within a round trip of each other, or never
@@ -28,6 +30,8 @@ const (
 // (wire.LaneFree), in either order; before that, the sidecar could still read the next lane's
 // LaneOpen as the old lane's bytes.
 type recycler struct {
+	maxAge time.Duration // recycledMaxAge, but in tests
+
 	mu sync.Mutex
 	// unfreed holds the connections of lanes ended here, by lane, until the sidecar's word.
 	unfreed map[uint64]heldConn
@@ -37,6 +41,8 @@ type recycler struct {
 	closed     bool
 	// swept is when unfreed and freedFirst were last looked through for what expired.
 	swept time.Time
+	// expiry closes the free connections as they pass maxAge, while there are any.
+	expiry *time.Timer
 }
 
 // heldConn is a lane connection kept since a time.
@@ -45,8 +51,8 @@ type heldConn struct {
 	since time.Time
 }
 
-func newRecycler() *recycler {
-	return &recycler{unfreed: map[uint64]heldConn{}, freedFirst: map[uint64]time.Time{}}
+func newRecycler(maxAge time.Duration) *recycler {
+	return &recycler{maxAge: maxAge, unfreed: map[uint64]heldConn{}, freedFirst: map[uint64]time.Time{}}
 }
 
 // ended keeps conn, the connection of lane id, which ended cleanly here.
@@ -109,6 +115,9 @@ func (r *recycler) close() {
 		drop = append(drop, h.conn)
 	}
 	r.unfreed, r.freedFirst, r.free = map[uint64]heldConn{}, map[uint64]time.Time{}, nil
+	if r.expiry != nil {
+		r.expiry.Stop()
+	}
 	r.mu.Unlock()
 	closeAll(drop)
 }
@@ -125,7 +134,26 @@ func (r *recycler) addFreeLocked(h heldConn) []net.Conn {
 		drop = append(drop, r.free[0].conn)
 		r.free = r.free[1:]
 	}
+	r.expireLaterLocked()
 	return drop
+}
+
+// expireLaterLocked arms the timer that closes the oldest free connection once it passes
+// maxAge, if there is one and the timer is not armed.
+func (r *recycler) expireLaterLocked() {
+	if r.expiry != nil || len(r.free) == 0 {
+		return
+	}
+	r.expiry = time.AfterFunc(time.Until(r.free[0].since.Add(r.maxAge)), func() {
+		r.mu.Lock()
+		r.expiry = nil
+		drop := r.expireLocked(time.Now())
+		if !r.closed {
+			r.expireLaterLocked()
+		}
+		r.mu.Unlock()
+		closeAll(drop)
+	})
 }
 
 // expireLocked forgets what was kept too long, and returns the connections to close.
@@ -146,7 +174,7 @@ func (r *recycler) expireLocked(now time.Time) []net.Conn {
 		}
 	}
 	// free is oldest first.
-	stale := slices.IndexFunc(r.free, func(h heldConn) bool { return now.Sub(h.since) <= recycledMaxAge })
+	stale := slices.IndexFunc(r.free, func(h heldConn) bool { return now.Sub(h.since) < r.maxAge })
 	if stale < 0 {
 		stale = len(r.free)
 	}

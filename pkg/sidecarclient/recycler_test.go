@@ -1,0 +1,76 @@
+package sidecarclient
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// pipeConn returns one end of a pipe, and a function telling whether that end was closed.
+func pipeConn(t *testing.T) (net.Conn, func() bool) {
+	t.Helper()
+	ours, theirs := net.Pipe()
+	t.Cleanup(func() { ours.Close(); theirs.Close() })
+	return ours, func() bool {
+		_ = ours.SetWriteDeadline(time.Now().Add(time.Millisecond))
+		_, err := ours.Write([]byte{0})
+		return errors.Is(err, io.ErrClosedPipe)
+	}
+}
+
+// A connection is free once its lane ended here and the sidecar said so of its end, in
+// either order; not before.
+func TestRecyclerFreesOnBothWords(t *testing.T) {
+	r := newRecycler(time.Minute)
+	defer r.close()
+	a, _ := pipeConn(t)
+	b, _ := pipeConn(t)
+
+	r.ended(1, a)
+	if _, ok := r.take(); ok {
+		t.Fatal("a connection was free before the sidecar said so")
+	}
+	r.sidecarFreed(1)
+	r.sidecarFreed(2)
+	if _, ok := r.take(); !ok {
+		t.Fatal("ended, then freed: not free")
+	}
+	r.ended(2, b)
+	if c, ok := r.take(); !ok || c != b {
+		t.Fatalf("freed, then ended: take() = %v, %v; want the connection", c, ok)
+	}
+	if _, ok := r.take(); ok {
+		t.Fatal("a connection was taken twice")
+	}
+}
+
+// A free connection not taken within its maximum age is closed, with no other call to wake
+// the recycler; so are the kept ones when it closes.
+func TestRecyclerClosesWhatItKeeps(t *testing.T) {
+	r := newRecycler(20 * time.Millisecond)
+	idle, idleClosed := pipeConn(t)
+	r.ended(1, idle)
+	r.sidecarFreed(1)
+	for deadline := time.Now().Add(5 * time.Second); !idleClosed(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a free connection is still open long past its maximum age")
+		}
+	}
+	if _, ok := r.take(); ok {
+		t.Fatal("an expired connection was taken")
+	}
+
+	waiting, waitingClosed := pipeConn(t)
+	r.ended(2, waiting)
+	r.close()
+	if !waitingClosed() {
+		t.Error("close left a kept connection open")
+	}
+	late, lateClosed := pipeConn(t)
+	r.ended(3, late)
+	if !lateClosed() {
+		t.Error("a connection that ended after close was kept")
+	}
+}

@@ -47,6 +47,7 @@ type incomingSession struct {
 // background is the plugin running while a test works against it.
 type background struct {
 	stderr *syncbuf.Buffer
+	pid    int // the plugin's
 	// stop signals the plugin, waits for it and logs its stderr; later calls do nothing.
 	stop func(sig syscall.Signal)
 }
@@ -60,6 +61,7 @@ func startBackground(t *testing.T, cmd *exec.Cmd) *background {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	bg.pid = cmd.Process.Pid
 	stopped := false
 	bg.stop = func(sig syscall.Signal) {
 		if stopped {
@@ -219,6 +221,23 @@ func TestStealHTTP(t *testing.T) {
 		t.Logf("%d requests, %d lost or corrupted", sent, len(failures))
 		if len(failures) > 0 {
 			t.Fatalf("%d of %d requests lost or corrupted, the first: %v", len(failures), sent, failures[0])
+		}
+	})
+	t.Run("no descriptor held per stolen connection", func(t *testing.T) {
+		plugin := []int{sess.pid}
+		before := countFDs(t, plugin)
+		const conns = 300
+		for i := range conns {
+			if body := get("http://" + s.echo.podIP + ":8080/fd"); !strings.HasPrefix(body, "local /fd") {
+				t.Fatalf("connection %d: answered %q, want the local server", i, body)
+			}
+		}
+		after := countFDs(t, plugin)
+		for deadline := time.Now().Add(10 * time.Second); after > before+4 && time.Now().Before(deadline); after = countFDs(t, plugin) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if after > before+4 {
+			t.Errorf("the plugin held %d descriptors before %d stolen connections and %d after", before, conns, after)
 		}
 	})
 	sess.stop(syscall.SIGINT)

@@ -269,9 +269,11 @@ func mirrorStream(stream *sidecarclient.Stream, conn *net.TCPConn) {
 const mirrorDrain = 10 * time.Second
 
 // Relay copies both ways between a stream and a TCP connection, passing each end of stream on
-// as a half-close, and a reset or loss of the stream on as a reset.
+// as a half-close, and a reset or loss of the stream on as a reset. It closes both when done:
+// a lane lives, and holds its connection to the sidecar, until it is closed.
 func Relay(stream *sidecarclient.Stream, conn *net.TCPConn) {
 	defer conn.Close()
+	defer stream.Close()
 	done := make(chan struct{})
 	go func() {
 		if _, err := io.Copy(conn, stream); err != nil {

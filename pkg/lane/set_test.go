@@ -69,16 +69,7 @@ func TestEndBeforeItsLaneWaitsForIt(t *testing.T) {
 	if err := s.Handle(wire.LaneEnd{Lane: 7, Sent: 5}); err != nil {
 		t.Fatal(err)
 	}
-	l, err := s.AddID(7, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours, theirs := net.Pipe()
-	defer theirs.Close()
-	go func() { _, _ = theirs.Write([]byte("hello")) }()
-	if err := l.Attach(ours, 0); err != nil {
-		t.Fatal(err)
-	}
+	l := laneWithPeer(t, s, 7, "hello")
 	got := make(chan string, 1)
 	go func() {
 		b, err := io.ReadAll(l)
@@ -101,16 +92,7 @@ func TestEndBeforeItsLaneWaitsForIt(t *testing.T) {
 // ackDelay: the peer's lane finishes, and frees its connection, only once it has it.
 func TestFinalAcknowledgementIsNotDelayed(t *testing.T) {
 	s := NewSet(func(...wire.Message) error { return nil }, nil) // Run is not started: kick shows a send due now
-	l, err := s.AddID(1, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours, theirs := net.Pipe()
-	defer theirs.Close()
-	go func() { _, _ = theirs.Write([]byte("hello")) }()
-	if err := l.Attach(ours, 0); err != nil {
-		t.Fatal(err)
-	}
+	l := laneWithPeer(t, s, 1, "hello")
 	if _, err := io.ReadFull(l, make([]byte, 5)); err != nil {
 		t.Fatal(err)
 	}
@@ -123,4 +105,20 @@ func TestFinalAcknowledgementIsNotDelayed(t *testing.T) {
 	if len(s.kick) != 1 {
 		t.Error("with the peer's end, its last bytes wait ackDelay for their acknowledgement")
 	}
+}
+
+// laneWithPeer adds lane id to s on one end of a pipe, whose other end sends sent.
+func laneWithPeer(t *testing.T, s *Set, id uint64, sent string) *Lane {
+	t.Helper()
+	l, err := s.AddID(id, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := net.Pipe()
+	t.Cleanup(func() { theirs.Close() })
+	go func() { _, _ = theirs.Write([]byte(sent)) }()
+	if err := l.Attach(ours, 0); err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

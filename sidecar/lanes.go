@@ -287,7 +287,9 @@ func (ls *lanes) serveConn(ctx context.Context, conn net.Conn) {
 		if freed == nil {
 			return
 		}
-		r, open = ls.awaitNextLane(sess, freed, id)
+		// freed is the lane's last connection: another than conn if the lane was re-attached.
+		conn = freed
+		r, open = ls.awaitNextLane(sess, conn, id)
 		if r == nil {
 			return
 		}

@@ -187,6 +187,53 @@ func TestLaneConnectionsCarryTheNextLanes(t *testing.T) {
 	}
 }
 
+// TestReattachedLaneLeavesItsNewConnection: a lane re-attached on a new connection (its first
+// one cut, as a dropped port-forward does) and then ended cleanly leaves that new connection to
+// a later lane.
+func TestReattachedLaneLeavesItsNewConnection(t *testing.T) {
+	s, lanes := startSidecar(t, fakeProc(t, t.TempDir(), "")).laneSession(t)
+	ctx := t.Context()
+	echo := testnet.TCPEcho(t)
+	tcp, err := s.Dial(ctx, "tcp", echo, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	const first, second = "before the cut, ", "after it"
+	if _, err := tcp.Write([]byte(first)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(tcp, make([]byte, len(first))); err != nil {
+		t.Fatal(err)
+	}
+	lanes.cut() // every lane connection so far: the ready ones and this lane's
+	if _, err := tcp.Write([]byte(second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = tcp.CloseWrite()
+	if got, err := io.ReadAll(tcp); err != nil || string(got) != second {
+		t.Fatalf("after the cut the lane echoed %q, %v", got, err)
+	}
+	tcp.Close()
+	if st := s.lanes.set.Stats(); st.Resumed == 0 {
+		t.Fatalf("lane statistics %+v: the lane was not re-attached", st)
+	}
+	time.Sleep(200 * time.Millisecond) // until both ends are done with the lane
+	// The recycler holds that one connection only; the next lane opened takes it, once a
+	// connection takes a lane (the cut ready ones are replaced on the way).
+	reused := s.lanes.set.Stats().Reused
+	next, err := s.Dial(ctx, "tcp", echo, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Close()
+	for deadline := time.Now().Add(3 * time.Second); s.lanes.set.Stats().Reused == reused; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the re-attached lane's connection carried no later lane")
+		}
+	}
+}
+
 // rawLane opens a lane connection with ticket and returns the sidecar's answer: a LaneReply,
 // or the error of a connection closed without one.
 func rawLane(t *testing.T, port int, ticket wire.LaneTicket) (wire.Message, error) {

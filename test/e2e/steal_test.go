@@ -224,20 +224,26 @@ func TestStealHTTP(t *testing.T) {
 		}
 	})
 	t.Run("no descriptor held per stolen connection", func(t *testing.T) {
-		plugin := []int{sess.pid}
-		before := countFDs(t, plugin)
 		const conns = 300
+		plugin, sidecar := []int{sess.pid}, sidecarPIDs(t, s.env, "echo", sess.stderr.String())
+		pluginBefore, sidecarBefore := countFDs(t, plugin), countFDs(t, sidecar)
 		for i := range conns {
 			if body := get("http://" + s.echo.podIP + ":8080/fd"); !strings.HasPrefix(body, "local /fd") {
 				t.Fatalf("connection %d: answered %q, want the local server", i, body)
 			}
 		}
-		after := countFDs(t, plugin)
-		for deadline := time.Now().Add(10 * time.Second); after > before+4 && time.Now().Before(deadline); after = countFDs(t, plugin) {
-			time.Sleep(100 * time.Millisecond)
-		}
-		if after > before+4 {
-			t.Errorf("the plugin held %d descriptors before %d stolen connections and %d after", before, conns, after)
+		for _, p := range []struct {
+			name   string
+			pids   []int
+			before int
+		}{{"plugin", plugin, pluginBefore}, {"sidecar", sidecar, sidecarBefore}} {
+			after := countFDs(t, p.pids)
+			for deadline := time.Now().Add(10 * time.Second); after > p.before+4 && time.Now().Before(deadline); after = countFDs(t, p.pids) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if after > p.before+4 {
+				t.Errorf("the %s held %d descriptors before %d stolen connections and %d after", p.name, p.before, conns, after)
+			}
 		}
 	})
 	sess.stop(syscall.SIGINT)

@@ -485,7 +485,7 @@ func (l *Lane) peerEnd(sent uint64, reset bool) error {
 	// deadline is set under the lock so that it never outlives that, on a recycled connection.
 	wake := l.err == nil && l.received == sent && l.readers > 0 && !l.broken && conn != nil
 	woken := false
-	if d, ok := conn.(interface{ SetReadDeadline(time.Time) error }); wake && ok {
+	if d, ok := conn.(readDeadliner); wake && ok {
 		woken = d.SetReadDeadline(time.Now()) == nil
 	}
 	l.mu.Unlock()
@@ -497,6 +497,9 @@ func (l *Lane) peerEnd(sent uint64, reset bool) error {
 	}
 	return nil
 }
+
+// readDeadliner is a connection whose blocked reads a deadline wakes.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
 // errPeerEnded is why a connection without read deadlines was taken off a lane whose peer
 // ended its direction.
@@ -617,7 +620,7 @@ func (l *Lane) Recycled() net.Conn {
 // uses it: its blocked reads are woken (the peer sends nothing more on the lane) and have
 // returned, and its last write has.
 func (l *Lane) recycle(conn net.Conn) {
-	deadlines, _ := conn.(interface{ SetReadDeadline(time.Time) error })
+	deadlines, _ := conn.(readDeadliner)
 	l.mu.Lock()
 	if l.readers > 0 && (deadlines == nil || deadlines.SetReadDeadline(time.Now()) != nil) {
 		l.mu.Unlock()

@@ -352,20 +352,30 @@ func (l *lanes) dial(ctx context.Context, address string, timeout time.Duration)
 			r.conn.Close()
 			return nil, fmt.Errorf("dial %s from the pod: %w", address, err)
 		}
-		ln, err := l.set.AddID(r.id, lane.Options{OnBreak: l.reattach, Recycle: l.recycled != nil})
+		ln, err := l.carry(r.id, r.conn)
 		if err != nil {
-			r.conn.Close()
 			return nil, err
-		}
-		if err := ln.Attach(r.conn, 0); err != nil {
-			return nil, err
-		}
-		if l.recycled != nil {
-			go l.recycle(ln)
 		}
 		return &Stream{c: laneStream{ln}}, nil
 	}
 	return nil, &laneUnavailableError{lastErr}
+}
+
+// carry adds lane id, named by the sidecar, on conn (closed if it cannot), and sees to it that
+// conn carries a later lane once this one ends cleanly, where the sidecar takes them back.
+func (l *lanes) carry(id uint64, conn net.Conn) (*lane.Lane, error) {
+	ln, err := l.set.AddID(id, lane.Options{OnBreak: l.reattach, Recycle: l.recycled != nil})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := ln.Attach(conn, 0); err != nil {
+		return nil, err
+	}
+	if l.recycled != nil {
+		go l.recycle(ln)
+	}
+	return ln, nil
 }
 
 // recycle keeps ln's connection for another lane once ln has ended, if it ended cleanly.
@@ -485,16 +495,9 @@ func (l *lanes) awaitArrival(ctx context.Context, conn net.Conn, id uint64, hand
 		conn.Close()
 		return false
 	}
-	ln, err := l.set.AddID(id, lane.Options{OnBreak: l.reattach, Recycle: l.recycled != nil})
+	ln, err := l.carry(id, conn)
 	if err != nil {
-		conn.Close()
 		return true
-	}
-	if err := ln.Attach(conn, 0); err != nil {
-		return true
-	}
-	if l.recycled != nil {
-		go l.recycle(ln)
 	}
 	go handle(&Incoming{Stream: &Stream{c: laneStream{ln}}, Port: arrival.Port, Remote: arrival.Remote})
 	return true

@@ -4,6 +4,8 @@ import (
 	"net"
 	"os"
 	"sync"
+
+	"github.com/remocal/kubectl-remocal/internal/deadline"
 )
 
 const (
@@ -27,7 +29,7 @@ type inPacket struct {
 type inbox struct {
 	packets  chan inPacket
 	closed   <-chan struct{}
-	deadline *deadline
+	deadline *deadline.Deadline
 	pool     sync.Pool
 }
 
@@ -35,7 +37,7 @@ func newInbox(closed <-chan struct{}) *inbox {
 	return &inbox{
 		packets:  make(chan inPacket, inboxLen),
 		closed:   closed,
-		deadline: newDeadline(),
+		deadline: deadline.New(),
 		pool:     sync.Pool{New: func() any { b := make([]byte, packetBufLen); return &b }},
 	}
 }
@@ -68,10 +70,10 @@ func (in *inbox) release(p inPacket) {
 
 // readFrom is net.PacketConn.ReadFrom: a datagram longer than b is truncated, as UDP does.
 func (in *inbox) readFrom(b []byte) (int, net.Addr, error) {
-	timeout := in.deadline.wait()
+	timeout := in.deadline.Wait()
 	// An expired deadline wins over waiting packets, as with sockets: quic-go relies on it to stop
 	// its reader promptly when closing a transport.
-	if isClosed(timeout) {
+	if deadline.IsClosed(timeout) {
 		return 0, nil, os.ErrDeadlineExceeded
 	}
 	select {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/internal/deadline"
 )
 
 const (
@@ -146,7 +148,7 @@ func (c *StreamPacketClient) run(ctx context.Context, l *link) {
 		err := l.readFrames(func(p []byte) bool { return c.in.put(p, c.peer, stop) })
 		c.cur.CompareAndSwap(l, nil)
 		l.close()
-		if isClosed(c.closed) || c.finishing.Load() {
+		if deadline.IsClosed(c.closed) || c.finishing.Load() {
 			return
 		}
 		// A stream that carried packets worked; one that failed before any did (the sidecar is
@@ -161,7 +163,7 @@ func (c *StreamPacketClient) run(ctx context.Context, l *link) {
 		}
 		c.redials.Add(1)
 		c.cur.Store(l)
-		if isClosed(c.closed) {
+		if deadline.IsClosed(c.closed) {
 			// Close ran while the stream was being dialed and did not see it.
 			l.close()
 			return
@@ -208,7 +210,7 @@ func (c *StreamPacketClient) shutdown() {
 // and the server has them (bounded by closeFlush and closeFinish), and waits until nothing
 // runs any more.
 func (c *StreamPacketClient) Close() error {
-	if l := c.cur.Load(); l != nil && !isClosed(c.closed) {
+	if l := c.cur.Load(); l != nil && !deadline.IsClosed(c.closed) {
 		l.flush(closeFlush)
 		// The stream ends from here on: its end is not a loss to re-dial for.
 		c.finishing.Store(true)
@@ -236,7 +238,7 @@ func (c *StreamPacketClient) ReadFrom(b []byte) (int, net.Addr, error) {
 // WriteTo sends b on the current stream, or drops it when there is none at the moment (QUIC
 // retransmits). It waits only briefly when the stream is congested (see link.send).
 func (c *StreamPacketClient) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if isClosed(c.closed) {
+	if deadline.IsClosed(c.closed) {
 		return 0, &net.OpError{Op: "write", Net: streamNetwork, Addr: addr, Err: net.ErrClosed}
 	}
 	if to, ok := addr.(streamAddr); !ok || to != c.peer {
@@ -259,7 +261,7 @@ func (c *StreamPacketClient) SetDeadline(t time.Time) error { return c.SetReadDe
 
 // SetReadDeadline makes a blocked or later ReadFrom return a timeout at t.
 func (c *StreamPacketClient) SetReadDeadline(t time.Time) error {
-	c.in.deadline.set(t)
+	c.in.deadline.Set(t)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/remocal/kubectl-remocal/internal/deadline"
 	"github.com/remocal/kubectl-remocal/internal/ratelog"
 )
 
@@ -100,7 +101,7 @@ func (s *StreamPacketServer) acceptLoop() {
 	for {
 		conn, err := s.ln.Accept()
 		if err != nil {
-			if isClosed(s.closed) {
+			if deadline.IsClosed(s.closed) {
 				return
 			}
 			if errors.Is(err, net.ErrClosed) {
@@ -121,7 +122,7 @@ func (s *StreamPacketServer) acceptLoop() {
 		l := s.admit(conn)
 		if l == nil {
 			conn.Close()
-			if isClosed(s.closed) {
+			if deadline.IsClosed(s.closed) {
 				return
 			}
 			continue
@@ -138,7 +139,7 @@ func (s *StreamPacketServer) acceptLoop() {
 func (s *StreamPacketServer) admit(conn net.Conn) *link {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if isClosed(s.closed) {
+	if deadline.IsClosed(s.closed) {
 		return nil
 	}
 	if len(s.links) >= maxStreams {
@@ -189,7 +190,7 @@ func (s *StreamPacketServer) serve(l *link) {
 	remote := l.conn.RemoteAddr()
 	token, err := l.readHeader(s.timing.headerTimeout)
 	if err != nil {
-		if !isClosed(s.closed) && !errors.Is(err, errEvicted) {
+		if !deadline.IsClosed(s.closed) && !errors.Is(err, errEvicted) {
 			s.log.Warn("refused packet stream", "remote", remote, "err", err)
 		}
 		return
@@ -233,7 +234,7 @@ func (s *StreamPacketServer) ReadFrom(b []byte) (int, net.Addr, error) {
 // WriteTo sends b to the session at addr on its newest stream, or drops it when the session has no
 // stream at the moment. It waits only briefly when the stream is congested (see link.send).
 func (s *StreamPacketServer) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if isClosed(s.closed) {
+	if deadline.IsClosed(s.closed) {
 		return 0, &net.OpError{Op: "write", Net: streamNetwork, Addr: addr, Err: net.ErrClosed}
 	}
 	to, ok := addr.(streamAddr)
@@ -278,7 +279,7 @@ func (s *StreamPacketServer) SetDeadline(t time.Time) error { return s.SetReadDe
 
 // SetReadDeadline makes a blocked or later ReadFrom return a timeout at t.
 func (s *StreamPacketServer) SetReadDeadline(t time.Time) error {
-	s.in.deadline.set(t)
+	s.in.deadline.Set(t)
 	return nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/remocal/kubectl-remocal/internal/deadline"
 )
 
 // readAhead gives a reader without deadlines, a port-forward data stream, the read deadlines
@@ -18,7 +20,7 @@ type readAhead struct {
 	closed   chan struct{}
 	close    sync.Once
 
-	deadline deadline
+	deadline *deadline.Deadline
 
 	mu   sync.Mutex // one Read at a time, over rest and err
 	rest []byte     // what the current chunk holds beyond what was read
@@ -39,7 +41,7 @@ func newReadAhead(src io.Reader) *readAhead {
 		chunks:   make(chan chunk),
 		consumed: make(chan struct{}, 1),
 		closed:   make(chan struct{}),
-		deadline: newDeadline(),
+		deadline: deadline.New(),
 	}
 	go r.pump(src)
 	return r
@@ -80,7 +82,7 @@ func (r *readAhead) Read(p []byte) (int, error) {
 			if len(r.rest) == 0 && r.err == nil {
 				r.consumed <- struct{}{}
 			}
-		case <-r.deadline.expired():
+		case <-r.deadline.Wait():
 			return 0, os.ErrDeadlineExceeded
 		case <-r.closed:
 			return 0, io.ErrClosedPipe
@@ -96,67 +98,11 @@ func (r *readAhead) Read(p []byte) (int, error) {
 
 // SetReadDeadline sets when a Read waiting for the stream gives up; zero is never.
 func (r *readAhead) SetReadDeadline(t time.Time) error {
-	r.deadline.set(t)
+	r.deadline.Set(t)
 	return nil
 }
 
 // Close stops the reading ahead; the stream's own Close must end a read of it in progress.
 func (r *readAhead) Close() {
 	r.close.Do(func() { close(r.closed) })
-}
-
-// deadline is a channel closed once a time has passed.
-type deadline struct {
-	mu      sync.Mutex
-	timer   *time.Timer
-	passed  chan struct{} // closed when the deadline passed
-	version uint64        // counts set calls, so that a timer set before fires for nothing
-}
-
-func newDeadline() deadline { return deadline{passed: make(chan struct{})} }
-
-// set moves the deadline to t; zero removes it.
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.version++
-	if d.timer != nil {
-		d.timer.Stop()
-		d.timer = nil
-	}
-	if isClosed(d.passed) {
-		d.passed = make(chan struct{})
-	}
-	if t.IsZero() {
-		return
-	}
-	wait := time.Until(t)
-	if wait <= 0 {
-		close(d.passed)
-		return
-	}
-	version, passed := d.version, d.passed
-	d.timer = time.AfterFunc(wait, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.version == version {
-			close(passed)
-		}
-	})
-}
-
-// expired returns the channel closed when the current deadline passes.
-func (d *deadline) expired() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.passed
-}
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }

@@ -207,6 +207,8 @@ func TestReattachedLaneLeavesItsNewConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	lanes.cut() // every lane connection so far: the ready ones and this lane's
+	// Only a lane that ended cleanly frees its connection, and none has yet.
+	reused := s.lanes.set.Stats().Reused
 	if _, err := tcp.Write([]byte(second)); err != nil {
 		t.Fatal(err)
 	}
@@ -218,20 +220,29 @@ func TestReattachedLaneLeavesItsNewConnection(t *testing.T) {
 	if st := s.lanes.set.Stats(); st.Resumed == 0 {
 		t.Fatalf("lane statistics %+v: the lane was not re-attached", st)
 	}
-	time.Sleep(200 * time.Millisecond) // until both ends are done with the lane
-	// The recycler holds that one connection only; the next lane opened takes it, once a
-	// connection takes a lane (the cut ready ones are replaced on the way).
-	reused := s.lanes.set.Stats().Reused
-	next, err := s.Dial(ctx, "tcp", echo, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next.Close()
-	for deadline := time.Now().Add(3 * time.Second); s.lanes.set.Stats().Reused == reused; time.Sleep(10 * time.Millisecond) {
+	// Its connection is free once both ends are done with the lane. The next lane opened
+	// takes it: the replacement of a cut ready lane, if one is still due, else a new dial.
+	dialed := false
+	for deadline := time.Now().Add(5 * time.Second); s.lanes.set.Stats().Reused == reused; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the re-attached lane's connection carried no later lane")
 		}
+		if !dialed && freeConnections(s.lanes.recycled) > 0 {
+			next, err := s.Dial(ctx, "tcp", echo, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next.Close()
+			dialed = true
+		}
 	}
+}
+
+// freeConnections is how many lane connections r holds free for the next lanes.
+func freeConnections(r *recycler) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.free)
 }
 
 // rawLane opens a lane connection with ticket and returns the sidecar's answer: a LaneReply,

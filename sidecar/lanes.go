@@ -61,6 +61,9 @@ type lanes struct {
 type issuedTicket struct {
 	sess    *laneSession
 	expires time.Time
+	// ended: its session ended. The ticket is kept until it expires, so that the lanes the
+	// client was opening as it left are told from strangers' and closed without a warning.
+	ended bool
 }
 
 func newLanes(srv *server, log *slog.Logger) *lanes {
@@ -178,12 +181,7 @@ func (ls *lanes) issue(sess *laneSession, n int) wire.LaneTicketsReply {
 	if ttl <= 0 {
 		ttl = defaultTicketTTL
 	}
-	for t, it := range ls.tickets {
-		if now.After(it.expires) {
-			delete(ls.tickets, t)
-			it.sess.tickets--
-		}
-	}
+	ls.sweepLocked(now)
 	n = min(n, wire.MaxLaneTickets, maxSessionTickets-sess.tickets)
 	reply := wire.LaneTicketsReply{TTLMillis: uint32(ttl.Milliseconds())}
 	for range n {
@@ -198,29 +196,46 @@ func (ls *lanes) issue(sess *laneSession, n int) wire.LaneTicketsReply {
 	return reply
 }
 
-// redeem takes a ticket: the session it is good for, once, before it expires; nil otherwise.
-func (ls *lanes) redeem(t wire.LaneTicket) *laneSession {
+// sweepLocked drops the tickets expired at now.
+func (ls *lanes) sweepLocked(now time.Time) {
+	for t, it := range ls.tickets {
+		if now.After(it.expires) {
+			delete(ls.tickets, t)
+			it.sess.tickets--
+		}
+	}
+}
+
+// redeem takes a ticket: the session it is good for, once, before it expires; nil otherwise,
+// with ended set for an unexpired ticket of a session that ended.
+func (ls *lanes) redeem(t wire.LaneTicket) (sess *laneSession, ended bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	it, ok := ls.tickets[t]
 	if !ok {
-		return nil
+		return nil, false
 	}
 	delete(ls.tickets, t)
 	it.sess.tickets--
 	if time.Now().After(it.expires) {
-		return nil
+		return nil, false
 	}
-	return it.sess
+	if it.ended {
+		return nil, true
+	}
+	return it.sess, false
 }
 
-// forget drops what a session that ended left: its tickets and idle lane connections.
+// forget drops what a session that ended left: its idle lane connections, and the right of its
+// tickets to open lanes.
 func (ls *lanes) forget(conn *quic.Conn, sess *laneSession) {
 	ls.mu.Lock()
 	delete(ls.sessions, conn)
+	ls.sweepLocked(time.Now())
 	for t, it := range ls.tickets {
 		if it.sess == sess {
-			delete(ls.tickets, t)
+			it.ended = true
+			ls.tickets[t] = it
 		}
 	}
 	ls.mu.Unlock()
@@ -378,7 +393,7 @@ func (ls *lanes) awaitNextLane(sess *laneSession, conn net.Conn, id uint64) (*wi
 		conn.Close()
 		return nil, wire.LaneOpen{}
 	}
-	if ls.redeem(open.Ticket) != sess {
+	if s, _ := ls.redeem(open.Ticket); s != sess {
 		ls.refuse(conn, "no valid ticket of the session (unknown, used or expired) on a recycled lane connection")
 		return nil, wire.LaneOpen{}
 	}
@@ -551,8 +566,13 @@ func (ls *lanes) checkTicket(conn net.Conn, timeout time.Duration) (*wire.Reader
 		ls.refuse(conn, err.Error())
 		return nil, wire.LaneOpen{}, nil
 	}
-	sess := ls.redeem(open.Ticket)
-	if sess == nil {
+	sess, ended := ls.redeem(open.Ticket)
+	switch {
+	case ended:
+		// The client's own lane, opened as its session ended: no stranger's.
+		ls.log.Debug("lane connection of an ended session closed", "remote", conn.RemoteAddr().String())
+		conn.Close()
+	case sess == nil:
 		ls.refuse(conn, "no valid ticket (unknown, used or expired)")
 	}
 	return r, open, sess

@@ -97,17 +97,31 @@ var fatalWaitingReasons = map[string]bool{
 	"RunContainerError":          true,
 }
 
-// statusLagLimit is how long the pod status may lag the kubelet's Started event of the sidecar
-// before we take it as stuck.
+// statusLagLimit is how long the pod status may lag the sidecar's start (the kubelet's Started
+// event, or its first log line) before we take it as stuck.
 const statusLagLimit = 8 * time.Second
+
+// logCheckEvery spaces the looks at the sidecar's log while its status does not say running.
+const logCheckEvery = time.Second
 
 // waitSidecarRunning polls until the named ephemeral container runs, and fails fast with the
 // kubelet's reason when it cannot start. Besides the pod status it reads the pod's events: the
 // kubelet reports a failed image pull as an event at once, while the container status catches up
 // only at its next status sync, ten seconds or more later.
+//
+// A status that never follows the sidecar's start is a stuck pod: after a node restart the
+// kubelet runs a pod's old ephemeral containers again, and the API server refuses every status
+// update that moves them back to running, ours with them ("may not be transitioned to
+// non-terminated state"). The start shows in the kubelet's Started event, which its spam filter
+// drops once the pod has had 25 events from it (a pod with a few sessions behind it), and in the
+// sidecar's log, which the kubelet serves from what it runs, whatever the status says.
 func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string, timeout time.Duration) (*corev1.Pod, error) {
 	var running *corev1.Pod
-	var startedSeen time.Time // when the kubelet's Started event was first seen
+	var startedSeen time.Time // when the sidecar was first seen started: its event or its log
+	begin, logChecked := time.Now(), time.Time{}
+	stuck := func() error {
+		return usererr.New(fmt.Sprintf("the sidecar started, but pod %s's status is stuck: the API server refuses the kubelet's updates of it (after a node restart the kubelet ran its old ephemeral containers again); delete the pod so that its controller makes a new one, or target another pod", pod.Name))
+	}
 	fieldPath := fmt.Sprintf("spec.ephemeralContainers{%s}", name)
 	events := fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
@@ -121,6 +135,15 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 		if done, err := sidecarState(p, name); done || err != nil {
 			running = p
 			return done, err
+		}
+		if startedSeen.IsZero() && time.Since(begin) > logCheckEvery && time.Since(logChecked) > logCheckEvery {
+			logChecked = time.Now()
+			if sidecarLogged(ctx, client, pod, name) {
+				startedSeen = time.Now()
+			}
+		}
+		if !startedSeen.IsZero() && time.Since(startedSeen) > statusLagLimit {
+			return false, stuck()
 		}
 		// Events are best effort: a user who may not list them still gets the status path.
 		list, err := client.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: events})
@@ -137,16 +160,12 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 				failed = append(failed, ev.Message)
 			case ev.Reason == "Started":
 				// The kubelet says it started; the status follows within a second or two,
-				// unless it never will: after a node restart the kubelet runs a pod's old
-				// ephemeral containers again, and the API server refuses every status update
-				// that moves them back to running, ours with them ("may not be transitioned
-				// to non-terminated state"). The pod log API, which gives us the sidecar's key,
-				// goes by that status too.
+				// unless it is stuck.
 				if startedSeen.IsZero() {
 					startedSeen = time.Now()
 				}
 				if time.Since(startedSeen) > statusLagLimit {
-					return false, usererr.New(fmt.Sprintf("the sidecar started, but pod %s's status is stuck: the API server refuses the kubelet's updates of it (after a node restart the kubelet ran its old ephemeral containers again); delete the pod so that its controller makes a new one, or target another pod", pod.Name))
+					return false, stuck()
 				}
 			}
 		}
@@ -226,19 +245,36 @@ func waitError(ctx context.Context, name string, timeout time.Duration, err erro
 func readSidecarFingerprint(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	limit := int64(4096)
-	stream, err := client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: name, Follow: true, LimitBytes: &limit}).Stream(ctx)
+	start, err := readStartLine(ctx, client, pod, name, true)
 	if err != nil {
-		return "", fmt.Errorf("read the sidecar's log: %w", err)
+		return "", err
+	}
+	return start.Fingerprint, nil
+}
+
+// sidecarLogged tells whether the sidecar's log has its start line already, looking once.
+func sidecarLogged(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := readStartLine(ctx, client, pod, name, false)
+	return err == nil
+}
+
+// readStartLine reads the sidecar's first log line, waiting for it if follow, and parses it.
+func readStartLine(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string, follow bool) (sidecarapi.StartLine, error) {
+	limit := int64(4096)
+	stream, err := client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: name, Follow: follow, LimitBytes: &limit}).Stream(ctx)
+	if err != nil {
+		return sidecarapi.StartLine{}, fmt.Errorf("read the sidecar's log: %w", err)
 	}
 	defer stream.Close()
 	line, err := bufio.NewReader(stream).ReadBytes('\n')
 	if err != nil {
-		return "", fmt.Errorf("read the sidecar's first log line: %w", err)
+		return sidecarapi.StartLine{}, fmt.Errorf("read the sidecar's first log line: %w", err)
 	}
 	start, err := sidecarapi.ParseStartLine(line)
 	if err != nil {
-		return "", fmt.Errorf("the sidecar's first log line carries no key fingerprint: %q", bytes.TrimSpace(line))
+		return sidecarapi.StartLine{}, fmt.Errorf("the sidecar's first log line carries no key fingerprint: %q", bytes.TrimSpace(line))
 	}
-	return start.Fingerprint, nil
+	return start, nil
 }

@@ -1,10 +1,16 @@
 package attach
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,9 +19,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/remocal/kubectl-remocal/pkg/sidecarapi"
 	"github.com/remocal/kubectl-remocal/plugin/internal/usererr"
 )
 
@@ -138,5 +147,61 @@ func TestSidecarPullFailureNamesThePullError(t *testing.T) {
 	want := "the sidecar cannot start: " + missing + "; check that the image exists and the node can pull it, or pass --sidecar-image"
 	if err == nil || !usererr.Is(err) || err.Error() != want {
 		t.Fatalf("waitSidecarRunning = %v\nwant %s", err, want)
+	}
+}
+
+// A sidecar whose log has its start line while the pod status says nothing of it is a stuck
+// pod too, for the kubelet's Started event is gone once the pod had 25 events from it: one
+// clear error in seconds, not the whole start timeout. The API is served over HTTP here, for
+// the fake clientset's logs are always "fake logs".
+func TestSidecarLoggingButStatusStuck(t *testing.T) {
+	pod := &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u1"},
+		// The kubelet's last update that landed: a sidecar of before the node restart, ended.
+		Status: corev1.PodStatus{EphemeralContainerStatuses: []corev1.ContainerStatus{
+			{Name: "remocal-old", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed"}}},
+		}},
+	}
+	var startLine bytes.Buffer
+	sidecarapi.StartLine{Fingerprint: "sha256:" + strings.Repeat("ab", 32), Port: 12345}.Log(t.Context(), slog.New(slog.NewJSONHandler(&startLine, nil)))
+	var logged atomic.Bool // whether the kubelet serves the sidecar's log yet
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/namespaces/ns/pods/web", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(pod)
+	})
+	mux.HandleFunc("GET /api/v1/namespaces/ns/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(corev1.EventList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "EventList"}})
+	})
+	mux.HandleFunc("GET /api/v1/namespaces/ns/pods/web/log", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("container") != "remocal-new" || !logged.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"container \"remocal-new\" in pod \"web\" is waiting to start: ContainerCreating","reason":"BadRequest","code":400}`)
+			return
+		}
+		_, _ = w.Write(startLine.Bytes())
+	})
+	api := httptest.NewServer(mux)
+	defer api.Close()
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: api.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Until the sidecar logs, the wait goes on: a slow start is no stuck status.
+	if _, err := waitSidecarRunning(t.Context(), client, pod, "remocal-new", statusLagLimit+3*time.Second); err == nil || strings.Contains(err.Error(), "status is stuck") {
+		t.Fatalf("waitSidecarRunning of a sidecar not started = %v; want the start timeout", err)
+	}
+	logged.Store(true)
+	begin := time.Now()
+	_, err = waitSidecarRunning(t.Context(), client, pod, "remocal-new", 30*time.Second)
+	if err == nil || !usererr.Is(err) || !strings.Contains(err.Error(), "status is stuck") {
+		t.Fatalf("waitSidecarRunning = %v; want the stuck-status error", err)
+	}
+	if took := time.Since(begin); took > statusLagLimit+2*logCheckEvery+time.Second {
+		t.Fatalf("took %s", took)
 	}
 }

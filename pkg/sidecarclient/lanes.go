@@ -95,7 +95,7 @@ func startLanes(ctx context.Context, conn *quic.Conn, dial LaneDialer, reuse boo
 		done:    make(chan struct{}),
 	}
 	if reuse {
-		l.recycled = newRecycler(recycledMaxAge)
+		l.recycled = newRecycler(recycledMaxAge, unfreedMaxAge)
 	}
 	context.AfterFunc(conn.Context(), cancel)
 	go l.set.Run(life)

@@ -17,11 +17,15 @@ const (
 	// waits 30 s for the next lane on it, sidecar's freedWait) for nothing.
 	recycledMaxAge = time.Second
 	// maxUnfreed bounds the lanes ended here whose connection the sidecar has not yet said
-	// free, and the sidecar's words that came before the lane ended here; unfreedMaxAge is how
-	// long either is kept. The two halves come within a round trip of each other, or never
-	// (an older sidecar, a lane reset meanwhile).
+	// free; maxEarlyWords, the sidecar's words that came before their lane ended here (in a
+	// burst of connections, most do: a word costs a few bytes, and one dropped costs its
+	// connection's reuse). unfreedMaxAge is how long either is kept: the two halves come
+	// within a round trip of each other, or never (a lane reset meanwhile, a word dropped),
+	// and a connection whose word never comes is closed then, which frees the sidecar's end
+	// too (it waits for the next lane on it).
 	maxUnfreed    = 256
-	unfreedMaxAge = 10 * time.Second
+	maxEarlyWords = 4096
+	unfreedMaxAge = 4 * time.Second
 )
 
 // recycler keeps the connections of lanes that ended cleanly (lane.Options.Recycle) for the
@@ -30,7 +34,8 @@ const (
 // (wire.LaneFree), in either order; before that, the sidecar could still read the next lane's
 // LaneOpen as the old lane's bytes.
 type recycler struct {
-	maxAge time.Duration // recycledMaxAge, but in tests
+	// maxAge and unfreedAge are recycledMaxAge and unfreedMaxAge, but in tests.
+	maxAge, unfreedAge time.Duration
 
 	mu sync.Mutex
 	// unfreed holds the connections of lanes ended here, by lane, until the sidecar's word.
@@ -41,8 +46,10 @@ type recycler struct {
 	closed     bool
 	// swept is when unfreed and freedFirst were last looked through for what expired.
 	swept time.Time
-	// expiry closes the free connections as they pass maxAge, while there are any.
-	expiry *time.Timer
+	// expiry closes what is kept too long (expireLocked), while anything is kept; it fires
+	// at expiryAt.
+	expiry   *time.Timer
+	expiryAt time.Time
 }
 
 // heldConn is a lane connection kept since a time.
@@ -51,8 +58,8 @@ type heldConn struct {
 	since time.Time
 }
 
-func newRecycler(maxAge time.Duration) *recycler {
-	return &recycler{maxAge: maxAge, unfreed: map[uint64]heldConn{}, freedFirst: map[uint64]time.Time{}}
+func newRecycler(maxAge, unfreedAge time.Duration) *recycler {
+	return &recycler{maxAge: maxAge, unfreedAge: unfreedAge, unfreed: map[uint64]heldConn{}, freedFirst: map[uint64]time.Time{}}
 }
 
 // ended keeps conn, the connection of lane id, which ended cleanly here.
@@ -68,6 +75,7 @@ func (r *recycler) ended(id uint64, conn net.Conn) {
 		drop = append(drop, r.addFreeLocked(heldConn{conn, now})...)
 	default:
 		r.unfreed[id] = heldConn{conn, now}
+		r.expireLaterLocked()
 	}
 	r.mu.Unlock()
 	closeAll(drop)
@@ -81,8 +89,9 @@ func (r *recycler) sidecarFreed(id uint64) {
 	if held, ok := r.unfreed[id]; ok {
 		delete(r.unfreed, id)
 		drop = append(drop, r.addFreeLocked(heldConn{held.conn, now})...)
-	} else if !r.closed && len(r.freedFirst) < maxUnfreed {
+	} else if !r.closed && len(r.freedFirst) < maxEarlyWords {
 		r.freedFirst[id] = now
+		r.expireLaterLocked()
 	}
 	r.mu.Unlock()
 	closeAll(drop)
@@ -138,37 +147,57 @@ func (r *recycler) addFreeLocked(h heldConn) []net.Conn {
 	return drop
 }
 
-// expireLaterLocked arms the timer that closes the oldest free connection once it passes
-// maxAge, if there is one and the timer is not armed.
+// expireLaterLocked sees to it that the timer forgets what is kept too long: it fires when
+// the oldest free connection passes maxAge, and within half of unfreedAge while lanes or words
+// wait for their other half (which are then dropped between unfreedAge and 1.5 times that;
+// finding their oldest would take a look through them). An armed timer is moved earlier if
+// need be.
 func (r *recycler) expireLaterLocked() {
-	if r.expiry != nil || len(r.free) == 0 {
+	if r.closed {
 		return
 	}
-	r.expiry = time.AfterFunc(time.Until(r.free[0].since.Add(r.maxAge)), func() {
+	var at time.Time
+	if len(r.unfreed) > 0 || len(r.freedFirst) > 0 {
+		at = time.Now().Add(r.unfreedAge / 2)
+	}
+	if len(r.free) > 0 {
+		if freeAt := r.free[0].since.Add(r.maxAge); at.IsZero() || freeAt.Before(at) {
+			at = freeAt
+		}
+	}
+	if at.IsZero() {
+		return
+	}
+	if r.expiry != nil && (!at.Before(r.expiryAt) || !r.expiry.Stop()) {
+		return // it fires in time, or is firing and arms itself again
+	}
+	r.expiryAt = at
+	r.expiry = time.AfterFunc(time.Until(at), func() {
 		r.mu.Lock()
 		r.expiry = nil
+		r.swept = time.Time{} // a look through unfreed and freedFirst is due
 		drop := r.expireLocked(time.Now())
-		if !r.closed {
-			r.expireLaterLocked()
-		}
+		r.expireLaterLocked()
 		r.mu.Unlock()
 		closeAll(drop)
 	})
 }
 
-// expireLocked forgets what was kept too long, and returns the connections to close.
+// expireLocked forgets what was kept too long, and returns the connections to close. It
+// looks through the lanes and words waiting for their other half at most once a second,
+// unless the timer asks.
 func (r *recycler) expireLocked(now time.Time) []net.Conn {
 	var drop []net.Conn
 	if now.Sub(r.swept) > time.Second {
 		r.swept = now
 		for id, h := range r.unfreed {
-			if now.Sub(h.since) > unfreedMaxAge {
+			if now.Sub(h.since) > r.unfreedAge {
 				drop = append(drop, h.conn)
 				delete(r.unfreed, id)
 			}
 		}
 		for id, since := range r.freedFirst {
-			if now.Sub(since) > unfreedMaxAge {
+			if now.Sub(since) > r.unfreedAge {
 				delete(r.freedFirst, id)
 			}
 		}

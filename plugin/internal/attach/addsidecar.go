@@ -109,10 +109,11 @@ const logCheckEvery = time.Second
 // kubelet reports a failed image pull as an event at once, while the container status catches up
 // only at its next status sync, ten seconds or more later.
 //
-// A status that never follows the sidecar's start is a stuck pod: after a node restart the
+// A status that never names the started sidecar is a stuck pod: after a node restart the
 // kubelet runs a pod's old ephemeral containers again, and the API server refuses every status
 // update that moves them back to running, ours with them ("may not be transitioned to
-// non-terminated state"). The start shows in the kubelet's Started event, which its spam filter
+// non-terminated state"). A status that names it, even as waiting, shows that the kubelet's
+// updates land, and is only slow. The start shows in the kubelet's Started event, which its spam filter
 // drops once the pod has had 25 events from it (a pod with a few sessions behind it), and in the
 // sidecar's log, which the kubelet serves from what it runs, whatever the status says.
 func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string, timeout time.Duration) (*corev1.Pod, error) {
@@ -136,13 +137,14 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 			running = p
 			return done, err
 		}
-		if startedSeen.IsZero() && time.Since(begin) > logCheckEvery && time.Since(logChecked) > logCheckEvery {
+		reported := slices.ContainsFunc(p.Status.EphemeralContainerStatuses, func(s corev1.ContainerStatus) bool { return s.Name == name })
+		if !reported && startedSeen.IsZero() && time.Since(begin) > logCheckEvery && time.Since(logChecked) > logCheckEvery {
 			logChecked = time.Now()
 			if sidecarLogged(ctx, client, pod, name) {
 				startedSeen = time.Now()
 			}
 		}
-		if !startedSeen.IsZero() && time.Since(startedSeen) > statusLagLimit {
+		if !reported && !startedSeen.IsZero() && time.Since(startedSeen) > statusLagLimit {
 			return false, stuck()
 		}
 		// Events are best effort: a user who may not list them still gets the status path.
@@ -164,7 +166,7 @@ func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *c
 				if startedSeen.IsZero() {
 					startedSeen = time.Now()
 				}
-				if time.Since(startedSeen) > statusLagLimit {
+				if !reported && time.Since(startedSeen) > statusLagLimit {
 					return false, stuck()
 				}
 			}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
@@ -152,56 +152,69 @@ func TestSidecarPullFailureNamesThePullError(t *testing.T) {
 
 // A sidecar whose log has its start line while the pod status says nothing of it is a stuck
 // pod too, for the kubelet's Started event is gone once the pod had 25 events from it: one
-// clear error in seconds, not the whole start timeout. The API is served over HTTP here, for
-// the fake clientset's logs are always "fake logs".
+// clear error in seconds, not the whole start timeout. A sidecar not logging yet, or one the
+// status names as waiting, is only slow. The API is served over HTTP here, for the fake
+// clientset's logs are always "fake logs".
 func TestSidecarLoggingButStatusStuck(t *testing.T) {
-	pod := &corev1.Pod{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u1"},
-		// The kubelet's last update that landed: a sidecar of before the node restart, ended.
-		Status: corev1.PodStatus{EphemeralContainerStatuses: []corev1.ContainerStatus{
-			{Name: "remocal-old", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed"}}},
-		}},
+	const sidecar = "remocal-new"
+	// The kubelet's last update that landed, for each pod: a sidecar of before the node
+	// restart, ended; and for "slow", this sidecar as waiting.
+	old := corev1.ContainerStatus{Name: "remocal-old", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed"}}}
+	waiting := corev1.ContainerStatus{Name: sidecar, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}
+	pods := map[string]*corev1.Pod{}
+	for name, statuses := range map[string][]corev1.ContainerStatus{"stuck": {old}, "starting": {old}, "slow": {old, waiting}} {
+		pods[name] = &corev1.Pod{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID(name)},
+			Status:     corev1.PodStatus{EphemeralContainerStatuses: statuses},
+		}
 	}
+	logging := map[string]bool{"stuck": true, "slow": true} // whose sidecar the kubelet serves a log of
 	var startLine bytes.Buffer
 	sidecarapi.StartLine{Fingerprint: "sha256:" + strings.Repeat("ab", 32), Port: 12345}.Log(t.Context(), slog.New(slog.NewJSONHandler(&startLine, nil)))
-	var logged atomic.Bool // whether the kubelet serves the sidecar's log yet
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/namespaces/ns/pods/web", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/v1/namespaces/ns/pods/{pod}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(pod)
+		_ = json.NewEncoder(w).Encode(pods[r.PathValue("pod")])
 	})
 	mux.HandleFunc("GET /api/v1/namespaces/ns/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(corev1.EventList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "EventList"}})
 	})
-	mux.HandleFunc("GET /api/v1/namespaces/ns/pods/web/log", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("container") != "remocal-new" || !logged.Load() {
+	mux.HandleFunc("GET /api/v1/namespaces/ns/pods/{pod}/log", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("container") != sidecar || !logging[r.PathValue("pod")] {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"container \"remocal-new\" in pod \"web\" is waiting to start: ContainerCreating","reason":"BadRequest","code":400}`)
+			_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"container is waiting to start: ContainerCreating","reason":"BadRequest","code":400}`)
 			return
 		}
 		_, _ = w.Write(startLine.Bytes())
 	})
 	api := httptest.NewServer(mux)
-	defer api.Close()
-	client, err := kubernetes.NewForConfig(&rest.Config{Host: api.URL})
+	t.Cleanup(api.Close) // after the parallel subtests, unlike a defer
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: api.URL, QPS: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	// Until the sidecar logs, the wait goes on: a slow start is no stuck status.
-	if _, err := waitSidecarRunning(t.Context(), client, pod, "remocal-new", statusLagLimit+3*time.Second); err == nil || strings.Contains(err.Error(), "status is stuck") {
-		t.Fatalf("waitSidecarRunning of a sidecar not started = %v; want the start timeout", err)
-	}
-	logged.Store(true)
-	begin := time.Now()
-	_, err = waitSidecarRunning(t.Context(), client, pod, "remocal-new", 30*time.Second)
-	if err == nil || !usererr.Is(err) || !strings.Contains(err.Error(), "status is stuck") {
-		t.Fatalf("waitSidecarRunning = %v; want the stuck-status error", err)
-	}
-	if took := time.Since(begin); took > statusLagLimit+2*logCheckEvery+time.Second {
-		t.Fatalf("took %s", took)
+	t.Run("stuck", func(t *testing.T) {
+		t.Parallel()
+		begin := time.Now()
+		_, err := waitSidecarRunning(t.Context(), client, pods["stuck"], sidecar, 30*time.Second)
+		if err == nil || !usererr.Is(err) || !strings.Contains(err.Error(), "status is stuck") {
+			t.Fatalf("waitSidecarRunning = %v; want the stuck-status error", err)
+		}
+		if took := time.Since(begin); took > statusLagLimit+2*logCheckEvery+3*time.Second {
+			t.Fatalf("took %s", took)
+		}
+	})
+	for _, name := range []string{"starting", "slow"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := waitSidecarRunning(t.Context(), client, pods[name], sidecar, statusLagLimit+3*time.Second)
+			if err == nil || strings.Contains(err.Error(), "status is stuck") {
+				t.Fatalf("waitSidecarRunning = %v; want the start timeout", err)
+			}
+		})
 	}
 }

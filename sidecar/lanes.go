@@ -393,7 +393,13 @@ func (ls *lanes) awaitNextLane(sess *laneSession, conn net.Conn, id uint64) (*wi
 		conn.Close()
 		return nil, wire.LaneOpen{}
 	}
-	if s, _ := ls.redeem(open.Ticket); s != sess {
+	switch s, ended := ls.redeem(open.Ticket); {
+	case ended:
+		// The session ended as its client sent this: no stranger's.
+		sess.log.Debug("recycled lane connection of an ended session closed", "lane", id)
+		conn.Close()
+		return nil, wire.LaneOpen{}
+	case s != sess:
 		ls.refuse(conn, "no valid ticket of the session (unknown, used or expired) on a recycled lane connection")
 		return nil, wire.LaneOpen{}
 	}

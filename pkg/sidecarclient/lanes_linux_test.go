@@ -221,19 +221,20 @@ func TestReattachedLaneLeavesItsNewConnection(t *testing.T) {
 		t.Fatalf("lane statistics %+v: the lane was not re-attached", st)
 	}
 	// Its connection is free once both ends are done with the lane. The next lane opened
-	// takes it: the replacement of a cut ready lane, if one is still due, else a new dial.
-	dialed := false
+	// takes it: the replacement of a cut ready lane, if one is still due, else the
+	// replacement of the ready lane a new dial takes (again if that came too late, the
+	// connection's 1 s up, and another lane's connection is free by then).
 	for deadline := time.Now().Add(5 * time.Second); s.lanes.set.Stats().Reused == reused; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the re-attached lane's connection carried no later lane")
 		}
-		if !dialed && freeConnections(s.lanes.recycled) > 0 {
+		if freeConnections(s.lanes.recycled) > 0 {
 			next, err := s.Dial(ctx, "tcp", echo, time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
 			next.Close()
-			dialed = true
+			time.Sleep(100 * time.Millisecond) // the replacement's turn
 		}
 	}
 }

@@ -19,10 +19,10 @@ const (
 	// maxUnfreed bounds the lanes ended here whose connection the sidecar has not yet said
 	// free; maxEarlyWords, the sidecar's words that came before their lane ended here (in a
 	// burst of connections, most do: a word costs a few bytes, and one dropped costs its
-	// connection's reuse). unfreedMaxAge is how long either is kept: the two halves come
-	// within a round trip of each other, or never (a lane reset meanwhile, a word dropped),
-	// and a connection whose word never comes is closed then, which frees the sidecar's end
-	// too (it waits for the next lane on it).
+	// connection's reuse). Either is kept from unfreedMaxAge to 1.5 times that: the two
+	// halves come within a round trip of each other, or never (a lane reset meanwhile, a word
+	// dropped), and a connection whose word never comes is closed then, which frees the
+	// sidecar's end too (it waits for the next lane on it).
 	maxUnfreed    = 256
 	maxEarlyWords = 4096
 	unfreedMaxAge = 4 * time.Second

@@ -96,6 +96,23 @@ func TestRecyclerTakesEveryWordOfABurst(t *testing.T) {
 	}
 }
 
+// A free connection is closed at its maximum age even when the timer was armed for later, for
+// a lane that waits for its word.
+func TestRecyclerMovesItsTimerEarlier(t *testing.T) {
+	r := newRecycler(20*time.Millisecond, time.Minute)
+	defer r.close()
+	waiting, _ := pipeConn(t)
+	r.ended(1, waiting) // arms the timer for half a minute
+	free, freeClosed := pipeConn(t)
+	r.sidecarFreed(2)
+	r.ended(2, free)
+	for deadline := time.Now().Add(5 * time.Second); !freeClosed(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a free connection is still open long past its maximum age")
+		}
+	}
+}
+
 // A connection whose lane ended here but whose word never comes (a lane reset meanwhile, a
 // word dropped) is closed in time, with no other call to wake the recycler: the sidecar waits
 // on its end for the next lane until then.

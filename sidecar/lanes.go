@@ -59,10 +59,11 @@ type lanes struct {
 }
 
 type issuedTicket struct {
-	sess    *laneSession
+	sess    *laneSession // nil once the session ended
 	expires time.Time
 	// ended: its session ended. The ticket is kept until it expires, so that the lanes the
-	// client was opening as it left are told from strangers' and closed without a warning.
+	// client was opening as it left are told from strangers' and closed without a warning;
+	// what the session held is not kept with it.
 	ended bool
 }
 
@@ -201,7 +202,9 @@ func (ls *lanes) sweepLocked(now time.Time) {
 	for t, it := range ls.tickets {
 		if now.After(it.expires) {
 			delete(ls.tickets, t)
-			it.sess.tickets--
+			if it.sess != nil {
+				it.sess.tickets--
+			}
 		}
 	}
 }
@@ -216,12 +219,12 @@ func (ls *lanes) redeem(t wire.LaneTicket) (sess *laneSession, ended bool) {
 		return nil, false
 	}
 	delete(ls.tickets, t)
+	if it.ended {
+		return nil, !time.Now().After(it.expires)
+	}
 	it.sess.tickets--
 	if time.Now().After(it.expires) {
 		return nil, false
-	}
-	if it.ended {
-		return nil, true
 	}
 	return it.sess, false
 }
@@ -234,7 +237,7 @@ func (ls *lanes) forget(conn *quic.Conn, sess *laneSession) {
 	ls.sweepLocked(time.Now())
 	for t, it := range ls.tickets {
 		if it.sess == sess {
-			it.ended = true
+			it.sess, it.ended = nil, true
 			ls.tickets[t] = it
 		}
 	}

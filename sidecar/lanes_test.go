@@ -29,6 +29,11 @@ func TestTicketsOfAnEndedSession(t *testing.T) {
 	}
 
 	ls.forget(alice, aliceLanes)
+	for _, ticket := range aliceTickets[1:] {
+		if it := ls.tickets[ticket]; it.sess != nil {
+			t.Error("an ended session's ticket still holds its session")
+		}
+	}
 	if sess, ended := ls.redeem(aliceTickets[1]); sess != nil || !ended {
 		t.Errorf("an ended session's ticket redeemed as (%p, %t), want (nil, true)", sess, ended)
 	}

@@ -59,12 +59,11 @@ type lanes struct {
 }
 
 type issuedTicket struct {
-	sess    *laneSession // nil once the session ended
+	// sess is nil once the session ended. The ticket is kept until it expires, so that the
+	// lanes the client was opening as it left are told from strangers' and closed without a
+	// warning; what the session held is not kept with it.
+	sess    *laneSession
 	expires time.Time
-	// ended: its session ended. The ticket is kept until it expires, so that the lanes the
-	// client was opening as it left are told from strangers' and closed without a warning;
-	// what the session held is not kept with it.
-	ended bool
 }
 
 func newLanes(srv *server, log *slog.Logger) *lanes {
@@ -219,7 +218,7 @@ func (ls *lanes) redeem(t wire.LaneTicket) (sess *laneSession, ended bool) {
 		return nil, false
 	}
 	delete(ls.tickets, t)
-	if it.ended {
+	if it.sess == nil {
 		return nil, !time.Now().After(it.expires)
 	}
 	it.sess.tickets--
@@ -237,7 +236,7 @@ func (ls *lanes) forget(conn *quic.Conn, sess *laneSession) {
 	ls.sweepLocked(time.Now())
 	for t, it := range ls.tickets {
 		if it.sess == sess {
-			it.sess, it.ended = nil, true
+			it.sess = nil
 			ls.tickets[t] = it
 		}
 	}

@@ -113,9 +113,10 @@ const logCheckEvery = time.Second
 // kubelet runs a pod's old ephemeral containers again, and the API server refuses every status
 // update that moves them back to running, ours with them ("may not be transitioned to
 // non-terminated state"). A status that names it, even as waiting, shows that the kubelet's
-// updates land, and is only slow. The start shows in the kubelet's Started event, which its spam filter
-// drops once the pod has had 25 events from it (a pod with a few sessions behind it), and in the
-// sidecar's log, which the kubelet serves from what it runs, whatever the status says.
+// updates land, and is only slow. The start shows in the kubelet's Started event, which its
+// spam filter drops once the pod has had 25 events from it (a pod with a few sessions behind
+// it), and in the sidecar's log, which the kubelet serves from what it runs, whatever the
+// status says.
 func waitSidecarRunning(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, name string, timeout time.Duration) (*corev1.Pod, error) {
 	var running *corev1.Pod
 	var startedSeen time.Time // when the sidecar was first seen started: its event or its log
